@@ -1,0 +1,1 @@
+"""Pure-Python core: states, models, config files, validation, templates. No I/O beyond reading config files."""
