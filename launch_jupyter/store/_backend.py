@@ -1,0 +1,220 @@
+"""One engine per store URL per process, the SQLite transaction set-up, and the wake-up of waiting agents.
+
+Several ``QueueStore`` handles opened on one URL in one process (the kernel's agent thread and the
+``%launch`` magics, say) share one ``Backend``: one connection pool, one in-process wake-up signal and,
+on PostgreSQL, one LISTEN connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ..core.errors import StoreError
+from ._schema import create_schema
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+CHANNEL_PREFIX = "launch_jupyter_"
+
+_lock = threading.Lock()
+_backends: dict[tuple[int, str], Backend] = {}
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (SQLAlchemy would pick psycopg2 otherwise)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def acquire(url: str) -> Backend:
+    """The process's backend for ``url`` (created and its schema made on first use); counts a user."""
+    key = (os.getpid(), normalize_url(url))
+    with _lock:
+        backend = _backends.get(key)
+        if backend is None:
+            backend = Backend(key[1])
+            _backends[key] = backend
+        backend.users += 1
+        return backend
+
+
+def release(backend: Backend) -> None:
+    """One user fewer; the last one closes the pool and the LISTEN connection."""
+    with _lock:
+        backend.users -= 1
+        if backend.users > 0:
+            return
+        _backends.pop((os.getpid(), backend.url), None)
+    backend.dispose()
+
+
+class Backend:
+    """The engine, the schema check and the wake-up signal for one store URL in this process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.users = 0
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._wake = threading.Condition()
+        self.generation = 0  # bumped on every wake-up; waiters compare it
+        self._listener: _Listener | None = None
+        self.channel = ""
+        try:
+            with self.write() as conn:
+                create_schema(conn)
+            if self.dialect == "postgresql":
+                self.channel = _channel_name(self.engine)
+        except OperationalError as err:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the store {_safe(url)}: {_first_line(err)}") from err
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that will write: on SQLite ``BEGIN IMMEDIATE`` so writers queue on busy_timeout
+        instead of failing when a read lock cannot be upgraded."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # --- wake-ups -------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Wake every waiter in this process (called after an enqueue commits, or on a NOTIFY)."""
+        with self._wake:
+            self.generation += 1
+            self._wake.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until ``generation`` differs from ``seen`` or ``timeout`` passes; return the generation."""
+        if self.dialect == "postgresql":
+            self._ensure_listener()
+        with self._wake:
+            self._wake.wait_for(lambda: self.generation != seen, timeout=max(timeout, 0.0))
+            return self.generation
+
+    def _ensure_listener(self) -> None:
+        with _lock:
+            if self._listener is None:
+                self._listener = _Listener(self)
+        self._listener.ready.wait(timeout=10.0)
+
+    def dispose(self) -> None:
+        """Stop the listener and close the pool."""
+        if self._listener is not None:
+            self._listener.stop()
+        self.engine.dispose()
+
+
+class _Listener:
+    """A daemon thread holding one autocommit psycopg connection that LISTENs on the store's channel
+    and turns every NOTIFY into a wake-up in this process. It reconnects after errors; wake-ups lost
+    meanwhile only delay agents until their next poll."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="launch-store-listen", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as err:  # noqa: BLE001 - any connection trouble: retry after a pause
+                log.warning("store LISTEN connection lost (%s); retrying", _first_line(err))
+                self.ready.set()  # never keep a waiter blocked on us; it falls back to its timeout
+                self._stop.wait(2.0)
+
+    def _listen(self) -> None:
+        import psycopg  # the driver itself: SQLAlchemy's pool has no notification API
+
+        dsn = self.backend.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'LISTEN "{self.backend.channel}"')
+            self.ready.set()
+            while not self._stop.is_set():
+                for _ in conn.notifies(timeout=1.0):
+                    self.backend.wake()
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise StoreError(f"store URL {url!r} is not a database URL: {err}") from err
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed)
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(
+            f"store URL {_safe(url)}: only sqlite:/// and postgresql:// stores are supported"
+        )
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _create_sqlite_engine(parsed) -> Engine:
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # We issue BEGIN ourselves (below); the driver's own implicit BEGIN would be DEFERRED.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, nor it them
+        cur.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash never corrupts
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _channel_name(engine: Engine) -> str:
+    """The NOTIFY channel: one per database schema, so stores in different schemas do not wake each other."""
+    with engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar() or "public"
+    return (CHANNEL_PREFIX + schema)[:63]
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

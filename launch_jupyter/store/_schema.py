@@ -1,0 +1,135 @@
+"""The one SQL schema, the same on SQLite and PostgreSQL, and its idempotent creation."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
+
+SCHEMA_VERSION = 1
+
+# Any fixed number: it only has to be the same in every process that creates the schema.
+_SCHEMA_LOCK_KEY = 0x4C4A5354  # "LJST"
+
+_Json = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData()
+
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("resource", String(64), nullable=False),
+    Column("config", _Json, nullable=False),
+    Column("config_text", Text, nullable=False, default=""),
+    Column("prioritization", Boolean, nullable=False, default=False),
+    Column("template_vars", _Json, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("entity", "name", name="uq_queues_entity_name"),
+    # A deleted queue's id must never be handed to a new queue: its old runs keep pointing at it.
+    sqlite_autoincrement=True,
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    # seq breaks created_at ties so FIFO is exact even for runs enqueued in the same microsecond.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("queue_id", Integer, nullable=False),
+    Column("queue_name", String(64), nullable=False),
+    Column("entity", String(128), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("resource", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("notebook", Text, nullable=False, default=""),
+    Column("parameters", _Json, nullable=False),
+    Column("template_values", _Json, nullable=False),
+    Column("resource_args", _Json, nullable=False),
+    Column("config", _Json, nullable=False),
+    Column("image", Text),
+    Column("image_uri", Text),
+    Column("content_hash", String(128)),
+    Column("external_id", Text),
+    Column("agent_id", String(256)),
+    Column("lease_expires_at", Float),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("stage", String(32)),
+    Column("message", Text, nullable=False, default=""),
+    Column("output_notebook", Text),
+    Column("log_path", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    sqlite_autoincrement=True,
+)
+
+# Claim reads the head of a queue through one of these, so its cost does not grow with the queue.
+Index("ix_runs_claim_priority", runs.c.queue_id, runs.c.state, runs.c.priority, runs.c.created_at, runs.c.seq)
+Index("ix_runs_claim_fifo", runs.c.queue_id, runs.c.state, runs.c.created_at, runs.c.seq)
+Index("ix_runs_lease", runs.c.queue_id, runs.c.state, runs.c.lease_expires_at)
+Index("ix_runs_created", runs.c.created_at, runs.c.seq)
+Index("ix_runs_author", runs.c.author, runs.c.created_at)
+Index("ix_runs_agent", runs.c.agent_id, runs.c.state)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    sqlite_autoincrement=True,
+)
+Index("ix_run_events_run", run_events.c.run_id, run_events.c.id)
+
+run_contexts = Table(
+    "run_contexts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),  # the build context as tar.gz bytes
+)
+
+
+def create_schema(conn: Connection) -> None:
+    """Create the tables if missing. Call inside a transaction that serialises schema creation.
+
+    PostgreSQL: a transaction-scoped advisory lock makes several processes opening a fresh database at
+    once take turns (CREATE TABLE is transactional there). SQLite: the caller's ``BEGIN IMMEDIATE``
+    already holds the write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    metadata.create_all(conn, checkfirst=True)
+    found = conn.execute(store_meta.select().where(store_meta.c.key == "schema_version")).first()
+    if found is None:
+        conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))

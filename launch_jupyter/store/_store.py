@@ -1,0 +1,476 @@
+"""QueueStore: queues, runs, their event history and the atomic claim with a lease."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ..core.errors import QueueError, RunError
+from ..core.model import Event, Queue, Run
+from ..core.states import TERMINAL, RunState
+from . import _backend
+from ._records import (
+    column_values,
+    event_from_row,
+    queue_from_row,
+    queue_values,
+    run_from_row,
+    run_values,
+)
+from ._schema import queues, run_contexts, run_events, runs
+
+ACTIVE_STATES = tuple(s.value for s in RunState if s.is_active)
+TERMINAL_STATES = tuple(s.value for s in TERMINAL)
+MIN_PREFIX = 4
+
+
+class QueueStore:
+    """The durable truth: queues, runs and events in one SQL database (SQLite file or PostgreSQL).
+
+    Every method is one transaction. Handles are cheap; handles on one URL in one process share a
+    connection pool and the wake-up signal used by ``wait_for_work``.
+    """
+
+    def __init__(self, url: str):
+        self._backend = _backend.acquire(url)
+        self.url: str = self._backend.url
+        self.dialect: str = self._backend.dialect
+        self._seen = self._backend.generation
+        self._closed = False
+
+    def __enter__(self) -> QueueStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"QueueStore({self._backend.engine.url.render_as_string(hide_password=True)!r})"
+
+    # --- queues ---------------------------------------------------------------------------------
+
+    def create_queue(self, queue: Queue) -> Queue:
+        """Store a new queue; QueueError if one with the same entity and name exists."""
+        now = time.time()
+        created = dataclasses.replace(queue, id=None, created_at=now, updated_at=now)
+        try:
+            with self._backend.write() as conn:
+                result = conn.execute(queues.insert().values(**queue_values(created)))
+                created.id = result.inserted_primary_key[0]
+        except IntegrityError:
+            raise QueueError(
+                f'queue "{queue.path}" already exists; pick another name or edit it with '
+                f"`launch-jupyter queue edit {queue.path}`"
+            ) from None
+        return created
+
+    def get_queue(self, entity: str, name: str) -> Queue:
+        """The queue ``entity/name``; QueueError if it does not exist."""
+        with self._backend.read() as conn:
+            row = conn.execute(select(queues).where(queues.c.entity == entity, queues.c.name == name)).first()
+        if row is None:
+            raise _no_queue(f"{entity}/{name}")
+        return queue_from_row(row)
+
+    def get_queue_by_id(self, queue_id: int) -> Queue:
+        """The queue with this id; QueueError if it does not exist (any more)."""
+        with self._backend.read() as conn:
+            row = conn.execute(select(queues).where(queues.c.id == queue_id)).first()
+        if row is None:
+            raise QueueError(f"queue #{queue_id} does not exist (was it deleted?)")
+        return queue_from_row(row)
+
+    def find_queue(self, name: str, user: str, entity: str | None = None) -> Queue:
+        """The queue a user means by ``name`` (or ``entity/name``): their own first, else a shared one."""
+        if "/" in name:
+            entity, name = name.split("/", 1)
+        if entity:
+            queue = self.get_queue(entity, name)
+            if not _visible(queue, user):
+                raise _no_queue(f"{entity}/{name}")
+            return queue
+        with self._backend.read() as conn:
+            rows = conn.execute(select(queues).where(queues.c.name == name).order_by(queues.c.entity)).all()
+        candidates = [queue_from_row(r) for r in rows]
+        own = [q for q in candidates if q.entity == user]
+        if own:
+            return own[0]
+        shared = [q for q in candidates if q.shared]
+        if len(shared) == 1:
+            return shared[0]
+        if not shared:
+            raise _no_queue(name)
+        choices = ", ".join(q.path for q in shared)
+        raise QueueError(f'queue name "{name}" is ambiguous; name one of: {choices}')
+
+    def list_queues(self, user: str | None = None) -> list[Queue]:
+        """Queues visible to ``user`` (all when None), by entity then name."""
+        query = select(queues).order_by(queues.c.entity, queues.c.name)
+        if user is not None:
+            query = query.where(or_(queues.c.entity != queues.c.created_by, queues.c.created_by == user))
+        with self._backend.read() as conn:
+            return [queue_from_row(r) for r in conn.execute(query)]
+
+    def update_queue(self, queue: Queue) -> Queue:
+        """Save a changed queue (found by its id); bumps ``updated_at``."""
+        if queue.id is None:
+            raise QueueError(f'queue "{queue.path}" has no id; load it from the store before changing it')
+        updated = dataclasses.replace(queue, updated_at=time.time())
+        values = queue_values(updated)
+        del values["created_at"]
+        try:
+            with self._backend.write() as conn:
+                result = conn.execute(queues.update().where(queues.c.id == queue.id).values(**values))
+                if result.rowcount == 0:
+                    raise _no_queue(queue.path)
+                row = conn.execute(select(queues).where(queues.c.id == queue.id)).one()
+        except IntegrityError:
+            raise QueueError(f'queue "{queue.path}" already exists; pick another name') from None
+        return queue_from_row(row)
+
+    def delete_queue(self, entity: str, name: str) -> None:
+        """Delete a queue with no active run; its queued runs become cancelled. Runs and events stay."""
+        path = f"{entity}/{name}"
+        with self._backend.write() as conn:
+            row = conn.execute(
+                select(queues.c.id).where(queues.c.entity == entity, queues.c.name == name).with_for_update()
+            ).first()
+            if row is None:
+                raise _no_queue(path)
+            active = conn.execute(
+                select(func.count()).where(runs.c.queue_id == row.id, runs.c.state.in_(ACTIVE_STATES))
+            ).scalar_one()
+            if active:
+                raise QueueError(
+                    f'queue "{path}" has {active} active run(s); cancel them (`launch-jupyter cancel RUN_ID`) '
+                    "or wait until they finish, then delete it"
+                )
+            queued = conn.execute(
+                select(runs.c.id).where(runs.c.queue_id == row.id, runs.c.state == RunState.QUEUED.value)
+            ).scalars().all()
+            now = time.time()
+            for run_id in queued:
+                _set(conn, run_id, now, state=RunState.CANCELLED.value, finished_at=now, cancel_requested=True,
+                     message=f'queue "{path}" was deleted')
+                _event(conn, run_id, now, RunState.CANCELLED, f'queue "{path}" was deleted')
+            conn.execute(queues.delete().where(queues.c.id == row.id))
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def enqueue(self, run: Run, context: bytes | None = None) -> Run:
+        """Queue a run (and its build context) in one transaction, then wake waiting agents."""
+        now = time.time()
+        queued = dataclasses.replace(
+            run, id=run.id or uuid.uuid4().hex[:12], state=RunState.QUEUED, created_at=now, updated_at=now,
+            agent_id=None, lease_expires_at=None, started_at=None, finished_at=None, cancel_requested=False,
+        )
+        try:
+            with self._backend.write() as conn:
+                exists = conn.execute(
+                    select(queues.c.id).where(queues.c.id == queued.queue_id).with_for_update(read=True, key_share=True)
+                ).first()
+                if exists is None:
+                    raise QueueError(f'queue "{queued.entity}/{queued.queue_name}" does not exist (any more)')
+                conn.execute(runs.insert().values(**run_values(queued)))
+                _event(conn, queued.id, now, RunState.QUEUED, "")
+                if context is not None:
+                    conn.execute(run_contexts.insert().values(run_id=queued.id, data=context))
+                if self.dialect == "postgresql":
+                    # Delivered to other processes' LISTEN connections when this transaction commits.
+                    conn.execute(text("SELECT pg_notify(:ch, :id)"), {"ch": self._backend.channel, "id": queued.id})
+        except IntegrityError:
+            raise RunError(f"run id {queued.id!r} already exists; leave the id empty to get a fresh one") from None
+        self._backend.wake()
+        return queued
+
+    def get_run(self, run_id: str) -> Run:
+        """A run by id or by a unique prefix of at least 4 characters."""
+        with self._backend.read() as conn:
+            return run_from_row(_find_run(conn, run_id))
+
+    def list_runs(
+        self,
+        *,
+        queue_id: int | None = None,
+        states: Iterable[RunState] | None = None,
+        author: str | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs matching every filter given, newest first."""
+        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.seq.desc())
+        if queue_id is not None:
+            query = query.where(runs.c.queue_id == queue_id)
+        if states is not None:
+            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+        if author is not None:
+            query = query.where(runs.c.author == author)
+        if agent_id is not None:
+            query = query.where(runs.c.agent_id == agent_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._backend.read() as conn:
+            return [run_from_row(r) for r in conn.execute(query)]
+
+    def get_context(self, run_id: str) -> bytes | None:
+        """The run's build context (tar.gz bytes), or None if it was queued without one."""
+        with self._backend.read() as conn:
+            data = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == run_id)).scalar()
+        return bytes(data) if data is not None else None
+
+    # --- claim and lease ------------------------------------------------------------------------
+
+    def claim(self, queue_ids: Sequence[int], agent_id: str, lease_s: float) -> Run | None:
+        """Take at most one run for ``agent_id``: first a run whose agent's lease expired (to reattach),
+        else the head of the queue; queues are tried in the order given. Never the same run twice."""
+        if not queue_ids:
+            return None
+        with self._backend.write() as conn:
+            now = time.time()
+            prioritized = _lock_queues(conn, queue_ids)
+            for queue_id in queue_ids:
+                if queue_id not in prioritized:
+                    continue  # deleted meanwhile
+                run = _reattach(conn, queue_id, agent_id, lease_s, now) or _take_queued(
+                    conn, queue_id, prioritized[queue_id], agent_id, lease_s, now
+                )
+                if run is not None:
+                    return run
+        return None
+
+    def renew(self, run_ids: Sequence[str], agent_id: str, lease_s: float) -> list[str]:
+        """Extend the leases ``agent_id`` still holds; returns those run ids (the others were lost)."""
+        if not run_ids:
+            return []
+        now = time.time()
+        with self._backend.write() as conn:
+            held = conn.execute(
+                runs.update()
+                .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+                .values(lease_expires_at=now + lease_s)
+                .returning(runs.c.id)
+            ).scalars().all()
+        return [run_id for run_id in run_ids if run_id in set(held)]
+
+    def release(self, run_id: str, agent_id: str) -> None:
+        """The agent stops: expire its lease now. A run not yet built goes back to the queue."""
+        with self._backend.write() as conn:
+            row = _lock_run(conn, run_id)
+            if row.agent_id != agent_id or row.state not in ACTIVE_STATES:
+                return
+            now = time.time()
+            if row.state in (RunState.CLAIMED.value, RunState.BUILDING.value):
+                message = f"released by {agent_id}; back in the queue"
+                _set(conn, run_id, now, state=RunState.QUEUED.value, agent_id=None, lease_expires_at=None,
+                     started_at=None, message=message)
+                _event(conn, run_id, now, RunState.QUEUED, message)
+            else:
+                _set(conn, run_id, now, lease_expires_at=now)
+
+    def expire_lease(self, run_id: str, agent_id: str) -> bool:
+        """Make a (dead) agent's lease on a run expire now; False if that agent no longer holds it."""
+        now = time.time()
+        with self._backend.write() as conn:
+            result = conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+                .values(lease_expires_at=now, updated_at=now)
+            )
+        return result.rowcount > 0
+
+    # --- state and history ----------------------------------------------------------------------
+
+    def transition(self, run_id: str, state: RunState, message: str = "", **fields: Any) -> Run:
+        """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is."""
+        state = RunState(state)
+        values = column_values(fields)
+        with self._backend.write() as conn:
+            row = _lock_run(conn, run_id)
+            if row.state in TERMINAL_STATES:
+                return run_from_row(row)
+            now = time.time()
+            values["state"] = state.value
+            if message:
+                values["message"] = message
+            if state.is_active and row.started_at is None:
+                values.setdefault("started_at", now)
+            if state.is_terminal:
+                values.setdefault("finished_at", now)
+                values["lease_expires_at"] = None
+            _set(conn, run_id, now, **values)
+            _event(conn, run_id, now, state, message)
+            return run_from_row(_lock_run(conn, run_id))
+
+    def update(self, run_id: str, **fields: Any) -> Run:
+        """Save Run fields without a state change or event (e.g. the external id the moment it exists)."""
+        values = column_values(fields)
+        with self._backend.write() as conn:
+            _lock_run(conn, run_id)
+            _set(conn, run_id, time.time(), **values)
+            return run_from_row(_lock_run(conn, run_id))
+
+    def add_event(self, run_id: str, message: str, state: RunState | None = None) -> Event:
+        """Append a history line (e.g. build progress) without changing the run's state."""
+        with self._backend.write() as conn:
+            row = _lock_run(conn, run_id)
+            event_state = RunState(state) if state is not None else RunState(row.state)
+            event_id = _event(conn, run_id, time.time(), event_state, message)
+            return event_from_row(conn.execute(select(run_events).where(run_events.c.id == event_id)).one())
+
+    def events(self, run_id: str, after_id: int | None = None) -> list[Event]:
+        """A run's history, oldest first (only events after ``after_id`` when given)."""
+        query = select(run_events).where(run_events.c.run_id == run_id).order_by(run_events.c.id)
+        if after_id is not None:
+            query = query.where(run_events.c.id > after_id)
+        with self._backend.read() as conn:
+            return [event_from_row(r) for r in conn.execute(query)]
+
+    def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
+        """Every run's events with id above ``after_id``, oldest first (what the widgets follow)."""
+        query = select(run_events).where(run_events.c.id > after_id).order_by(run_events.c.id).limit(limit)
+        with self._backend.read() as conn:
+            return [event_from_row(r) for r in conn.execute(query)]
+
+    def request_cancel(self, run_id: str) -> Run:
+        """Cancel a run: a queued one at once, an active one by flagging it for its agent."""
+        with self._backend.write() as conn:
+            row = _find_run(conn, run_id, lock=True)
+            run_id = row.id
+            if row.state in TERMINAL_STATES:
+                raise RunError(f"run {run_id} already {row.state}; nothing to cancel")
+            if row.cancel_requested and row.state != RunState.QUEUED.value:
+                return run_from_row(row)
+            now = time.time()
+            if row.state == RunState.QUEUED.value:
+                _set(conn, run_id, now, state=RunState.CANCELLED.value, cancel_requested=True, finished_at=now,
+                     message="cancelled before it started")
+                _event(conn, run_id, now, RunState.CANCELLED, "cancelled before it started")
+            else:
+                _set(conn, run_id, now, cancel_requested=True)
+                _event(conn, run_id, now, RunState(row.state), "cancel requested")
+            return run_from_row(_lock_run(conn, run_id))
+
+    # --- waiting --------------------------------------------------------------------------------
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until a run is enqueued (in this process, or on PostgreSQL in any process) or
+        ``timeout`` seconds pass; True if woken. An enqueue since this handle's last call counts."""
+        generation = self._backend.wait(self._seen, timeout)
+        woken = generation != self._seen
+        self._seen = generation
+        return woken
+
+    def close(self) -> None:
+        """Let go of the connection pool (closed when the process's last handle on this URL closes)."""
+        if not self._closed:
+            self._closed = True
+            _backend.release(self._backend)
+
+
+# --- helpers (each runs inside the caller's transaction) ------------------------------------------
+
+
+def _no_queue(path: str) -> QueueError:
+    return QueueError(f'queue "{path}" does not exist; see `launch-jupyter queue list`')
+
+
+def _visible(queue: Queue, user: str) -> bool:
+    """Shared (team) queues are visible to everyone; a private one only to its creator."""
+    return queue.shared or queue.created_by == user
+
+
+def _find_run(conn: Connection, run_id: str, lock: bool = False) -> Any:
+    query = select(runs).where(runs.c.id == run_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is not None:
+        return row
+    if len(run_id) >= MIN_PREFIX:
+        pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = select(runs).where(runs.c.id.like(pattern, escape="\\")).limit(2)
+        rows = conn.execute(query.with_for_update() if lock else query).all()
+        if len(rows) == 1:
+            return rows[0]
+        if len(rows) > 1:
+            raise RunError(f"run id prefix {run_id!r} matches several runs; give more characters")
+    raise RunError(f"run {run_id!r} does not exist; see `launch-jupyter runs`")
+
+
+def _lock_run(conn: Connection, run_id: str) -> Any:
+    row = conn.execute(select(runs).where(runs.c.id == run_id).with_for_update()).first()
+    if row is None:
+        raise RunError(f"run {run_id!r} does not exist; see `launch-jupyter runs`")
+    return row
+
+
+def _set(conn: Connection, run_id: str, now: float, **values: Any) -> None:
+    conn.execute(runs.update().where(runs.c.id == run_id).values(updated_at=now, **values))
+
+
+def _event(conn: Connection, run_id: str, now: float, state: RunState, message: str) -> int:
+    result = conn.execute(run_events.insert().values(run_id=run_id, time=now, state=state.value, message=message))
+    return result.inserted_primary_key[0]
+
+
+def _lock_queues(conn: Connection, queue_ids: Sequence[int]) -> dict[int, bool]:
+    """{queue id: prioritization} for the queues that exist. The KEY SHARE lock keeps a concurrent
+    delete_queue from cancelling runs under a claim (claims do not block each other)."""
+    rows = conn.execute(
+        select(queues.c.id, queues.c.prioritization)
+        .where(queues.c.id.in_(list(queue_ids)))
+        .with_for_update(read=True, key_share=True)
+    )
+    return {row.id: bool(row.prioritization) for row in rows}
+
+
+def _reattach(conn: Connection, queue_id: int, agent_id: str, lease_s: float, now: float) -> Run | None:
+    """An active run whose lease expired (its agent died or stopped): the new agent takes it over as is."""
+    row = conn.execute(
+        select(runs)
+        .where(
+            runs.c.queue_id == queue_id,
+            runs.c.state.in_(ACTIVE_STATES),
+            or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+        )
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:
+        return None
+    message = f"reattached by {agent_id}"
+    _set(conn, row.id, now, agent_id=agent_id, lease_expires_at=now + lease_s)
+    _event(conn, row.id, now, RunState(row.state), message)
+    return dataclasses.replace(run_from_row(row), agent_id=agent_id, lease_expires_at=now + lease_s, updated_at=now)
+
+
+def _take_queued(
+    conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float
+) -> Run | None:
+    """The head of the queue: by priority then FIFO on a prioritised queue, else FIFO."""
+    order = [runs.c.created_at, runs.c.seq]
+    if prioritized:
+        order.insert(0, runs.c.priority)
+    row = conn.execute(
+        select(runs)
+        .where(and_(runs.c.queue_id == queue_id, runs.c.state == RunState.QUEUED.value,
+                    runs.c.cancel_requested.is_(False)))
+        .order_by(*order)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:
+        return None
+    started = row.started_at if row.started_at is not None else now
+    _set(conn, row.id, now, state=RunState.CLAIMED.value, agent_id=agent_id, lease_expires_at=now + lease_s,
+         started_at=started)
+    _event(conn, row.id, now, RunState.CLAIMED, f"claimed by {agent_id}")
+    return dataclasses.replace(
+        run_from_row(row), state=RunState.CLAIMED, agent_id=agent_id, lease_expires_at=now + lease_s,
+        started_at=started, updated_at=now,
+    )
