@@ -1,0 +1,258 @@
+"""Queue config text (YAML or JSON) and queue template variable declarations.
+
+The YAML reader follows the YAML 1.2 core schema for plain scalars: only ``true``/``false``
+are booleans (``yes``, ``no``, ``on``, ``off`` stay strings), only decimal numbers are numbers
+(``010`` is 10, ``12:30`` stays a string), and dates stay strings, so that what a user writes
+is what a job receives and every parsed config can be stored as JSON. Duplicate keys are an
+error rather than a silent "last one wins".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .keys import did_you_mean, is_camel_case, join_path, kind_of, to_snake
+from .model import Problem, TemplateVar
+from .templates import check_template_value, coerce_template_value
+
+TEMPLATE_VAR_TYPES = ("string", "integer", "number")
+_TYPE_ALIASES = {"str": "string", "int": "integer", "float": "number"}
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VAR_KEYS = ("name", "type", "default", "minimum", "maximum", "enum", "description")
+
+# YAML 1.2 core schema resolvers (PyYAML implements YAML 1.1, which reads "on" as True).
+_DROPPED_TAGS = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:value",
+}
+_CORE_RESOLVERS: list[tuple[str, str, str]] = [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with core-schema scalars and duplicate-key detection."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        self.flatten_mapping(node)  # resolve "<<" merge keys before looking for duplicates
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key; SafeConstructor reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f'found the key "{key}" twice', key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _decimal_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    try:
+        return int(text, 10)  # "010" is ten, not YAML 1.1's octal eight
+    except ValueError:
+        return loader.construct_yaml_int(node)  # an explicit !!int 0x10
+
+
+def _install_core_schema() -> None:
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, first in _CORE_RESOLVERS:
+        _Loader.add_implicit_resolver(tag, re.compile(pattern), list(first))
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [""])
+    _Loader.add_constructor("tag:yaml.org,2002:int", _decimal_int)
+
+
+_install_core_schema()
+
+
+def load_yaml(text: str, source: str = "config") -> Any:
+    """Parse YAML (or JSON) text with the rules above; a syntax error names ``source``, line and column."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # YAML flow style, e.g. {a: 1}; the YAML reader gives the error if any
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        # An unquoted {{name}} reads as a nested YAML mapping; say what to write instead.
+        hint = '; put a template variable in quotes, e.g. "{{gpus}}"' if "{{" in line else ""
+        raise ConfigError(f"{source}: {where}{err.problem or err.context}{hint}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML ({err})") from None
+
+
+def parse_config_text(text: str, source: str = "config") -> dict:
+    """YAML or JSON text → dict; empty text → ``{}``; a syntax error or a non-mapping is a ConfigError."""
+    data = load_yaml(text, source)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys (e.g. 'spec: ...'), not {kind_of(data)}"
+        )
+    return data
+
+
+def dump_config(config: dict) -> str:
+    """The config as block-style YAML, keys in their given order."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def check_snake_case(data: Any, path: str = "") -> list[Problem]:
+    """A Problem for every mapping key, at any depth, written in camelCase, with the snake_case spelling."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            key_path = join_path(path, str(key))
+            if isinstance(key, str) and is_camel_case(key):
+                problems.append(Problem(key_path, f'use "{to_snake(key)}", not "{key}"'))
+            problems.extend(check_snake_case(value, key_path))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            problems.extend(check_snake_case(item, join_path(path, index)))
+    return problems
+
+
+def parse_template_var(text: str) -> TemplateVar:
+    """A ``--template-var`` declaration: ``name:type:default[:min:max]`` or a flow mapping.
+
+    ``type`` is string | integer | number (str, int, float accepted). For a string variable
+    everything after the second ``:`` is the default, so ``image:string:repo/img:tag`` works.
+    An empty or missing default makes the value required at submit time. The mapping form,
+    ``{name: gpus, type: integer, default: 1, enum: [1, 2, 4]}``, also takes enum and description.
+    """
+    text = text.strip()
+    if text.startswith("{"):
+        var = _var_from_mapping(text)
+    else:
+        var = _var_from_colons(text)
+    return _normalized(var)
+
+
+def _var_from_mapping(text: str) -> TemplateVar:
+    data = load_yaml(text, f"--template-var {text!r}")
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ConfigError(f"--template-var {text!r}: a mapping form needs at least a name, e.g. {{name: gpus}}")
+    for key in data:
+        if key not in _VAR_KEYS:
+            hint = did_you_mean(str(key), _VAR_KEYS)
+            raise ConfigError(f'template variable "{data["name"]}": unknown field "{key}"{hint}')
+    if data.get("enum") is not None and not isinstance(data["enum"], list):
+        raise ConfigError(f'template variable "{data["name"]}": enum must be a list of values')
+    return TemplateVar.from_dict({**data, "type": _type_name(data.get("type", "string"))})
+
+
+def _var_from_colons(text: str) -> TemplateVar:
+    parts = text.split(":")
+    name = parts[0].strip()
+    var_type = _type_name(parts[1].strip()) if len(parts) > 1 else "string"
+    if var_type == "string":
+        default = ":".join(parts[2:]) if len(parts) > 2 else None
+        return TemplateVar(name=name, type=var_type, default=default)
+    if len(parts) > 5:
+        raise ConfigError(
+            f'template variable "{name}": too many ":" in {text!r}; expected name:type:default[:min:max]'
+        )
+    fields = [part.strip() or None for part in parts[2:]] + [None] * (5 - len(parts))
+    default, minimum, maximum = fields
+    return TemplateVar(
+        name=name,
+        type=var_type,
+        default=default,
+        minimum=_bound(name, "minimum", minimum),
+        maximum=_bound(name, "maximum", maximum),
+    )
+
+
+def _type_name(value: Any) -> str:
+    text = str(value).strip().lower()
+    return _TYPE_ALIASES.get(text, text)
+
+
+def _bound(name: str, which: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise ConfigError(f'template variable "{name}": {which} {text!r} is not a number') from None
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def validate_template_vars(vars: list[TemplateVar]) -> None:
+    """Check declarations: names, uniqueness, types, bounds, enum, and that each default is allowed."""
+    seen: set[str] = set()
+    for var in vars:
+        _normalized(var)
+        if var.name in seen:
+            raise ConfigError(f'template variable "{var.name}" is declared twice')
+        seen.add(var.name)
+
+
+def _normalized(var: TemplateVar) -> TemplateVar:
+    """The declaration with default and enum coerced to its type; a ConfigError names what is wrong."""
+    label = f'template variable "{var.name}"'
+    if not isinstance(var.name, str) or not _VAR_NAME.fullmatch(var.name):
+        raise ConfigError(
+            f"{label}: a name starts with a letter or _ and holds only letters, digits and _"
+        )
+    if var.type not in TEMPLATE_VAR_TYPES:
+        hint = did_you_mean(str(var.type), TEMPLATE_VAR_TYPES, noun="types")
+        raise ConfigError(f'{label}: unknown type "{var.type}"{hint}')
+    _check_bounds(var, label)
+    enum = None
+    if var.enum is not None:
+        if not var.enum:
+            raise ConfigError(f"{label}: enum must list at least one value")
+        bare = TemplateVar(name=var.name, type=var.type)
+        enum = tuple(coerce_template_value(bare, item) for item in var.enum)
+    checked = TemplateVar(
+        name=var.name, type=var.type, minimum=var.minimum, maximum=var.maximum,
+        enum=enum, description=var.description or "",
+    )
+    default = var.default
+    if default is not None:
+        default = check_template_value(checked, coerce_template_value(checked, default))
+    return TemplateVar(**{**checked.__dict__, "default": default})
+
+
+def _check_bounds(var: TemplateVar, label: str) -> None:
+    for which in ("minimum", "maximum"):
+        bound = getattr(var, which)
+        if bound is None:
+            continue
+        if var.type == "string":
+            raise ConfigError(f"{label}: {which} applies only to integer and number variables")
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise ConfigError(f"{label}: {which} must be a number, not {bound!r}")
+    if var.minimum is not None and var.maximum is not None and var.minimum > var.maximum:
+        raise ConfigError(f"{label}: minimum {var.minimum} is above maximum {var.maximum}")
