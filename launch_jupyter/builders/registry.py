@@ -1,0 +1,222 @@
+"""Container registries: image references, the manifest HEAD that lets a build be skipped, which
+registries Vertex AI can pull from, and registry credentials from Application Default Credentials.
+
+Credentials built here are handed to the docker SDK or to one HTTP request; they are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ..core.errors import BuildError, ConfigError
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+# Registries that serve public images to anyone, so Vertex AI can pull from them without credentials.
+_PUBLIC = _HUB_ALIASES | {
+    "quay.io", "ghcr.io", "public.ecr.aws", "mcr.microsoft.com", "registry.k8s.io", "nvcr.io",
+}  # fmt: skip
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])  # fmt: skip
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+TIMEOUT = 30.0
+
+
+def parse_image(ref: str) -> tuple[str, str, str | None]:
+    """``host[:port]/path/name[:tag|@digest]`` → ``(registry, repository, tag or digest or None)``.
+
+    A first component without a dot, a colon or ``localhost`` is a Docker Hub path, as in docker."""
+    ref = ref.strip()
+    if not ref or any(c.isspace() for c in ref):
+        raise ConfigError(f"{ref!r} is not an image reference (expected host/path/name[:tag])")
+    reference = None
+    if "@" in ref:
+        ref, reference = ref.split("@", 1)
+    else:
+        last = ref.rsplit("/", 1)[-1]
+        if ":" in last:
+            ref, reference = ref.rsplit(":", 1)
+            if not _TAG.match(reference):
+                raise ConfigError(f"{reference!r} is not a valid image tag in {ref}:{reference}")
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        registry, repository = first, rest
+    else:
+        registry, repository = DOCKER_HUB, ref
+    if registry in _HUB_ALIASES:
+        registry = DOCKER_HUB
+        if "/" not in repository:
+            repository = f"library/{repository}"
+    if not repository or repository != repository.lower() or "//" in repository:
+        raise ConfigError(f"{ref!r}: a repository name must be lowercase, e.g. host/project/image")
+    return registry, repository, reference
+
+
+def check_destination(destination: str) -> str:
+    """The builder's destination repository, refused when it carries a tag or digest (ours is the hash)."""
+    _, _, reference = parse_image(destination)
+    if reference is not None:
+        raise ConfigError(
+            f"{destination!r} must not carry a tag; the tag is the content hash "
+            f"(use {destination.split('@')[0].rsplit(':', 1)[0]!r})",
+            path="builder.destination",
+        )
+    return destination.strip().rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host[:port]`` is this machine (plain http is fine there)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_google_registry(host: str) -> bool:
+    """Artifact Registry (``*-docker.pkg.dev``) or Container Registry (``gcr.io`` and its regions)."""
+    host = host.lower()
+    return host.endswith("-docker.pkg.dev") or host == "gcr.io" or host.endswith(".gcr.io")
+
+
+def is_public_registry(host: str) -> bool:
+    """A registry known to serve public images without credentials (Docker Hub, quay.io, ghcr.io…)."""
+    return host.lower() in _PUBLIC
+
+
+def check_vertex_pullable(uri: str) -> str | None:
+    """Why Vertex AI cannot pull ``uri`` (an image or a destination repository), or None if it can."""
+    registry, _, _ = parse_image(uri)
+    if is_google_registry(registry) or is_public_registry(registry):
+        return None
+    if is_loopback(registry):
+        where = f"{registry} is a registry on this machine, which Vertex AI cannot reach"
+    else:
+        where = f"{registry} is a private registry outside Google Cloud"
+    return (
+        f"Vertex AI can only pull images from Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO), "
+        f"gcr.io or a public registry; {where}. Push to Artifact Registry instead "
+        f"(builder.destination) or give a public image."
+    )
+
+
+def google_auth_config(registry: str) -> dict | None:
+    """``{"username": "oauth2accesstoken", "password": <ADC access token>}`` for a Google registry,
+    None for any other. The token is for the docker SDK's ``auth_config`` only: never log it."""
+    if not is_google_registry(registry):
+        return None
+    # google.auth is only needed when a Google registry is in play.
+    import google.auth
+    import google.auth.exceptions
+    import google.auth.transport.requests
+
+    try:
+        credentials, _ = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+        credentials.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.GoogleAuthError as err:
+        raise BuildError(
+            f"no usable Application Default Credentials for {registry} ({type(err).__name__}); "
+            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
+    return {"username": "oauth2accesstoken", "password": credentials.token}
+
+
+def manifest_url(uri: str) -> str:
+    """The ``/v2/<repository>/manifests/<tag>`` URL for ``uri`` (http on loopback, https elsewhere)."""
+    registry, repository, reference = parse_image(uri)
+    if reference is None:
+        raise ConfigError(f"{uri!r} has no tag or digest to look up")
+    host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
+    scheme = "http" if is_loopback(registry) else "https"
+    return f"{scheme}://{host}/v2/{repository}/manifests/{reference}"
+
+
+def image_exists(uri: str, auth: dict | None = None) -> bool:
+    """Whether ``uri`` (with a tag or digest) is in its registry: one manifest HEAD request.
+
+    A ``401`` Bearer challenge is answered with a registry token fetched with ``auth``
+    (``username``/``password``), or for a Google registry with an ADC access token, then the HEAD is
+    sent once more. 404 → False; any other failure raises BuildError naming the registry."""
+    url = manifest_url(uri)
+    status, headers = _head(url, {})
+    if status == 401:
+        challenge = headers.get("WWW-Authenticate", "")
+        if auth is None:
+            auth = google_auth_config(parse_image(uri)[0])
+        token = _bearer_token(challenge, auth, uri)
+        status, headers = _head(url, {"Authorization": f"Bearer {token}"})
+    if status == 200:
+        return True
+    if status == 404:
+        return False
+    hint = " (check the credentials for this registry)" if status in (401, 403) else ""
+    raise BuildError(f"registry {parse_image(uri)[0]} answered HTTP {status} for {uri}{hint}")
+
+
+def _head(url: str, extra: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, method="HEAD", headers={"Accept": MANIFEST_TYPES, **extra}
+    )
+    try:
+        with _opener(url).open(request, timeout=TIMEOUT) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers)
+    except (urllib.error.URLError, OSError) as err:
+        host = urllib.parse.urlsplit(url).netloc
+        raise BuildError(f"cannot reach registry {host}: {getattr(err, 'reason', err)}") from None
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    # A registry on this machine is never reached through the environment's proxy.
+    if is_loopback(urllib.parse.urlsplit(url).netloc):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
+
+
+def _parse_challenge(challenge: str) -> tuple[str, dict]:
+    scheme, _, params = challenge.partition(" ")
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+    return scheme.lower(), fields
+
+
+def _bearer_token(challenge: str, auth: dict | None, uri: str) -> str:
+    """Answer a registry's Bearer challenge (the Docker token protocol) and return the token."""
+    scheme, fields = _parse_challenge(challenge)
+    if scheme != "bearer" or "realm" not in fields:
+        raise BuildError(f"registry for {uri} asks for {scheme or 'unknown'} authentication, not a token")
+    query = {k: v for k, v in fields.items() if k in ("service", "scope")}
+    url = fields["realm"] + ("?" + urllib.parse.urlencode(query) if query else "")
+    headers = {}
+    if auth and auth.get("username"):
+        pair = f"{auth['username']}:{auth.get('password', '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    try:
+        with _opener(url).open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT) as resp:
+            body = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        raise BuildError(
+            f"the registry's token service refused access to {uri} (HTTP {err.code}); "
+            "check the credentials for this registry"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise BuildError(f"cannot get a registry token for {uri}: {err}") from None
+    token = body.get("token") or body.get("access_token")
+    if not token:
+        raise BuildError(f"the registry's token service gave no token for {uri}")
+    return token
