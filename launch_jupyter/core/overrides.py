@@ -1,0 +1,230 @@
+"""Per-run overrides from the command line: ``--resource-arg``/``--set-var`` assignments,
+``-p`` notebook parameters, and the merge of an override over a queue config.
+
+Values are typed like YAML 1.2 plain scalars: ``3`` is a number, ``true``/``false`` are
+booleans, ``null`` is None, ``[...]``/``{...}`` are a list/mapping (JSON or YAML flow style),
+``'...'``/``"..."`` force text, and anything else is the text as written (so a value such as
+``"a: b"`` stays one string and can never add structure).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .errors import ConfigError
+from .keys import format_path, join_path, kind_of
+from .queue_config import load_yaml
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_INDEX = re.compile(r"\[([0-9]+)\]")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_TRUE = ("true", "True", "TRUE")
+_FALSE = ("false", "False", "FALSE")
+_NULL = ("null", "Null", "NULL", "~")
+_ASSIGNMENT_HELP = "expected PATH=VALUE, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=a2-highgpu-1g"
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A new dict: ``override`` over ``base``.
+
+    Mappings merge key by key. A list is replaced by an override list, except when the
+    override gives list positions as a mapping ``{0: {...}}`` (what ``parse_assignment`` makes
+    of ``worker_pool_specs[0]...``): then those items are merged one by one, and the position
+    just past the end appends a new item.
+    """
+    return _merge_mapping(base, override, "")
+
+
+def _merge_mapping(base: dict, override: dict, path: str) -> dict:
+    merged = copy.deepcopy(base)
+    for key, new in override.items():
+        key_path = join_path(path, str(key))
+        merged[key] = _merge_value(merged.get(key), new, key_path, key in merged)
+    return merged
+
+
+def _merge_value(current: Any, new: Any, path: str, present: bool) -> Any:
+    if _is_positions(new):
+        if isinstance(current, list):
+            return _merge_list(current, new, path)
+        if present and current is not None:
+            raise ConfigError(f"list positions are given, but the config holds {kind_of(current)} here", path)
+        return _materialize(new, path)
+    if isinstance(new, dict) and isinstance(current, dict):
+        return _merge_mapping(current, new, path)
+    return _materialize(new, path)
+
+
+def _merge_list(current: list, positions: dict, path: str) -> list:
+    merged = copy.deepcopy(current)
+    for index in sorted(positions):
+        item_path = join_path(path, index)
+        if index < len(merged):
+            merged[index] = _merge_value(merged[index], positions[index], item_path, True)
+        elif index == len(merged):
+            merged.append(_materialize(positions[index], item_path))
+        else:
+            raise ConfigError(
+                f"position [{index}] is past the end of the list ({len(current)} item(s); positions start at 0)",
+                item_path,
+            )
+    return merged
+
+
+def _is_positions(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(key, int) and not isinstance(key, bool) for key in value)
+    )
+
+
+def _materialize(value: Any, path: str) -> Any:
+    """A deep copy with position mappings turned into lists (positions 0..n-1 in full)."""
+    if _is_positions(value):
+        if sorted(value) != list(range(len(value))):
+            raise ConfigError(
+                f"list positions {sorted(value)} leave gaps; a new list must give positions 0 to {len(value) - 1}",
+                path,
+            )
+        return [_materialize(value[index], join_path(path, index)) for index in range(len(value))]
+    if isinstance(value, dict):
+        return {key: _materialize(item, join_path(path, str(key))) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_materialize(item, join_path(path, index)) for index, item in enumerate(value)]
+    return value
+
+
+def parse_assignment(text: str, flag: str = "--resource-arg") -> tuple[list[str | int], Any]:
+    """``"a.b[0].c=v"`` → ``(["a", "b", 0, "c"], typed v)``; bad syntax names ``flag`` and the text."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise ConfigError(f"{flag} {text!r}: {_ASSIGNMENT_HELP}")
+    if not key.strip():
+        raise ConfigError(f"{flag} {text!r}: the key path before = is empty; {_ASSIGNMENT_HELP}")
+    path = _parse_path(key.strip())
+    if path is None:
+        raise ConfigError(
+            f'{flag} {text!r}: "{key.strip()}" is not a key path; join keys with "." '
+            f"and write list positions as [0], e.g. spec.worker_pool_specs[0].replica_count=2"
+        )
+    return path, parse_value(raw, f"{flag} {text!r}")
+
+
+def _parse_path(key: str) -> list[str | int] | None:
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(key):
+        if key[pos] == "[":
+            match = _INDEX.match(key, pos)
+            if match is None or not parts:
+                return None
+            parts.append(int(match.group(1)))
+        else:
+            if parts:
+                if key[pos] != ".":
+                    return None
+                pos += 1
+            match = _KEY.match(key, pos)
+            if match is None:
+                return None
+            parts.append(match.group(0))
+        pos = match.end()
+    return parts or None
+
+
+def parse_value(text: str, where: str = "value") -> Any:
+    """Type one command-line value (see the module docstring); ``where`` names it in errors."""
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{"):
+        return _parse_collection(stripped, where)
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        return _parse_quoted(stripped, where)
+    if _INT.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT.fullmatch(stripped):
+        return float(stripped)
+    if stripped in _TRUE:
+        return True
+    if stripped in _FALSE:
+        return False
+    if stripped in _NULL:
+        return None
+    return stripped
+
+
+def _parse_collection(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass  # not JSON; YAML flow style such as [a, b] or {a: 1}
+    try:
+        value = load_yaml(text, where)
+    except ConfigError as err:
+        raise ConfigError(f"{err}; a value starting with [ or {{ must be a JSON or YAML list/mapping") from None
+    if not isinstance(value, (list, dict)):
+        raise ConfigError(f"{where}: a value starting with [ or {{ must be a JSON or YAML list/mapping")
+    return value
+
+
+def _parse_quoted(text: str, where: str) -> str:
+    value = load_yaml(text, where)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: a quoted value must be one piece of text")
+    return value
+
+
+def assignments_to_dict(items: Iterable[str], flag: str) -> dict:
+    """Many ``PATH=VALUE`` assignments → one nested override for ``deep_merge`` (the last one wins)."""
+    result: dict = {}
+    for item in items:
+        path, value = parse_assignment(item, flag)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"{flag} {item!r}: {format_path(path[: depth + 1])} was already set to "
+                    f"{child!r} by an earlier {flag}; it cannot also hold keys"
+                )
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def parse_parameters(items: Sequence[str]) -> dict:
+    """Notebook parameters from repeated ``-p``: each item is ``key=value`` or ``key value``.
+
+    Values are typed as above, plus papermill's ``None``; the last ``-p`` for a key wins.
+    """
+    parameters: dict = {}
+    for item in items:
+        key, value = _split_parameter(item)
+        if value.strip() == "None":  # papermill's spelling of null
+            parameters[key] = None
+        else:
+            parameters[key] = parse_value(value, f"-p {item!r}")
+    return parameters
+
+
+def _split_parameter(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if sep and _IDENTIFIER.fullmatch(key.strip()):
+        return key.strip(), value
+    parts = item.strip().split(None, 1)
+    if len(parts) == 2 and _IDENTIFIER.fullmatch(parts[0]):
+        return parts[0], parts[1]
+    name = (key if sep else parts[0] if parts else "").strip()
+    if not name:
+        problem = "the parameter has no name"
+    elif not (sep or len(parts) == 2):
+        problem = "the parameter has no value"
+    else:
+        problem = f'"{name}" is not a Python identifier'
+    raise ConfigError(f"-p {item!r}: {problem}; write -p name=value or -p name value, e.g. -p lr=0.1")
