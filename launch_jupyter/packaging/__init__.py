@@ -19,3 +19,32 @@ class BuildContext:
     @property
     def tag(self) -> str:
         return self.content_hash[:20]
+
+
+# The functions live in submodules; they are looked up lazily so that importing this package
+# (which the store and the agent do) costs nothing beyond the dataclass above.
+_EXPORTS = {
+    "create_context": "context",
+    "pack_context": "context",
+    "unpack_context": "context",
+    "DEFAULT_EXCLUDES": "context",
+    "resolve_requirements": "requirements",
+    "launch_jupyter_wheel": "requirements",
+    "render_dockerfile": "dockerfile",
+    "default_base_image": "dockerfile",
+    "inject_parameters": "parameters",
+    "find_notebook": "discovery",
+    "wait_for_save": "discovery",
+    "request_save": "discovery",
+    "kernel_id": "discovery",
+    "hash_directory": "context",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'launch_jupyter.packaging' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,180 @@
+"""Which notebook is this kernel running, and has the frontend saved it?
+
+In order: the live Jupyter server's ``/api/sessions`` matched by this kernel's id (right even after
+a rename), then ``__session__`` / ``JPY_SESSION_NAME`` (set at kernel start, stale after a rename),
+then VS Code's ``__vsc_ipynb_file__``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..core.errors import NotebookError
+
+SERVER_TIMEOUT = 1.0  # seconds per server; a hung server must not hang a submit
+
+
+def find_notebook(user_ns: Mapping | None = None) -> Path:
+    """The absolute path of the notebook this kernel runs; NotebookError saying what was tried."""
+    if user_ns is None:
+        user_ns = _user_namespace()
+    tried: list[str] = []
+    found = _from_server(tried)
+    if found is None:
+        found = _from_session_name(user_ns, tried)
+    if found is None:
+        found = _from_vscode(user_ns, tried)
+    if found is None:
+        raise NotebookError(
+            "could not tell which notebook this kernel runs; tried: "
+            + "; ".join(tried)
+            + ". Pass the notebook's path explicitly (notebook=... or launch-jupyter submit NOTEBOOK)"
+        )
+    return found
+
+
+def _user_namespace() -> Mapping:
+    # Only look at IPython when it is already loaded: this must not start a shell.
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell.user_ns if shell is not None else {}
+
+
+def kernel_id() -> str | None:
+    """This kernel's id, from the name of ipykernel's connection file (``kernel-<id>.json``)."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    if kernelapp is None or not kernelapp.IPKernelApp.initialized():
+        return None
+    name = Path(kernelapp.IPKernelApp.instance().connection_file or "").name
+    match = re.fullmatch(r"kernel-(.+)\.json", name)
+    return match.group(1) if match else None
+
+
+def _from_server(tried: list[str]) -> Path | None:
+    kid = kernel_id()
+    if kid is None:
+        tried.append("the Jupyter server's /api/sessions (this is not a Jupyter kernel)")
+        return None
+    servers = list(_running_servers())
+    for server in servers:
+        path = _session_path(server, kid)
+        if path is not None:
+            return path
+    where = ", ".join(sorted({str(d) for d in _runtime_dirs()}))
+    tried.append(
+        f"the Jupyter server's /api/sessions ({len(servers)} running server(s) found in {where}; "
+        f"none has a session for kernel {kid})"
+    )
+    return None
+
+
+def _runtime_dirs() -> list[Path]:
+    dirs = []
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    if kernelapp is not None and kernelapp.IPKernelApp.initialized():
+        connection_file = kernelapp.IPKernelApp.instance().connection_file
+        if connection_file:
+            dirs.append(Path(connection_file).parent)  # servers put kernels' files beside their own
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    dirs.append(Path(jupyter_runtime_dir()))
+    return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
+
+
+def _running_servers():
+    for folder in _runtime_dirs():
+        for info_file in sorted(folder.glob("jpserver-*.json")):
+            try:
+                info = json.loads(info_file.read_text())
+            except (OSError, ValueError):
+                continue
+            if _alive(info.get("pid")):
+                yield info
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return True  # no pid recorded: let the HTTP request decide
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _session_path(server: dict, kid: str) -> Path | None:
+    import urllib.request
+
+    url = server.get("url", "").rstrip("/") + "/api/sessions"
+    request = urllib.request.Request(url, headers={"Authorization": f"token {server.get('token', '')}"})
+    try:
+        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT) as response:
+            sessions = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    for session in sessions:
+        if (session.get("kernel") or {}).get("id") == kid and session.get("path"):
+            root = Path(server.get("root_dir") or server.get("notebook_dir") or ".")
+            return (root / session["path"]).absolute()
+    return None
+
+
+def _from_session_name(user_ns: Mapping, tried: list[str]) -> Path | None:
+    for name, value in (("__session__", user_ns.get("__session__")),
+                        ("JPY_SESSION_NAME", os.environ.get("JPY_SESSION_NAME"))):
+        if value:
+            path = Path(str(value)).expanduser().absolute()
+            if path.is_file():
+                return path
+            tried.append(f"{name} ({path} does not exist)")
+        else:
+            tried.append(f"{name} (not set)")
+    return None
+
+
+def _from_vscode(user_ns: Mapping, tried: list[str]) -> Path | None:
+    value = user_ns.get("__vsc_ipynb_file__")
+    if not value:
+        tried.append("__vsc_ipynb_file__ (not set)")
+        return None
+    path = Path(str(value)).absolute()
+    if path.is_file():
+        return path
+    tried.append(f"__vsc_ipynb_file__ ({path} does not exist)")
+    return None
+
+
+def wait_for_save(path: Path, since_mtime: float, timeout: float = 3.0) -> bool:
+    """Wait up to ``timeout`` s for ``path``'s mtime to pass ``since_mtime``; True when it did."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.stat(path).st_mtime > since_mtime:
+                return True
+        except FileNotFoundError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def request_save(path: Path, ask: Callable[[], object] | None, timeout: float = 3.0) -> bool:
+    """Ask a frontend to save ``path`` (``ask`` sends the request, e.g. a widget message) and wait
+    for the file to change. False when there is no frontend or none answered in time: the caller
+    then submits the saved file and says so."""
+    if ask is None:
+        return False
+    try:
+        before = os.stat(path).st_mtime
+    except FileNotFoundError:
+        before = 0.0
+    ask()
+    return wait_for_save(path, before, timeout)
