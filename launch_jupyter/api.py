@@ -1,0 +1,581 @@
+"""The one API every front end calls: the CLI, the ``%launch`` magics and the widgets.
+
+Functions here resolve names (queues by name, runs by id prefix), validate input once at the edge
+and then hand typed records to the store, the packaging and the agent. Nothing heavy is imported at
+module import time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .core.config import AgentConfig, current_user
+from .core.errors import ConfigError, LaunchError, NotebookError, QueueError
+from .core.model import Event, Problem, Queue, Run, TemplateVar
+from .core.states import TERMINAL, Priority, RunState
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .store import QueueStore
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Process-wide defaults set by the magics' traitlets (or a script) through configure().
+_settings: dict[str, Any] = {"store_url": None, "entity": None, "config_path": None, "default_queue": None}
+
+
+def configure(
+    *,
+    store_url: str | None = None,
+    entity: str | None = None,
+    config_path: str | None = None,
+    default_queue: str | None = None,
+) -> None:
+    """Set process-wide defaults (store, entity, agent config file, default queue); ``None`` leaves one as is."""
+    for key, value in (
+        ("store_url", store_url),
+        ("entity", entity),
+        ("config_path", config_path),
+        ("default_queue", default_queue),
+    ):
+        if value is not None:
+            _settings[key] = value or None
+
+
+def agent_config(store_url: str | None = None, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
+    """The agent config: defaults < launch-config.yaml < env vars < ``configure()`` < ``overrides``."""
+    from .core.config import load_agent_config
+
+    merged: dict[str, Any] = {}
+    if _settings["entity"]:
+        merged["entity"] = _settings["entity"]
+    if store_url or _settings["store_url"]:
+        merged["store"] = store_url or _settings["store_url"]
+    merged.update(overrides or {})
+    return load_agent_config(_settings["config_path"], overrides=merged)
+
+
+def open_store(store_url: str | None = None) -> QueueStore:
+    """The store named by ``store_url``, ``configure()``, ``LAUNCH_JUPYTER_DB`` or the config file."""
+    from .store import open_store as _open
+
+    return _open(store_url or _settings["store_url"] or agent_config().store)
+
+
+def _entity(entity: str | None) -> str:
+    return entity or _settings["entity"] or agent_config().entity or current_user()
+
+
+# ---------------------------------------------------------------- queues
+
+
+def known_resources() -> list[str]:
+    """The queue resources this installation can run (``vertex``, ``local-process``, ...)."""
+    from .runners import known_runners
+
+    return known_runners()
+
+
+def default_config(resource: str) -> str:
+    """The YAML a new queue of ``resource`` starts from."""
+    from .runners import get_runner
+
+    return get_runner(resource).default_config()
+
+
+def _parse_config(resource: str, config: str | dict | None) -> tuple[dict, str]:
+    from .core.queue_config import dump_config, parse_config_text
+
+    if config is None:
+        text = default_config(resource)
+        return parse_config_text(text), text
+    if isinstance(config, str):
+        return parse_config_text(config), config
+    return dict(config), dump_config(config)
+
+
+def _template_vars(items: Sequence[TemplateVar | str | dict]) -> list[TemplateVar]:
+    from .core.queue_config import parse_template_var, validate_template_vars
+
+    result = []
+    for item in items:
+        if isinstance(item, TemplateVar):
+            result.append(item)
+        elif isinstance(item, str):
+            result.append(parse_template_var(item))
+        else:
+            result.append(TemplateVar.from_dict(item))
+    validate_template_vars(result)
+    return result
+
+
+def _split_builder(config: dict) -> tuple[dict, dict]:
+    """A queue config may carry ``builder:`` overrides (e.g. ``base_image``); the runner never sees them."""
+    rest = {k: v for k, v in config.items() if k != "builder"}
+    builder = config.get("builder") or {}
+    if not isinstance(builder, dict):
+        raise ConfigError("must be a mapping of builder settings", path="builder")
+    return rest, builder
+
+
+def _check_builder_overrides(builder: dict) -> list[Problem]:
+    from dataclasses import fields
+
+    from .core.config import BuilderConfig
+    from .core.keys import closest
+
+    known = [f.name for f in fields(BuilderConfig)]
+    problems = []
+    for key in builder:
+        if key not in known:
+            hint = closest(key, known)
+            suffix = f', did you mean "{hint}"?' if hint else ""
+            problems.append(Problem(f"builder.{key}", f"unknown builder setting{suffix}"))
+    return problems
+
+
+def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None) -> list[Problem]:
+    from .core.templates import fill_template_vars
+    from .runners import get_runner
+
+    filled = fill_template_vars(config, template_vars, values or {})
+    rest, builder = _split_builder(filled)
+    return _check_builder_overrides(builder) + get_runner(resource).validate(rest)
+
+
+def validate_config(
+    resource: str, config: str | dict, template_vars: Sequence[TemplateVar | str | dict] = ()
+) -> list[Problem]:
+    """Every problem with a queue config, for live validation. Never raises for a bad config."""
+    try:
+        parsed, _ = _parse_config(resource, config)
+        tvars = _template_vars(template_vars)
+        return _problems_for(resource, parsed, tvars, None)
+    except ConfigError as err:
+        if err.problems:
+            return list(err.problems)
+        return [Problem(err.path, str(err).removeprefix(f"{err.path}: ") if err.path else str(err))]
+
+
+def _raise_problems(problems: list[Problem], what: str) -> None:
+    errors = [p for p in problems if p.severity == "error"]
+    if not errors:
+        return
+    if len(errors) == 1:
+        raise ConfigError(errors[0].message, path=errors[0].path, problems=errors)
+    listing = "; ".join(str(p) for p in errors)
+    raise ConfigError(f"{what} has {len(errors)} problems: {listing}", problems=errors)
+
+
+def _check_name(name: str) -> None:
+    if not QUEUE_NAME.match(name or ""):
+        raise QueueError(
+            f'bad queue name "{name}": use 1 to 64 characters from letters, digits, ".", "_" and "-"'
+        )
+
+
+def _split_queue_ref(name: str, entity: str | None) -> tuple[str, str | None]:
+    if "/" in name and entity is None:
+        entity, name = name.split("/", 1)
+    return name, entity
+
+
+def create_queue(
+    name: str,
+    resource: str = "local-process",
+    *,
+    entity: str | None = None,
+    config: str | dict | None = None,
+    prioritization: bool = False,
+    template_vars: Sequence[TemplateVar | str | dict] = (),
+    store_url: str | None = None,
+) -> Queue:
+    """Create a queue; the config is validated first and nothing is stored if it is wrong."""
+    from .runners import get_runner
+
+    name, entity = _split_queue_ref(name, entity)
+    _check_name(name)
+    get_runner(resource)  # unknown resource → error listing the known ones
+    parsed, text = _parse_config(resource, config)
+    tvars = _template_vars(template_vars)
+    _raise_problems(_problems_for(resource, parsed, tvars, None), f'the config of queue "{name}"')
+    queue = Queue(
+        entity=_entity(entity),
+        name=name,
+        resource=resource,
+        config=parsed,
+        config_text=text,
+        prioritization=prioritization,
+        template_vars=tvars,
+        created_by=current_user(),
+    )
+    return open_store(store_url).create_queue(queue)
+
+
+def get_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> Queue:
+    """The queue called ``name`` (or ``entity/name``) visible to the current user."""
+    name, entity = _split_queue_ref(name, entity)
+    return open_store(store_url).find_queue(name, current_user(), entity)
+
+
+def list_queues(*, store_url: str | None = None) -> list[Queue]:
+    """Queues visible to the current user: their private ones and every shared one."""
+    return open_store(store_url).list_queues(current_user())
+
+
+def update_queue(
+    name: str,
+    *,
+    entity: str | None = None,
+    config: str | dict | None = None,
+    prioritization: bool | None = None,
+    template_vars: Sequence[TemplateVar | str | dict] | None = None,
+    store_url: str | None = None,
+) -> Queue:
+    """Change a queue's config, prioritisation or template variables (validated like a new one)."""
+    store = open_store(store_url)
+    queue = get_queue(name, entity=entity, store_url=store_url)
+    parsed, text = (queue.config, queue.config_text) if config is None else _parse_config(queue.resource, config)
+    tvars = queue.template_vars if template_vars is None else _template_vars(template_vars)
+    _raise_problems(_problems_for(queue.resource, parsed, tvars, None), f'the config of queue "{queue.name}"')
+    updated = replace(
+        queue,
+        config=parsed,
+        config_text=text,
+        template_vars=tvars,
+        prioritization=queue.prioritization if prioritization is None else prioritization,
+    )
+    return store.update_queue(updated)
+
+
+def delete_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> None:
+    """Delete a queue; its queued runs are cancelled, history is kept."""
+    queue = get_queue(name, entity=entity, store_url=store_url)
+    open_store(store_url).delete_queue(queue.entity, queue.name)
+
+
+# ---------------------------------------------------------------- runs
+
+
+class RunHandle:
+    """A submitted run, as the submitter sees it."""
+
+    def __init__(self, run: Run, store_url: str | None = None):
+        self.run = run
+        self._store_url = store_url
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.run.queue_name} {self.state}>"
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def state(self) -> RunState:
+        return self.run.state
+
+    @property
+    def output_notebook(self) -> str | None:
+        return self.refresh().run.output_notebook
+
+    def refresh(self) -> RunHandle:
+        self.run = open_store(self._store_url).get_run(self.id)
+        return self
+
+    def wait(self, timeout: float | None = None, interval: float = 0.2) -> RunState:
+        """Block until the run ends (or ``timeout`` seconds pass); returns the state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.refresh().state not in TERMINAL:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(interval)
+        return self.state
+
+    def events(self) -> list[Event]:
+        return open_store(self._store_url).events(self.id)
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        return logs(self.id, follow=follow, store_url=self._store_url)
+
+    def cancel(self) -> Run:
+        self.run = cancel(self.id, store_url=self._store_url)
+        return self.run
+
+
+def _resolve_queue_name(queue: str | None) -> str:
+    queue = queue or _settings["default_queue"]
+    if queue:
+        return queue
+    configured = agent_config().queues
+    if len(configured) == 1:
+        return configured[0]
+    raise QueueError("no queue given: pass a queue name (-q QUEUE)")
+
+
+def resolve_run_config(
+    queue: Queue,
+    template_values: Mapping[str, Any] | None = None,
+    resource_args: Mapping[str, Any] | None = None,
+) -> dict:
+    """The queue config merged with this run's overrides and template values, validated like a queue config."""
+    from .core.overrides import deep_merge
+    from .core.templates import fill_template_vars
+    from .runners import get_runner
+
+    merged = deep_merge(queue.config, dict(resource_args or {}))
+    filled = fill_template_vars(merged, queue.template_vars, template_values or {})
+    rest, builder = _split_builder(filled)
+    problems = _check_builder_overrides(builder) + get_runner(queue.resource).validate(rest)
+    _raise_problems(problems, "this run's config")
+    return filled
+
+
+def _locate_notebook(notebook: str | Path | None, user_ns: Mapping | None) -> tuple[Path, str]:
+    """The notebook to submit and a note for the user (e.g. that the saved file was used)."""
+    if notebook is not None:
+        path = Path(notebook).expanduser()
+        if not path.is_file():
+            raise NotebookError(f"notebook not found: {path}")
+        return path.resolve(), ""
+    from .packaging import find_notebook
+
+    path = find_notebook(user_ns)
+    try:
+        from .packaging import save_notebook
+    except ImportError:
+        return path, "submitted the notebook as last saved"
+    saved = save_notebook(path)
+    return path, "" if saved else "no frontend answered the save request: submitted the notebook as last saved"
+
+
+def submit(
+    notebook: str | Path | None = None,
+    queue: str | None = None,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    priority: str | int | Priority | None = None,
+    template_values: Mapping[str, Any] | None = None,
+    resource_args: Mapping[str, Any] | None = None,
+    image: str | None = None,
+    name: str | None = None,
+    include: Sequence[str] = (),
+    dry_run: bool = False,
+    user_ns: Mapping | None = None,
+    store_url: str | None = None,
+) -> RunHandle | str:
+    """Put one run of ``notebook`` (default: the current one) on ``queue`` and return at once.
+
+    With ``dry_run`` nothing is queued: the request the runner would send comes back as YAML.
+    """
+    from .packaging import create_context, pack_context
+
+    store = open_store(store_url)
+    queue_name, queue_entity = _split_queue_ref(_resolve_queue_name(queue), None)
+    q = store.find_queue(queue_name, current_user(), queue_entity)
+    try:
+        prio = Priority.parse(priority)
+    except ValueError as err:
+        raise ConfigError(str(err), path="priority") from None
+    config = resolve_run_config(q, template_values, resource_args)
+    path, note = _locate_notebook(notebook, user_ns)
+    builder = config.get("builder") or {}
+    tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
+    try:
+        context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"))
+        run = Run(
+            id="",
+            queue_id=q.id or 0,
+            queue_name=q.name,
+            entity=q.entity,
+            author=current_user(),
+            resource=q.resource,
+            priority=prio,
+            name=name or path.stem,
+            notebook=str(path),
+            parameters=dict(parameters or {}),
+            template_values=dict(template_values or {}),
+            resource_args=dict(resource_args or {}),
+            config=config,
+            image=image,
+            content_hash=context.content_hash,
+            message=note,
+        )
+        if dry_run:
+            return _dry_run(q, run, context)
+        run = store.enqueue(run, pack_context(context.directory))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _wake_local_agent()
+    return RunHandle(run, store_url)
+
+
+def _dry_run(queue: Queue, run: Run, context: Any) -> str:
+    from .agent import build_job
+    from .core.queue_config import dump_config
+    from .runners import get_runner
+
+    run.id = run.id or "dry-run"
+    runner = get_runner(queue.resource, agent_config())
+    job = build_job(run, queue, agent_config(), context_dir=context.directory, notebook=context.notebook,
+                    image_uri=run.image or "${image_uri}")
+    return dump_config(runner.dry_run(job))
+
+
+def preview_request(
+    queue: str | None = None,
+    *,
+    resource: str | None = None,
+    config: str | dict | None = None,
+    template_vars: Sequence[TemplateVar | str | dict] = (),
+    template_values: Mapping[str, Any] | None = None,
+    resource_args: Mapping[str, Any] | None = None,
+    image: str | None = None,
+    notebook: str = "notebook.ipynb",
+) -> str:
+    """The request a run would send, as YAML, for a stored queue or for an unsaved config (the editor)."""
+    from .agent import build_job
+    from .core.queue_config import dump_config
+    from .runners import get_runner
+
+    if queue is not None:
+        q = get_queue(queue)
+    else:
+        if resource is None:
+            raise ConfigError("give a queue name or a resource", path="resource")
+        parsed, text = _parse_config(resource, config)
+        q = Queue(entity=_entity(None), name="preview", resource=resource, config=parsed, config_text=text,
+                  template_vars=_template_vars(template_vars), created_by=current_user())
+    run_config = resolve_run_config(q, template_values, resource_args)
+    run = Run(id="preview", queue_id=q.id or 0, queue_name=q.name, entity=q.entity, author=current_user(),
+              resource=q.resource, config=run_config, image=image, name=Path(notebook).stem, notebook=notebook)
+    job = build_job(run, q, agent_config(), context_dir=None, notebook=notebook, image_uri=image or "${image_uri}")
+    return dump_config(get_runner(q.resource, agent_config()).dry_run(job))
+
+
+def list_runs(
+    *,
+    queue: str | None = None,
+    state: str | RunState | Sequence[str | RunState] | None = None,
+    author: str | None = None,
+    limit: int | None = None,
+    store_url: str | None = None,
+) -> list[Run]:
+    """Runs, newest first, optionally of one queue / in some states / by one author."""
+    store = open_store(store_url)
+    queue_id = get_queue(queue, store_url=store_url).id if queue else None
+    states = None
+    if state is not None:
+        items = [state] if isinstance(state, (str, RunState)) else list(state)
+        try:
+            states = [RunState(str(s).lower()) for s in items]
+        except ValueError:
+            choices = ", ".join(s.value for s in RunState)
+            raise ConfigError(f"unknown state {state!r}; choose from: {choices}", path="state") from None
+    return store.list_runs(queue_id=queue_id, states=states, author=author, limit=limit)
+
+
+def get_run(run_id: str, *, store_url: str | None = None) -> RunHandle:
+    """The run with this id (or unique id prefix)."""
+    return RunHandle(open_store(store_url).get_run(run_id), store_url)
+
+
+def events(run_id: str, *, store_url: str | None = None) -> list[Event]:
+    """A run's history, oldest first."""
+    store = open_store(store_url)
+    return store.events(store.get_run(run_id).id)
+
+
+def events_since(after_id: int, *, store_url: str | None = None) -> list[Event]:
+    """Every run's events newer than ``after_id`` (how widgets follow agents in other processes)."""
+    return open_store(store_url).events_since(after_id)
+
+
+def cancel(run_id: str, *, store_url: str | None = None) -> Run:
+    """Cancel a run: a queued one at once, an active one through its agent and runner."""
+    store = open_store(store_url)
+    run = store.request_cancel(store.get_run(run_id).id)
+    _wake_local_agent()
+    return run
+
+
+def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> Iterator[str]:
+    """The run's log lines (the runner's log for a dispatched run; the event history before that)."""
+    from .runners import get_runner
+
+    run = open_store(store_url).get_run(run_id)
+    if run.external_id is None and run.log_path is None:
+        for event in events(run.id, store_url=store_url):
+            yield f"{time.strftime('%H:%M:%S', time.localtime(event.time))} {event.state} {event.message}"
+        return
+    yield from get_runner(run.resource, agent_config()).logs(run, follow=follow)
+
+
+# ---------------------------------------------------------------- the in-kernel agent
+
+_agent: Agent | None = None
+_subscribers: list[Callable[[Event], None]] = []
+
+
+def _wake_local_agent() -> None:
+    if _agent is not None:
+        _agent.wake()
+
+
+def start_agent(
+    queues: Sequence[str] = (), *, max_jobs: int | None = None, store_url: str | None = None
+) -> Agent:
+    """Start the in-kernel agent thread (one per process) and return at once."""
+    from .agent import Agent
+
+    global _agent
+    if _agent is not None and _agent.is_alive():
+        raise LaunchError(f"an agent is already running here ({_agent.agent_id}): stop it first")
+    overrides: dict[str, Any] = {}
+    if max_jobs is not None:
+        overrides["max_jobs"] = max_jobs
+    if queues:
+        overrides["queues"] = list(queues)
+    agent = Agent(config=agent_config(store_url, overrides))
+    agent.subscribe(_publish)
+    _agent = agent.start()
+    return agent
+
+
+def stop_agent() -> None:
+    """Stop the in-kernel agent; its active runs keep their external ids for reattachment."""
+    global _agent
+    if _agent is not None:
+        _agent.stop()
+    _agent = None
+
+
+def agent_status() -> dict | None:
+    """The in-kernel agent's state, queues, capacity and activity; ``None`` when none runs."""
+    return _agent.status() if _agent is not None else None
+
+
+def _publish(event: Event) -> None:
+    for callback in list(_subscribers):
+        try:
+            callback(event)
+        except Exception:  # a broken widget must not stop the agent
+            pass
+
+
+def subscribe(callback: Callable[[Event], None]) -> Callable[[], None]:
+    """Call ``callback(event)`` for each event of the in-process agent (now and any started later)."""
+    _subscribers.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in _subscribers:
+            _subscribers.remove(callback)
+
+    return unsubscribe

@@ -1,0 +1,326 @@
+"""``launch-jupyter``: the command line. Every command calls ``api.py``; bad input is one line on
+stderr and exit status 2, with nothing changed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+from .core.errors import LaunchError
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(USAGE_ERROR)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="launch-jupyter", description="A launch queue for notebooks: queues, runs and agents.")
+    p.add_argument("-c", "--config", help="agent config file (default: $LAUNCH_JUPYTER_CONFIG or "
+                   "~/.config/launch_jupyter/launch-config.yaml)")
+    p.add_argument("--store", help="store URL (default: the config's store:, $LAUNCH_JUPYTER_DB, or SQLite)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    queue = sub.add_parser("queue", help="create, list, show, edit and delete queues")
+    qsub = queue.add_subparsers(dest="queue_command", required=True, parser_class=_Parser)
+    create = qsub.add_parser("create", help="create a queue")
+    create.add_argument("name")
+    create.add_argument("--resource", required=True, help="vertex | local-process | ...")
+    create.add_argument("--entity", help="team or user that owns the queue (default: you)")
+    create.add_argument("--config", dest="queue_config", metavar="FILE", help="YAML/JSON config file, - for stdin")
+    create.add_argument("--prioritization", action="store_true", help="serve runs by priority, then FIFO")
+    create.add_argument("--template-var", action="append", default=[], metavar="NAME:TYPE:DEFAULT[:MIN:MAX]")
+    qlist = qsub.add_parser("list", help="queues visible to you")
+    qlist.add_argument("--json", action="store_true")
+    show = qsub.add_parser("show", help="a queue and its config (YAML)")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    edit = qsub.add_parser("edit", help="change a queue's config, prioritization or template variables")
+    edit.add_argument("name")
+    edit.add_argument("--config", dest="queue_config", metavar="FILE", help="YAML/JSON config file, - for stdin")
+    prio = edit.add_mutually_exclusive_group()
+    prio.add_argument("--prioritization", action="store_true", default=None)
+    prio.add_argument("--no-prioritization", dest="prioritization", action="store_false")
+    edit.add_argument("--template-var", action="append", default=None, metavar="NAME:TYPE:DEFAULT[:MIN:MAX]")
+    delete = qsub.add_parser("delete", help="delete a queue (its queued runs are cancelled)")
+    delete.add_argument("name")
+    default = qsub.add_parser("default-config", help="print a resource's default queue config")
+    default.add_argument("resource")
+
+    runs = sub.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--queue", "-q")
+    runs.add_argument("--state")
+    runs.add_argument("--author")
+    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--json", action="store_true")
+
+    run = sub.add_parser("run", help="one run")
+    rsub = run.add_subparsers(dest="run_command", required=True, parser_class=_Parser)
+    rshow = rsub.add_parser("show", help="a run with its event history")
+    rshow.add_argument("run_id")
+    rshow.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id")
+
+    logs = sub.add_parser("logs", help="a run's log")
+    logs.add_argument("run_id")
+    logs.add_argument("--follow", "-f", action="store_true")
+
+    submit = sub.add_parser("submit", help="put a notebook on a queue")
+    submit.add_argument("notebook")
+    submit.add_argument("-q", "--queue", required=True)
+    add_submit_flags(submit)
+
+    agent = sub.add_parser("agent", help="run an agent in the foreground")
+    agent.add_argument("-q", "--queue", action="append", default=[], dest="queues")
+    agent.add_argument("--max-jobs", type=int)
+    agent.add_argument("--poll-interval", type=float)
+    agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
+    agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
+    return p
+
+
+def add_submit_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``submit`` shares with ``%launch submit``."""
+    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="notebook parameter: -p lr 0.1 or -p lr=0.1")
+    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
+    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE", help="template variable value")
+    p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE",
+                   help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8")
+    p.add_argument("--image", help="run in this image (noop builder)")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="extra files beside the notebook")
+    p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
+
+
+def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Typed ``api.submit`` keyword arguments from the shared submit flags."""
+    from .core.errors import ConfigError
+    from .core.overrides import assignments_to_dict, parse_parameters
+
+    items = []
+    for tokens in args.parameter:
+        if len(tokens) > 2:
+            raise ConfigError(f"-p takes KEY=VALUE or KEY VALUE, not {' '.join(tokens)!r}", path="-p")
+        items.append(tokens[0] if len(tokens) == 1 else f"{tokens[0]}={tokens[1]}")
+    template_values = {}
+    for item in args.set_var:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set-var takes NAME=VALUE, not {item!r}", path="--set-var")
+        template_values[key] = value
+    return {
+        "parameters": parse_parameters(items),
+        "priority": args.priority,
+        "template_values": template_values,
+        "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
+        "image": args.image,
+        "name": args.name,
+        "include": args.include,
+        "dry_run": args.dry_run,
+    }
+
+
+def _read_config(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as err:
+        raise LaunchError(f"--config: cannot read {path}: {err.strerror}") from None
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def _cmd_queue(args: argparse.Namespace) -> int:
+    from . import api
+    from .core.queue_config import dump_config
+
+    cmd = args.queue_command
+    if cmd == "create":
+        q = api.create_queue(args.name, args.resource, entity=args.entity, config=_read_config(args.queue_config),
+                             prioritization=args.prioritization, template_vars=args.template_var)
+        print(f"created queue {q.path} ({q.resource}{', prioritized' if q.prioritization else ''})")
+    elif cmd == "list":
+        queues = api.list_queues()
+        if args.json:
+            _print_json([_queue_dict(q) for q in queues])
+        else:
+            _table([[q.path, q.resource, "yes" if q.prioritization else "no", "shared" if q.shared else "private"]
+                    for q in queues], ["QUEUE", "RESOURCE", "PRIORITIZED", "VISIBILITY"])
+    elif cmd == "show":
+        q = api.get_queue(args.name)
+        if args.json:
+            _print_json(_queue_dict(q))
+        else:
+            print(dump_config(_queue_dict(q)), end="")
+    elif cmd == "edit":
+        if args.queue_config is None and args.prioritization is None and args.template_var is None:
+            raise LaunchError("queue edit: nothing to change: give --config FILE, --[no-]prioritization or --template-var")
+        q = api.update_queue(args.name, config=_read_config(args.queue_config), prioritization=args.prioritization,
+                             template_vars=args.template_var)
+        print(f"updated queue {q.path}")
+    elif cmd == "delete":
+        api.delete_queue(args.name)
+        print(f"deleted queue {args.name}")
+    elif cmd == "default-config":
+        print(api.default_config(args.resource), end="")
+    return 0
+
+
+def _queue_dict(q: Any) -> dict:
+    return {
+        "queue": q.path, "entity": q.entity, "name": q.name, "resource": q.resource,
+        "prioritization": q.prioritization, "visibility": "shared" if q.shared else "private",
+        "created_by": q.created_by, "template_vars": [v.to_dict() for v in q.template_vars], "config": q.config,
+    }
+
+
+def _run_dict(run: Any) -> dict:
+    d = asdict(run)
+    d["state"] = str(run.state)
+    d["priority"] = str(run.priority)
+    return d
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from . import api
+
+    runs = api.list_runs(queue=args.queue, state=args.state, author=args.author, limit=args.limit)
+    if args.json:
+        _print_json([_run_dict(r) for r in runs])
+        return 0
+    now = time.time()
+    _table([[r.id, r.queue_name, str(r.state), r.author, str(r.priority), _when(r.created_at),
+             f"{((r.finished_at or now) - r.started_at):.0f}s" if r.started_at else "-", r.name]
+            for r in runs], ["RUN", "QUEUE", "STATE", "AUTHOR", "PRIORITY", "CREATED", "DURATION", "NAME"])
+    return 0
+
+
+def _cmd_run_show(args: argparse.Namespace) -> int:
+    from . import api
+
+    handle = api.get_run(args.run_id)
+    events = handle.events()
+    if args.json:
+        _print_json({**_run_dict(handle.run), "events": [
+            {"time": e.time, "state": str(e.state), "message": e.message} for e in events]})
+        return 0
+    r = handle.run
+    for key, value in [("run", r.id), ("name", r.name), ("queue", f"{r.entity}/{r.queue_name}"), ("state", r.state),
+                       ("author", r.author), ("priority", r.priority), ("notebook", r.notebook),
+                       ("parameters", json.dumps(r.parameters)), ("image", r.image_uri or r.image or "-"),
+                       ("external id", r.external_id or "-"), ("output notebook", r.output_notebook or "-"),
+                       ("log", r.log_path or "-"), ("stage", r.stage or "-"), ("message", r.message or "-")]:
+        print(f"{key + ':':17}{value}")
+    print("events:")
+    for e in events:
+        print(f"  {_when(e.time)}  {str(e.state):10}  {e.message}")
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from . import api
+
+    result = api.submit(args.notebook, args.queue, **submit_kwargs(args))
+    if isinstance(result, str):
+        print(result, end="")
+        return 0
+    print(f"queued run {result.id} on {result.run.entity}/{result.run.queue_name}")
+    if result.run.message:
+        print(result.run.message)
+    return 0
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    import signal
+
+    from . import api
+    from .agent import Agent
+
+    overrides: dict[str, Any] = {}
+    if args.queues:
+        overrides["queues"] = args.queues
+    if args.max_jobs is not None:
+        overrides["max_jobs"] = args.max_jobs
+    if args.poll_interval is not None:
+        overrides["poll_interval"] = args.poll_interval
+    log_file = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        if log_file:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+    agent = Agent(config=api.agent_config(args.store, overrides), log=say)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    try:
+        agent.run_forever(until_idle=args.until_idle)
+    except KeyboardInterrupt:
+        agent.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``launch-jupyter``."""
+    args = _parser().parse_args(argv)
+    from . import api
+
+    api.configure(store_url=args.store, config_path=args.config)
+    try:
+        if args.command == "queue":
+            return _cmd_queue(args)
+        if args.command == "runs":
+            return _cmd_runs(args)
+        if args.command == "run":
+            return _cmd_run_show(args)
+        if args.command == "cancel":
+            run = api.cancel(args.run_id)
+            print(f"run {run.id}: {'cancelled' if run.state.is_terminal else 'cancel requested'}")
+            return 0
+        if args.command == "logs":
+            for line in api.logs(args.run_id, follow=args.follow):
+                print(line.rstrip("\n"), flush=True)
+            return 0
+        if args.command == "submit":
+            return _cmd_submit(args)
+        if args.command == "agent":
+            return _cmd_agent(args)
+    except LaunchError as err:
+        sys.stderr.write(f"launch-jupyter: error: {err}\n")
+        return USAGE_ERROR
+    except BrokenPipeError:
+        return 0
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
