@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,8 @@ class Backend:
         self.generation = 0  # bumped on every wake-up; waiters compare it
         self._listener: _Listener | None = None
         self.channel = ""
+        # Marks this process's own NOTIFYs: their wake-up already happened in-process.
+        self.token = uuid.uuid4().hex
         try:
             with self.write() as conn:
                 create_schema(conn)
@@ -159,8 +162,9 @@ class _Listener:
             conn.execute(f'LISTEN "{self.backend.channel}"')
             self.ready.set()
             while not self._stop.is_set():
-                for _ in conn.notifies(timeout=1.0):
-                    self.backend.wake()
+                for note in conn.notifies(timeout=1.0):
+                    if not note.payload.startswith(self.backend.token):
+                        self.backend.wake()
 
 
 def _create_engine(url: str) -> Engine:

@@ -184,7 +184,10 @@ class QueueStore:
                     conn.execute(run_contexts.insert().values(run_id=queued.id, data=context))
                 if self.dialect == "postgresql":
                     # Delivered to other processes' LISTEN connections when this transaction commits.
-                    conn.execute(text("SELECT pg_notify(:ch, :id)"), {"ch": self._backend.channel, "id": queued.id})
+                    conn.execute(
+                        text("SELECT pg_notify(:ch, :payload)"),
+                        {"ch": self._backend.channel, "payload": f"{self._backend.token}:{queued.id}"},
+                    )
         except IntegrityError:
             raise RunError(f"run id {queued.id!r} already exists; leave the id empty to get a fresh one") from None
         self._backend.wake()
