@@ -1,0 +1,244 @@
+"""The job's entrypoint: ``python -m launch_jupyter.execute --notebook N --output PATH [--parameters JSON]``.
+
+Runs the notebook with papermill in the ``python3`` kernel, prints each cell's start and any error
+to stdout (flushed, so Cloud Logging shows progress on Vertex), and writes the executed notebook to
+PATH: a local path, a ``/gcs/<bucket>/...`` path (Vertex mounts buckets there) or a ``gs://`` URI.
+Exit status: 0 success, 1 a cell raised or the run broke, 2 bad arguments, 143 terminated.
+With ``--status-file`` the exit status is also written as JSON, so whoever started this process can
+learn how it ended even if it was not around to wait for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TERMINATED = 0, 1, 2, 143
+
+
+def say(message: str) -> None:
+    """One progress line on stdout, flushed at once (log collectors read it live)."""
+    print(f"[launch] {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--parameters`` falls back to the LAUNCH_PARAMETERS environment variable."""
+    parser = argparse.ArgumentParser(prog="python -m launch_jupyter.execute", description=__doc__.split("\n")[0])
+    parser.add_argument("--notebook", required=True, help="the notebook to run")
+    parser.add_argument("--output", required=True, help="where the executed notebook goes (path, /gcs/..., gs://...)")
+    parser.add_argument("--parameters", help="a JSON object of parameters (default: env LAUNCH_PARAMETERS)")
+    parser.add_argument("--cwd", help="working folder for the kernel (default: the notebook's folder)")
+    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
+    parser.add_argument("--status-file", help="write {'returncode': ..., 'error': ...} here on exit")
+    return parser.parse_args(argv)
+
+
+def load_parameters(text: str | None) -> dict:
+    """The parameters as a dict; a ValueError names what is wrong."""
+    if text is None:
+        text = os.environ.get("LAUNCH_PARAMETERS") or "{}"
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"--parameters / LAUNCH_PARAMETERS is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ValueError("--parameters / LAUNCH_PARAMETERS must be a JSON object, e.g. '{\"n\": 3}'")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the notebook; returns the process exit status."""
+    args = parse_args(argv)
+    status_file = Path(args.status_file) if args.status_file else None
+    _on_sigterm(status_file)
+    code, error = EXIT_FAILED, ""
+    try:
+        code, error = _run(args)
+    except ValueError as err:
+        code, error = EXIT_USAGE, str(err)
+        say(f"error: {error}")
+    except Exception as err:  # anything else still ends in a status file and a readable last line
+        code, error = EXIT_FAILED, f"{type(err).__name__}: {err}"
+        say(f"error: {error}")
+    finally:
+        _write_status(status_file, code, error)
+    return code
+
+
+def _run(args: argparse.Namespace) -> tuple[int, str]:
+    parameters = load_parameters(args.parameters)
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise ValueError(f"--notebook: {notebook} does not exist")
+    cwd = Path(args.cwd) if args.cwd else notebook.absolute().parent
+    local_output, upload_to = _local_output(args.output)
+    say(f"running {notebook} with parameters {json.dumps(parameters)}")
+    try:
+        error = _execute(notebook.absolute(), local_output, parameters, cwd, args.kernel)
+    finally:
+        if upload_to and local_output.exists():
+            _upload(local_output, upload_to)
+    say(f"executed notebook: {args.output}")
+    if error:
+        say(f"failed: {error}")
+        return EXIT_FAILED, error
+    say("succeeded")
+    return EXIT_OK, ""
+
+
+def _local_output(output: str) -> tuple[Path, str | None]:
+    if output.startswith("gs://"):
+        folder = Path(tempfile.mkdtemp(prefix="launch-output-"))
+        return folder / Path(output).name, output
+    path = Path(output).absolute()  # papermill changes directory to --cwd while it runs
+    path.parent.mkdir(parents=True, exist_ok=True)  # /gcs/<bucket>/... is a plain mounted folder
+    return path, None
+
+
+def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, kernel: str) -> str:
+    """Run with papermill; returns '' on success, else the failing cell's one-line error."""
+    # papermill (and nbclient, zmq) are imported only here: the entrypoint is their only user.
+    import logging
+
+    import papermill
+    from papermill.engines import papermill_engines
+    from papermill.exceptions import PapermillExecutionError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    logging.getLogger("papermill").addFilter(_QuietPapermill())
+    papermill_engines.register("launch-jupyter", _progress_engine())
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name=kernel,
+            engine_name="launch-jupyter", cwd=str(cwd), progress_bar=False, log_output=True,
+        )
+    except PapermillExecutionError as err:
+        trace = _ANSI.sub("", "\n".join(err.traceback))
+        print(trace, flush=True)
+        return f"cell {err.cell_index + 1} raised {err.ename}: {err.evalue}"
+    return ""
+
+
+class _QuietPapermill:
+    """Drop papermill's own per-cell banners: our engine prints 'cell i/n started' instead."""
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith(("Executing Cell", "Ending Cell"))
+
+
+def _progress_engine():
+    from papermill.engines import NBClientEngine
+
+    class ProgressEngine(NBClientEngine):
+        """papermill's nbclient engine, announcing each code cell as it starts."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            _announce_cells(nb_man)
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    return ProgressEngine
+
+
+def _announce_cells(nb_man) -> None:
+    total = len(nb_man.nb.cells)
+    start = nb_man.cell_start
+
+    def cell_start(cell, cell_index=None, **kwargs):
+        if cell.cell_type == "code":
+            say(f"cell {cell_index + 1}/{total} started")
+        return start(cell, cell_index, **kwargs)
+
+    nb_man.cell_start = cell_start  # this one manager object only, created per execution
+
+
+def _upload(local: Path, uri: str) -> None:
+    # google-cloud-storage is heavy and needed only for gs:// outputs.
+    from google.cloud import storage
+
+    bucket, _, name = uri[len("gs://"):].partition("/")
+    storage.Client().bucket(bucket).blob(name).upload_from_filename(str(local))
+
+
+def _write_status(path: Path | None, code: int, error: str) -> None:
+    if path is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"returncode": code, "error": error, "finished_at": time.time()}))
+    tmp.replace(path)  # atomic: a reader never sees half a status
+
+
+def _on_sigterm(status_file: Path | None) -> None:
+    def handler(signum, frame):
+        say("terminated: stopping the kernel")
+        stop_children(os.getpid())
+        _write_status(status_file, EXIT_TERMINATED, "terminated by a signal")
+        os._exit(EXIT_TERMINATED)  # skip papermill's clean-up: the kernel is already gone
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc; empty where there is no /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc").is_dir() else []:
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.parent.name))
+    return found
+
+
+def stop_children(pid: int, grace: float = 1.0) -> None:
+    """End each child of ``pid`` with its process group (a kernel runs in its own session)."""
+    groups = set()
+    for child in children(pid):
+        try:
+            groups.add(os.getpgid(child))
+        except ProcessLookupError:
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for group in groups:
+            try:
+                os.killpg(group, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace
+        while sig == signal.SIGTERM and time.monotonic() < deadline and _any_alive(groups):
+            time.sleep(0.05)
+
+
+def _any_alive(groups: set[int]) -> bool:
+    _reap()
+    for group in groups:
+        try:
+            os.killpg(group, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return False
+
+
+def _reap() -> None:
+    """Collect ended children, so a dead kernel does not linger as a zombie of this process."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+if __name__ == "__main__":
+    sys.exit(main())
