@@ -345,15 +345,25 @@ def _locate_notebook(notebook: str | Path | None, user_ns: Mapping | None) -> tu
         if not path.is_file():
             raise NotebookError(f"notebook not found: {path}")
         return path.resolve(), ""
-    from .packaging import find_notebook
+    from .packaging import find_notebook, request_save
 
     path = find_notebook(user_ns)
+    if request_save(path, _frontend_save_request()):
+        return path, ""
+    return path, "no frontend answered the save request: submitted the notebook as last saved"
+
+
+def _frontend_save_request() -> Callable[[], object] | None:
+    """In a kernel with a frontend: a function that asks it to save the notebook (a tiny widget)."""
     try:
-        from .packaging import save_notebook
+        from IPython import get_ipython
+
+        if get_ipython() is None or not hasattr(get_ipython(), "kernel"):
+            return None
+        from .widgets.save import ask_frontend_to_save
     except ImportError:
-        return path, "submitted the notebook as last saved"
-    saved = save_notebook(path)
-    return path, "" if saved else "no frontend answered the save request: submitted the notebook as last saved"
+        return None
+    return ask_frontend_to_save
 
 
 def submit(

@@ -1,0 +1,71 @@
+"""The agent as a thread inside a real IPython kernel (jupyter_client), as `%launch agent start` runs it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.fixtures.common import EXAMPLES
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+
+def execute(client, code: str, timeout: float = 120) -> tuple[str, float]:
+    """Run ``code`` in the kernel; return its stdout and the round-trip time."""
+    started = time.perf_counter()
+    msg_id = client.execute(code)
+    out = []
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            out.append(content["text"])
+        elif kind == "error":
+            raise AssertionError("\n".join(content["traceback"]))
+        elif kind == "status" and content["execution_state"] == "idle":
+            return "".join(out), time.perf_counter() - started
+
+
+@pytest.fixture
+def kernel(isolated_home):
+    env = dict(os.environ)
+    env["LAUNCH_JUPYTER_POLL_INTERVAL"] = "0.2"
+    manager = jupyter_client.KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, cwd=str(isolated_home))
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    yield manager, client
+    client.stop_channels()
+    if manager.is_alive():
+        manager.shutdown_kernel(now=True)
+
+
+def test_a_run_submitted_from_the_kernel_succeeds_while_the_kernel_stays_responsive(kernel):
+    manager, client = kernel
+    execute(client, "from launch_jupyter import api\n"
+                    "api.create_queue('k', 'local-process')\n"
+                    "agent = api.start_agent(['k'])")
+    out, _ = execute(client, f"run = api.submit({str(EXAMPLES / 'parameters.ipynb')!r}, 'k', "
+                             "parameters={'seconds': 4}); print(run.id)")
+    run_id = out.strip()
+    assert run_id
+    execute(client, "import time\n"
+                    "deadline = time.monotonic() + 60\n"
+                    "while run.refresh().state != 'running' and time.monotonic() < deadline: time.sleep(0.1)")
+    # While the agent tracks the run, a trivial cell answers at once (no GIL-hogging loop).
+    timings = [execute(client, "1 + 1")[1] for _ in range(5)]
+    assert max(timings) < 2.0, timings
+    out, _ = execute(client, "print(run.wait(timeout=120))")
+    assert out.strip() == "succeeded"
+    out, _ = execute(client, "print(api.agent_status()['state'])")
+    assert out.strip() == "running"
+    # A kernel shutdown does not hang on the agent thread.
+    started = time.monotonic()
+    manager.shutdown_kernel(now=False)
+    assert time.monotonic() - started < 15
+    assert not manager.is_alive()
