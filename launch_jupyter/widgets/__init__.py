@@ -1,0 +1,13 @@
+"""The notebook widgets: QueueEditor, RunBoard, AgentPanel and RunStatus (anywidget, JS in ``js/``).
+
+Each only declares synced traits and forwards its buttons to ``launch_jupyter.api``.
+"""
+
+from __future__ import annotations
+
+from .agent_panel import AgentPanel
+from .queue_editor import QueueEditor
+from .run_board import RunBoard
+from .run_status import RunStatus
+
+__all__ = ["AgentPanel", "QueueEditor", "RunBoard", "RunStatus"]

@@ -1,0 +1,45 @@
+"""The widgets' JavaScript and CSS: plain ES modules in the repo's ``js/`` (editable install) or in
+``launch_jupyter/_js`` (the wheel), joined into one module per widget because anywidget loads a
+single ES module and we ship no bundler."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+# `import { a, b } from "./format.js";` — the only import form our modules use.
+_LOCAL_IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./([\w-]+\.js)";\s*$', re.MULTILINE)
+
+
+def js_dir() -> Path:
+    """Where the widget modules are: the wheel's ``launch_jupyter/_js`` or the repo's ``js/``."""
+    for candidate in (_PACKAGE / "_js", _PACKAGE.parent / "js"):
+        if (candidate / "run_board.js").is_file():
+            return candidate
+    raise FileNotFoundError(f"the widget JavaScript is missing: looked in {_PACKAGE / '_js'} and {_PACKAGE.parent / 'js'}")
+
+
+def _inline(name: str, seen: set[str]) -> str:
+    # Dependencies first, each once; their `export` keywords are harmless in the joined module.
+    source = (js_dir() / name).read_text(encoding="utf-8")
+    parts = []
+    for dep in _LOCAL_IMPORT.findall(source):
+        if dep not in seen:
+            seen.add(dep)
+            parts.append(_inline(dep, seen))
+    parts.append(f"// ---- {name}\n" + _LOCAL_IMPORT.sub("", source))
+    return "\n".join(parts)
+
+
+@lru_cache(maxsize=None)
+def esm(name: str) -> str:
+    """The widget module ``name`` (e.g. ``run_board.js``) with its local imports inlined."""
+    return _inline(name, {name})
+
+
+@lru_cache(maxsize=None)
+def css() -> str:
+    """The shared stylesheet of every widget."""
+    return (js_dir() / "launch.css").read_text(encoding="utf-8")

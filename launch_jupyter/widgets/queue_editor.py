@@ -1,0 +1,160 @@
+"""QueueEditor: create, edit, validate and preview a queue's config."""
+
+from __future__ import annotations
+
+import traitlets
+
+from .. import api
+from ..core.errors import LaunchError
+from ..core.model import Queue
+from ..core.overrides import parse_value
+from . import _assets
+from ._base import ActionWidget
+
+VAR_FIELDS = ("name", "type", "default", "minimum", "maximum")
+
+
+def _var_from_row(row: dict) -> dict:
+    """A template-variable row of the table (all text) → the dict ``TemplateVar.from_dict`` takes."""
+    var: dict = {"name": str(row.get("name") or "").strip(), "type": row.get("type") or "string"}
+    default = row.get("default")
+    var["default"] = None if default in (None, "") else default
+    for bound in ("minimum", "maximum"):
+        value = row.get(bound)
+        var[bound] = None if value in (None, "") else parse_value(str(value), f"template variable {bound}")
+    return var
+
+
+def _row_from_var(var) -> dict:
+    return {key: "" if getattr(var, key) is None else str(getattr(var, key)) for key in VAR_FIELDS}
+
+
+class QueueEditor(ActionWidget):
+    """Edit a queue: typing in the config re-validates it (``problems``), buttons call the API."""
+
+    _esm = _assets.esm("queue_editor.js")
+    _css = _assets.css()
+    _actions = ("create", "update", "delete", "preview", "load", "reset_config")
+
+    entity = traitlets.Unicode("").tag(sync=True)
+    name = traitlets.Unicode("").tag(sync=True)
+    resource = traitlets.Unicode("local-process").tag(sync=True)
+    resources = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    prioritization = traitlets.Bool(False).tag(sync=True)
+    config_text = traitlets.Unicode("").tag(sync=True)
+    template_vars = traitlets.List(traitlets.Dict()).tag(sync=True)
+    problems = traitlets.List(traitlets.Dict()).tag(sync=True)  # [{path, message, severity}]
+    preview_text = traitlets.Unicode("").tag(sync=True)
+    exists = traitlets.Bool(False).tag(sync=True)  # the queue named here is in the store
+
+    def __init__(self, name: str | None = None, *, resource: str = "local-process", entity: str | None = None,
+                 store_url: str | None = None, **kwargs):
+        self._store_url = store_url
+        self._loading = True
+        super().__init__(resources=api.known_resources(), resource=resource, entity=entity or "", **kwargs)
+        self.config_text = api.default_config(resource)
+        self._loading = False
+        if name:
+            self.load(name)
+        else:
+            self.validate()
+
+    def __repr__(self) -> str:
+        state = "stored" if self.exists else "new"
+        return f"QueueEditor({self.name or '(unnamed)'}, {self.resource}, {state}, {len(self.problems)} problem(s))"
+
+    # ---------------------------------------------------------------- live behaviour
+
+    @traitlets.observe("resource")
+    def _resource_changed(self, change) -> None:
+        # Switching the resource starts from that resource's default config.
+        if self._loading:
+            return
+        self.run_action("reset_config")
+
+    @traitlets.observe("name", "entity")
+    def _name_changed(self, change) -> None:
+        # Create / Update / Delete follow whether a queue of that name is stored.
+        if self._loading:
+            return
+        try:
+            api.get_queue(self.name, entity=self.entity or None, store_url=self._store_url)
+            self.exists = True
+        except LaunchError:
+            self.exists = False
+
+    @traitlets.observe("config_text", "template_vars")
+    def _content_changed(self, change) -> None:
+        if not self._loading:
+            self.validate()
+
+    def validate(self) -> list[dict]:
+        """Check the config as typed; the problems are shown against their key paths."""
+        try:
+            tvars = [_var_from_row(r) for r in self.template_vars]
+        except LaunchError as err:
+            self.problems = [{"path": "template_vars", "message": str(err), "severity": "error"}]
+            return self.problems
+        found = api.validate_config(self.resource, self.config_text, tvars)
+        self.problems = [{"path": p.path, "message": p.message, "severity": p.severity} for p in found]
+        return self.problems
+
+    def reset_config(self) -> None:
+        """Replace the config with the resource's default."""
+        self.config_text = api.default_config(self.resource)
+        self.preview_text = ""
+
+    # ---------------------------------------------------------------- actions
+
+    def load(self, name: str) -> Queue:
+        """Fill the editor from a stored queue."""
+        queue = api.get_queue(name, entity=self.entity or None, store_url=self._store_url)
+        self._loading = True
+        try:
+            self.name = queue.name
+            self.entity = queue.entity
+            self.resource = queue.resource
+            self.prioritization = queue.prioritization
+            self.template_vars = [_row_from_var(v) for v in queue.template_vars]
+            self.config_text = queue.config_text or api.default_config(queue.resource)
+            self.exists = True
+        finally:
+            self._loading = False
+        self.validate()
+        return queue
+
+    def _vars(self) -> list[dict]:
+        return [_var_from_row(r) for r in self.template_vars]
+
+    def create(self) -> Queue:
+        """Create the queue (the Create button)."""
+        queue = api.create_queue(
+            self.name, self.resource, entity=self.entity or None, config=self.config_text,
+            prioritization=self.prioritization, template_vars=self._vars(), store_url=self._store_url,
+        )
+        self.entity = queue.entity
+        self.exists = True
+        self.notice = f"created queue {queue.path}"
+        return queue
+
+    def update(self) -> Queue:
+        """Save the changes to the stored queue (the Update button)."""
+        queue = api.update_queue(
+            self.name, entity=self.entity or None, config=self.config_text,
+            prioritization=self.prioritization, template_vars=self._vars(), store_url=self._store_url,
+        )
+        self.notice = f"updated queue {queue.path}"
+        return queue
+
+    def delete(self) -> None:
+        """Delete the stored queue (the Delete button)."""
+        api.delete_queue(self.name, entity=self.entity or None, store_url=self._store_url)
+        self.exists = False
+        self.notice = f"deleted queue {self.entity}/{self.name}"
+
+    def preview(self) -> str:
+        """The request a run of this config would send (the Preview request button)."""
+        self.preview_text = api.preview_request(
+            resource=self.resource, config=self.config_text, template_vars=self._vars(),
+        )
+        return self.preview_text
