@@ -67,7 +67,9 @@ def test_missing_explicit_file_is_an_error_naming_it(tmp_path):
 
 
 def test_missing_file_named_by_env_is_an_error_naming_the_variable(tmp_path):
-    with pytest.raises(ConfigError, match=r"gone.yaml \(named by LAUNCH_JUPYTER_CONFIG\) does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"gone.yaml \(named by LAUNCH_JUPYTER_CONFIG\) does not exist"
+    ):
         load_agent_config(env={"LAUNCH_JUPYTER_CONFIG": str(tmp_path / "gone.yaml")})
 
 
@@ -147,7 +149,12 @@ def test_relative_data_dir_is_relative_to_the_file_and_moves_the_default_store(t
 
 def test_empty_values_mean_not_set(tmp_path):
     config = load_text(tmp_path, "entity:\nqueues:\nbuilder:\nmax_jobs:\n")
-    assert (config.entity, config.queues, config.builder.type, config.max_jobs) == (None, [], "noop", 1)
+    assert (config.entity, config.queues, config.builder.type, config.max_jobs) == (
+        None,
+        [],
+        "noop",
+        1,
+    )
 
 
 def test_duplicate_queues_are_kept_once_in_order(tmp_path):
@@ -163,8 +170,14 @@ def test_precedence_defaults_file_env_overrides(tmp_path):
         "max_jobs: 2\nentity: file-team\npoll_interval: 5\nqueues: [from-file]\n"
         "builder:\n  type: docker\n  destination: localhost:5000/img\n",
     )
-    env = {"LAUNCH_JUPYTER_MAX_JOBS": "3", "LAUNCH_JUPYTER_QUEUES": "env-a, env-b", "LAUNCH_JUPYTER_BUILDER": "kaniko"}
-    config = load_agent_config(path, env=env, overrides={"max_jobs": 4, "builder": {"type": "noop"}})
+    env = {
+        "LAUNCH_JUPYTER_MAX_JOBS": "3",
+        "LAUNCH_JUPYTER_QUEUES": "env-a, env-b",
+        "LAUNCH_JUPYTER_BUILDER": "kaniko",
+    }
+    config = load_agent_config(
+        path, env=env, overrides={"max_jobs": 4, "builder": {"type": "noop"}}
+    )
     assert config.max_jobs == 4  # override > env > file
     assert config.queues == ["env-a", "env-b"]  # env > file
     assert config.entity == "file-team"  # file > default
@@ -175,7 +188,9 @@ def test_precedence_defaults_file_env_overrides(tmp_path):
 
 
 def test_none_override_means_flag_not_given(tmp_path):
-    config = load_text(tmp_path, "max_jobs: 2\nentity: team\n", overrides={"max_jobs": None, "entity": None})
+    config = load_text(
+        tmp_path, "max_jobs: 2\nentity: team\n", overrides={"max_jobs": None, "entity": None}
+    )
     assert (config.max_jobs, config.entity) == (2, "team")
 
 
@@ -198,7 +213,11 @@ def test_every_launch_jupyter_env_var(tmp_path):
 
 
 def test_empty_env_var_counts_as_unset(tmp_path):
-    config = load_text(tmp_path, "entity: team\n", env={"LAUNCH_JUPYTER_ENTITY": "", "LAUNCH_JUPYTER_MAX_JOBS": " "})
+    config = load_text(
+        tmp_path,
+        "entity: team\n",
+        env={"LAUNCH_JUPYTER_ENTITY": "", "LAUNCH_JUPYTER_MAX_JOBS": " "},
+    )
     assert (config.entity, config.max_jobs) == ("team", 1)
 
 
@@ -207,7 +226,10 @@ def test_google_cloud_env_fills_project_and_region_only_when_unset(tmp_path):
     assert load_agent_config(env=env).environment.project == "env-project"
     assert load_agent_config(env=env).environment.region == "us-central1"
     config = load_text(tmp_path, "environment:\n  region: europe-west4\n", env=env)
-    assert (config.environment.project, config.environment.region) == ("env-project", "europe-west4")
+    assert (config.environment.project, config.environment.region) == (
+        "env-project",
+        "europe-west4",
+    )
     config = load_agent_config(env=env, overrides={"environment": {"project": "flag-project"}})
     assert config.environment.project == "flag-project"
 
@@ -221,7 +243,9 @@ def test_process_environment_is_the_default_env(tmp_path, monkeypatch):
 
 
 def test_overrides_accept_command_line_text(tmp_path):
-    config = load_agent_config(env={}, overrides={"max_jobs": "3", "poll_interval": "1.5", "queues": "a,b"})
+    config = load_agent_config(
+        env={}, overrides={"max_jobs": "3", "poll_interval": "1.5", "queues": "a,b"}
+    )
     assert (config.max_jobs, config.poll_interval, config.queues) == (3, 1.5, ["a", "b"])
 
 
@@ -237,7 +261,11 @@ def test_overrides_accept_command_line_text(tmp_path):
         ("builder:\n  destinaton: x\n", "builder.destinaton", "builder.destination"),
         ("builder:\n  typ: docker\n", "builder.typ", "builder.type"),
         ("environment:\n  regoin: us\n", "environment.regoin", "environment.region"),
-        ("environment:\n  apiTransport: rest\n", "environment.apiTransport", "environment.api_transport"),
+        (
+            "environment:\n  apiTransport: rest\n",
+            "environment.apiTransport",
+            "environment.api_transport",
+        ),
         ("destination: x\n", "destination", "builder.destination"),
         ("registry:\n  url: x\n", "registry.url", "registry.uri"),
     ],
@@ -256,7 +284,10 @@ def test_unknown_key_with_nothing_close_lists_the_valid_keys(tmp_path):
 
 
 def test_unknown_override_key_is_an_error_too():
-    with pytest.raises(ConfigError, match=r'builder\.destinaton: unknown key; did you mean "builder\.destination"\?'):
+    with pytest.raises(
+        ConfigError,
+        match=r'builder\.destinaton: unknown key; did you mean "builder\.destination"\?',
+    ):
         load_agent_config(env={}, overrides={"builder": {"destinaton": "x"}})
 
 
@@ -288,11 +319,19 @@ def test_unknown_override_key_is_an_error_too():
         ("builder:\n  destination: repo/img:latest\n", "builder.destination", "tag or digest"),
         ("builder:\n  destination: repo/img@sha256:abc\n", "builder.destination", "tag or digest"),
         ("builder:\n  destination: https://repo/img\n", "builder.destination", "without a scheme"),
-        ("builder:\n  build_context_store: s3://bucket/x\n", "builder.build_context_store", "gs://"),
+        (
+            "builder:\n  build_context_store: s3://bucket/x\n",
+            "builder.build_context_store",
+            "gs://",
+        ),
         ("builder:\n  build_context_store: bucket\n", "builder.build_context_store", "gs://"),
         ("builder:\n  platform: 64\n", "builder.platform", "must be text"),
         ("environment:\n  api_transport: http\n", "environment.api_transport", "grpc | rest"),
-        ("environment:\n  credentials: key.json\n", "environment.credentials", "default | anonymous"),
+        (
+            "environment:\n  credentials: key.json\n",
+            "environment.credentials",
+            "default | anonymous",
+        ),
         ("environment:\n  type: aws\n", "environment.type", "gcp"),
         ("store: /tmp/launch.db\n", "store", "SQLAlchemy URL"),
         ("data_dir: 3\n", "data_dir", "must be text"),

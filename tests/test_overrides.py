@@ -46,13 +46,18 @@ def test_mappings_merge_recursively_and_inputs_stay_unchanged():
     assert merged["spec"]["labels"] == {"team": "ml", "owner": "alice"}
     assert merged["run"] == {"restart_job_on_worker_restart": False, "sync": False}
     assert merged["spec"]["worker_pool_specs"] == QUEUE_CONFIG["spec"]["worker_pool_specs"]
-    assert base == QUEUE_CONFIG and override == {"spec": {"labels": {"owner": "alice"}}, "run": {"sync": False}}
+    assert base == QUEUE_CONFIG and override == {
+        "spec": {"labels": {"owner": "alice"}},
+        "run": {"sync": False},
+    }
     merged["spec"]["worker_pool_specs"][0]["replica_count"] = 5
     assert base["spec"]["worker_pool_specs"][0]["replica_count"] == 1  # no shared objects
 
 
 def test_a_list_is_replaced_by_an_override_list():
-    merged = deep_merge(QUEUE_CONFIG, {"spec": {"worker_pool_specs": [{"machine_spec": {"machine_type": "x"}}]}})
+    merged = deep_merge(
+        QUEUE_CONFIG, {"spec": {"worker_pool_specs": [{"machine_spec": {"machine_type": "x"}}]}}
+    )
     assert merged["spec"]["worker_pool_specs"] == [{"machine_spec": {"machine_type": "x"}}]
 
 
@@ -62,7 +67,13 @@ def test_a_scalar_replaces_and_none_sets_null():
 
 
 def test_list_positions_merge_item_by_item():
-    override = {"spec": {"worker_pool_specs": {0: {"machine_spec": {"machine_type": "a2-highgpu-1g", "accelerator_count": 1}}}}}
+    override = {
+        "spec": {
+            "worker_pool_specs": {
+                0: {"machine_spec": {"machine_type": "a2-highgpu-1g", "accelerator_count": 1}}
+            }
+        }
+    }
     merged = deep_merge(QUEUE_CONFIG, override)
     pool = merged["spec"]["worker_pool_specs"][0]
     assert pool["machine_spec"] == {
@@ -75,12 +86,20 @@ def test_list_positions_merge_item_by_item():
 
 
 def test_position_past_the_end_appends_one_item():
-    merged = deep_merge(QUEUE_CONFIG, {"spec": {"worker_pool_specs": {1: {"replica_count": 2}, 2: {"replica_count": 3}}}})
+    merged = deep_merge(
+        QUEUE_CONFIG,
+        {"spec": {"worker_pool_specs": {1: {"replica_count": 2}, 2: {"replica_count": 3}}}},
+    )
     assert [pool["replica_count"] for pool in merged["spec"]["worker_pool_specs"]] == [1, 2, 3]
 
 
 def test_position_of_a_scalar_list_item():
-    merged = deep_merge(QUEUE_CONFIG, assignments_to_dict(["spec.worker_pool_specs[0].container_spec.args[1]=5"], "--resource-arg"))
+    merged = deep_merge(
+        QUEUE_CONFIG,
+        assignments_to_dict(
+            ["spec.worker_pool_specs[0].container_spec.args[1]=5"], "--resource-arg"
+        ),
+    )
     assert merged["spec"]["worker_pool_specs"][0]["container_spec"]["args"] == ["--epochs", 5]
 
 
@@ -117,7 +136,11 @@ def test_positions_for_a_new_list_must_start_at_zero_without_gaps():
             ["spec", "worker_pool_specs", 0, "machine_spec", "machine_type"],
             "a2-highgpu-1g",
         ),
-        ("spec.worker_pool_specs[0].replica_count=2", ["spec", "worker_pool_specs", 0, "replica_count"], 2),
+        (
+            "spec.worker_pool_specs[0].replica_count=2",
+            ["spec", "worker_pool_specs", 0, "replica_count"],
+            2,
+        ),
         ("run.timeout=3600.5", ["run", "timeout"], 3600.5),
         ("run.sync=false", ["run", "sync"], False),
         ("run.enable_web_access=True", ["run", "enable_web_access"], True),
@@ -210,7 +233,9 @@ def test_last_assignment_to_a_path_wins():
 def test_value_then_keys_below_it_conflict():
     with pytest.raises(ConfigError) as info:
         assignments_to_dict(["spec.labels=x", "spec.labels.team=ml"], "--resource-arg")
-    assert str(info.value).startswith("--resource-arg 'spec.labels.team=ml': spec.labels was already set")
+    assert str(info.value).startswith(
+        "--resource-arg 'spec.labels.team=ml': spec.labels was already set"
+    )
 
 
 def test_set_var_assignments_give_template_values():

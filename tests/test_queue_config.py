@@ -135,7 +135,9 @@ def test_syntax_error_names_source_line_and_column(text, where):
 
 
 def test_unquoted_template_variable_gets_a_hint():
-    with pytest.raises(ConfigError, match=r'line 2.*put a template variable in quotes, e\.g\. "\{\{gpus\}\}"'):
+    with pytest.raises(
+        ConfigError, match=r'line 2.*put a template variable in quotes, e\.g\. "\{\{gpus\}\}"'
+    ):
         parse_config_text("spec:\n  count: {{gpus}}\n")
 
 
@@ -144,7 +146,9 @@ def test_duplicate_key_is_an_error_at_any_depth():
         parse_config_text("spec:\n  replica_count: 1\n  x: 2\n  replica_count: 3\n")
 
 
-@pytest.mark.parametrize("text, kind", [("- a\n- b\n", "a list"), ("just text", "text"), ("42", "a number")])
+@pytest.mark.parametrize(
+    "text, kind", [("- a\n- b\n", "a list"), ("just text", "text"), ("42", "a number")]
+)
 def test_top_level_must_be_a_mapping(text, kind):
     with pytest.raises(ConfigError, match=f"top level must be a mapping.*not {kind}"):
         parse_config_text(text)
@@ -161,7 +165,15 @@ def test_dump_keeps_key_order_and_round_trips():
     assert text.index("spec:") < text.index("run:")
     assert text.index("worker_pool_specs") < text.index("staging_bucket")
     assert parse_config_text(text) == config
-    odd = {"z": "on", "a": "010", "m": "12:30", "t": "true", "n": "null", "e": "", "multi": "a: b\nc: d"}
+    odd = {
+        "z": "on",
+        "a": "010",
+        "m": "12:30",
+        "t": "true",
+        "n": "null",
+        "e": "",
+        "multi": "a: b\nc: d",
+    }
     assert parse_config_text(dump_config(odd)) == odd
     assert list(parse_config_text(dump_config(odd))) == ["z", "a", "m", "t", "n", "e", "multi"]
 
@@ -185,13 +197,29 @@ def test_camel_case_keys_at_every_depth():
         "run": {"restartJobOnWorkerRestart": False},
     }
     problems = check_snake_case(config)
-    assert Problem("spec.workerPoolSpecs", 'use "worker_pool_specs", not "workerPoolSpecs"') in problems
-    assert Problem(
-        "spec.workerPoolSpecs[0].machine_spec.machineType", 'use "machine_type", not "machineType"'
-    ) in problems
-    assert Problem("spec.workerPoolSpecs[1].containerSpec.imageUri", 'use "image_uri", not "imageUri"') in problems
+    assert (
+        Problem("spec.workerPoolSpecs", 'use "worker_pool_specs", not "workerPoolSpecs"')
+        in problems
+    )
+    assert (
+        Problem(
+            "spec.workerPoolSpecs[0].machine_spec.machineType",
+            'use "machine_type", not "machineType"',
+        )
+        in problems
+    )
+    assert (
+        Problem("spec.workerPoolSpecs[1].containerSpec.imageUri", 'use "image_uri", not "imageUri"')
+        in problems
+    )
     assert Problem("spec.stagingBucket", 'use "staging_bucket", not "stagingBucket"') in problems
-    assert Problem("run.restartJobOnWorkerRestart", 'use "restart_job_on_worker_restart", not "restartJobOnWorkerRestart"') in problems
+    assert (
+        Problem(
+            "run.restartJobOnWorkerRestart",
+            'use "restart_job_on_worker_restart", not "restartJobOnWorkerRestart"',
+        )
+        in problems
+    )
     assert len(problems) == 6
     assert all(p.severity == "error" for p in problems)
 
@@ -204,7 +232,10 @@ def test_snake_case_check_starts_from_a_given_path():
 
 
 def test_values_are_not_keys():
-    assert check_snake_case({"machine_spec": {"machine_type": "CamelValue"}, "args": ["--someFlag"]}) == []
+    assert (
+        check_snake_case({"machine_spec": {"machine_type": "CamelValue"}, "args": ["--someFlag"]})
+        == []
+    )
 
 
 # --- template variable declarations ----------------------------------------------------------------
@@ -229,7 +260,10 @@ def test_values_are_not_keys():
             "{name: gpus, type: integer, default: 2, enum: [1, 2, 4], description: GPUs per pool}",
             TemplateVar("gpus", "integer", 2, enum=(1, 2, 4), description="GPUs per pool"),
         ),
-        ('{"name": "zone", "enum": ["a", "b"], "default": "a"}', TemplateVar("zone", "string", "a", enum=("a", "b"))),
+        (
+            '{"name": "zone", "enum": ["a", "b"], "default": "a"}',
+            TemplateVar("zone", "string", "a", enum=("a", "b")),
+        ),
     ],
 )
 def test_parse_template_var(text, var):
@@ -242,8 +276,14 @@ def test_parse_template_var(text, var):
         ("1gpus:integer:1", 'template variable "1gpus": a name starts with a letter'),
         ("my-var:integer:1", 'template variable "my-var": a name starts with a letter'),
         (":integer:1", 'template variable "": a name starts'),
-        ("gpus:bool:1", 'template variable "gpus": unknown type "bool"; types: integer, number, string'),
-        ("gpus:integr:1", 'template variable "gpus": unknown type "integr"; did you mean "integer"?'),
+        (
+            "gpus:bool:1",
+            'template variable "gpus": unknown type "bool"; types: integer, number, string',
+        ),
+        (
+            "gpus:integr:1",
+            'template variable "gpus": unknown type "integr"; did you mean "integer"?',
+        ),
         ("gpus:integer:two", 'template variable "gpus": expected a whole number'),
         ("gpus:integer:1.5", 'template variable "gpus": expected a whole number'),
         ("lr:number:fast", 'template variable "lr": expected a number'),
@@ -251,13 +291,25 @@ def test_parse_template_var(text, var):
         ("gpus:integer:9:0:8", 'template variable "gpus": 9 is above maximum 8'),
         ("gpus:integer:0:1:8", 'template variable "gpus": 0 is below minimum 1'),
         ("gpus:integer:1:8:2", 'template variable "gpus": minimum 8 is above maximum 2'),
-        ("gpus:integer:1:low", 'template variable "gpus": minimum \'low\' is not a number'),
+        ("gpus:integer:1:low", "template variable \"gpus\": minimum 'low' is not a number"),
         ("gpus:integer:1:0:8:9", 'template variable "gpus": too many ":"'),
-        ("{name: gpus, typ: integer}", 'template variable "gpus": unknown field "typ"; did you mean "type"?'),
+        (
+            "{name: gpus, typ: integer}",
+            'template variable "gpus": unknown field "typ"; did you mean "type"?',
+        ),
         ("{name: gpus, enum: 3}", 'template variable "gpus": enum must be a list'),
-        ("{name: zone, enum: [a, b], default: c}", "template variable \"zone\": 'c' is not one of the allowed values: a, b"),
-        ("{name: gpus, type: integer, enum: [1, x]}", 'template variable "gpus": expected a whole number'),
-        ("{name: gpus, type: integer, enum: []}", 'template variable "gpus": enum must list at least one value'),
+        (
+            "{name: zone, enum: [a, b], default: c}",
+            "template variable \"zone\": 'c' is not one of the allowed values: a, b",
+        ),
+        (
+            "{name: gpus, type: integer, enum: [1, x]}",
+            'template variable "gpus": expected a whole number',
+        ),
+        (
+            "{name: gpus, type: integer, enum: []}",
+            'template variable "gpus": enum must list at least one value',
+        ),
         ("{type: integer}", "a mapping form needs at least a name"),
         ("{name: gpus, default: [1}", "line 1"),
     ],
@@ -282,15 +334,24 @@ def test_validate_template_vars_accepts_good_declarations():
 @pytest.mark.parametrize(
     "variables, message",
     [
-        ([TemplateVar("gpus", "integer", 1), TemplateVar("gpus", "number", 2)], '"gpus" is declared twice'),
+        (
+            [TemplateVar("gpus", "integer", 1), TemplateVar("gpus", "number", 2)],
+            '"gpus" is declared twice',
+        ),
         ([TemplateVar("bad name", "string")], '"bad name": a name starts'),
         ([TemplateVar("gpus", "float")], 'unknown type "float"'),
         ([TemplateVar("gpus", "integer", 10, maximum=8)], '"gpus": 10 is above maximum 8'),
         ([TemplateVar("lr", "number", -0.5, minimum=0)], '"lr": -0.5 is below minimum 0'),
         ([TemplateVar("gpus", "integer", True)], '"gpus": expected an integer, got true/false'),
-        ([TemplateVar("tag", "string", "x", minimum=1)], '"tag": minimum applies only to integer and number'),
+        (
+            [TemplateVar("tag", "string", "x", minimum=1)],
+            '"tag": minimum applies only to integer and number',
+        ),
         ([TemplateVar("gpus", "integer", 1, minimum="0")], '"gpus": minimum must be a number'),
-        ([TemplateVar("zone", "string", "c", enum=("a", "b"))], "'c' is not one of the allowed values: a, b"),
+        (
+            [TemplateVar("zone", "string", "c", enum=("a", "b"))],
+            "'c' is not one of the allowed values: a, b",
+        ),
         ([TemplateVar("tag", "string", ["x"])], '"tag": expected text, got a list'),
     ],
 )

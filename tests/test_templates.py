@@ -50,11 +50,15 @@ def test_defaults_fill_every_variable_with_its_type():
     assert pool["machine_spec"]["accelerator_count"] == 1  # exactly "{{gpus}}" → the integer
     assert pool["machine_spec"]["machine_type"] == "n1-standard-4"
     assert pool["container_spec"]["args"] == ["--lr", 0.01, "--lr=0.01"]
-    assert filled["spec"]["display_name"] == "train-1-gpus-${run_id}"  # macros are left for dispatch
+    assert (
+        filled["spec"]["display_name"] == "train-1-gpus-${run_id}"
+    )  # macros are left for dispatch
 
 
 def test_submitted_values_win_and_text_is_coerced():
-    filled = fill_template_vars(QUEUE_CONFIG, VARIABLES, {"gpus": "4", "lr": "0.5", "machine": "a2-highgpu-1g"})
+    filled = fill_template_vars(
+        QUEUE_CONFIG, VARIABLES, {"gpus": "4", "lr": "0.5", "machine": "a2-highgpu-1g"}
+    )
     pool = filled["spec"]["worker_pool_specs"][0]
     assert pool["machine_spec"]["accelerator_count"] == 4
     assert pool["machine_spec"]["machine_type"] == "a2-highgpu-1g"
@@ -110,10 +114,19 @@ def test_keys_and_non_string_values_are_untouched():
         ({"lr": "fast"}, 'template variable "lr": expected a number'),
         ({"lr": "inf"}, 'template variable "lr": expected a finite number'),
         ({"lr": 2}, 'template variable "lr": 2 is above maximum 1'),
-        ({"machine": "tpu"}, "template variable \"machine\": 'tpu' is not one of the allowed values"),
+        (
+            {"machine": "tpu"},
+            "template variable \"machine\": 'tpu' is not one of the allowed values",
+        ),
         ({"machine": {"a": 1}}, 'template variable "machine": expected text, got a mapping'),
-        ({"gpu": 2}, 'template variable "gpu" is not declared by this queue (declared: gpus, lr, machine); did you mean "gpus"?'),
-        ({"zzz": 2}, 'template variable "zzz" is not declared by this queue (declared: gpus, lr, machine)'),
+        (
+            {"gpu": 2},
+            'template variable "gpu" is not declared by this queue (declared: gpus, lr, machine); did you mean "gpus"?',
+        ),
+        (
+            {"zzz": 2},
+            'template variable "zzz" is not declared by this queue (declared: gpus, lr, machine)',
+        ),
     ],
 )
 def test_bad_values_are_errors_naming_the_variable(values, message):
@@ -124,7 +137,10 @@ def test_bad_values_are_errors_naming_the_variable(values, message):
 
 def test_missing_value_without_default_says_how_to_pass_it():
     variables = [TemplateVar("bucket", "string")]
-    with pytest.raises(ConfigError, match=r'"bucket" needs a value and has no default; pass it with --set-var bucket=VALUE'):
+    with pytest.raises(
+        ConfigError,
+        match=r'"bucket" needs a value and has no default; pass it with --set-var bucket=VALUE',
+    ):
         fill_template_vars({"spec": {"staging_bucket": "{{bucket}}"}}, variables, {})
 
 
@@ -159,10 +175,13 @@ def test_find_and_check_template_usage():
     assert find_template_vars(QUEUE_CONFIG) == {"gpus", "lr", "machine"}
     assert check_template_usage(QUEUE_CONFIG, VARIABLES) == []
     problems = check_template_usage(QUEUE_CONFIG, VARIABLES[:1])
-    assert Problem(
-        "spec.worker_pool_specs[0].machine_spec.machine_type",
-        '"{{machine}}" is not a template variable of this queue (declared: gpus)',
-    ) in problems
+    assert (
+        Problem(
+            "spec.worker_pool_specs[0].machine_spec.machine_type",
+            '"{{machine}}" is not a template variable of this queue (declared: gpus)',
+        )
+        in problems
+    )
     assert {p.path for p in problems} == {
         "spec.worker_pool_specs[0].machine_spec.machine_type",
         "spec.worker_pool_specs[0].container_spec.args[1]",
@@ -180,9 +199,17 @@ def test_macro_names():
 def test_fill_macros_on_parsed_data():
     filled = fill_macros(
         QUEUE_CONFIG,
-        {"image_uri": "us-docker.pkg.dev/p/r/img:abc123", "run_id": "r-1", "entity": "team", "queue": "gpu"},
+        {
+            "image_uri": "us-docker.pkg.dev/p/r/img:abc123",
+            "run_id": "r-1",
+            "entity": "team",
+            "queue": "gpu",
+        },
     )
-    assert filled["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] == "us-docker.pkg.dev/p/r/img:abc123"
+    assert (
+        filled["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"]
+        == "us-docker.pkg.dev/p/r/img:abc123"
+    )
     assert filled["spec"]["display_name"] == "train-{{gpus}}-gpus-r-1"
     assert filled["spec"]["staging_bucket"] == "gs://bucket/team/gpu"
     assert "${image_uri}" in str(QUEUE_CONFIG)  # the input is unchanged
@@ -201,5 +228,9 @@ def test_macro_value_cannot_inject_structure():
 
 def test_find_macros():
     assert find_macros(QUEUE_CONFIG) == {"image_uri", "run_id", "entity", "queue"}
-    assert find_macros({"a": ["${foo}", {"b": "${author}${notebook}"}], "n": 1}) == {"foo", "author", "notebook"}
+    assert find_macros({"a": ["${foo}", {"b": "${author}${notebook}"}], "n": 1}) == {
+        "foo",
+        "author",
+        "notebook",
+    }
     assert find_macros({}) == set()

@@ -27,7 +27,9 @@ _FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)
 _TRUE = ("true", "True", "TRUE")
 _FALSE = ("false", "False", "FALSE")
 _NULL = ("null", "Null", "NULL", "~")
-_ASSIGNMENT_HELP = "expected PATH=VALUE, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=a2-highgpu-1g"
+_ASSIGNMENT_HELP = (
+    "expected PATH=VALUE, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=a2-highgpu-1g"
+)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -54,7 +56,9 @@ def _merge_value(current: Any, new: Any, path: str, present: bool) -> Any:
         if isinstance(current, list):
             return _merge_list(current, new, path)
         if present and current is not None:
-            raise ConfigError(f"list positions are given, but the config holds {kind_of(current)} here", path)
+            raise ConfigError(
+                f"list positions are given, but the config holds {kind_of(current)} here", path
+            )
         return _materialize(new, path)
     if isinstance(new, dict) and isinstance(current, dict):
         return _merge_mapping(current, new, path)
@@ -167,9 +171,13 @@ def _parse_collection(text: str, where: str) -> Any:
     try:
         value = load_yaml(text, where)
     except ConfigError as err:
-        raise ConfigError(f"{err}; a value starting with [ or {{ must be a JSON or YAML list/mapping") from None
+        raise ConfigError(
+            f"{err}; a value starting with [ or {{ must be a JSON or YAML list/mapping"
+        ) from None
     if not isinstance(value, (list, dict)):
-        raise ConfigError(f"{where}: a value starting with [ or {{ must be a JSON or YAML list/mapping")
+        raise ConfigError(
+            f"{where}: a value starting with [ or {{ must be a JSON or YAML list/mapping"
+        )
     return value
 
 
@@ -227,4 +235,6 @@ def _split_parameter(item: str) -> tuple[str, str]:
         problem = "the parameter has no value"
     else:
         problem = f'"{name}" is not a Python identifier'
-    raise ConfigError(f"-p {item!r}: {problem}; write -p name=value or -p name value, e.g. -p lr=0.1")
+    raise ConfigError(
+        f"-p {item!r}: {problem}; write -p name=value or -p name value, e.g. -p lr=0.1"
+    )

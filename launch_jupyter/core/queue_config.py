@@ -62,8 +62,10 @@ class _Loader(yaml.SafeLoader):
                 continue  # an unhashable key; SafeConstructor reports it
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    f'found the key "{key}" twice', key_node.start_mark,
+                    "while reading a mapping",
+                    node.start_mark,
+                    f'found the key "{key}" twice',
+                    key_node.start_mark,
                 )
         return super().construct_mapping(node, deep=deep)
 
@@ -161,7 +163,9 @@ def parse_template_var(text: str) -> TemplateVar:
 def _var_from_mapping(text: str) -> TemplateVar:
     data = load_yaml(text, f"--template-var {text!r}")
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise ConfigError(f"--template-var {text!r}: a mapping form needs at least a name, e.g. {{name: gpus}}")
+        raise ConfigError(
+            f"--template-var {text!r}: a mapping form needs at least a name, e.g. {{name: gpus}}"
+        )
     for key in data:
         if key not in _VAR_KEYS:
             hint = did_you_mean(str(key), _VAR_KEYS)
@@ -236,8 +240,12 @@ def _normalized(var: TemplateVar) -> TemplateVar:
         bare = TemplateVar(name=var.name, type=var.type)
         enum = tuple(coerce_template_value(bare, item) for item in var.enum)
     checked = TemplateVar(
-        name=var.name, type=var.type, minimum=var.minimum, maximum=var.maximum,
-        enum=enum, description=var.description or "",
+        name=var.name,
+        type=var.type,
+        minimum=var.minimum,
+        maximum=var.maximum,
+        enum=enum,
+        description=var.description or "",
     )
     default = var.default
     if default is not None:

@@ -23,17 +23,22 @@ _MACRO = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
 
 
-def fill_template_vars(config: dict, variables: list[TemplateVar], values: Mapping[str, Any]) -> dict:
+def fill_template_vars(
+    config: dict, variables: list[TemplateVar], values: Mapping[str, Any]
+) -> dict:
     """A new config with every ``{{name}}`` replaced by the submitted value (or the default).
 
     A string that is exactly ``{{x}}`` becomes the typed value; inside a longer string the value
     is written as text. A value of None means "use the default".
     """
     resolved = resolve_template_values(variables, values)
-    return _map_strings(config, "", lambda text, path: _fill_vars(text, path, resolved))
+    filled: dict = _map_strings(config, "", lambda text, path: _fill_vars(text, path, resolved))
+    return filled
 
 
-def resolve_template_values(variables: list[TemplateVar], values: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_template_values(
+    variables: list[TemplateVar], values: Mapping[str, Any]
+) -> dict[str, Any]:
     """The typed, checked value of every declared variable; ConfigError names a bad one."""
     declared = {var.name: var for var in variables}
     for name in values:
@@ -119,13 +124,14 @@ def fill_macros(config: dict, values: Mapping[str, str | None]) -> dict:
     """
 
     def fill(text: str, path: str) -> str:
-        def replace(match: re.Match) -> str:
+        def replace(match: re.Match[str]) -> str:
             value = values.get(match.group(1))
             return match.group(0) if value is None else str(value)
 
         return _MACRO.sub(replace, text)
 
-    return _map_strings(config, "", fill)
+    filled: dict = _map_strings(config, "", fill)
+    return filled
 
 
 def find_macros(config: dict) -> set[str]:
@@ -174,7 +180,9 @@ def _undeclared(name: str, declared: set[str]) -> str:
 def _map_strings(data: Any, path: str, fn: Callable[[str, str], Any]) -> Any:
     """A copy of ``data`` with ``fn(text, key_path)`` applied to every string value (not keys)."""
     if isinstance(data, dict):
-        return {key: _map_strings(value, join_path(path, str(key)), fn) for key, value in data.items()}
+        return {
+            key: _map_strings(value, join_path(path, str(key)), fn) for key, value in data.items()
+        }
     if isinstance(data, list):
         return [_map_strings(item, join_path(path, index), fn) for index, item in enumerate(data)]
     if isinstance(data, str):
