@@ -1,0 +1,429 @@
+"""Offline validation of a ``vertex`` queue config: required keys, snake_case, and unknown or
+mistyped fields found against the installed SDK (``aiplatform_v1`` proto types and the
+``CustomJob`` signatures), each problem naming its key path."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import ipaddress
+import re
+import typing
+from typing import Any
+
+from ...core.keys import closest, is_camel_case, join_path, to_snake
+from ...core.model import Problem
+
+PLACEHOLDER = "<REQUIRED>"
+MACRO = re.compile(r"\$\{[^}]*\}|\{\{[^}]*\}\}")  # ${image_uri} and {{var}}
+BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+# Keys of the spec the runner fills itself; a config may not carry them.
+SPEC_REFUSED = {"credentials": "credentials come from the agent config (environment.credentials)"}
+
+
+def validate_config(config: Any) -> list[Problem]:
+    """Every problem in a vertex queue config (errors and warnings), each with its key path."""
+    if not isinstance(config, dict):
+        return [Problem("", f"a vertex config is a mapping with spec and run, not {_kind(config)}")]
+    problems = check_snake_case(config)
+    for key in config:
+        if key not in ("spec", "run") and not is_camel_case(str(key)):
+            problems.append(_unknown(str(key), key, ["spec", "run"]))
+    problems += _check_spec(config.get("spec"))
+    if config.get("run") is not None:
+        problems += _check_run(config["run"])
+    return problems
+
+
+# --------------------------------------------------------------------------- snake_case
+
+
+def check_snake_case(data: Any, path: str = "") -> list[Problem]:
+    """A problem for every camelCase key (label maps excepted: their keys are the user's)."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = join_path(path, str(key))
+            if is_camel_case(str(key)) and not path.endswith("labels"):
+                problems.append(Problem(here, f'keys are snake_case: write "{to_snake(str(key))}"'))
+            if key != "labels":
+                problems += check_snake_case(value, here)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            problems += check_snake_case(item, join_path(path, i))
+    return problems
+
+
+# --------------------------------------------------------------------------- spec
+
+
+def _check_spec(spec: Any) -> list[Problem]:
+    if spec is None:
+        return [Problem("spec", "missing: a vertex config needs spec.worker_pool_specs and spec.staging_bucket")]
+    if not isinstance(spec, dict):
+        return [Problem("spec", f"expected a mapping of CustomJob arguments, got {_kind(spec)}")]
+    problems: list[Problem] = []
+    allowed = spec_keys()
+    for key, value in spec.items():
+        path = join_path("spec", str(key))
+        if is_camel_case(str(key)):
+            continue  # already reported with its snake_case spelling
+        if key in SPEC_REFUSED:
+            problems.append(Problem(path, SPEC_REFUSED[key]))
+        elif key not in allowed:
+            problems.append(_unknown(path, key, allowed, "a CustomJob argument"))
+        elif key not in ("worker_pool_specs", "staging_bucket", "labels"):
+            problems += _check_value(path, value, allowed[key])
+    problems += _check_pools(spec.get("worker_pool_specs"))
+    problems += _check_bucket(spec)
+    problems += _check_labels("spec.labels", spec.get("labels"))
+    problems += _check_location(spec.get("location"))
+    return problems
+
+
+def _check_pools(pools: Any) -> list[Problem]:
+    path = "spec.worker_pool_specs"
+    if pools is None:
+        return [Problem(path, "missing: give at least one worker pool (machine_spec + container_spec)")]
+    if not isinstance(pools, list) or not pools:
+        return [Problem(path, f"must be a non-empty list of worker pools, got {_kind(pools)}")]
+    problems: list[Problem] = []
+    for i, pool in enumerate(pools):
+        here = join_path(path, i)
+        if not isinstance(pool, dict):
+            problems.append(Problem(here, f"a worker pool is a mapping, got {_kind(pool)}"))
+            continue
+        if "machine_spec" not in pool:
+            problems.append(Problem(join_path(here, "machine_spec"), "missing: every worker pool needs a machine_spec"))
+        has = [k for k in ("container_spec", "python_package_spec") if k in pool]
+        if not has:
+            problems.append(Problem(join_path(here, "container_spec"), "missing: give container_spec (or python_package_spec)"))
+        elif len(has) == 2:
+            problems.append(Problem(here, "give container_spec or python_package_spec, not both"))
+        problems += check_message(_v1().WorkerPoolSpec, pool, here)
+        problems += _check_images(pool, here)
+    return problems
+
+
+def _check_bucket(spec: dict) -> list[Problem]:
+    path = "spec.staging_bucket"
+    bucket = spec.get("staging_bucket")
+    if bucket is None or bucket == "":
+        return [Problem(path, "missing: set a Cloud Storage bucket, e.g. gs://my-bucket")]
+    if not isinstance(bucket, str):
+        return [Problem(path, f"expected a gs:// URI or a bucket name, got {_kind(bucket)}")]
+    if bucket.strip() == PLACEHOLDER:
+        return [Problem(path, f"replace the {PLACEHOLDER} placeholder with your bucket, e.g. gs://my-bucket")]
+    if MACRO.search(bucket):
+        return []
+    gs = bucket.startswith("gs://")
+    name = bucket[5:].split("/", 1)[0] if gs else bucket
+    if (not gs and "://" in bucket) or not BUCKET.fullmatch(name):
+        return [Problem(path, f"{bucket!r} is not a gs:// URI or a valid bucket name")]
+    base = spec.get("base_output_dir")
+    if isinstance(base, str) and not base.startswith("gs://") and not MACRO.search(base):
+        return [Problem("spec.base_output_dir", f"{base!r} must be a gs:// URI")]
+    return []
+
+
+def _check_labels(path: str, labels: Any) -> list[Problem]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [Problem(path, f"expected a mapping of label keys to values, got {_kind(labels)}")]
+    problems = []
+    for key, value in labels.items():
+        here = join_path(path, str(key))
+        if str(key).startswith("launch-"):
+            problems.append(Problem(here, "launch-* labels are set by launch_jupyter; choose another key"))
+        elif not LABEL_KEY.fullmatch(str(key)):
+            problems.append(Problem(here, "label keys start with a lowercase letter and use only a-z, 0-9, _ and - (max 63)"))
+        elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value) and not MACRO.search(value):
+            problems.append(Problem(here, "label values are strings of a-z, 0-9, _ and - (max 63)"))
+    return problems
+
+
+def _check_location(location: Any) -> list[Problem]:
+    if not isinstance(location, str) or MACRO.search(location):
+        return []
+    from google.cloud.aiplatform.constants import base as constants  # lazy: heavy SDK import
+
+    if location in constants.SUPPORTED_REGIONS:
+        return []
+    guess = closest(location, constants.SUPPORTED_REGIONS)
+    hint = f'; did you mean "{guess}"?' if guess else ""
+    return [Problem("spec.location", f"{location!r} is not a Vertex AI region{hint}")]
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _check_run(run: Any) -> list[Problem]:
+    if not isinstance(run, dict):
+        return [Problem("run", f"expected a mapping of CustomJob.submit arguments, got {_kind(run)}")]
+    problems: list[Problem] = []
+    allowed = run_keys()
+    for key, value in run.items():
+        path = join_path("run", str(key))
+        if is_camel_case(str(key)):
+            continue
+        if key not in allowed:
+            problems.append(_unknown(path, key, allowed, "a CustomJob.submit/run argument"))
+        else:
+            problems += _check_value(path, value, allowed[key])
+    return problems
+
+
+# --------------------------------------------------------------------------- SDK signatures
+
+
+@functools.lru_cache(maxsize=1)
+def spec_keys() -> dict[str, Any]:
+    """``CustomJob.__init__`` parameters of the installed SDK → their annotations."""
+    from google.cloud import aiplatform  # lazy: heavy SDK import (≈2 s)
+
+    return _params(aiplatform.CustomJob.__init__)
+
+
+@functools.lru_cache(maxsize=1)
+def run_keys() -> dict[str, Any]:
+    """``CustomJob.submit`` and ``CustomJob.run`` parameters of the installed SDK."""
+    from google.cloud import aiplatform  # lazy: heavy SDK import (≈2 s)
+
+    return {**_params(aiplatform.CustomJob.run), **_params(aiplatform.CustomJob.submit)}
+
+
+def _params(fn) -> dict[str, Any]:
+    sig = inspect.signature(fn)
+    return {n: p.annotation for n, p in sig.parameters.items() if n != "self"}
+
+
+def _check_value(path: str, value: Any, annotation: Any) -> list[Problem]:
+    """Check a spec/run value against the SDK's own type annotation."""
+    if isinstance(value, str) and MACRO.fullmatch(value.strip()):
+        return []  # a macro stands for any type until it is filled
+    options = _options(annotation)
+    if value is None or not options:
+        return []
+    for option in options:
+        if _fits(value, option):
+            return []
+        problem = _check_proto_option(path, value, option)
+        if problem is not None:
+            return problem
+    names = " or ".join(_type_name(o) for o in options)
+    return [Problem(path, f"expected {names}, got {_kind(value)}")]
+
+
+def _options(annotation: Any) -> list[Any]:
+    if annotation is inspect.Parameter.empty:
+        return []
+    if typing.get_origin(annotation) is typing.Union:
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _fits(value: Any, option: Any) -> bool:
+    if isinstance(option, typing.ForwardRef):
+        return isinstance(value, str)  # e.g. 'aiplatform.Experiment': given by name in YAML
+    origin = typing.get_origin(option) or option
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (str, dict, list):
+        return isinstance(value, origin)
+    return False
+
+
+def _check_proto_option(path: str, value: Any, option: Any) -> list[Problem] | None:
+    """For a proto type (enum or message): [] if it fits, problems if it is the right shape but
+    wrong inside, None if this option does not apply."""
+    import enum
+
+    if isinstance(option, type) and issubclass(option, enum.Enum):
+        if isinstance(value, str) and value in option.__members__:
+            return []
+        if isinstance(value, str):
+            choices = ", ".join(option.__members__)
+            return [Problem(path, f"unknown value {value!r}; choose one of: {choices}")]
+        return None
+    if isinstance(option, type) and hasattr(option, "meta") and isinstance(value, dict):
+        return check_message(option, value, path)
+    return None
+
+
+def _type_name(option: Any) -> str:
+    if isinstance(option, typing.ForwardRef):
+        return "a name (string)"
+    origin = typing.get_origin(option) or option
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            dict: "a mapping", list: "a list"}.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+# --------------------------------------------------------------------------- proto walk
+
+
+def _v1():
+    from google.cloud import aiplatform_v1  # lazy: ≈0.8 s, only when a config is checked
+
+    return aiplatform_v1
+
+
+def check_message(cls: Any, data: Any, path: str) -> list[Problem]:
+    """Build the proto-plus message ``cls`` from ``data`` field by field; every unknown or
+    mistyped field becomes a problem at its key path."""
+    if not isinstance(data, dict):
+        return [Problem(path, f"expected a mapping ({cls.__name__}), got {_kind(data)}")]
+    problems: list[Problem] = []
+    fields = cls.meta.fields
+    for key, value in data.items():
+        here = join_path(path, str(key))
+        if is_camel_case(str(key)):
+            continue  # reported by the snake_case check with its spelling
+        field = fields.get(key)
+        if field is None:
+            problems.append(_unknown(here, key, list(fields), f"a {cls.__name__} field"))
+            continue
+        problems += _check_field(cls, key, field, value, here)
+    return problems
+
+
+def _check_field(cls: Any, key: str, field: Any, value: Any, path: str) -> list[Problem]:
+    if isinstance(value, str) and MACRO.fullmatch(value.strip()):
+        return []  # filled later; its type is checked when the template is
+    descriptor = cls.meta.pb.DESCRIPTOR.fields_by_name[key]
+    if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+        if not isinstance(value, dict):
+            return [Problem(path, f"expected a mapping, got {_kind(value)}")]
+        return _try_build(cls, key, value, path)
+    if field.repeated:
+        if not isinstance(value, list):
+            return [Problem(path, f"expected a list, got {_kind(value)}")]
+        problems: list[Problem] = []
+        for i, item in enumerate(value):
+            problems += _check_single(cls, key, field, item, join_path(path, i), repeated=True)
+        return problems
+    return _check_single(cls, key, field, value, path)
+
+
+def _check_single(cls: Any, key: str, field: Any, value: Any, path: str, repeated: bool = False) -> list[Problem]:
+    import proto
+
+    if isinstance(value, str) and MACRO.fullmatch(value.strip()):
+        return []
+    message = field.message
+    if message is not None and hasattr(message, "meta"):
+        return check_message(message, value, path)
+    if field.enum is not None:
+        if isinstance(value, str) and value in field.enum.__members__:
+            return []
+        if isinstance(value, int) and not isinstance(value, bool) and value in set(field.enum):
+            return []
+        choices = ", ".join(field.enum.__members__)
+        return [Problem(path, f"unknown value {value!r}; choose one of: {choices}")]
+    kind = field.proto_type
+    if kind == proto.ProtoType.BOOL and not isinstance(value, bool):
+        return [Problem(path, f"expected true/false, got {_kind(value)}")]
+    if kind != proto.ProtoType.BOOL and isinstance(value, bool):
+        return [Problem(path, f"expected {_proto_kind(kind)}, got {_kind(value)}")]
+    if kind == proto.ProtoType.STRING and not isinstance(value, str):
+        return [Problem(path, f"expected a string, got {_kind(value)}")]
+    return _try_build(cls, key, [value] if repeated else value, path)
+
+
+def _try_build(cls: Any, key: str, value: Any, path: str) -> list[Problem]:
+    """Let the real proto type judge what the walk above does not."""
+    if isinstance(value, str):
+        value = MACRO.sub("x", value)
+    try:
+        cls(**{key: value})
+    except (TypeError, ValueError, KeyError) as err:
+        reason = str(err).split("Underlying error: ")[-1]
+        return [Problem(path, f"not a valid {cls.__name__}.{key}: {reason}")]
+    return []
+
+
+def _proto_kind(kind: Any) -> str:
+    import proto
+
+    if kind in (proto.ProtoType.DOUBLE, proto.ProtoType.FLOAT):
+        return "a number"
+    if kind == proto.ProtoType.STRING:
+        return "a string"
+    return "an integer"
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _check_images(pool: dict, path: str) -> list[Problem]:
+    problems = []
+    for spec_key, uri_key in (("container_spec", "image_uri"), ("python_package_spec", "executor_image_uri")):
+        spec = pool.get(spec_key)
+        uri = spec.get(uri_key) if isinstance(spec, dict) else None
+        if isinstance(uri, str) and not MACRO.search(uri):
+            problem = registry_problem(uri, join_path(join_path(path, spec_key), uri_key))
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+GOOGLE_REGISTRY = re.compile(r"(.+\.)?gcr\.io|.+-docker\.pkg\.dev|docker\.pkg\.dev")
+PUBLIC_REGISTRY = {"docker.io", "index.docker.io", "registry-1.docker.io", "ghcr.io", "quay.io",
+                   "public.ecr.aws", "mcr.microsoft.com", "registry.k8s.io", "nvcr.io"}
+
+
+def registry_problem(uri: str, path: str) -> Problem | None:
+    """Vertex pulls only from Google registries or public ones: a registry it cannot reach
+    (loopback, private network, single-label host) is an error, another private one a warning."""
+    host = registry_host(uri)
+    if GOOGLE_REGISTRY.fullmatch(host) or host in PUBLIC_REGISTRY:
+        return None
+    if _unreachable(host):
+        return Problem(path, f"{uri!r} is in a private registry ({host}) that Vertex AI cannot reach; "
+                             "push the image to Artifact Registry (REGION-docker.pkg.dev) instead")
+    return Problem(path, f"{uri!r} is outside Google's registries; Vertex AI can pull it only if it is "
+                         "public. Prefer Artifact Registry (REGION-docker.pkg.dev)", severity="warning")
+
+
+def registry_host(uri: str) -> str:
+    """The registry host of an image reference (Docker Hub when the first part is no host)."""
+    first = uri.split("/", 1)[0]
+    if "/" not in uri or not ("." in first or ":" in first or first == "localhost"):
+        return "docker.io"
+    return first.lower()
+
+
+def _unreachable(host: str) -> bool:
+    name = host.rsplit(":", 1)[0].strip("[]")
+    if name == "localhost" or name.endswith((".local", ".internal", ".localdomain", ".lan")):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return "." not in name
+    return ip.is_private or ip.is_loopback or ip.is_link_local
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _unknown(path: str, key: Any, choices, what: str = "a key") -> Problem:
+    guess = closest(str(key), list(choices))
+    hint = f'; did you mean "{guess}"?' if guess else f"; expected one of: {', '.join(sorted(choices))}"
+    return Problem(path, f'unknown key "{key}": not {what}{hint}')
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return f"{type(value).__name__} {value!r}"
