@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -308,3 +309,15 @@ def test_bad_parameter_names_the_flag_and_text(item, message):
         parse_parameters(["ok=1", item])
     assert str(info.value).startswith(f"-p {item!r}")
     assert message in str(info.value)
+
+
+def test_positions_that_went_through_json_still_merge_into_a_list():
+    override = assignments_to_dict(["spec.worker_pool_specs[0].replica_count=4"], "--resource-arg")
+    stored = json.loads(json.dumps(override))  # {"spec": {"worker_pool_specs": {"0": {...}}}}
+    merged = deep_merge(QUEUE_CONFIG, stored)
+    assert merged["spec"]["worker_pool_specs"][0]["replica_count"] == 4
+    assert merged["spec"]["worker_pool_specs"][0]["machine_spec"]["machine_type"] == "n1-standard-4"
+    # Digit keys over a mapping are ordinary keys.
+    assert deep_merge({"labels": {"a": "1"}}, {"labels": {"0": "x"}}) == {
+        "labels": {"a": "1", "0": "x"}
+    }

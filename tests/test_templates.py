@@ -17,6 +17,7 @@ from launch_jupyter.core.templates import (
     find_macros,
     find_template_vars,
     resolve_template_values,
+    sample_template_values,
 )
 
 QUEUE_CONFIG = parse_config_text(
@@ -234,3 +235,18 @@ def test_find_macros():
         "notebook",
     }
     assert find_macros({}) == set()
+
+
+def test_sample_values_let_a_queue_config_be_checked_before_any_submission():
+    variables = [
+        TemplateVar("gpus", "integer", minimum=1, maximum=8),
+        TemplateVar("lr", "number", maximum=-1),
+        TemplateVar("zone", "string", enum=("b", "a")),
+        TemplateVar("bucket", "string"),
+        TemplateVar("replicas", "integer", 3),
+        TemplateVar("n", "integer"),
+    ]
+    values = sample_template_values(variables)
+    assert values == {"gpus": 1, "lr": -1, "zone": "b", "bucket": "bucket", "replicas": 3, "n": 0}
+    config = {"a": "{{gpus}}", "b": "{{lr}}", "c": "{{zone}}", "d": "gs://{{bucket}}", "e": "{{n}}"}
+    assert fill_template_vars(config, variables, values)["d"] == "gs://bucket"

@@ -52,6 +52,9 @@ def _merge_mapping(base: dict, override: dict, path: str) -> dict:
 
 
 def _merge_value(current: Any, new: Any, path: str, present: bool) -> Any:
+    if isinstance(current, list) and _is_stored_positions(new):
+        # Positions that went through JSON (the store) come back as "0", "1", ...
+        new = {int(key): value for key, value in new.items()}
     if _is_positions(new):
         if isinstance(current, list):
             return _merge_list(current, new, path)
@@ -86,6 +89,14 @@ def _is_positions(value: Any) -> bool:
         isinstance(value, dict)
         and bool(value)
         and all(isinstance(key, int) and not isinstance(key, bool) for key in value)
+    )
+
+
+def _is_stored_positions(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(key, str) and key.isdigit() for key in value)
     )
 
 

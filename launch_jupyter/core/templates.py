@@ -63,6 +63,26 @@ def resolve_template_values(
     return resolved
 
 
+def sample_template_values(variables: list[TemplateVar]) -> dict[str, Any]:
+    """An allowed value for every variable, to check a queue config before any submission.
+
+    The default, else the first enum value, else the minimum, else 0 for numbers and the
+    variable's name for text (so ``"{{bucket}}"`` stays a plausible bucket name).
+    """
+    values: dict[str, Any] = {}
+    for var in variables:
+        if var.default is not None:
+            values[var.name] = var.default
+        elif var.enum:
+            values[var.name] = var.enum[0]
+        elif var.type == "string":
+            values[var.name] = var.name
+        else:
+            low = var.minimum if var.minimum is not None else 0
+            values[var.name] = low if var.maximum is None else min(low, var.maximum)
+    return values
+
+
 def coerce_template_value(var: TemplateVar, value: Any) -> Any:
     """``value`` as the variable's type (text from the command line is converted)."""
     label = f'template variable "{var.name}"'
