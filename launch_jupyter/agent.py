@@ -493,8 +493,6 @@ class Agent:
             active.run = self.store.update(run.id, **extra)
 
     def _finish(self, active: _Active, state: RunState, message: str, **fields: Any) -> None:
-        if message:
-            fields.setdefault("message", message)
         active.run = self.store.transition(active.run.id, state, message, **fields)
         self._emit(active.run, state, message)
         with self._lock:
