@@ -157,7 +157,7 @@ class Recorded:
 
     method: str
     transport: str  # grpc | rest
-    request: dict  # the request proto as a dict (enum names, snake_case fields)
+    request: dict  # the request proto as a dict (enum names, snake_case fields, no defaults)
     metadata: dict = field(default_factory=dict)
     time: float = 0.0
 
@@ -246,7 +246,9 @@ class VertexState:
     # -- the service ----------------------------------------------------------------------
     def record(self, method: str, transport: str, request: Any, metadata: dict) -> None:
         """Record a request and raise an injected fault if one is pending for ``method``."""
-        as_dict = type(request).to_dict(request, use_integers_for_enums=False)
+        as_dict = type(request).to_dict(
+            request, use_integers_for_enums=False, always_print_fields_with_no_presence=False
+        )
         with self.lock:
             self.requests.append(Recorded(method, transport, as_dict, metadata, time.time()))
             pending = self.faults.get(method)

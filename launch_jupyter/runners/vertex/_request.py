@@ -6,15 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any
 
 from ...core.model import Job
+from ...core.templates import fill_macros
 
 LABEL_RUN_ID = "launch-run-id"
 LABEL_QUEUE = "launch-queue"
 LABEL_AUTHOR = "launch-author"
 ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
-_MACRO = re.compile(r"\$\{(\w+)\}")
 
 
 def label_value(text: str) -> str:
@@ -22,28 +21,17 @@ def label_value(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", str(text).lower())[:63]
 
 
-def macro_values(job: Job) -> dict[str, str]:
+def macro_values(job: Job) -> dict[str, str | None]:
     """The dispatch macros and their values for this job."""
     run = job.run
     return {
-        "image_uri": job.image_uri or run.image_uri or run.image or "",
+        "image_uri": job.image_uri or run.image_uri or run.image,
         "run_id": run.id,
         "queue": job.queue.name,
         "entity": run.entity,
         "author": run.author,
-        "notebook": job.notebook or run.notebook,
+        "notebook": job.notebook or run.notebook or None,
     }
-
-
-def fill_macros(data: Any, values: dict[str, str]) -> Any:
-    """``${name}`` filled in every string of the parsed data; unknown or empty macros stay."""
-    if isinstance(data, dict):
-        return {k: fill_macros(v, values) for k, v in data.items()}
-    if isinstance(data, list):
-        return [fill_macros(v, values) for v in data]
-    if isinstance(data, str):
-        return _MACRO.sub(lambda m: values.get(m.group(1)) or m.group(0), data)
-    return data
 
 
 def bucket_of(spec: dict) -> str:

@@ -11,8 +11,9 @@ import re
 import typing
 from typing import Any
 
-from ...core.keys import closest, is_camel_case, join_path, to_snake
+from ...core.keys import closest, is_camel_case, join_path
 from ...core.model import Problem
+from ...core.queue_config import check_snake_case
 
 PLACEHOLDER = "<REQUIRED>"
 MACRO = re.compile(r"\$\{[^}]*\}|\{\{[^}]*\}\}")  # ${image_uri} and {{var}}
@@ -34,25 +35,6 @@ def validate_config(config: Any) -> list[Problem]:
     problems += _check_spec(config.get("spec"))
     if config.get("run") is not None:
         problems += _check_run(config["run"])
-    return problems
-
-
-# --------------------------------------------------------------------------- snake_case
-
-
-def check_snake_case(data: Any, path: str = "") -> list[Problem]:
-    """A problem for every camelCase key (label maps excepted: their keys are the user's)."""
-    problems: list[Problem] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            here = join_path(path, str(key))
-            if is_camel_case(str(key)) and not path.endswith("labels"):
-                problems.append(Problem(here, f'keys are snake_case: write "{to_snake(str(key))}"'))
-            if key != "labels":
-                problems += check_snake_case(value, here)
-    elif isinstance(data, list):
-        for i, item in enumerate(data):
-            problems += check_snake_case(item, join_path(path, i))
     return problems
 
 
@@ -136,6 +118,8 @@ def _check_labels(path: str, labels: Any) -> list[Problem]:
     problems = []
     for key, value in labels.items():
         here = join_path(path, str(key))
+        if is_camel_case(str(key)):
+            continue  # reported by the snake_case check
         if str(key).startswith("launch-"):
             problems.append(Problem(here, "launch-* labels are set by launch_jupyter; choose another key"))
         elif not LABEL_KEY.fullmatch(str(key)):
