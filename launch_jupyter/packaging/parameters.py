@@ -15,16 +15,21 @@ def inject_parameters(nb_path: Path, parameters: dict, dest: Path) -> Path:
     """
     # papermill and nbformat cost ~0.3 s to import; only parameter injection needs them.
     import nbformat
+    from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     nb_path, dest = Path(nb_path), Path(dest)
     try:
-        nb = nbformat.read(nb_path, as_version=4)
+        # papermill's loader adds the metadata (tags, papermill) its parameterize step expects.
+        nb = load_notebook_node(str(nb_path))
     except FileNotFoundError:
         raise NotebookError(f"notebook not found: {nb_path}") from None
     except Exception as err:  # nbformat raises several unrelated types for a bad file
         raise NotebookError(f"{nb_path} is not a readable notebook: {err}") from None
     nb = parameterize_notebook(nb, dict(parameters))
+    for cell in nb.cells:  # the loader's empty tag lists are noise in the user's notebook
+        if not cell.metadata.get("tags"):
+            cell.metadata.pop("tags", None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
     nbformat.write(nb, tmp)

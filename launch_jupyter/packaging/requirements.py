@@ -70,7 +70,7 @@ def _pinned_imports(notebook: Path, warnings: list[str]) -> list[str]:
     for module in sorted(modules):
         if module in sys.stdlib_module_names or _is_local_module(notebook.parent, module):
             continue
-        dists = by_module.get(module)
+        dists = by_module.get(module) or _local_owner(module)
         if not dists:
             warnings.append(
                 f"the notebook imports {module!r}, which no installed distribution provides; "
@@ -84,6 +84,25 @@ def _pinned_imports(notebook: Path, warnings: list[str]) -> list[str]:
             seen.add(key)
             lines.append(_pin(name, warnings))
     return lines
+
+
+def _local_owner(module: str) -> list[str]:
+    """The editable/local distribution whose source folder holds ``module``: such installs list
+    only a .pth file in their RECORD, so packages_distributions() cannot see their modules."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(module)
+    except (ImportError, ValueError):
+        return []
+    origin = spec.origin if spec is not None else None
+    if not origin or origin in ("built-in", "frozen"):
+        return []
+    for dist in metadata.distributions():
+        root = source_root(dist, need_pyproject=False)
+        if root is not None and Path(origin).is_relative_to(root):
+            return [dist.metadata["Name"]]
+    return []
 
 
 def _runtime_lines(lines: list[str], warnings: list[str]) -> list[str]:
@@ -115,6 +134,10 @@ def _pin(name: str, warnings: list[str]) -> str:
         return f"{project} @ {vcs.get('vcs', 'git')}+{url}@{vcs.get('commit_id', '')}"
     if url.startswith(("http://", "https://")):
         return f"{project} @ {url}"
+    if "archive_info" in origin:  # a downloaded wheel or sdist: its version may well be on the index
+        warnings.append(f"{project} was installed from the file {url}; the image asks the package "
+                        f"index for {project}=={dist.version}")
+        return f"{project}=={dist.version}"
     kind = "an editable install" if origin.get("dir_info", {}).get("editable") else "a local install"
     warnings.append(
         f"{project} {dist.version} is {kind} from {url}; the image cannot install it from the "
@@ -222,7 +245,7 @@ def _direct_url(dist: metadata.Distribution) -> dict | None:
         return None
 
 
-def source_root(dist: metadata.Distribution) -> Path | None:
+def source_root(dist: metadata.Distribution, need_pyproject: bool = True) -> Path | None:
     """The local folder a distribution was installed from (editable or ``pip install DIR``), if any."""
     origin = _direct_url(dist)
     if not origin or "dir_info" not in origin or not origin.get("url", "").startswith("file://"):
@@ -230,7 +253,7 @@ def source_root(dist: metadata.Distribution) -> Path | None:
     from urllib.parse import unquote, urlparse
 
     root = Path(unquote(urlparse(origin["url"]).path))
-    return root if (root / "pyproject.toml").is_file() else None
+    return root if not need_pyproject or (root / "pyproject.toml").is_file() else None
 
 
 def launch_jupyter_wheel(cache_dir: Path | None = None) -> Path | None:
