@@ -1,0 +1,80 @@
+"""The job entrypoint ``python -m launch_jupyter.execute`` on real notebooks and a real kernel."""
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from tests.fixtures.common import EXAMPLES
+
+
+def execute(*args, cwd, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "launch_jupyter.execute", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", "") + json.dumps(out.get("data", {})) + out.get("evalue", ""))
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_and_the_executed_copy_shows_the_parameters(tmp_path):
+    out = tmp_path / "out" / "executed.ipynb"
+    done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", out, "--cwd", tmp_path,
+                   "--parameters", json.dumps({"name": "Ada", "n": 5}), "--status-file", tmp_path / "exit.json",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = outputs_text(nbformat.read(out, as_version=4))
+    assert "hello, Ada!" in text and "Ada gets 5 squares summing to 30" in text
+    assert json.loads((tmp_path / "result.json").read_text())["squares"] == [0, 1, 4, 9, 16]
+    assert "[launch] cell 2/6 started" in done.stdout and "[launch] succeeded" in done.stdout
+    assert json.loads((tmp_path / "exit.json").read_text())["returncode"] == 0
+
+
+@pytest.mark.slow
+def test_parameters_come_from_the_environment_when_not_given(tmp_path):
+    out = tmp_path / "executed.ipynb"
+    done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", out, "--cwd", tmp_path,
+                   cwd=tmp_path, env={"LAUNCH_PARAMETERS": json.dumps({"name": "Grace"})})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hello, Grace!" in outputs_text(nbformat.read(out, as_version=4))
+
+
+@pytest.mark.slow
+def test_a_raising_cell_exits_non_zero_with_its_traceback_and_keeps_the_partial_notebook(tmp_path):
+    out = tmp_path / "executed.ipynb"
+    done = execute("--notebook", EXAMPLES / "parameters.ipynb", "--output", out,
+                   "--parameters", json.dumps({"seconds": 0, "fail": True}),
+                   "--status-file", tmp_path / "exit.json", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" in done.stdout or "----> 2" in done.stdout
+    assert "RuntimeError: failing on purpose after 0 s" in done.stdout
+    status = json.loads((tmp_path / "exit.json").read_text())
+    assert status["returncode"] == 1 and "RuntimeError" in status["error"]
+    executed = nbformat.read(out, as_version=4)
+    assert "awake" in outputs_text(executed)  # the cells before the failure ran and were kept
+    assert any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--parameters", "{oops"], "not valid JSON"),
+    (["--parameters", "[1, 2]"], "must be a JSON object"),
+])
+def test_bad_parameters_are_a_usage_error(tmp_path, args, message):
+    done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", tmp_path / "o.ipynb", *args,
+                   "--status-file", tmp_path / "exit.json", cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stdout
+    assert json.loads((tmp_path / "exit.json").read_text())["returncode"] == 2
+    assert not (tmp_path / "o.ipynb").exists()
+
+
+def test_a_missing_notebook_is_a_usage_error(tmp_path):
+    done = execute("--notebook", tmp_path / "nope.ipynb", "--output", tmp_path / "o.ipynb", cwd=tmp_path)
+    assert done.returncode == 2 and "nope.ipynb does not exist" in done.stdout
