@@ -5,7 +5,7 @@ single ES module and we ship no bundler."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -33,13 +33,13 @@ def _inline(name: str, seen: set[str]) -> str:
     return "\n".join(parts)
 
 
-@lru_cache(maxsize=None)
+@cache
 def esm(name: str) -> str:
     """The widget module ``name`` (e.g. ``run_board.js``) with its local imports inlined."""
     return _inline(name, {name})
 
 
-@lru_cache(maxsize=None)
+@cache
 def css() -> str:
     """The shared stylesheet of every widget."""
     return (js_dir() / "launch.css").read_text(encoding="utf-8")

@@ -1,0 +1,408 @@
+"""The ``%launch`` magics: queues, submit, the in-kernel agent, runs, logs and the widgets.
+
+Every subcommand parses its arguments and calls ``launch_jupyter.api``; nothing else happens
+here. Loading the extension imports only IPython and traitlets: the API, the widgets and
+everything below them load on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Unicode, observe
+
+SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor")
+QUEUE_SUBCOMMANDS = ("create", "list", "show", "edit", "delete")
+AGENT_SUBCOMMANDS = ("start", "stop", "status")
+
+
+class LaunchMagicError(Exception):
+    """A LaunchError raised under a magic: IPython shows only its message, never a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython prints what this returns instead of a traceback.
+        return [str(self)]
+
+
+class _HelpShown(Exception):
+    """``-h`` printed its help; nothing else to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as UsageError (usage + one line) instead of exiting the kernel."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.format_usage().rstrip()}\n{self.prog}: error: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            print(message, file=sys.stderr)
+        raise _HelpShown()
+
+
+def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
+    """The ``%launch`` parser and its subcommand parsers by name ("queue create", "runs", ...)."""
+    parser = _Parser(prog="%launch", description="A launch queue in the notebook.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    queue = sub.add_parser("queue", help="create, list, show, edit or delete queues")
+    qsub = queue.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    create = qsub.add_parser("create", help="create a queue (cell form: the cell body is its YAML config)")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--resource", "-r", default="local-process", help="vertex, local-process, ...")
+    create.add_argument("--entity", "-e", help="owner of the queue (a team name shares it)")
+    create.add_argument("--prioritization", action="store_true", help="serve higher priorities first")
+    create.add_argument("--template-var", action="append", default=[], metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
+                        help="a template variable used as {{NAME}} in the config")
+    qsub.add_parser("list", help="list the queues you can see")
+    for action, text in (("show", "show a queue and its config"),
+                         ("edit", "open the queue editor (cell form: replace the config with the cell body)"),
+                         ("delete", "delete a queue")):
+        p = qsub.add_parser(action, help=text)
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("--entity", "-e")
+
+    submit = sub.add_parser("submit", help="submit this notebook (or --notebook PATH) as a run")
+    submit.add_argument("-q", "--queue", help="queue name (default: LaunchMagics.default_queue)")
+    submit.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="a notebook parameter (-p lr=0.1 or -p lr 0.1)")
+    submit.add_argument("--priority", choices=["critical", "high", "medium", "low"])
+    submit.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for one of the queue's template variables")
+    submit.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE",
+                        help="override one config key for this run, e.g. spec.worker_pool_specs[0].replica_count=2")
+    submit.add_argument("--image", metavar="URI", help="run in this image instead of building one")
+    submit.add_argument("--name", help="a name for the run (default: the notebook's name)")
+    submit.add_argument("--notebook", metavar="PATH", help="submit this notebook instead of the current one")
+    submit.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="extra files to ship, relative to the notebook")
+    submit.add_argument("--dry-run", action="store_true", help="print the request; queue nothing")
+
+    agent = sub.add_parser("agent", help="start, stop or show the in-kernel agent")
+    asub = agent.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    start = asub.add_parser("start", help="start the agent thread in this kernel")
+    start.add_argument("-q", "--queue", action="append", default=[], help="a queue to serve (repeat; default all)")
+    start.add_argument("--max-jobs", type=int, help="runs at once (-1: no limit)")
+    asub.add_parser("stop", help="stop the agent")
+    asub.add_parser("status", help="show the agent panel")
+
+    runs = sub.add_parser("runs", help="show the run board")
+    runs.add_argument("-q", "--queue", help="only this queue's runs")
+    runs.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+
+    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+
+    logs = sub.add_parser("logs", help="print a run's log")
+    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+
+    editor = sub.add_parser("editor", help="open the queue editor")
+    editor.add_argument("name", metavar="NAME", nargs="?")
+    editor.add_argument("--resource", "-r", default="local-process", help="resource of a new queue")
+    by_name = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
+               "logs": logs, "editor": editor}
+    return parser, by_name
+
+
+def _split_parameters(groups: list[list[str]]) -> list[str]:
+    """``-p lr 0.1`` → ``["lr 0.1"]``; ``-p a=1 b=2`` → ``["a=1", "b=2"]``."""
+    items = []
+    for tokens in groups:
+        if len(tokens) == 2 and "=" not in tokens[0]:
+            items.append(" ".join(tokens))
+        else:
+            items.extend(tokens)
+    return items
+
+
+def _display(obj) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+@magics_class
+class LaunchMagics(Magics):
+    """``%launch``: queues, submit, the in-kernel agent and the run board. ``%launch -h`` for help."""
+
+    default_queue = Unicode("", help="queue used by %launch submit when -q is not given").tag(config=True)
+    entity = Unicode("", help="entity (user or team) owning new queues").tag(config=True)
+    store = Unicode("", help="store URL, e.g. sqlite:///path/launch.db or postgresql://...").tag(config=True)
+    config_path = Unicode("", help="path of launch-config.yaml").tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self._parser: _Parser | None = None
+        self._subparsers: dict[str, _Parser] = {}
+        self._settings_pushed = False
+        # Settings given in the IPython config reach the API on first use (keeps loading cheap).
+
+    @observe("default_queue", "entity", "store", "config_path")
+    def _setting_changed(self, change) -> None:
+        self._push_settings()
+
+    def _push_settings(self) -> None:
+        from . import api
+
+        api.configure(store_url=self.store, entity=self.entity, config_path=self.config_path,
+                      default_queue=self.default_queue)
+        self._settings_pushed = True
+
+    @property
+    def parser(self) -> _Parser:
+        if self._parser is None:
+            self._parser, self._subparsers = _build_parser()
+        return self._parser
+
+    @line_cell_magic
+    def launch(self, line: str, cell: str | None = None):
+        """Queues, submit, agent, runs, cancel, logs, editor. Run ``%launch`` alone for help."""
+        if not line.strip():
+            self.parser.print_help()
+            return None
+        try:
+            args = self.parser.parse_args(shlex.split(line))
+        except ValueError as err:  # unbalanced quotes
+            raise UsageError(f"{self.parser.format_usage().rstrip()}\n%launch: error: {err}") from None
+        except _HelpShown:
+            return None
+        if not self._settings_pushed:
+            self._push_settings()
+        handler = getattr(self, f"_cmd_{args.command}")
+        if cell is not None and not (args.command == "queue" and args.action in ("create", "edit")):
+            raise UsageError("only %%launch queue create and %%launch queue edit take a cell body (the YAML config)")
+        from .core.errors import LaunchError
+
+        try:
+            return handler(args, cell)
+        except LaunchError as err:
+            raise LaunchMagicError(str(err)) from None
+
+    # ---------------------------------------------------------------- queue
+
+    def _cmd_queue(self, args, cell: str | None):
+        from . import api
+
+        if args.action is None:
+            raise UsageError(f"%launch queue needs an action: {', '.join(QUEUE_SUBCOMMANDS)}")
+        if args.action == "create":
+            queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
+                                     prioritization=args.prioritization, template_vars=args.template_var)
+            print(f"created queue {queue.path} ({queue.resource})")
+        elif args.action == "list":
+            self._print_queues(api.list_queues())
+        elif args.action == "show":
+            self._print_queue(api.get_queue(args.name, entity=args.entity))
+        elif args.action == "edit":
+            if cell is not None:
+                queue = api.update_queue(args.name, entity=args.entity, config=cell)
+                print(f"updated queue {queue.path}")
+            else:
+                from .widgets import QueueEditor
+
+                _display(QueueEditor(args.name, entity=args.entity))
+        elif args.action == "delete":
+            queue = api.get_queue(args.name, entity=args.entity)
+            api.delete_queue(queue.name, entity=queue.entity)
+            print(f"deleted queue {queue.path}")
+
+    @staticmethod
+    def _print_queues(queues: list) -> None:
+        if not queues:
+            print("no queues yet: create one with %launch queue create NAME --resource local-process")
+            return
+        rows = [("QUEUE", "RESOURCE", "PRIORITIZATION", "SHARED", "CREATED BY")]
+        rows += [(q.path, q.resource, "yes" if q.prioritization else "no", "yes" if q.shared else "no",
+                  q.created_by) for q in queues]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+    @staticmethod
+    def _print_queue(queue) -> None:
+        print(f"queue:          {queue.path}")
+        print(f"resource:       {queue.resource}")
+        print(f"prioritization: {'on' if queue.prioritization else 'off'}")
+        print(f"created by:     {queue.created_by}")
+        for var in queue.template_vars:
+            bounds = "".join(f" {k}={v}" for k, v in (("min", var.minimum), ("max", var.maximum)) if v is not None)
+            print(f"template var:   {var.name} ({var.type}, default {var.default!r}{bounds})")
+        print("config:")
+        print("  " + (queue.config_text or "").rstrip().replace("\n", "\n  "))
+
+    # ---------------------------------------------------------------- submit
+
+    def _cmd_submit(self, args, _cell):
+        from . import api
+        from .core.overrides import assignments_to_dict, parse_parameters
+
+        started = time.perf_counter()
+        result = api.submit(
+            args.notebook,
+            args.queue,
+            parameters=parse_parameters(_split_parameters(args.parameter)),
+            priority=args.priority,
+            template_values=assignments_to_dict(args.set_var, "--set-var"),
+            resource_args=assignments_to_dict(args.resource_arg, "--resource-arg"),
+            image=args.image,
+            name=args.name,
+            include=args.include,
+            dry_run=args.dry_run,
+            user_ns=self.shell.user_ns if self.shell is not None else None,
+        )
+        if isinstance(result, str):
+            print(result.rstrip())
+            return None
+        took = time.perf_counter() - started
+        run = result.run
+        print(f"submitted run {run.id} to {run.entity}/{run.queue_name} ({took:.2f} s)")
+        if run.message:
+            print(run.message)
+        if self.shell is not None:
+            self.shell.user_ns["_launch_run"] = result  # like _exit_code after !cmd: the last run's handle
+        from .widgets import RunStatus
+
+        _display(RunStatus(run.id))
+        return None
+
+    # ---------------------------------------------------------------- agent
+
+    def _cmd_agent(self, args, _cell):
+        from . import api
+
+        if args.action is None:
+            raise UsageError(f"%launch agent needs an action: {', '.join(AGENT_SUBCOMMANDS)}")
+        if args.action == "start":
+            agent = api.start_agent(args.queue, max_jobs=args.max_jobs)
+            status = agent.status()
+            limit = "no limit" if status["max_jobs"] == -1 else status["max_jobs"]
+            print(f"agent {status['agent_id']} serving {', '.join(status['queues'])} (max_jobs {limit})")
+        elif args.action == "stop":
+            was = api.agent_status()
+            api.stop_agent()
+            print("agent stopped" if was else "no agent was running in this kernel")
+        else:
+            if api.agent_status() is None:
+                print("no agent runs in this kernel: start one with %launch agent start")
+            from .widgets import AgentPanel
+
+            _display(AgentPanel())
+
+    # ---------------------------------------------------------------- runs, cancel, logs, editor
+
+    def _cmd_runs(self, args, _cell):
+        from .widgets import RunBoard
+
+        _display(RunBoard(args.queue, limit=args.limit))
+
+    def _cmd_cancel(self, args, _cell):
+        from . import api
+
+        run = api.cancel(args.run_id)
+        what = "cancelled" if run.state.is_terminal else "cancel requested"
+        print(f"run {run.id}: {what}")
+
+    def _cmd_logs(self, args, _cell):
+        from . import api
+
+        for line in api.logs(args.run_id, follow=args.follow):
+            print(line.rstrip("\n"))
+
+    def _cmd_editor(self, args, _cell):
+        from .widgets import QueueEditor
+
+        _display(QueueEditor(args.name, resource=args.resource))
+
+    # ---------------------------------------------------------------- completion
+
+    def complete(self, line: str) -> list[str]:
+        """Completions for the last word of a ``%launch`` line: subcommands, flags, queue names."""
+        words = line.split()
+        if line.endswith((" ", "\t")) or not words:
+            words.append("")
+        current, before = words[-1], words[1:-1]
+        return sorted(c for c in self._candidates(before) if c.startswith(current))
+
+    def _candidates(self, before: list[str]) -> Iterable[str]:
+        if not before:
+            return SUBCOMMANDS
+        command, rest = before[0], before[1:]
+        if rest and rest[-1] in ("-q", "--queue"):
+            return _queue_names()
+        if rest and rest[-1] in ("-r", "--resource"):
+            from . import api
+
+            return api.known_resources()
+        if command == "queue":
+            if not rest:
+                return QUEUE_SUBCOMMANDS
+            if rest[0] in ("show", "edit", "delete") and len(rest) == 1:
+                return _queue_names()
+        if command == "agent" and not rest:
+            return AGENT_SUBCOMMANDS
+        if command == "editor" and not rest:
+            return _queue_names()
+        return self._flags(command, rest[:1])
+
+    def _flags(self, command: str, action: list[str]) -> list[str]:
+        # The parser knows every flag: ask it rather than repeating the lists here.
+        _ = self.parser  # builds the subcommand parsers
+        sub = self._subparsers.get(" ".join([command, *action])) or self._subparsers.get(command)
+        if sub is None:
+            return []
+        return [opt for a in sub._actions for opt in a.option_strings if opt.startswith("--") and opt != "--help"]
+
+
+def _queue_names() -> list[str]:
+    from . import api
+
+    try:
+        queues = api.list_queues()
+    except Exception:  # completion must never raise (a missing store just completes nothing)
+        return []
+    return [q.name for q in queues] + [q.path for q in queues if q.shared]
+
+
+def _matcher(magics: LaunchMagics) -> Callable:
+    """An IPython completion matcher for ``%launch`` lines; it alone answers on those lines."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()
+    def launch_matcher(context) -> dict:
+        line = context.line_with_cursor
+        if not line.lstrip().startswith(("%launch", "%%launch")):
+            return {"completions": []}
+        found = magics.complete(line.lstrip())
+        # Suppress Python keywords and names: nothing else makes sense after %launch.
+        return {"completions": [SimpleCompletion(text=c, type="launch") for c in found], "suppress": bool(found)}
+
+    return launch_matcher
+
+
+def load_ipython_extension(ipython) -> None:
+    """Register ``%launch`` / ``%%launch`` and their tab completion."""
+    magics = LaunchMagics(ipython)
+    ipython.register_magics(magics)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        _remove_matchers(completer)  # %reload_ext must not answer twice
+        completer.custom_matchers.append(_matcher(magics))
+
+
+def _remove_matchers(completer) -> None:
+    completer.custom_matchers[:] = [m for m in completer.custom_matchers
+                                    if getattr(m, "__name__", "") != "launch_matcher"]
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Remove the completion; the in-kernel agent keeps running until ``%launch agent stop``."""
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        _remove_matchers(completer)
