@@ -188,7 +188,7 @@ class VertexState:
         self.requests: list[Recorded] = []
         self.default_script: list[str] = ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
         self.default_error = "the job failed"
-        self.faults: dict[str, list[tuple[str, str]]] = {}
+        self.faults: dict[str, list[tuple[str, str, bool]]] = {}
         self.logs: dict[str, list[dict]] = {}  # numeric job id -> log entries
         self.page_size_cap = 100  # the real service caps pages too; small enough to exercise paging
         self._next_id = 1000
@@ -208,13 +208,15 @@ class VertexState:
             if error_message is not None:
                 entry.error_message = error_message
 
-    def fail(self, method: str, code: str, times: int = 1, message: str | None = None) -> None:
-        """The next ``times`` calls of ``method`` fail with gRPC status ``code``."""
+    def fail(self, method: str, code: str, times: int = 1, message: str | None = None,
+             after: bool = False) -> None:
+        """The next ``times`` calls of ``method`` fail with gRPC status ``code``; with ``after`` the
+        call takes effect first and only its answer is lost (e.g. a job created, then UNAVAILABLE)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; one of {METHODS}")
         message = message or f"injected {code} for {method}"
         with self.lock:
-            self.faults.setdefault(method, []).extend([(code, message)] * times)
+            self.faults.setdefault(method, []).extend([(code, message, after)] * times)
 
     def add_logs(self, job_name: str, lines: list[str], start: float | None = None) -> None:
         """Log lines for a job (by resource name), as Cloud Logging entries of resource ml_job."""
@@ -244,17 +246,21 @@ class VertexState:
             self.requests.clear()
 
     # -- the service ----------------------------------------------------------------------
-    def record(self, method: str, transport: str, request: Any, metadata: dict) -> None:
-        """Record a request and raise an injected fault if one is pending for ``method``."""
+    def record(self, method: str, transport: str, request: Any, metadata: dict) -> FakeError | None:
+        """Record a request; raise an injected fault pending for ``method``, or return it when it
+        is to be raised after the call took effect."""
         as_dict = type(request).to_dict(
             request, use_integers_for_enums=False, always_print_fields_with_no_presence=False
         )
         with self.lock:
             self.requests.append(Recorded(method, transport, as_dict, metadata, time.time()))
             pending = self.faults.get(method)
-            if pending:
-                code, message = pending.pop(0)
-                raise FakeError(code, message)
+            if not pending:
+                return None
+            code, message, after = pending.pop(0)
+        if after:
+            return FakeError(code, message)
+        raise FakeError(code, message)
 
     def create(self, request: Any) -> Any:
         from google.cloud import aiplatform_v1  # lazy: the fake runs in tests only
@@ -403,8 +409,11 @@ def _grpc_handlers(state: VertexState):
         def handler(request, context):
             metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
             try:
-                state.record(method, "grpc", request, metadata)
-                return fn(request)
+                late = state.record(method, "grpc", request, metadata)
+                answer = fn(request)
+                if late is not None:
+                    raise late
+                return answer
             except FakeError as err:
                 context.abort(getattr(grpc.StatusCode, err.code), err.message)
 
@@ -486,7 +495,8 @@ class _RestHandler(BaseHTTPRequestHandler):
         if path == "/_debug/script":
             self.state.script(data["states"], data.get("error_message"), data.get("job"))
         elif path == "/_debug/fail":
-            self.state.fail(data["method"], data["code"], int(data.get("times", 1)), data.get("message"))
+            self.state.fail(data["method"], data["code"], int(data.get("times", 1)), data.get("message"),
+                            bool(data.get("after", False)))
         elif path == "/_debug/logs":
             self.state.add_logs(data["job"], data["lines"])
         else:
@@ -510,17 +520,17 @@ class _RestHandler(BaseHTTPRequestHandler):
             if body is not None and not job_id:
                 job = v1.CustomJob.from_json(body or b"{}", ignore_unknown_fields=True)
                 req = v1.CreateCustomJobRequest(parent=parent, custom_job=job)
-                self.state.record("CreateCustomJob", "rest", req, metadata)
-                self._proto(v1.CustomJob, self.state.create(req))
+                late = self.state.record("CreateCustomJob", "rest", req, metadata)
+                self._proto(v1.CustomJob, _raise_late(self.state.create(req), late))
             elif body is not None and cancel:
                 req = v1.CancelCustomJobRequest(name=f"{parent}/customJobs/{job_id}")
-                self.state.record("CancelCustomJob", "rest", req, metadata)
-                self.state.cancel(req.name)
+                late = self.state.record("CancelCustomJob", "rest", req, metadata)
+                _raise_late(self.state.cancel(req.name), late)
                 self._json(200, {})
             elif job_id:
                 req = v1.GetCustomJobRequest(name=f"{parent}/customJobs/{job_id}")
-                self.state.record("GetCustomJob", "rest", req, metadata)
-                self._proto(v1.CustomJob, self.state.get(req.name))
+                late = self.state.record("GetCustomJob", "rest", req, metadata)
+                self._proto(v1.CustomJob, _raise_late(self.state.get(req.name), late))
             else:
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 req = v1.ListCustomJobsRequest(
@@ -529,8 +539,8 @@ class _RestHandler(BaseHTTPRequestHandler):
                     page_size=int(q.get("pageSize", 0)),
                     page_token=q.get("pageToken", ""),
                 )
-                self.state.record("ListCustomJobs", "rest", req, metadata)
-                self._proto(v1.ListCustomJobsResponse, self.state.list(req))
+                late = self.state.record("ListCustomJobs", "rest", req, metadata)
+                self._proto(v1.ListCustomJobsResponse, _raise_late(self.state.list(req), late))
         except FakeError as err:
             status = HTTP_FOR_CODE.get(err.code, 500)
             self._json(status, {"error": {"code": status, "message": err.message, "status": err.code}})
@@ -545,7 +555,7 @@ class _RestHandler(BaseHTTPRequestHandler):
             page_size=int(data.get("pageSize", 0)),
             page_token=data.get("pageToken", ""),
         )
-        self.state.record("ListLogEntries", "rest", req, metadata)
+        _raise_late(None, self.state.record("ListLogEntries", "rest", req, metadata))
         entries, token = self.state.log_entries(req.filter, req.page_token, req.page_size)
         out = [_camel_entry(e) for e in entries]
         self._json(200, {"entries": out, **({"nextPageToken": token} if token else {})})
@@ -562,6 +572,12 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _raise_late(answer: Any, late: FakeError | None) -> Any:
+    if late is not None:
+        raise late
+    return answer
 
 
 def _camel_entry(entry: dict) -> dict:
@@ -608,9 +624,10 @@ class FakeVertex:
         """See VertexState.script."""
         self.state.script(states, error_message, job)
 
-    def fail(self, method: str, code: str, times: int = 1, message: str | None = None) -> None:
+    def fail(self, method: str, code: str, times: int = 1, message: str | None = None,
+             after: bool = False) -> None:
         """See VertexState.fail."""
-        self.state.fail(method, code, times, message)
+        self.state.fail(method, code, times, message, after)
 
     def calls(self, method: str) -> list[Recorded]:
         """Recorded requests of one method."""
