@@ -142,10 +142,15 @@ def _check_builder_overrides(builder: dict) -> list[Problem]:
 
 
 def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None) -> list[Problem]:
-    from .core.templates import fill_template_vars
+    from .core.templates import check_template_usage, fill_template_vars, sample_template_values
     from .runners import get_runner
 
-    filled = fill_template_vars(config, template_vars, values or {})
+    undeclared = check_template_usage(config, template_vars)
+    if undeclared:
+        return undeclared
+    # A queue's variables may have no default (a value is then required at submit): check the
+    # config with an allowed sample value for each.
+    filled = fill_template_vars(config, template_vars, values or sample_template_values(template_vars))
     rest, builder = _split_builder(filled)
     return _check_builder_overrides(builder) + get_runner(resource).validate(rest)
 
