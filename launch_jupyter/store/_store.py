@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -434,8 +434,8 @@ def _lock_queues(conn: Connection, queue_ids: Sequence[int]) -> dict[int, bool]:
 
 def _reattach(conn: Connection, queue_id: int, agent_id: str, lease_s: float, now: float) -> Run | None:
     """An active run whose lease expired (its agent died or stopped): the new agent takes it over as is."""
-    row = conn.execute(
-        select(runs)
+    expired = (
+        select(runs.c.seq)
         .where(
             runs.c.queue_id == queue_id,
             runs.c.state.in_(ACTIVE_STATES),
@@ -443,37 +443,45 @@ def _reattach(conn: Connection, queue_id: int, agent_id: str, lease_s: float, no
         )
         .limit(1)
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = conn.execute(
+        runs.update()
+        .where(runs.c.seq == expired)
+        .values(agent_id=agent_id, lease_expires_at=now + lease_s, updated_at=now)
+        .returning(*runs.c)
     ).first()
     if row is None:
         return None
-    message = f"reattached by {agent_id}"
-    _set(conn, row.id, now, agent_id=agent_id, lease_expires_at=now + lease_s)
-    _event(conn, row.id, now, RunState(row.state), message)
-    return dataclasses.replace(run_from_row(row), agent_id=agent_id, lease_expires_at=now + lease_s, updated_at=now)
+    _event(conn, row.id, now, RunState(row.state), f"reattached by {agent_id}")
+    return run_from_row(row)
 
 
 def _take_queued(
     conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float
 ) -> Run | None:
-    """The head of the queue: by priority then FIFO on a prioritised queue, else FIFO."""
+    """The head of the queue: by priority then FIFO on a prioritised queue, else FIFO.
+    One UPDATE ... WHERE seq = (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING: one round trip."""
     order = [runs.c.created_at, runs.c.seq]
     if prioritized:
         order.insert(0, runs.c.priority)
-    row = conn.execute(
-        select(runs)
-        .where(and_(runs.c.queue_id == queue_id, runs.c.state == RunState.QUEUED.value,
-                    runs.c.cancel_requested.is_(False)))
+    head = (
+        select(runs.c.seq)
+        .where(runs.c.queue_id == queue_id, runs.c.state == RunState.QUEUED.value,
+               runs.c.cancel_requested.is_(False))
         .order_by(*order)
         .limit(1)
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = conn.execute(
+        runs.update()
+        .where(runs.c.seq == head)
+        .values(state=RunState.CLAIMED.value, agent_id=agent_id, lease_expires_at=now + lease_s,
+                started_at=func.coalesce(runs.c.started_at, now), updated_at=now)
+        .returning(*runs.c)
     ).first()
     if row is None:
         return None
-    started = row.started_at if row.started_at is not None else now
-    _set(conn, row.id, now, state=RunState.CLAIMED.value, agent_id=agent_id, lease_expires_at=now + lease_s,
-         started_at=started)
     _event(conn, row.id, now, RunState.CLAIMED, f"claimed by {agent_id}")
-    return dataclasses.replace(
-        run_from_row(row), state=RunState.CLAIMED, agent_id=agent_id, lease_expires_at=now + lease_s,
-        started_at=started, updated_at=now,
-    )
+    return run_from_row(row)
