@@ -317,6 +317,10 @@ def _check_single(cls: Any, key: str, field: Any, value: Any, path: str, repeate
         return [Problem(path, f"expected {_proto_kind(kind)}, got {_kind(value)}")]
     if kind == proto.ProtoType.STRING and not isinstance(value, str):
         return [Problem(path, f"expected a string, got {_kind(value)}")]
+    if kind in _integer_kinds() and not isinstance(value, int):
+        return [Problem(path, f"expected an integer, got {_kind(value)}")]
+    if kind in (proto.ProtoType.DOUBLE, proto.ProtoType.FLOAT) and not isinstance(value, (int, float)):
+        return [Problem(path, f"expected a number, got {_kind(value)}")]
     return _try_build(cls, key, [value] if repeated else value, path)
 
 
@@ -328,8 +332,17 @@ def _try_build(cls: Any, key: str, value: Any, path: str) -> list[Problem]:
         cls(**{key: value})
     except (TypeError, ValueError, KeyError) as err:
         reason = str(err).split("Underlying error: ")[-1]
-        return [Problem(path, f"not a valid {cls.__name__}.{key}: {reason}")]
+        return [Problem(path, f"{value!r} is not a valid {cls.__name__}.{key}: {reason}")]
     return []
+
+
+@functools.lru_cache(maxsize=1)
+def _integer_kinds() -> frozenset:
+    import proto
+
+    t = proto.ProtoType
+    return frozenset({t.INT32, t.INT64, t.UINT32, t.UINT64, t.SINT32, t.SINT64,
+                      t.FIXED32, t.FIXED64, t.SFIXED32, t.SFIXED64})
 
 
 def _proto_kind(kind: Any) -> str:
