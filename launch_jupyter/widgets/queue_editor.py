@@ -18,7 +18,12 @@ def _var_from_row(row: dict) -> dict:
     """A template-variable row of the table (all text) → the dict ``TemplateVar.from_dict`` takes."""
     var: dict = {"name": str(row.get("name") or "").strip(), "type": row.get("type") or "string"}
     default = row.get("default")
-    var["default"] = None if default in (None, "") else default
+    if default in (None, ""):
+        var["default"] = None
+    elif var["type"] in ("integer", "number", "int", "float"):
+        var["default"] = parse_value(str(default), f"template variable {var['name']} default")
+    else:
+        var["default"] = default
     for bound in ("minimum", "maximum"):
         value = row.get(bound)
         var[bound] = None if value in (None, "") else parse_value(str(value), f"template variable {bound}")
