@@ -328,11 +328,11 @@ class VertexState:
 
     def log_entries(self, filter_text: str, page_token: str, page_size: int) -> tuple[list[dict], str]:
         m = re.search(r'resource\.labels\.job_id\s*=\s*"?(\d+)"?', filter_text or "")
-        after = re.search(r'timestamp\s*>=\s*"([^"]+)"', filter_text or "")
+        bounds = [_dt.datetime.fromisoformat(t) for t in re.findall(r'timestamp\s*>=\s*"([^"]+)"', filter_text or "")]
         with self.lock:
             entries = list(self.logs.get(m.group(1), [])) if m else []
-        if after:
-            entries = [e for e in entries if e["timestamp"] >= after.group(1)]
+        for bound in bounds:
+            entries = [e for e in entries if _dt.datetime.fromisoformat(e["timestamp"]) >= bound]
         start = int(page_token or 0)
         size = page_size or 1000
         token = str(start + size) if start + size < len(entries) else ""
