@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -102,8 +103,13 @@ def test_bad_configs_corpus_if_present(store):
         pytest.skip(f"no bad-config corpus at {corpus} yet (written by the Vertex runner's tests)")
     editor = QueueEditor(resource="vertex")
     for case in cases:
-        editor.config_text = case.read_text()
+        text = case.read_text()
+        expected = dict(re.findall(r"^# (path|message): (.*)$", text, re.MULTILINE))
+        editor.config_text = text
         assert editor.problems, f"{case.name}: the editor shows no problem"
+        if "path" in expected:
+            path, words = expected["path"].strip(), expected.get("message", "").strip().strip('"')
+            assert any(p["path"] == path and words in p["message"] for p in editor.problems), (case.name, messages(editor))
 
 
 def test_create_update_delete_buttons_call_the_api(store):
