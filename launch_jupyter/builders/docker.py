@@ -1,0 +1,167 @@
+"""The ``docker`` builder: build the context on a Docker engine (``DOCKER_HOST`` honoured) and push.
+
+The tag is the context's content hash, so an image that is already in the registry (one manifest
+HEAD) is not built again, and a code-only change rebuilds only the layers after the dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ..core.config import BuilderConfig
+from ..core.errors import BuildError, ConfigError, LaunchError
+from . import LogFn
+from .registry import check_destination, google_auth_config, image_exists, parse_image
+
+if TYPE_CHECKING:
+    from ..core.config import AgentConfig
+    from ..packaging import BuildContext
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+ENGINE_TIMEOUT = 600  # seconds; a RUN pip install can be slow
+_PUSH_STEPS = ("Pushed", "Layer already exists", "Mounted from")
+
+
+def engine_client():
+    """A docker SDK client for the engine named by ``DOCKER_HOST`` (or the default socket)."""
+    # The docker SDK is imported only when an engine is actually used.
+    import docker
+
+    try:
+        return docker.from_env(timeout=ENGINE_TIMEOUT)
+    except docker.errors.DockerException as err:
+        raise LaunchError(_no_engine(err)) from None
+
+
+def ping_engine() -> None:
+    """Raise LaunchError naming ``DOCKER_HOST`` when no Docker engine answers."""
+    import docker  # see engine_client
+
+    client = engine_client()
+    try:
+        client.ping()
+    except (docker.errors.DockerException, OSError) as err:
+        raise LaunchError(_no_engine(err)) from None
+    finally:
+        client.close()
+
+
+def _no_engine(err: Exception) -> str:
+    host = os.environ.get("DOCKER_HOST") or f"{DEFAULT_HOST} (DOCKER_HOST is not set)"
+    return (
+        f"no Docker engine answers at {host}: {err}. Start Docker or point DOCKER_HOST at a running "
+        "engine, or use builder.type kaniko (no local engine needed)"
+    )
+
+
+class DockerBuilder:
+    """Builds with the docker SDK's build API, pushes to ``builder.destination``, records the digest."""
+
+    type = "docker"
+
+    def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
+        self.config = config or BuilderConfig(type="docker")
+        self.agent_config = agent_config
+        self.builds = 0  # engine builds this builder has run (a skipped build does not count)
+        self.last_digest: str | None = None  # the digest of the last image pushed
+
+    def preflight(self) -> None:
+        """The destination is well formed and the engine answers."""
+        if self.config.destination:
+            check_destination(self.config.destination)
+        ping_engine()
+
+    def build(
+        self,
+        context: BuildContext,
+        destination: str | None,
+        platform: str,
+        log: LogFn,
+        *,
+        image: str | None = None,
+    ) -> str:
+        """Build and push ``destination:<content hash>`` unless the registry has it; return its URI."""
+        if image:
+            log(f"image given, nothing to build: {image}")
+            return image
+        repository = _destination(destination or self.config.destination)
+        uri = f"{repository}:{context.tag}"
+        auth = google_auth_config(parse_image(repository)[0])  # never logged
+        if image_exists(uri, auth):
+            log(f"image exists, skipping build: {uri}")
+            return uri
+        client = engine_client()
+        try:
+            self._build(client, context, uri, platform or self.config.platform, log)
+            self.last_digest = self._push(client, repository, context.tag, auth, log)
+        finally:
+            client.close()
+        log(f"image pushed: {uri} digest {self.last_digest}")
+        return uri
+
+    def _build(self, client, context: BuildContext, uri: str, platform: str, log: LogFn) -> None:
+        import docker  # see engine_client
+
+        self.builds += 1
+        log(f"building {uri} for {platform}")
+        lines: list[str] = []
+        try:
+            stream = client.api.build(
+                path=str(context.directory), tag=uri, platform=platform,
+                network_mode=self.config.network, rm=True, forcerm=True, decode=True,
+            )  # fmt: skip
+            for item in stream:
+                for line in _item_lines(item):
+                    lines.append(line)
+                    log(line)
+                if "error" in item or "errorDetail" in item:
+                    raise BuildError(_build_failure(uri, item, lines))
+        except docker.errors.APIError as err:
+            raise BuildError(f"docker build of {uri} failed: {err.explanation or err}") from None
+
+    def _push(self, client, repository: str, tag: str, auth: dict | None, log: LogFn) -> str:
+        """Push and return the digest. The SDK does not raise on a failed push: read the stream."""
+        import docker  # see engine_client
+
+        digest = None
+        try:
+            stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+            for item in stream:
+                if "error" in item or "errorDetail" in item:
+                    message = item.get("error") or (item.get("errorDetail") or {}).get("message")
+                    raise BuildError(f"push of {repository}:{tag} failed: {message}")
+                status = str(item.get("status") or "")
+                if status.startswith(_PUSH_STEPS):
+                    log(f"push {item.get('id', '')}: {status}")
+                digest = (item.get("aux") or {}).get("Digest") or digest
+        except docker.errors.APIError as err:
+            raise BuildError(f"push of {repository}:{tag} failed: {err.explanation or err}") from None
+        if not digest:
+            raise BuildError(f"push of {repository}:{tag} reported no digest")
+        return digest
+
+
+def _destination(destination: str | None) -> str:
+    if not destination:
+        raise ConfigError(
+            "the docker builder needs a repository to push to, e.g. "
+            "us-docker.pkg.dev/PROJECT/REPO/IMAGE (set it in launch-config.yaml or registry.uri)",
+            path="builder.destination",
+        )
+    return check_destination(destination)
+
+
+def _item_lines(item: dict) -> list[str]:
+    text = item.get("stream") or ""
+    if "error" in item:
+        text += f"ERROR: {item['error']}\n"
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _build_failure(uri: str, item: dict, lines: list[str]) -> str:
+    """The engine's error plus the build's own error lines (e.g. pip's) so the user sees the cause."""
+    error = item.get("error") or (item.get("errorDetail") or {}).get("message") or "unknown error"
+    causes = [line for line in lines if line.lstrip().upper().startswith("ERROR")]
+    causes = [line for line in causes if error not in line][-10:] or lines[-10:]
+    return f"docker build of {uri} failed: {error}\n" + "\n".join(causes)

@@ -1,0 +1,163 @@
+"""The docker builder on a real Docker engine, pushing to a real registry on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from launch_jupyter.builders import get_builder
+from launch_jupyter.builders.docker import DockerBuilder
+from launch_jupyter.builders.registry import image_exists
+from launch_jupyter.core.config import AgentConfig, BuilderConfig
+from launch_jupyter.core.errors import BuildError, ConfigError, LaunchError
+from launch_jupyter.packaging.context import create_context
+from tests.fixtures.common import EXAMPLES
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def write_notebook(folder: Path) -> Path:
+    """The quickstart notebook when the examples have it, else a tiny parameterised one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    quickstart = EXAMPLES / "quickstart.ipynb"
+    if quickstart.exists():
+        return Path(shutil.copy(quickstart, folder / "quickstart.ipynb"))
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("alpha = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import yaml\nprint(yaml.safe_dump({'alpha': alpha * 2}))"),
+    ]
+    path = folder / "quickstart.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def change_code(notebook: Path) -> None:
+    """A code-only change: one more cell, same imports (so the same requirements)."""
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(f"print('changed {uuid.uuid4().hex[:6]}')"))
+    nbformat.write(nb, notebook)
+
+
+@pytest.fixture
+def builder(docker_registry, docker_host) -> DockerBuilder:
+    """A docker builder pushing to a fresh repository in the test registry (host network for pip)."""
+    destination = f"{docker_registry.address}/proj/quickstart-{uuid.uuid4().hex[:8]}"
+    config = BuilderConfig(type="docker", destination=destination, network="host")
+    built = get_builder(config, AgentConfig(builder=config))
+    assert isinstance(built, DockerBuilder)
+    return built
+
+
+@pytest.fixture
+def make_context(tmp_path, python_base_image):
+    """create_context over a notebook folder, with the test base image as FROM. No wheel of
+    launch_jupyter in the context: the base image has it, and a wheel built from a working tree that
+    changes under the test would change the content hash."""
+    counter = iter(range(100))
+
+    def make(notebook: Path, **kwargs):
+        return create_context(notebook, tmp_path / f"ctx{next(counter)}", base_image=python_base_image, wheel=False, **kwargs)
+
+    return make
+
+
+def test_build_pushes_and_a_manifest_head_finds_it(builder, make_context, tmp_path, docker_registry):
+    context = make_context(write_notebook(tmp_path / "nb"))
+    log: list[str] = []
+    uri = builder.build(context, None, "linux/amd64", log.append)
+    repository = builder.config.destination
+    assert uri == f"{repository}:{context.tag}"
+    assert builder.builds == 1
+    assert builder.last_digest and builder.last_digest.startswith("sha256:")
+    assert image_exists(uri)
+    assert image_exists(f"{repository}@{builder.last_digest}")
+    assert not image_exists(f"{repository}:not-pushed")
+    assert any(line.startswith("Step ") for line in log), log
+    assert f"image pushed: {uri} digest {builder.last_digest}" in log
+
+
+def test_unchanged_context_builds_nothing_after_one_head(builder, make_context, tmp_path, docker_registry):
+    notebook = write_notebook(tmp_path / "nb")
+    first = builder.build(make_context(notebook), None, "linux/amd64", lambda line: None)
+    heads_before = docker_registry.requests("HEAD", "/manifests/")
+    gets_before = docker_registry.requests("GET")
+    log: list[str] = []
+    again = builder.build(make_context(notebook), None, "linux/amd64", log.append)
+    assert again == first
+    assert builder.builds == 1  # the engine was asked to build once in all
+    assert docker_registry.requests("HEAD", "/manifests/") - heads_before == 1
+    assert docker_registry.requests("GET") == gets_before  # no listing, no manifest fetch
+    assert log == [f"image exists, skipping build: {first}"]
+
+
+def test_code_only_change_reuses_the_dependency_layer(builder, make_context, tmp_path):
+    notebook = write_notebook(tmp_path / "nb")
+    first = builder.build(make_context(notebook), None, "linux/amd64", lambda line: None)
+    change_code(notebook)
+    log: list[str] = []
+    second = builder.build(make_context(notebook), None, "linux/amd64", log.append)
+    assert second != first and builder.builds == 2
+    pip_step = next(i for i, line in enumerate(log) if "pip install -r" in line)
+    assert "Using cache" in log[pip_step + 1], log[pip_step : pip_step + 3]
+    code_step = next(i for i, line in enumerate(log) if line.startswith("Step ") and "COPY . " in line)
+    assert "Using cache" not in log[code_step + 1]
+
+
+def test_failing_run_step_raises_build_error_with_the_pip_error(builder, make_context, tmp_path):
+    notebook = write_notebook(tmp_path / "nb")
+    bad = "launch-jupyter-no-such-package-zz==0.0.1\n"
+    context = make_context(notebook, requirements=bad)
+    log: list[str] = []
+    with pytest.raises(BuildError) as err:
+        builder.build(context, None, "linux/amd64", log.append)
+    message = str(err.value)
+    assert "returned a non-zero code" in message
+    assert "launch-jupyter-no-such-package-zz" in message
+    assert "No matching distribution" in message or "Could not find a version" in message
+    assert any("No matching distribution" in line for line in log)
+    assert not image_exists(f"{builder.config.destination}:{context.tag}")
+
+
+def test_destination_with_a_tag_is_refused_before_any_build(docker_registry, docker_host, make_context, tmp_path):
+    context = make_context(write_notebook(tmp_path / "nb"))
+    builder = DockerBuilder(BuilderConfig(type="docker"))
+    with pytest.raises(ConfigError, match=r"builder\.destination: .*must not carry a tag; the tag is the content hash"):
+        builder.build(context, f"{docker_registry.address}/proj/img:v1", "linux/amd64", print)
+    with pytest.raises(ConfigError, match=r"builder\.destination"):
+        builder.build(context, None, "linux/amd64", print)
+    assert builder.builds == 0
+
+
+def test_an_image_the_run_names_is_used_without_building(builder, make_context, tmp_path):
+    context = make_context(write_notebook(tmp_path / "nb"))
+    log: list[str] = []
+    assert builder.build(context, None, "linux/amd64", log.append, image="example.com/x/y:1") == "example.com/x/y:1"
+    assert builder.builds == 0
+
+
+def test_preflight_names_docker_host_when_no_engine_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(LaunchError, match="no Docker engine answers at unix://.*no-engine.sock"):
+        DockerBuilder(BuilderConfig(type="docker")).preflight()
+
+
+def test_preflight_passes_on_a_running_engine(docker_host):
+    DockerBuilder(BuilderConfig(type="docker", destination="127.0.0.1:5000/p/i")).preflight()
+
+
+def test_no_token_in_any_log(builder, make_context, tmp_path, docker_engine, docker_registry, adc_token):
+    """With ADC configured, nothing the build writes (our log, engine, registry) holds the token."""
+    notebook = write_notebook(tmp_path / "nb")
+    log: list[str] = []
+    builder.build(make_context(notebook), None, "linux/amd64", log.append)
+    texts = ["\n".join(log), docker_registry.log_path.read_text(errors="replace")]
+    texts += [p.read_text(errors="replace") for p in docker_engine.root.glob("dockerd-*.log")]
+    texts += [json.dumps(builder.__dict__, default=str)]
+    assert all(adc_token not in text for text in texts)
