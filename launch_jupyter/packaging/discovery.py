@@ -46,20 +46,32 @@ def _user_namespace() -> Mapping:
     return shell.user_ns if shell is not None else {}
 
 
-def kernel_id() -> str | None:
-    """This kernel's id, from the name of ipykernel's connection file (``kernel-<id>.json``)."""
+def connection_file() -> Path | None:
+    """ipykernel's connection file when this code runs in an ipykernel kernel, else None."""
     kernelapp = sys.modules.get("ipykernel.kernelapp")
     if kernelapp is None or not kernelapp.IPKernelApp.initialized():
         return None
-    name = Path(kernelapp.IPKernelApp.instance().connection_file or "").name
-    match = re.fullmatch(r"kernel-(.+)\.json", name)
+    name = kernelapp.IPKernelApp.instance().connection_file
+    return Path(name) if name else None
+
+
+def kernel_id() -> str | None:
+    """This kernel's id, from the name of ipykernel's connection file (``kernel-<id>.json``).
+
+    Jupyter servers name the file after the kernel id; other launchers (nbclient) use a temp name.
+    """
+    path = connection_file()
+    match = re.fullmatch(r"kernel-(.+)\.json", path.name) if path else None
     return match.group(1) if match else None
 
 
 def _from_server(tried: list[str]) -> Path | None:
     kid = kernel_id()
     if kid is None:
-        tried.append("the Jupyter server's /api/sessions (this is not a Jupyter kernel)")
+        path = connection_file()
+        why = ("this is not a Jupyter kernel" if path is None else
+               f"the kernel's connection file {path.name} names no kernel id: not started by a Jupyter server")
+        tried.append(f"the Jupyter server's /api/sessions ({why})")
         return None
     servers = list(_running_servers())
     for server in servers:
@@ -76,11 +88,9 @@ def _from_server(tried: list[str]) -> Path | None:
 
 def _runtime_dirs() -> list[Path]:
     dirs = []
-    kernelapp = sys.modules.get("ipykernel.kernelapp")
-    if kernelapp is not None and kernelapp.IPKernelApp.initialized():
-        connection_file = kernelapp.IPKernelApp.instance().connection_file
-        if connection_file:
-            dirs.append(Path(connection_file).parent)  # servers put kernels' files beside their own
+    path = connection_file()
+    if path is not None:
+        dirs.append(path.parent)  # a server puts its kernels' files beside its own jpserver file
     from jupyter_core.paths import jupyter_runtime_dir
 
     dirs.append(Path(jupyter_runtime_dir()))
