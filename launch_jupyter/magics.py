@@ -60,6 +60,8 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     create.add_argument("--prioritization", action="store_true", help="serve higher priorities first")
     create.add_argument("--template-var", action="append", default=[], metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
                         help="a template variable used as {{NAME}} in the config")
+    create.add_argument("--exist-ok", action="store_true",
+                        help="if the queue exists, update it to this config instead (re-runnable notebooks)")
     qsub.add_parser("list", help="list the queues you can see")
     for action, text in (("show", "show a queue and its config"),
                          ("edit", "open the queue editor (cell form: replace the config with the cell body)"),
@@ -193,9 +195,7 @@ class LaunchMagics(Magics):
         if args.action is None:
             raise UsageError(f"%launch queue needs an action: {', '.join(QUEUE_SUBCOMMANDS)}")
         if args.action == "create":
-            queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
-                                     prioritization=args.prioritization, template_vars=args.template_var)
-            print(f"created queue {queue.path} ({queue.resource})")
+            self._create_queue(args, cell)
         elif args.action == "list":
             self._print_queues(api.list_queues())
         elif args.action == "show":
@@ -212,6 +212,28 @@ class LaunchMagics(Magics):
             queue = api.get_queue(args.name, entity=args.entity)
             api.delete_queue(queue.name, entity=queue.entity)
             print(f"deleted queue {queue.path}")
+
+    @staticmethod
+    def _create_queue(args, cell: str | None) -> None:
+        from . import api
+        from .core.errors import QueueError
+
+        if args.exist_ok:
+            try:
+                existing = api.get_queue(args.name, entity=args.entity)
+            except QueueError:
+                existing = None
+            if existing is not None:
+                if existing.resource != args.resource:
+                    raise QueueError(f"queue {existing.path} exists with resource {existing.resource}, "
+                                     f"not {args.resource}; delete it first")
+                queue = api.update_queue(existing.name, entity=existing.entity, config=cell,
+                                         prioritization=args.prioritization, template_vars=args.template_var)
+                print(f"queue {queue.path} exists: updated its config")
+                return
+        queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
+                                 prioritization=args.prioritization, template_vars=args.template_var)
+        print(f"created queue {queue.path} ({queue.resource})")
 
     @staticmethod
     def _print_queues(queues: list) -> None:

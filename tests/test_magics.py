@@ -124,6 +124,17 @@ def test_cell_form_with_a_bad_config_names_the_key_and_stores_nothing(ip, sqlite
         api.get_queue("broken", store_url=sqlite_url)
 
 
+def test_exist_ok_updates_an_existing_queue_so_notebooks_can_rerun(ip, capsys, sqlite_url):
+    ip.run_cell_magic("launch", "queue create local --exist-ok", "timeout: 10\n")
+    ip.run_cell_magic("launch", "queue create local --exist-ok", "timeout: 20\n")
+    assert "queue alice/local exists: updated its config" in capsys.readouterr().out
+    assert api.get_queue("local", store_url=sqlite_url).config == {"timeout": 20}
+    with pytest.raises(LaunchMagicError, match="already exists|exists"):
+        ip.run_cell_magic("launch", "queue create local", "timeout: 30\n")
+    with pytest.raises(LaunchMagicError, match="with resource local-process, not vertex"):
+        ip.run_cell_magic("launch", "queue create local --resource vertex --exist-ok", VERTEX_BODY)
+
+
 def test_cell_form_of_queue_edit_replaces_the_config(ip, sqlite_url):
     ip.run_cell("%launch queue create local")
     ip.run_cell_magic("launch", "queue edit local", "timeout: 30\nenv: {GREETING: hi}\n")
