@@ -12,7 +12,7 @@ import pytest
 from launch_jupyter.core.errors import QueueError, RunError, StoreError
 from launch_jupyter.core.model import Queue, Run, TemplateVar
 from launch_jupyter.core.states import Priority, RunState
-from launch_jupyter.store import QueueStore, open_store
+from launch_jupyter.store import QueueStore, close_all, open_store
 
 
 @pytest.fixture
@@ -569,3 +569,15 @@ def test_a_store_url_of_another_database_kind_is_refused():
 def test_an_unreachable_postgresql_is_a_store_error():
     with pytest.raises(StoreError, match="cannot open the store"):
         open_store("postgresql://postgres@127.0.0.1:9/nothing?connect_timeout=2")
+
+
+def test_close_all_frees_pools_and_open_handles_reconnect(store_url):
+    store = open_store(store_url)
+    queue = make_queue(store)
+    assert store.wait_for_work(0.01) is False
+    close_all(store_url)
+    assert store.get_queue("alice", "q") == queue
+    with open_store(store_url) as again:
+        enqueue(again, queue)
+        assert len(again.list_runs()) == 1
+    store.close()

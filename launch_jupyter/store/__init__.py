@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from ..core.config import default_store_url
+from ._backend import close_all
 from ._store import QueueStore
 
-__all__ = ["QueueStore", "open_store"]
+__all__ = ["QueueStore", "close_all", "open_store"]
 
 
 def open_store(url: str | None = None) -> QueueStore:

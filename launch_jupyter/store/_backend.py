@@ -57,8 +57,22 @@ def release(backend: Backend) -> None:
         backend.users -= 1
         if backend.users > 0:
             return
-        _backends.pop((os.getpid(), backend.url), None)
+        key = (os.getpid(), backend.url)
+        if _backends.get(key) is backend:  # close_all() may have replaced it already
+            del _backends[key]
     backend.dispose()
+
+
+def close_all(url: str | None = None) -> None:
+    """Close this process's pools (and LISTEN connections) for ``url``, or for every URL when None.
+
+    For test teardown and shutdown: handles still open keep working and reconnect when next used.
+    """
+    with _lock:
+        keys = [k for k in _backends if k[0] == os.getpid() and (url is None or k[1] == normalize_url(url))]
+        closing = [_backends.pop(k) for k in keys]
+    for backend in closing:
+        backend.dispose()
 
 
 class Backend:
@@ -120,12 +134,15 @@ class Backend:
         with _lock:
             if self._listener is None:
                 self._listener = _Listener(self)
-        self._listener.ready.wait(timeout=10.0)
+            listener = self._listener
+        listener.ready.wait(timeout=10.0)
 
     def dispose(self) -> None:
         """Stop the listener and close the pool."""
-        if self._listener is not None:
-            self._listener.stop()
+        with _lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
         self.engine.dispose()
 
 
