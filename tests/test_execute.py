@@ -1,9 +1,15 @@
 """The job entrypoint ``python -m launch_jupyter.execute`` on real notebooks and a real kernel."""
 
+import email
+import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
 
 import nbformat
 import pytest
@@ -78,3 +84,46 @@ def test_bad_parameters_are_a_usage_error(tmp_path, args, message):
 def test_a_missing_notebook_is_a_usage_error(tmp_path):
     done = execute("--notebook", tmp_path / "nope.ipynb", "--output", tmp_path / "o.ipynb", cwd=tmp_path)
     assert done.returncode == 2 and "nope.ipynb does not exist" in done.stdout
+
+
+class FakeGCS(BaseHTTPRequestHandler):
+    """The part of the Cloud Storage JSON API an upload uses (multipart upload), storing objects in memory."""
+
+    objects: dict = {}
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        match = re.fullmatch(r"/upload/storage/v1/b/([^/]+)/o", urlparse(self.path).path)
+        if not match or "uploadType=multipart" not in self.path:
+            self.send_error(404)
+            return
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        message = email.message_from_bytes(
+            f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body, policy=email.policy.HTTP)
+        meta_part, data_part = list(message.iter_parts())
+        meta = json.loads(meta_part.get_content())
+        data = data_part.get_payload(decode=True)
+        FakeGCS.objects[(match.group(1), meta["name"])] = data
+        answer = json.dumps({"bucket": match.group(1), "name": meta["name"], "size": str(len(data))}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_a_gs_output_is_uploaded_through_the_storage_api(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGCS)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", "gs://results/runs/r1/out.ipynb",
+                       "--parameters", json.dumps({"name": "Cloud"}), cwd=tmp_path,
+                       env={"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{server.server_port}"})
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stdout + done.stderr
+    uploaded = nbformat.reads(FakeGCS.objects[("results", "runs/r1/out.ipynb")].decode(), as_version=4)
+    assert "hello, Cloud!" in outputs_text(uploaded)

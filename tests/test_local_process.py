@@ -149,6 +149,8 @@ def test_cancel_of_a_sleeping_notebook_ends_cancelled_quickly_with_no_process_le
     assert status.state is RunState.CANCELLED
     assert elapsed < 5, f"cancel took {elapsed:.1f} s"
     assert group_gone(info["pgid"]) and all(gone(p) for p in family)
+    # The entrypoint stopped its kernel itself and recorded how it ended.
+    assert json.loads((job.workdir / "exit.json").read_text())["returncode"] == 143
 
 
 def test_submit_is_idempotent(tmp_path):

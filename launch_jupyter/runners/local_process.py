@@ -243,7 +243,10 @@ def _alive(info: dict) -> bool:
     pid = info["pid"]
     process = _STARTED.get(pid)
     if process is not None:
-        return process.poll() is None
+        if process.poll() is None:
+            return True
+        del _STARTED[pid]  # reaped; from now on the /proc check below answers (no such process)
+        return False
     start = _proc_start_time(pid)
     if start is not None:
         # Same pid and same start time: the very process we started, not a reused pid.
