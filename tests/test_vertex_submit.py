@@ -155,6 +155,13 @@ def test_env_and_labels_merge_with_the_pools_own(fake_vertex, vertex_runner):
     }
 
 
+def test_staging_folder_is_kept(fake_vertex, vertex_runner):
+    vertex_runner("grpc").submit(make_job(seed_config("gs://my-bucket/team/")))
+    sent = created(fake_vertex)[0]["custom_job"]
+    prefix = sent["job_spec"]["base_output_directory"]["output_uri_prefix"]
+    assert prefix == "gs://my-bucket/team/launch-runs/run-1"
+
+
 def test_pool_without_image_gets_the_built_one_and_base_output_dir_is_per_run(fake_vertex, vertex_runner):
     config = seed_config()
     config["spec"]["base_output_dir"] = "gs://other/out"
@@ -211,7 +218,7 @@ def test_two_queues_in_two_projects_at_once(fake_vertex, vertex_runner):
     for i in range(8):
         config_a = seed_config()
         config_a["spec"].update({"project": "proj-a", "location": "us-central1"})
-        config_b = seed_config("gs://bucket-b")
+        config_b = seed_config("bucket-b")  # a bare bucket name works too
         config_b["spec"].update({"project": "proj-b", "location": "europe-west4"})
         jobs.append(make_job(config_a, run_id=f"a-{i}", queue="queue-a"))
         job_b = make_job(config_b, run_id=f"b-{i}", queue="queue-b")

@@ -34,15 +34,11 @@ def macro_values(job: Job) -> dict[str, str | None]:
     }
 
 
-def bucket_of(spec: dict) -> str:
-    """The staging bucket's name (``gs://`` and any folder stripped)."""
-    bucket = str(spec.get("staging_bucket") or "")
-    return bucket.removeprefix("gs://").split("/", 1)[0]
-
-
 def run_folder(spec: dict, run_id: str) -> str:
-    """The run's folder: ``<base_output_dir or gs://<bucket>/launch-runs>/<run_id>``."""
-    base = spec.get("base_output_dir") or f"gs://{bucket_of(spec)}/launch-runs"
+    """The run's folder: ``<base_output_dir or <staging_bucket>/launch-runs>/<run_id>``."""
+    bucket = str(spec.get("staging_bucket") or "").rstrip("/")
+    staging = bucket if bucket.startswith("gs://") else f"gs://{bucket}"
+    base = spec.get("base_output_dir") or f"{staging}/launch-runs"
     return f"{str(base).rstrip('/')}/{run_id}"
 
 
