@@ -20,6 +20,9 @@ MACRO = re.compile(r"\$\{[^}]*\}|\{\{[^}]*\}\}")  # ${image_uri} and {{var}}
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+# spec: CustomJob(...) arguments; run: submit(...) arguments; builder: the agent's per-queue
+# builder overrides (checked by the agent, stripped before the runner sees the config).
+TOP_LEVEL = ("spec", "run", "builder")
 # Keys of the spec the runner fills itself; a config may not carry them.
 SPEC_REFUSED = {"credentials": "credentials come from the agent config (environment.credentials)"}
 
@@ -30,8 +33,8 @@ def validate_config(config: Any) -> list[Problem]:
         return [Problem("", f"a vertex config is a mapping with spec and run, not {_kind(config)}")]
     problems = check_snake_case(config)
     for key in config:
-        if key not in ("spec", "run") and not is_camel_case(str(key)):
-            problems.append(_unknown(str(key), key, ["spec", "run"]))
+        if key not in TOP_LEVEL and not is_camel_case(str(key)):
+            problems.append(_unknown(str(key), key, TOP_LEVEL))
     problems += _check_spec(config.get("spec"))
     if config.get("run") is not None:
         problems += _check_run(config["run"])
