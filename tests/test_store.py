@@ -581,3 +581,10 @@ def test_close_all_frees_pools_and_open_handles_reconnect(store_url):
         enqueue(again, queue)
         assert len(again.list_runs()) == 1
     store.close()
+
+
+def test_a_sqlite_store_in_an_unwritable_place_is_a_store_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot create the store folder"):
+        open_store(f"sqlite:///{blocker / 'sub' / 'launch.db'}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..core.errors import StoreError
 from ._schema import create_schema
@@ -94,7 +94,7 @@ class Backend:
                 create_schema(conn)
             if self.dialect == "postgresql":
                 self.channel = _channel_name(self.engine)
-        except OperationalError as err:
+        except SQLAlchemyError as err:
             self.engine.dispose()
             raise StoreError(f"cannot open the store {_safe(url)}: {_first_line(err)}") from err
 
@@ -201,7 +201,11 @@ def _create_engine(url: str) -> Engine:
 def _create_sqlite_engine(parsed) -> Engine:
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the store folder {folder}: {err.strerror}") from err
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

@@ -336,7 +336,11 @@ class QueueStore:
             return [event_from_row(r) for r in conn.execute(query)]
 
     def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
-        """Every run's events with id above ``after_id``, oldest first (what the widgets follow)."""
+        """Every run's events with id above ``after_id``, oldest first (what the widgets follow).
+
+        On PostgreSQL two transactions can commit their events out of id order, so a follower polling
+        exactly at that moment may see a higher id first; such a late line is still in ``events()``.
+        """
         query = select(run_events).where(run_events.c.id > after_id).order_by(run_events.c.id).limit(limit)
         with self._backend.read() as conn:
             return [event_from_row(r) for r in conn.execute(query)]
