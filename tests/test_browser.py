@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from launch_jupyter import api
-from tests.fixtures.jupyterlab import browser_page, jupyterlab, screenshot  # noqa: F401  (fixtures)
+from tests.fixtures.jupyterlab import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
