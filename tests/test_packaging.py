@@ -110,7 +110,8 @@ def test_ignore_rules_defaults_and_launchignore(tmp_path):
                 "sub/keep.txt", "sub/deep/scratch.tmp"):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text("x")
-    (folder / ".launchignore").write_text("# local junk\nlogs/\n*.tmp\n")
+    # "!.env" cannot bring a default exclusion back.
+    (folder / ".launchignore").write_text("# local junk\nlogs/\n*.tmp\n!.env\n!server.pem\n")
     ctx = create_context(nb, tmp_path / "ctx", wheel=False)
     shipped = sorted(p.relative_to(ctx.directory).as_posix() for p in ctx.directory.rglob("*") if p.is_file())
     assert shipped == ["Dockerfile", "data.csv", "helpers.py", "quickstart.ipynb", "requirements.txt", "sub/keep.txt"]

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from ..core.errors import NotebookError, SecretError
@@ -114,7 +114,13 @@ def _select_files(notebook: Path, include: Sequence[str], warnings: list[str]) -
     import pathspec
 
     folder = notebook.parent
-    ignore = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDES, *_ignore_lines(folder)])
+    # Two specs, not one: a "!.env" line in .launchignore must not bring a default exclusion back.
+    always = pathspec.GitIgnoreSpec.from_lines(DEFAULT_EXCLUDES)
+    user = pathspec.GitIgnoreSpec.from_lines(_ignore_lines(folder))
+
+    def ignore(rel: str) -> bool:
+        return always.match_file(rel) or user.match_file(rel)
+
     wanted = [(p, pathspec.GitIgnoreSpec.from_lines([p])) for p in include]
     chosen = {notebook.name: notebook}
     matched: set[str] = set()
@@ -146,17 +152,17 @@ def _ignore_lines(folder: Path) -> list[str]:
     return path.read_text().splitlines() if path.is_file() else []
 
 
-def _walk(folder: Path, ignore) -> Iterator[tuple[str, Path]]:
+def _walk(folder: Path, ignore: Callable[[str], bool]) -> Iterator[tuple[str, Path]]:
     root = folder.resolve()
     for current, dirs, names in os.walk(folder):
         base = Path(current).relative_to(folder).as_posix()
         prefix = "" if base == "." else base + "/"
         # Prune ignored folders here so .git or .venv are never even listed.
-        dirs[:] = sorted(d for d in dirs if not ignore.match_file(prefix + d + "/"))
+        dirs[:] = sorted(d for d in dirs if not ignore(prefix + d + "/"))
         for name in sorted(names):
             rel = prefix + name
             path = Path(current) / name
-            if ignore.match_file(rel) or not path.is_file():
+            if ignore(rel) or not path.is_file():
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(root):
                 continue  # a link out of the folder could pull in anything (keys, home files)
