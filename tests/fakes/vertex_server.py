@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -72,6 +73,9 @@ def make_certs(directory: Path | None = None) -> Certs:
     # see a key that does not match its certificate.
     tmp = Path(tempfile.mkdtemp(prefix=".ca-", dir=directory.parent))
     _write_certs(tmp)
+    if _still_valid(certs):  # another process finished first: keep its files, someone may trust them
+        shutil.rmtree(tmp, ignore_errors=True)
+        return certs
     try:
         if directory.exists():
             old = directory.with_name(f"{directory.name}.old-{uuid.uuid4().hex}")
