@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from launch_jupyter.builders import get_builder
 from launch_jupyter.builders.docker import DockerBuilder
 from launch_jupyter.builders.registry import image_exists
-from launch_jupyter.core.config import AgentConfig, BuilderConfig
+from launch_jupyter.core.config import BuilderConfig
 from launch_jupyter.core.errors import BuildError, ConfigError, LaunchError
-from launch_jupyter.packaging.context import create_context
-from tests.fixtures.common import EXAMPLES
+from tests.fixtures.docker import write_notebook
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def write_notebook(folder: Path) -> Path:
-    """The quickstart notebook when the examples have it, else a tiny parameterised one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    quickstart = EXAMPLES / "quickstart.ipynb"
-    if quickstart.exists():
-        return Path(shutil.copy(quickstart, folder / "quickstart.ipynb"))
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("alpha = 1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import yaml\nprint(yaml.safe_dump({'alpha': alpha * 2}))"),
-    ]
-    path = folder / "quickstart.ipynb"
-    nbformat.write(nb, path)
-    return path
 
 
 def change_code(notebook: Path) -> None:
@@ -46,26 +26,9 @@ def change_code(notebook: Path) -> None:
 
 
 @pytest.fixture
-def builder(docker_registry, docker_host) -> DockerBuilder:
-    """A docker builder pushing to a fresh repository in the test registry (host network for pip)."""
-    destination = f"{docker_registry.address}/proj/quickstart-{uuid.uuid4().hex[:8]}"
-    config = BuilderConfig(type="docker", destination=destination, network="host")
-    built = get_builder(config, AgentConfig(builder=config))
-    assert isinstance(built, DockerBuilder)
-    return built
-
-
-@pytest.fixture
-def make_context(tmp_path, python_base_image):
-    """create_context over a notebook folder, with the test base image as FROM. No wheel of
-    launch_jupyter in the context: the base image has it, and a wheel built from a working tree that
-    changes under the test would change the content hash."""
-    counter = iter(range(100))
-
-    def make(notebook: Path, **kwargs):
-        return create_context(notebook, tmp_path / f"ctx{next(counter)}", base_image=python_base_image, wheel=False, **kwargs)
-
-    return make
+def builder(docker_builder) -> DockerBuilder:
+    assert isinstance(docker_builder, DockerBuilder)
+    return docker_builder
 
 
 def test_build_pushes_and_a_manifest_head_finds_it(builder, make_context, tmp_path, docker_registry):
