@@ -336,3 +336,22 @@ def test_settings_from_the_ipython_config_file(tmp_path, sqlite_url):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert "to alice/local" in out
     assert len(api.list_runs(store_url=sqlite_url)) == 1
+
+
+def test_vertex_walkthrough_runs_offline_up_to_the_real_submit(tmp_path, sqlite_url, monkeypatch):
+    """vertex.ipynb without its cells tagged `gcp`: config, queue, and the dry-run requests (GPU too)."""
+    import nbclient
+
+    for name in ("vertex.ipynb", "quickstart.ipynb"):
+        (tmp_path / name).write_bytes((EXAMPLES / name).read_bytes())
+    nb = nbformat.read(tmp_path / "vertex.ipynb", as_version=4)
+    nb.cells = [c for c in nb.cells if "gcp" not in c.metadata.get("tags", [])]
+    monkeypatch.setenv("LAUNCH_JUPYTER_DB", sqlite_url)  # the kernel inherits it
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "parent: projects/my-project/locations/us-central1" in text
+    assert "accelerator_type: NVIDIA_TESLA_T4" in text
+    assert "service_account: launch-runner@my-project.iam.gserviceaccount.com" in text
+    assert api.get_queue("vertex", store_url=sqlite_url).config["spec"]["staging_bucket"] == "gs://my-bucket"
+    assert api.list_runs(store_url=sqlite_url) == []
