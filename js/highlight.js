@@ -128,6 +128,16 @@ export function yamlKeyPaths(text) {
 }
 
 /**
+ * The line (0-based) a problem points at: a YAML syntax error names "line N" in its message;
+ * otherwise its key path decides (see lineForPath). Null when neither says.
+ */
+export function lineForProblem(keyPaths, problem) {
+  const named = /\bline (\d+)\b/.exec(problem.message ?? "");
+  if (named && !lineForPath(keyPaths, problem.path)) return Number(named[1]) - 1;
+  return lineForPath(keyPaths, problem.path);
+}
+
+/**
  * The line a problem's key path points at: the key itself, else its nearest existing
  * parent (a required key that is missing is marked on its parent), else null.
  */

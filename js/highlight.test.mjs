@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { highlight, highlightJson, highlightYaml, lineForPath, looksLikeJson, yamlKeyPaths } from "./highlight.js";
+import {
+  highlight, highlightJson, highlightYaml, lineForPath, lineForProblem, looksLikeJson, yamlKeyPaths,
+} from "./highlight.js";
 
 const VERTEX = `spec:
   worker_pool_specs:
@@ -71,4 +73,19 @@ test("a problem marks its key, or the nearest parent when the key is missing", (
   assert.equal(lineForPath(paths, "spec.network"), 0);
   assert.equal(lineForPath(paths, "nothing"), null);
   assert.equal(lineForPath(paths, ""), null);
+});
+
+test("lists indented under their key (the runners' default style) get the same paths", () => {
+  const text = "spec:\n  worker_pool_specs:\n    - machine_spec:\n        machine_type: n1\n      replica_count: 1\n  staging_bucket: x\n";
+  const at = Object.fromEntries(yamlKeyPaths(text).map((p) => [p.path, p.line]));
+  assert.equal(at["spec.worker_pool_specs[0].machine_spec.machine_type"], 3);
+  assert.equal(at["spec.worker_pool_specs[0].replica_count"], 4);
+  assert.equal(at["spec.staging_bucket"], 5);
+});
+
+test("a yaml syntax error is marked on the line its message names", () => {
+  const paths = yamlKeyPaths("spec:\n  a: [\n");
+  assert.equal(lineForProblem(paths, { path: "config", message: "line 2, column 6: expected ..." }), 1);
+  assert.equal(lineForProblem(paths, { path: "spec.a", message: "bad" }), 1);
+  assert.equal(lineForProblem(paths, { path: "", message: "no line here" }), null);
 });

@@ -2,7 +2,7 @@
 // the template variables table, and Create / Update / Delete / Preview request.
 
 import { act, bindText, debounce, h } from "./dom.js";
-import { highlight, lineForPath, looksLikeJson, yamlKeyPaths } from "./highlight.js";
+import { highlight, lineForProblem, looksLikeJson, yamlKeyPaths } from "./highlight.js";
 
 const VAR_TYPES = ["string", "integer", "number"];
 
@@ -12,7 +12,7 @@ function codeHtml(text, problems) {
   if (!looksLikeJson(text)) {
     const paths = yamlKeyPaths(text);
     for (const p of problems) {
-      const line = lineForPath(paths, p.path);
+      const line = lineForProblem(paths, p);
       if (line !== null && marks.get(line) !== "error") marks.set(line, p.severity);
     }
   }
