@@ -15,10 +15,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
+
+from ..core.states import RunState
 
 SCHEMA_VERSION = 1
 
@@ -92,10 +95,20 @@ runs = Table(
     sqlite_autoincrement=True,
 )
 
-# Claim reads the head of a queue through one of these, so its cost does not grow with the queue.
-Index("ix_runs_claim_priority", runs.c.queue_id, runs.c.state, runs.c.priority, runs.c.created_at, runs.c.seq)
-Index("ix_runs_claim_fifo", runs.c.queue_id, runs.c.state, runs.c.created_at, runs.c.seq)
-Index("ix_runs_lease", runs.c.queue_id, runs.c.state, runs.c.lease_expires_at)
+# Written as SQL literals, not parameters, so that the planners (PostgreSQL with prepared statements,
+# SQLite) can prove these conditions match the partial indexes below.
+QUEUED = runs.c.state == literal_column(f"'{RunState.QUEUED.value}'")
+ACTIVE = runs.c.state.in_([literal_column(f"'{s.value}'") for s in RunState if s.is_active])
+
+# Claim reads the head of a queue or its expired leases through these small partial indexes, so its
+# cost grows neither with the queue's length nor with its history of finished runs.
+Index("ix_runs_queued_fifo", runs.c.queue_id, runs.c.created_at, runs.c.seq,
+      postgresql_where=QUEUED, sqlite_where=QUEUED)
+Index("ix_runs_queued_priority", runs.c.queue_id, runs.c.priority, runs.c.created_at, runs.c.seq,
+      postgresql_where=QUEUED, sqlite_where=QUEUED)
+Index("ix_runs_active_lease", runs.c.queue_id, runs.c.lease_expires_at,
+      postgresql_where=ACTIVE, sqlite_where=ACTIVE)
+Index("ix_runs_queue_state", runs.c.queue_id, runs.c.state, runs.c.created_at, runs.c.seq)
 Index("ix_runs_created", runs.c.created_at, runs.c.seq)
 Index("ix_runs_author", runs.c.author, runs.c.created_at)
 Index("ix_runs_agent", runs.c.agent_id, runs.c.state)

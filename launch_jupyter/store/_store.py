@@ -24,7 +24,7 @@ from ._records import (
     run_from_row,
     run_values,
 )
-from ._schema import queues, run_contexts, run_events, runs
+from ._schema import ACTIVE, QUEUED, queues, run_contexts, run_events, runs
 
 ACTIVE_STATES = tuple(s.value for s in RunState if s.is_active)
 TERMINAL_STATES = tuple(s.value for s in TERMINAL)
@@ -442,7 +442,7 @@ def _reattach(conn: Connection, queue_id: int, agent_id: str, lease_s: float, no
         select(runs.c.seq)
         .where(
             runs.c.queue_id == queue_id,
-            runs.c.state.in_(ACTIVE_STATES),
+            ACTIVE,
             or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
         )
         .limit(1)
@@ -471,8 +471,7 @@ def _take_queued(
         order.insert(0, runs.c.priority)
     head = (
         select(runs.c.seq)
-        .where(runs.c.queue_id == queue_id, runs.c.state == RunState.QUEUED.value,
-               runs.c.cancel_requested.is_(False))
+        .where(runs.c.queue_id == queue_id, QUEUED, runs.c.cancel_requested.is_(False))
         .order_by(*order)
         .limit(1)
         .with_for_update(skip_locked=True)
