@@ -1,0 +1,203 @@
+"""The ``kaniko`` builder: no local engine. The build context goes to ``builder.build_context_store``
+(gs://…) as a tar.gz, and the kaniko executor runs as a Google Cloud Build build with layer caching.
+
+The tag is the context's content hash; an image already in the registry (one manifest HEAD) is not
+built again. ``LAUNCH_JUPYTER_CLOUDBUILD_ENDPOINT`` points the Cloud Build client at another
+endpoint (an ``http://`` one is spoken to over REST with anonymous credentials: an emulator);
+google-cloud-storage honours ``STORAGE_EMULATOR_HOST`` the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ..core.config import BuilderConfig
+from ..core.errors import BuildError, ConfigError, LaunchError
+from . import LogFn
+from .registry import check_destination, google_auth_config, image_exists, parse_image
+
+if TYPE_CHECKING:
+    from ..core.config import AgentConfig
+    from ..packaging import BuildContext
+
+ENDPOINT_ENV = "LAUNCH_JUPYTER_CLOUDBUILD_ENDPOINT"
+BUILD_TIMEOUT_SECONDS = 3600
+_FIRST_POLL, _MAX_POLL = 0.5, 10.0  # seconds between GetBuild calls, growing
+_DONE = {"SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"}
+
+
+def split_gs_uri(uri: str, path: str = "builder.build_context_store") -> tuple[str, str]:
+    """``gs://bucket/prefix`` → ``(bucket, prefix)``; anything else is a ConfigError naming ``path``."""
+    if not uri or not uri.startswith("gs://") or not uri[5:].split("/", 1)[0]:
+        raise ConfigError(
+            f"{uri!r} is not a Cloud Storage folder; use gs://BUCKET/PREFIX (where build contexts are uploaded)",
+            path=path,
+        )
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix.strip("/")
+
+
+def executor_args(context_uri: str, image_uri: str, cache_repo: str, platform: str) -> list[str]:
+    """The kaniko executor's arguments: Dockerfile, context, destination and layer cache."""
+    return [
+        "--dockerfile=Dockerfile",
+        f"--context={context_uri}",
+        f"--destination={image_uri}",
+        "--cache=true",
+        f"--cache-repo={cache_repo}",
+        f"--custom-platform={platform}",
+    ]
+
+
+class KanikoBuilder:
+    """Uploads the context to Cloud Storage and runs kaniko on Google Cloud Build."""
+
+    type = "kaniko"
+
+    def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
+        self.config = config or BuilderConfig(type="kaniko")
+        self.agent_config = agent_config
+        self.builds = 0  # Cloud Build builds this builder created (a skipped build does not count)
+        self.last_build_id: str | None = None
+        self.last_log_url: str | None = None
+
+    def preflight(self) -> None:
+        """Settings are complete and the Google packages are installed."""
+        if self.config.destination:
+            check_destination(self.config.destination)
+        split_gs_uri(self.config.build_context_store or "")
+        self._project()
+        try:
+            # Only to check they are installed; the builder imports them again where used.
+            import google.cloud.devtools.cloudbuild_v1  # noqa: F401
+            import google.cloud.storage  # noqa: F401
+        except ImportError as err:
+            raise LaunchError(
+                f"the kaniko builder needs {err.name}: pip install google-cloud-build google-cloud-storage"
+            ) from None
+
+    def build(
+        self,
+        context: BuildContext,
+        destination: str | None,
+        platform: str,
+        log: LogFn,
+        *,
+        image: str | None = None,
+    ) -> str:
+        """Build ``destination:<content hash>`` on Cloud Build unless the registry has it; return its URI."""
+        if image:
+            log(f"image given, nothing to build: {image}")
+            return image
+        repository = _destination(destination or self.config.destination)
+        bucket, prefix = split_gs_uri(self.config.build_context_store or "")
+        project = self._project()
+        uri = f"{repository}:{context.tag}"
+        if image_exists(uri, google_auth_config(parse_image(repository)[0])):
+            log(f"image exists, skipping build: {uri}")
+            return uri
+        context_uri = self._upload(context, bucket, prefix, log)
+        args = executor_args(context_uri, uri, f"{repository}/cache", platform or self.config.platform)
+        self._run_build(project, args, uri, log)
+        log(f"image pushed: {uri}")
+        return uri
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _project(self) -> str:
+        environment = self.agent_config.environment if self.agent_config else None
+        project = environment.project if environment else None
+        if not project:
+            raise ConfigError(
+                "the kaniko builder runs on Google Cloud Build and needs the project to run it in",
+                path="environment.project",
+            )
+        return project
+
+    def _upload(self, context: BuildContext, bucket: str, prefix: str, log: LogFn) -> str:
+        # google-cloud-storage is needed only by this builder.
+        from google.api_core import exceptions
+        from google.cloud import storage
+
+        from ..packaging.context import pack_context
+
+        name = f"{prefix}/{context.content_hash}.tar.gz" if prefix else f"{context.content_hash}.tar.gz"
+        data = pack_context(context.directory)
+        try:
+            client = storage.Client(project=self._project())
+            client.bucket(bucket).blob(name).upload_from_string(data, content_type="application/gzip")
+        except exceptions.GoogleAPICallError as err:
+            raise BuildError(f"cannot upload the build context to gs://{bucket}/{name}: {err.message}") from None
+        log(f"build context uploaded: gs://{bucket}/{name} ({len(data)} bytes)")
+        return f"gs://{bucket}/{name}"
+
+    def _client(self):
+        # google-cloud-build is needed only by this builder.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud.devtools import cloudbuild_v1
+
+        endpoint = os.environ.get(ENDPOINT_ENV)
+        if not endpoint:
+            return cloudbuild_v1.CloudBuildClient()
+        transport = "rest" if endpoint.startswith(("http://", "https://")) else "grpc"
+        anonymous = endpoint.startswith("http://") or (
+            self.agent_config is not None and self.agent_config.environment.credentials == "anonymous"
+        )
+        return cloudbuild_v1.CloudBuildClient(
+            credentials=AnonymousCredentials() if anonymous else None,
+            transport=transport,
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+
+    def _run_build(self, project: str, args: list[str], uri: str, log: LogFn) -> None:
+        from google.api_core import exceptions
+        from google.cloud.devtools import cloudbuild_v1  # see _client
+
+        build = cloudbuild_v1.Build(
+            steps=[cloudbuild_v1.BuildStep(name=self.config.kaniko_image, args=args)],
+            timeout={"seconds": BUILD_TIMEOUT_SECONDS},
+            tags=["launch-jupyter"],
+        )
+        client = self._client()
+        try:
+            operation = client.create_build(project_id=project, build=build)
+            started = operation.metadata.build
+            self.builds += 1
+            self.last_build_id, self.last_log_url = started.id, started.log_url
+            log(f"Cloud Build {started.id} started for {uri}; build log: {started.log_url}")
+            finished = self._follow(client, project, started.id, log)
+        except exceptions.GoogleAPICallError as err:
+            raise BuildError(f"Cloud Build refused the build of {uri}: {err.message}") from None
+        status = cloudbuild_v1.Build.Status(finished.status).name
+        if status != "SUCCESS":
+            detail = finished.failure_info.detail or finished.status_detail or "no detail given"
+            raise BuildError(
+                f"Cloud Build {finished.id} for {uri} ended {status}: {detail}; build log: {finished.log_url}"
+            )
+
+    def _follow(self, client, project: str, build_id: str, log: LogFn):
+        from google.cloud.devtools import cloudbuild_v1  # see _client
+
+        delay, last = _FIRST_POLL, None
+        while True:
+            build = client.get_build(project_id=project, id=build_id)
+            status = cloudbuild_v1.Build.Status(build.status).name
+            if status != last:
+                log(f"Cloud Build {build_id}: {status}")
+                last = status
+            if status in _DONE:
+                return build
+            time.sleep(delay)
+            delay = min(delay * 1.5, _MAX_POLL)
+
+
+def _destination(destination: str | None) -> str:
+    if not destination:
+        raise ConfigError(
+            "the kaniko builder needs a repository to push to, e.g. us-docker.pkg.dev/PROJECT/REPO/IMAGE",
+            path="builder.destination",
+        )
+    return check_destination(destination)
