@@ -67,7 +67,52 @@ def _private_environment() -> Path:
 
 def _call(module: Any, quick: bool) -> dict:
     params = inspect.signature(module.run).parameters
-    return module.run(quick=quick) if "quick" in params else module.run()
+    if "quick" in params:
+        return module.run(quick=quick)
+    if "repeat" in params:  # bench_store's knob: its default already is the full run
+        return module.run(repeat=1 if quick else params["repeat"].default)
+    return module.run()
+
+
+# A store result grows superlinearly with the queue when p95 at 10,000 queued exceeds this × p95 at 100.
+STORE_GROWTH_LIMIT = 5.0
+
+
+def _store_shape(result: dict) -> bool:
+    return isinstance(result.get("sqlite"), dict) and "claims_per_s" in result["sqlite"]
+
+
+def _store_rows(result: dict) -> dict:
+    """bench_store's own shape (per database: claims_per_s, claim_latency_ms) as table rows."""
+    figures, problems = [], []
+    for key, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        data = result.get(key) or {}
+        if "skipped" in data or not data:
+            figures.append(_row(f"store on {label}", {"note": f"not available: {data.get('skipped')}",
+                                                      "available": False}))
+            continue
+        rates = {int(k): v for k, v in data["claims_per_s"].items()}
+        latency = {int(k): v for k, v in data["claim_latency_ms"].items()}
+        figures.append(_row(f"store {label}: claims/s, 4 processes", {
+            "value": rates.get(4), "unit": "claims/s", "baseline": "1 process",
+            "baseline_value": rates.get(1), "ratio": _safe_ratio(rates.get(4), rates.get(1)),
+            "note": f"enqueue {data.get('enqueues_per_s')}/s"}))
+        small, large = latency.get(100, {}), latency.get(10_000, {})
+        growth = _safe_ratio(large.get("p95"), small.get("p95"))
+        figures.append(_row(f"store {label}: p95 claim latency, 10,000 queued", {
+            "value": large.get("p95"), "unit": "ms", "baseline": "100 queued",
+            "baseline_value": small.get("p95"), "ratio": growth,
+            "note": f"p50 {large.get('p50')} vs {small.get('p50')} ms"}))
+        if growth is not None and growth > STORE_GROWTH_LIMIT:
+            problems.append(f"store {label}: p95 claim latency grows ×{growth:.1f} from 100 to 10,000 queued")
+    return {"figures": figures, "problems": problems, "raw": result}
+
+
+def _safe_ratio(value: Any, baseline: Any) -> float | None:
+    try:
+        return float(value) / float(baseline) if baseline else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _run_area(name: str, module_name: str, title: str, quick: bool) -> dict:
@@ -97,6 +142,8 @@ def _normalise(result: Any, title: str) -> dict:
     """Accept the shared shape (``figures`` + ``problems``) or any plain dict of numbers."""
     if not isinstance(result, dict):
         return _unavailable(title, f"run() returned {type(result).__name__}, not a dict")
+    if _store_shape(result):
+        return _store_rows(result)
     out = dict(result)
     if "figures" not in out:
         out = {"figures": [_row(key, value) for key, value in _flatten(result)], "raw": result}
