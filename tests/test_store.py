@@ -588,3 +588,40 @@ def test_a_sqlite_store_in_an_unwritable_place_is_a_store_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot create the store folder"):
         open_store(f"sqlite:///{blocker / 'sub' / 'launch.db'}")
+
+
+def test_values_json_cannot_hold_are_refused_before_anything_is_written(store):
+    import datetime
+
+    with pytest.raises(QueueError, match='queue "alice/bad" config must hold only JSON values'):
+        store.create_queue(Queue(entity="alice", name="bad", resource="vertex",
+                                 config={"when": datetime.date(2026, 1, 1)}, created_by="alice"))
+    assert store.list_queues() == []
+    queue = make_queue(store)
+    bad = Run(id="", queue_id=queue.id, queue_name=queue.name, entity="alice", author="alice",
+              resource=queue.resource, parameters={"s": {1, 2}})
+    with pytest.raises(RunError, match="run parameters must hold only JSON values"):
+        store.enqueue(bad, b"ctx")
+    assert store.list_runs() == [] and store.events_since(0) == []
+
+
+def test_a_store_from_a_newer_version_is_refused(sqlite_url):
+    import sqlite3
+
+    with open_store(sqlite_url):
+        pass
+    close_all(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer launch_jupyter"):
+        open_store(sqlite_url)
+
+
+def test_long_entity_and_agent_names_are_kept_whole(store):
+    entity = "e" * 300
+    queue = make_queue(store, entity=entity, created_by=entity)
+    run = enqueue(store, queue, author=entity)
+    agent = "host.example.com:12345:" + "a" * 300
+    assert store.claim([queue.id], agent, 60).agent_id == agent
+    assert store.get_run(run.id).entity == entity

@@ -97,6 +97,9 @@ class Backend:
         except SQLAlchemyError as err:
             self.engine.dispose()
             raise StoreError(f"cannot open the store {_safe(url)}: {_first_line(err)}") from err
+        except StoreError:
+            self.engine.dispose()
+            raise
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

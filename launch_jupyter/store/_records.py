@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
+from ..core.errors import LaunchError
 from ..core.model import Event, Queue, Run, TemplateVar
 from ..core.states import Priority, RunState
 
 RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
 # Fields a caller may set through transition()/update(); the rest belong to the store's own bookkeeping.
 UPDATABLE_RUN_FIELDS = RUN_FIELDS - {"id", "state", "queue_id", "created_at", "updated_at"}
+
+
+JSON_FIELDS = ("config", "template_vars", "parameters", "template_values", "resource_args")
+
+
+def check_json(values: dict[str, Any], error: type[LaunchError], owner: str) -> None:
+    """Refuse, before anything is written, a field that JSON cannot hold (a date, a set, an object)."""
+    for name in JSON_FIELDS:
+        if name in values:
+            try:
+                json.dumps(values[name], allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise error(f"{owner} {name} must hold only JSON values (text, numbers, true/false, "
+                            f"null, lists, mappings): {err}") from None
 
 
 def queue_values(queue: Queue) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
+from ..core.errors import StoreError
 from ..core.states import RunState
 
 SCHEMA_VERSION = 1
@@ -43,14 +44,14 @@ queues = Table(
     "queues",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("entity", String(128), nullable=False),
-    Column("name", String(64), nullable=False),
-    Column("resource", String(64), nullable=False),
+    Column("entity", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("resource", String, nullable=False),
     Column("config", _Json, nullable=False),
     Column("config_text", Text, nullable=False, default=""),
     Column("prioritization", Boolean, nullable=False, default=False),
     Column("template_vars", _Json, nullable=False),
-    Column("created_by", String(128), nullable=False),
+    Column("created_by", String, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("entity", "name", name="uq_queues_entity_name"),
@@ -63,12 +64,12 @@ runs = Table(
     metadata,
     # seq breaks created_at ties so FIFO is exact even for runs enqueued in the same microsecond.
     Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(64), nullable=False, unique=True),
+    Column("id", String, nullable=False, unique=True),
     Column("queue_id", Integer, nullable=False),
-    Column("queue_name", String(64), nullable=False),
-    Column("entity", String(128), nullable=False),
-    Column("author", String(128), nullable=False),
-    Column("resource", String(64), nullable=False),
+    Column("queue_name", String, nullable=False),
+    Column("entity", String, nullable=False),
+    Column("author", String, nullable=False),
+    Column("resource", String, nullable=False),
     Column("state", String(16), nullable=False),
     Column("priority", Integer, nullable=False),
     Column("name", Text, nullable=False, default=""),
@@ -79,12 +80,12 @@ runs = Table(
     Column("config", _Json, nullable=False),
     Column("image", Text),
     Column("image_uri", Text),
-    Column("content_hash", String(128)),
+    Column("content_hash", String),
     Column("external_id", Text),
-    Column("agent_id", String(256)),
+    Column("agent_id", String),
     Column("lease_expires_at", Float),
     Column("cancel_requested", Boolean, nullable=False, default=False),
-    Column("stage", String(32)),
+    Column("stage", String),
     Column("message", Text, nullable=False, default=""),
     Column("output_notebook", Text),
     Column("log_path", Text),
@@ -117,7 +118,7 @@ run_events = Table(
     "run_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False),
+    Column("run_id", String, nullable=False),
     Column("time", Float, nullable=False),
     Column("state", String(16), nullable=False),
     Column("message", Text, nullable=False, default=""),
@@ -128,7 +129,7 @@ Index("ix_run_events_run", run_events.c.run_id, run_events.c.id)
 run_contexts = Table(
     "run_contexts",
     metadata,
-    Column("run_id", String(64), primary_key=True),
+    Column("run_id", String, primary_key=True),
     Column("data", LargeBinary, nullable=False),  # the build context as tar.gz bytes
 )
 
@@ -146,3 +147,8 @@ def create_schema(conn: Connection) -> None:
     found = conn.execute(store_meta.select().where(store_meta.c.key == "schema_version")).first()
     if found is None:
         conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+    elif int(found.value) > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store was written by a newer launch_jupyter (schema {found.value}, this one knows "
+            f"{SCHEMA_VERSION}); upgrade launch_jupyter"
+        )

@@ -17,6 +17,7 @@ from ..core.model import Event, Queue, Run
 from ..core.states import TERMINAL, RunState
 from . import _backend
 from ._records import (
+    check_json,
     column_values,
     event_from_row,
     queue_from_row,
@@ -60,9 +61,11 @@ class QueueStore:
         """Store a new queue; QueueError if one with the same entity and name exists."""
         now = time.time()
         created = dataclasses.replace(queue, id=None, created_at=now, updated_at=now)
+        values = queue_values(created)
+        check_json(values, QueueError, f'queue "{queue.path}"')
         try:
             with self._backend.write() as conn:
-                result = conn.execute(queues.insert().values(**queue_values(created)))
+                result = conn.execute(queues.insert().values(**values))
                 created.id = result.inserted_primary_key[0]
         except IntegrityError:
             raise QueueError(
@@ -125,6 +128,7 @@ class QueueStore:
         updated = dataclasses.replace(queue, updated_at=time.time())
         values = queue_values(updated)
         del values["created_at"]
+        check_json(values, QueueError, f'queue "{queue.path}"')
         try:
             with self._backend.write() as conn:
                 result = conn.execute(queues.update().where(queues.c.id == queue.id).values(**values))
@@ -171,6 +175,8 @@ class QueueStore:
             run, id=run.id or uuid.uuid4().hex[:12], state=RunState.QUEUED, created_at=now, updated_at=now,
             agent_id=None, lease_expires_at=None, started_at=None, finished_at=None, cancel_requested=False,
         )
+        values = run_values(queued)
+        check_json(values, RunError, "run")
         try:
             with self._backend.write() as conn:
                 exists = conn.execute(
@@ -178,7 +184,7 @@ class QueueStore:
                 ).first()
                 if exists is None:
                     raise QueueError(f'queue "{queued.entity}/{queued.queue_name}" does not exist (any more)')
-                conn.execute(runs.insert().values(**run_values(queued)))
+                conn.execute(runs.insert().values(**values))
                 _event(conn, queued.id, now, RunState.QUEUED, "")
                 if context is not None:
                     conn.execute(run_contexts.insert().values(run_id=queued.id, data=context))
@@ -294,6 +300,7 @@ class QueueStore:
         """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is."""
         state = RunState(state)
         values = column_values(fields)
+        check_json(values, RunError, "run")
         with self._backend.write() as conn:
             row = _lock_run(conn, run_id)
             if row.state in TERMINAL_STATES:
@@ -314,6 +321,7 @@ class QueueStore:
     def update(self, run_id: str, **fields: Any) -> Run:
         """Save Run fields without a state change or event (e.g. the external id the moment it exists)."""
         values = column_values(fields)
+        check_json(values, RunError, "run")
         with self._backend.write() as conn:
             _lock_run(conn, run_id)
             _set(conn, run_id, time.time(), **values)
