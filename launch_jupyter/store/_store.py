@@ -266,7 +266,8 @@ class QueueStore:
                 .values(lease_expires_at=now + lease_s)
                 .returning(runs.c.id)
             ).scalars().all()
-        return [run_id for run_id in run_ids if run_id in set(held)]
+        held_ids = set(held)
+        return [run_id for run_id in run_ids if run_id in held_ids]
 
     def release(self, run_id: str, agent_id: str) -> None:
         """The agent stops: expire its lease now. A run not yet built goes back to the queue."""
