@@ -124,3 +124,26 @@ def test_no_token_in_any_log(builder, make_context, tmp_path, docker_engine, doc
     texts += [p.read_text(errors="replace") for p in docker_engine.root.glob("dockerd-*.log")]
     texts += [json.dumps(builder.__dict__, default=str)]
     assert all(adc_token not in text for text in texts)
+
+
+def test_agent_fails_the_run_at_stage_build_with_the_pip_error_in_its_events(docker_builder, python_base_image, tmp_path):
+    """End to end: a notebook whose requirements.txt names a package that does not exist."""
+    from dataclasses import replace
+
+    from launch_jupyter import api
+    from launch_jupyter.agent import Agent
+    from launch_jupyter.core.config import AgentConfig
+    from launch_jupyter.core.states import RunState
+
+    folder = tmp_path / "bad"
+    notebook = write_notebook(folder)
+    (folder / "requirements.txt").write_text("launch-jupyter-no-such-package-zz==0.0.1\n")
+    api.create_queue("boxes", "local-container", config={"network": "none", "builder": {"base_image": python_base_image}})
+    run = api.submit(notebook, "boxes")
+    config = AgentConfig(builder=replace(docker_builder.config), queues=["boxes"])
+    Agent(config=config, poll_interval=0.2).run_forever(until_idle=True)
+    run.refresh()
+    assert run.state is RunState.FAILED
+    assert run.run.stage == "build"
+    events = "\n".join(event.message for event in run.events())
+    assert "No matching distribution found for launch-jupyter-no-such-package-zz" in events, events
