@@ -151,3 +151,18 @@ def test_preflight_names_docker_host_when_no_engine_answers(tmp_path, monkeypatc
     queue = Queue(entity="alice", name="boxes", resource="local-container", config={})
     with pytest.raises(LaunchError, match="DOCKER_HOST|none.sock"):
         LocalContainerRunner().preflight(queue, None)
+
+
+def test_a_run_over_its_timeout_is_stopped_and_failed(runner, docker_builder, make_context, tmp_path):
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(600)")]
+    nbformat.write(nb, folder / "slow.ipynb")
+    image = docker_builder.build(make_context(folder / "slow.ipynb"), None, "linux/amd64", lambda line: None)
+    job = make_job(tmp_path, image, "slow.ipynb", timeout=2)
+    runner.submit(job)
+    status = wait_for(runner, job, {RunState.CANCELLED, RunState.SUCCEEDED, RunState.FAILED}, timeout=60)
+    assert status.state is RunState.FAILED
+    assert status.message == "timed out after 2 s"
