@@ -401,6 +401,7 @@ class Agent:
             active.run = self.store.transition(run.id, RunState.SUBMITTED, f"submitted: {external_id}",
                                                external_id=external_id, image_uri=image_uri)
             self._emit(active.run, RunState.SUBMITTED, f"submitted: {external_id}")
+            job.run = active.run  # the runner tracks by the saved external id
             active.job = job
             active.phase = "tracking"
             active.stage = "run"
@@ -491,6 +492,8 @@ class Agent:
             self._emit(active.run, status.state, status.message)
         else:
             active.run = self.store.update(run.id, **extra)
+        if active.job is not None:
+            active.job.run = active.run
 
     def _finish(self, active: _Active, state: RunState, message: str, **fields: Any) -> None:
         active.run = self.store.transition(active.run.id, state, message, **fields)

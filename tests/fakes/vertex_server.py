@@ -9,7 +9,8 @@ request is recorded (method, transport, request as a dict, metadata).
 Standalone: ``python -m tests.fakes.vertex_server --port-file F`` writes
 ``{"grpc_endpoint", "rest_endpoint", "ca_file", ...}`` to F and serves debug endpoints on the REST
 port: ``GET /_debug/requests``, ``POST /_debug/script`` ``{"states": [...], "error_message": ...}``,
-``POST /_debug/fail`` ``{"method", "code", "times"}``.
+``POST /_debug/fail`` ``{"method", "code", "times"}``, ``POST /_debug/delay``
+``{"method", "seconds", "times", "after"}``.
 
 Top-level imports are stdlib only, so ``make_certs`` is cheap to import from a conftest plugin.
 """
@@ -193,6 +194,7 @@ class VertexState:
         self.default_script: list[str] = ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
         self.default_error = "the job failed"
         self.faults: dict[str, list[tuple[str, str, bool]]] = {}
+        self.delays: dict[str, list[tuple[float, bool]]] = {}  # method -> (seconds, after the effect)
         self.logs: dict[str, list[dict]] = {}  # numeric job id -> log entries
         self.page_size_cap = 100  # the real service caps pages too; small enough to exercise paging
         self._next_id = 1000
@@ -221,6 +223,21 @@ class VertexState:
         message = message or f"injected {code} for {method}"
         with self.lock:
             self.faults.setdefault(method, []).extend([(code, message, after)] * times)
+
+    def delay(self, method: str, seconds: float, times: int = 1, after: bool = False) -> None:
+        """The next ``times`` calls of ``method`` are slow: they sleep ``seconds`` before doing
+        anything, or with ``after`` once the call took effect (a job created, its answer late)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; one of {METHODS}")
+        with self.lock:
+            self.delays.setdefault(method, []).extend([(seconds, after)] * times)
+
+    def _take_delay(self, method: str, after: bool) -> float:
+        with self.lock:
+            pending = self.delays.get(method) or []
+            if pending and pending[0][1] == after:
+                return pending.pop(0)[0]
+        return 0.0
 
     def add_logs(self, job_name: str, lines: list[str], start: float | None = None) -> None:
         """Log lines for a job (by resource name), as Cloud Logging entries of resource ml_job."""
@@ -258,6 +275,8 @@ class VertexState:
         )
         with self.lock:
             self.requests.append(Recorded(method, transport, as_dict, metadata, time.time()))
+        time.sleep(self._take_delay(method, after=False))
+        with self.lock:
             pending = self.faults.get(method)
             if not pending:
                 return None
@@ -283,7 +302,8 @@ class VertexState:
             job.update_time = job.create_time
             job.state = aiplatform_v1.JobState.JOB_STATE_PENDING
             self.jobs[job.name] = _Job(job, list(self.default_script), self.default_error)
-            return aiplatform_v1.CustomJob(job)
+        time.sleep(self._take_delay("CreateCustomJob", after=True))
+        return aiplatform_v1.CustomJob(job)
 
     def get(self, name: str) -> Any:
         with self.lock:
@@ -501,6 +521,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         elif path == "/_debug/fail":
             self.state.fail(data["method"], data["code"], int(data.get("times", 1)), data.get("message"),
                             bool(data.get("after", False)))
+        elif path == "/_debug/delay":
+            self.state.delay(data["method"], float(data["seconds"]), int(data.get("times", 1)),
+                             bool(data.get("after", False)))
         elif path == "/_debug/logs":
             self.state.add_logs(data["job"], data["lines"])
         else:
@@ -636,6 +659,10 @@ class FakeVertex:
     def calls(self, method: str) -> list[Recorded]:
         """Recorded requests of one method."""
         return self.state.calls(method)
+
+    def delay(self, method: str, seconds: float, times: int = 1, after: bool = False) -> None:
+        """See VertexState.delay."""
+        self.state.delay(method, seconds, times, after)
 
     def add_logs(self, job_name: str, lines: list[str]) -> None:
         """See VertexState.add_logs."""
