@@ -112,8 +112,7 @@ def _template_vars(items: Sequence[TemplateVar | str | dict]) -> list[TemplateVa
             result.append(parse_template_var(item))
         else:
             result.append(TemplateVar.from_dict(item))
-    validate_template_vars(result)
-    return result
+    return validate_template_vars(result)
 
 
 def _split_builder(config: dict) -> tuple[dict, dict]:
@@ -471,8 +470,10 @@ def preview_request(
     run_config = resolve_run_config(q, template_values, resource_args)
     run = Run(id="preview", queue_id=q.id or 0, queue_name=q.name, entity=q.entity, author=current_user(),
               resource=q.resource, config=run_config, image=image, name=Path(notebook).stem, notebook=notebook)
-    job = build_job(run, q, agent_config(), context_dir=None, notebook=notebook, image_uri=image or "${image_uri}")
-    return dump_config(get_runner(q.resource, agent_config()).dry_run(job))
+    cfg = agent_config()
+    job = build_job(run, q, cfg, context_dir=cfg.data_dir / "runs" / run.id / "context", notebook=notebook,
+                    image_uri=image or "${image_uri}")
+    return dump_config(get_runner(q.resource, cfg).dry_run(job))
 
 
 def list_runs(

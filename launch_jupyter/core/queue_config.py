@@ -212,14 +212,17 @@ def _bound(name: str, which: str, text: str | None) -> float | None:
     return int(number) if number.is_integer() and "." not in text else number
 
 
-def validate_template_vars(vars: list[TemplateVar]) -> None:
-    """Check declarations: names, uniqueness, types, bounds, enum, and that each default is allowed."""
+def validate_template_vars(vars: list[TemplateVar]) -> list[TemplateVar]:
+    """Check declarations (names, uniqueness, types, bounds, enum, allowed defaults); return them
+    with defaults and enum values coerced to their type ("2" → 2 for an integer)."""
     seen: set[str] = set()
+    normalized = []
     for var in vars:
-        _normalized(var)
+        normalized.append(_normalized(var))
         if var.name in seen:
             raise ConfigError(f'template variable "{var.name}" is declared twice')
         seen.add(var.name)
+    return normalized
 
 
 def _normalized(var: TemplateVar) -> TemplateVar:

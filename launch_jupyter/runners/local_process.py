@@ -123,7 +123,7 @@ class LocalProcessRunner:
 
     def dry_run(self, job: Job) -> dict:
         """The command, folder and added environment ``submit`` would use (secret values masked)."""
-        command, env, cwd = self._command(job)
+        command, env, cwd = self._command(job, check=False)
         added = {k: _mask(k, v) for k, v in env.items() if os.environ.get(k) != v}
         workdir = Path(job.workdir)
         return {
@@ -144,11 +144,11 @@ class LocalProcessRunner:
 
         return data_home() / "runs"
 
-    def _command(self, job: Job) -> tuple[list[str], dict[str, str], Path]:
+    def _command(self, job: Job, check: bool = True) -> tuple[list[str], dict[str, str], Path]:
         if job.context_dir is None or not job.notebook:
             raise DispatchError(f"run {job.run.id} has no unpacked build context to run")
         notebook = Path(job.context_dir) / job.notebook
-        if not notebook.is_file():
+        if check and not notebook.is_file():  # a dry run may preview a run not yet packaged
             raise DispatchError(f"run {job.run.id}: notebook {notebook} is missing from its context")
         workdir = Path(job.workdir)
         output = job.output_path or str(workdir / OUTPUT_FILE)
