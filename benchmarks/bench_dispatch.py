@@ -49,6 +49,9 @@ def postgres_database() -> Iterator[str]:
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
+        from launch_jupyter.store import close_all
+
+        close_all(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")  # stop LISTEN retries first
         with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -123,7 +123,16 @@ def _start_agent_code(store_url: str, config_path: Path, resource: str, queue: s
         """)
 
 
-def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path) -> dict:
+def _status_calls(vertex: dict | None) -> int:
+    import bench_dispatch
+
+    if not vertex:
+        return 0
+    return sum(1 for r in bench_dispatch.fake_requests(vertex["rest_endpoint"])
+               if r.get("method") in ("ListCustomJobs", "GetCustomJob"))
+
+
+def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path, vertex: dict | None = None) -> dict:
     """Median ``1+1`` round trip before and after the kernel's agent holds ``RUNS`` runs."""
     queue = f"kernel-{resource}"
     kernel = Kernel(work)
@@ -134,7 +143,11 @@ def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path) -
         states = {"submitted", "pending", "running"} if resource == "vertex" else {"running"}
         _wait_runs(store_url, queue, states, RUNS, timeout=600)
         _settle(120)
+        calls = _status_calls(vertex)
+        started = time.monotonic()
         after = kernel.round_trips(CELLS)
+        calls = _status_calls(vertex) - calls
+        took = time.monotonic() - started
         kernel.execute("api.stop_agent()")
     finally:
         kernel.stop()
@@ -143,7 +156,8 @@ def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path) -
     what = "50 vertex runs (fake, RUNNING)" if resource == "vertex" else "50 local papermill processes"
     return figure(f"kernel: `1+1` round trip, agent holding {what}", 1000 * median(after), "ms",
                   baseline="same kernel before the agent", baseline_value=1000 * median(before), n=CELLS,
-                  spread=spread_text(after, 1000))
+                  spread=spread_text(after, 1000),
+                  note=(f"{calls} Vertex status calls in those {took:.1f} s" if resource == "vertex" else ""))
 
 
 # ------------------------------------------------------------------ idle agent CPU
@@ -231,7 +245,8 @@ def run(quick: bool = False) -> dict:
             targets = (["vertex"] if vertex else []) + ([] if quick and vertex else ["local-process"])
             for resource in targets:
                 try:
-                    figures.append(kernel_ratio(resource, work, stores["SQLite"], config_path))
+                    figures.append(kernel_ratio(resource, work, stores["SQLite"], config_path,
+                                                vertex if resource == "vertex" else None))
                 except Exception as err:
                     figures.append(not_available(f"kernel with 50 {resource} runs", f"{type(err).__name__}: {err}"))
             window, repeats = (15.0, 1) if quick else (30.0, 2)

@@ -49,6 +49,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="run only these areas: " + ", ".join(a[0] for a in AREAS))
     p.add_argument("--json", default=str(HERE / "results.json"), metavar="PATH",
                    help="where to write the results (default: benchmarks/results.json)")
+    p.add_argument("--results-md", action="store_true", help="also rewrite benchmarks/RESULTS.md with this table")
     return p.parse_args(argv)
 
 
@@ -224,9 +225,10 @@ HEADER = ["figure", "value", "spread (IQR)", "baseline", "ratio", "n", "note"]
 def print_table(results: dict) -> None:
     """A plain-text table on stdout, then the machine and any problems."""
     rows = [HEADER] + table_rows(results)
-    widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(HEADER))]
+    widths = [min(max(len(r[i]) for r in rows), 64) for i in range(len(HEADER))]
+    widths[-1] = 0  # the note is last: never cut
     for i, row in enumerate(rows):
-        print("  ".join(cell[:60].ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell[:w].ljust(w) if w else cell for cell, w in zip(row, widths)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
     m = results["machine"]
@@ -243,6 +245,30 @@ def markdown_table(results: dict) -> str:
     for row in table_rows(results):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join(lines)
+
+
+def write_results_md(results: dict, path: Path) -> None:
+    """RESULTS.md: the date, the command, the machine and the table."""
+    m = results["machine"]
+    command = "benchmarks/run.py" + (" --quick" if results["quick"] else "")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Date: {results['date']}. Command: `.venv/bin/python {command}` ({results['seconds']:.0f} s). "
+        f"Commit {m['commit']}.",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}, Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
+        "",
+        "What each figure means: [README.md](README.md). Spread is the interquartile range in the value's "
+        "unit; ratio is value / baseline, both measured in the same run.",
+        "",
+        markdown_table(results),
+        "",
+        "Structural problems: " + ("; ".join(results["problems"]) if results["problems"] else "none") + ".",
+        "",
+    ]
+    path.write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwrote {args.json} ({results['seconds']} s)")
+    if args.results_md:
+        write_results_md(results, HERE / "RESULTS.md")
+        print(f"wrote {HERE / 'RESULTS.md'}")
     return 1 if results["problems"] else 0
 
 
