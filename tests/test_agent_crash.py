@@ -16,43 +16,7 @@ from launch_jupyter import api
 from launch_jupyter.agent import Agent
 from launch_jupyter.core.states import RunState
 from tests.fixtures.common import EXAMPLES
-
-IMAGE = "us-docker.pkg.dev/proj/launch/notebooks:1"
-SEED = """
-spec:
-  worker_pool_specs:
-    - machine_spec:
-        machine_type: n1-standard-4
-      replica_count: 1
-      container_spec:
-        image_uri: ${image_uri}
-  staging_bucket: gs://launch-test-bucket
-run:
-  restart_job_on_worker_restart: false
-"""
-
-
-@pytest.fixture
-def vertex_setup(fake_vertex, tmp_path):
-    """A vertex queue whose agent config points at the fake over REST with anonymous credentials."""
-    config = tmp_path / "launch-config.yaml"
-    config.write_text(textwrap.dedent(f"""
-        poll_interval: 0.2
-        lease_seconds: 30
-        builder:
-          type: noop
-        environment:
-          type: gcp
-          project: proj
-          region: us-central1
-          api_endpoint: {fake_vertex.rest_endpoint}
-          api_transport: rest
-          credentials: anonymous
-    """))
-    api.configure(config_path=str(config))
-    api.create_queue("vq", "vertex", config=SEED)
-    fake_vertex.script(["PENDING", "RUNNING", "RUNNING", "RUNNING", "SUCCEEDED"])
-    return fake_vertex, config
+from tests.fixtures.vertex import IMAGE
 
 
 def start_cli_agent(config) -> subprocess.Popen:
@@ -90,8 +54,8 @@ MOMENTS = ["building", "inside-create", "after-submit", "running"]
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_sigkill_at_each_moment_still_gives_exactly_one_job(vertex_setup, moment):
-    fake, config = vertex_setup
+def test_sigkill_at_each_moment_still_gives_exactly_one_job(vertex_queue, moment):
+    fake, config = vertex_queue
     if moment == "building":
         fake.delay("ListCustomJobs", 60)  # the agent's look-up before create hangs: no job yet
     if moment == "inside-create":
@@ -118,8 +82,8 @@ def test_sigkill_at_each_moment_still_gives_exactly_one_job(vertex_setup, moment
     assert any("reattached" in e.message for e in run.events())
 
 
-def test_a_process_killed_while_holding_a_claim_loses_the_run_to_the_next_agent(vertex_setup, isolated_home):
-    fake, config = vertex_setup
+def test_a_process_killed_while_holding_a_claim_loses_the_run_to_the_next_agent(vertex_queue, isolated_home):
+    fake, config = vertex_queue
     run = submit()
     queue = api.get_queue("vq")
     # A real process claims the run as an agent would, then dies without renewing or releasing.
@@ -144,8 +108,8 @@ def test_a_process_killed_while_holding_a_claim_loses_the_run_to_the_next_agent(
     assert creates_for(fake, run.id) == 1
 
 
-def test_several_runs_and_two_kills_each_end_with_one_job(vertex_setup):
-    fake, config = vertex_setup
+def test_several_runs_and_two_kills_each_end_with_one_job(vertex_queue):
+    fake, config = vertex_queue
     runs = [submit() for _ in range(4)]
     for _ in range(2):
         agent = start_cli_agent(config)

@@ -1,0 +1,120 @@
+"""The agent's failure, retry, stop and preflight paths against the fake Vertex AI service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from launch_jupyter import api
+from launch_jupyter.agent import Agent
+from launch_jupyter.core.errors import LaunchError
+from launch_jupyter.core.states import RunState
+from tests.fixtures.common import EXAMPLES
+from tests.fixtures.vertex import IMAGE
+
+QUICKSTART = EXAMPLES / "quickstart.ipynb"
+
+
+def run_until_idle() -> Agent:
+    agent = Agent(config=api.agent_config(overrides={"queues": ["vq"]}))
+    agent.run_forever(until_idle=True)
+    return agent
+
+
+def messages(run) -> str:
+    return "\n".join(f"{e.state} {e.message}" for e in run.events())
+
+
+def test_a_run_without_an_image_fails_at_stage_build_and_says_how_to_give_one(vertex_queue):
+    fake, _ = vertex_queue
+    run = api.submit(QUICKSTART, "vq")  # noop builder, no --image, the queue names none
+    good = api.submit(QUICKSTART, "vq", image=IMAGE)
+    run_until_idle()
+    assert run.refresh().state is RunState.FAILED and run.run.stage == "build"
+    assert "--image" in run.run.message
+    assert good.refresh().state is RunState.SUCCEEDED  # the agent carried on
+    assert len(fake.calls("CreateCustomJob")) == 1
+
+
+def test_a_permanent_api_error_fails_at_stage_submit_with_the_api_message(vertex_queue):
+    fake, _ = vertex_queue
+    fake.fail("CreateCustomJob", "PERMISSION_DENIED", message="caller lacks aiplatform.customJobs.create")
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    run_until_idle()
+    assert run.refresh().state is RunState.FAILED and run.run.stage == "submit"
+    assert "aiplatform.customJobs.create" in messages(run)
+
+
+def test_transient_api_errors_are_retried_then_the_run_goes_on(vertex_queue):
+    fake, _ = vertex_queue
+    fake.fail("CreateCustomJob", "UNAVAILABLE", times=2)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    run_until_idle()
+    assert run.refresh().state is RunState.SUCCEEDED, messages(run)
+    created = fake.calls("CreateCustomJob")
+    assert len(created) == 3  # two refused, one made the job
+    assert len(fake.state.jobs) == 1
+
+
+def test_a_failed_vertex_job_brings_its_error_message_to_the_run(vertex_queue):
+    fake, _ = vertex_queue
+    fake.script(["PENDING", "RUNNING", "FAILED"], error_message="worker pool 0 ran out of memory")
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    run_until_idle()
+    assert run.refresh().state is RunState.FAILED and run.run.stage == "run"
+    assert "ran out of memory" in messages(run)
+
+
+def test_cancel_of_a_running_vertex_run_goes_through_cancelling(vertex_queue):
+    fake, _ = vertex_queue
+    fake.script(["PENDING"] + ["RUNNING"] * 10_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = Agent(config=api.agent_config(overrides={"queues": ["vq"]})).start()
+    try:
+        deadline = time.monotonic() + 60
+        while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        api.cancel(run.id)
+        assert run.wait(timeout=30) is RunState.CANCELLED, messages(run)
+    finally:
+        agent.stop()
+    assert len(fake.calls("CancelCustomJob")) == 1
+    assert RunState.CANCELLING in [e.state for e in run.events()]
+
+
+def test_sigterm_stops_the_cli_agent_promptly_and_leaves_the_run_for_reattachment(vertex_queue):
+    fake, config = vertex_queue
+    fake.script(["PENDING"] + ["RUNNING"] * 10_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq"],
+        env=os.environ.copy(), stdout=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=10) == 0
+    held = run.refresh().run
+    assert held.state is RunState.RUNNING and held.external_id
+    assert held.lease_expires_at is not None and held.lease_expires_at <= time.time()  # released
+    assert "stopped" in agent.stdout.read()
+
+
+def test_preflight_refuses_a_vertex_queue_without_credentials(vertex_queue, tmp_path, monkeypatch):
+    _, config = vertex_queue
+    config.write_text(config.read_text().replace("credentials: anonymous", "credentials: default"))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(LaunchError, match="credentials|ADC|application-default"):
+        Agent(config=api.agent_config(overrides={"queues": ["vq"]})).start()
+
+
+def test_preflight_refuses_a_missing_queue_among_good_ones(vertex_queue):
+    with pytest.raises(LaunchError, match="nope"):
+        Agent(config=api.agent_config(overrides={"queues": ["vq", "nope"]})).start()
+    assert api.list_runs() == []  # nothing was touched
