@@ -308,8 +308,7 @@ class QueueStore:
                 return run_from_row(row)
             now = time.time()
             values["state"] = state.value
-            if message:
-                values["message"] = message
+            values["message"] = message  # the run's message is its latest state's: never a stale one
             if state.is_active and row.started_at is None:
                 values.setdefault("started_at", now)
             if state.is_terminal:
