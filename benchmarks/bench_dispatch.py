@@ -196,9 +196,7 @@ def one_dispatch(queue: str, store_url: str, resource: str) -> float:
     queued, submitted = _event_time(events, "queued"), _event_time(events, "submitted")
     if resource == "local-process":
         _end_local_process(api.get_run(handle.id, store_url=store_url).run.external_id or "")
-        _wait_final(handle.id, store_url)
-    # Vertex runs are left active (the fake keeps them; the agent may track up to max_jobs: -1):
-    # at the time of writing the agent does not poll the jobs it submitted itself.
+    _wait_final(handle.id, store_url)  # the fake Vertex answers SUCCEEDED at the first status call
     return submitted - queued
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from _stats import ROOT, figure, median, not_available, spread_text
 
 RUNS = 50
 CELLS = 50
+GAP = 0.4  # 50 cells over ≈10 s: five of the agent's 2 s status cycles
 PARAMS_NOTEBOOK = ROOT / "examples" / "notebooks" / "parameters.ipynb"
 QUICKSTART = ROOT / "examples" / "notebooks" / "quickstart.ipynb"
 IMAGE = "us-docker.pkg.dev/p/r/img:tag"
@@ -61,9 +63,14 @@ class Kernel:
             raise RuntimeError(f"kernel cell failed: {content.get('ename')}: {content.get('evalue')}")
         return elapsed
 
-    def round_trips(self, count: int) -> list[float]:
-        """``count`` round trips of the trivial cell."""
-        return [self.execute("1+1") for _ in range(count)]
+    def round_trips(self, count: int, gap: float = 0.0) -> list[float]:
+        """``count`` round trips of the trivial cell, a random pause of up to ``gap`` s between them
+        (so the cells span several of the agent's status cycles, as a user's typing would)."""
+        times = []
+        for _ in range(count):
+            times.append(self.execute("1+1"))
+            time.sleep(random.uniform(0, gap))
+        return times
 
     def stop(self) -> None:
         self.kc.stop_channels()
@@ -138,14 +145,14 @@ def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path, v
     kernel = Kernel(work)
     try:
         kernel.round_trips(5)  # warm-up
-        before = kernel.round_trips(CELLS)
+        before = kernel.round_trips(CELLS, GAP)
         kernel.execute(_start_agent_code(store_url, config_path, resource, queue), timeout=300)
         states = {"submitted", "pending", "running"} if resource == "vertex" else {"running"}
         _wait_runs(store_url, queue, states, RUNS, timeout=600)
         _settle(120)
         calls = _status_calls(vertex)
         started = time.monotonic()
-        after = kernel.round_trips(CELLS)
+        after = kernel.round_trips(CELLS, GAP)
         calls = _status_calls(vertex) - calls
         took = time.monotonic() - started
         kernel.execute("api.stop_agent()")
