@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._process import process_alive
 from .core.config import AgentConfig, BuilderConfig, current_user
 from .core.errors import BuildError, ConfigError, DispatchError, LaunchError
 from .core.model import Event, Job, Queue, Run
@@ -39,16 +40,6 @@ def make_agent_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def agent_is_dead_here(agent_id: str | None) -> bool:
     """True when ``agent_id`` names a process on this host that no longer exists."""
     if not agent_id:
@@ -57,7 +48,7 @@ def agent_is_dead_here(agent_id: str | None) -> bool:
     if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return False
     pid = int(parts[1])
-    return pid != os.getpid() and not _process_alive(pid)
+    return pid != os.getpid() and not process_alive(pid)
 
 
 def build_job(

@@ -109,15 +109,10 @@ def _running_servers():
 
 
 def _alive(pid) -> bool:
-    if not isinstance(pid, int):
-        return True  # no pid recorded: let the HTTP request decide
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from .._process import process_alive
+
+    # No pid recorded: let the HTTP request decide.
+    return process_alive(pid) if isinstance(pid, int) else True
 
 
 def _session_path(server: dict, kid: str) -> Path | None:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._process import process_alive
 from ..core.errors import DispatchError, LaunchError
 from ..core.model import Problem, Status
 from ..core.states import RunState
@@ -253,13 +254,7 @@ def _alive(info: dict) -> bool:
         return start == info.get("proc_start") and _proc_state(pid) != "Z"
     if Path("/proc").is_dir():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def _proc_fields(pid: int) -> list[str] | None:
