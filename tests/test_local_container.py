@@ -72,6 +72,8 @@ def test_quickstart_runs_in_its_image_and_the_executed_notebook_comes_back(runne
     assert "[launch]" in log and "hello, Ada!" in log
     assert docker_engine.client().containers.list(all=True, filters={"label": f"{LABEL}={job.run.id}"}) == []
     assert runner.poll([job])[job.run.id].state is RunState.SUCCEEDED  # the ending was kept
+    assert runner.submit(job) == container_id  # a finished run is not started again
+    assert docker_engine.client().containers.list(all=True, filters={"label": f"{LABEL}={job.run.id}"}) == []
 
 
 def test_a_failing_cell_fails_the_run_with_its_error(runner, docker_builder, make_context, tmp_path):

@@ -99,7 +99,12 @@ class LocalContainerRunner:
         try:
             existing = _containers_of(client, job.run.id)
             if existing:
+                if existing[0].attrs.get("State") == "created":  # made, but the agent died before start
+                    existing[0].start()
                 return existing[0].id
+            started = _read_json(Path(job.workdir) / STARTED_FILE)
+            if started is not None:  # it ran, ended and was cleaned up: never start a run twice
+                return started["id"]
             outputs = Path(job.workdir) / "outputs"
             outputs.mkdir(parents=True, exist_ok=True)
             _ensure_image(client, request["image"])
