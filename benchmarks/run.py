@@ -255,7 +255,8 @@ def write_results_md(results: dict, path: Path) -> None:
         "# Benchmark results",
         "",
         f"Date: {results['date']}. Command: `.venv/bin/python {command}` ({results['seconds']:.0f} s). "
-        f"Commit {m['commit']}.",
+        f"Commit {m['commit']}."
+        + (" `--quick`: fewer repeats (dispatch n=12 per row; the full run takes 50)." if results["quick"] else ""),
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}, Python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
