@@ -511,12 +511,13 @@ store.close()
 """
 
 
-@pytest.mark.postgres
-def test_wait_for_work_is_woken_by_an_enqueue_in_another_process(pg_url):
-    store = open_store(pg_url)
+def test_wait_for_work_is_woken_by_an_enqueue_in_another_process(store_url):
+    # PostgreSQL: LISTEN/NOTIFY; SQLite: a watcher of the file's data_version.
+    store = open_store(store_url)
     make_queue(store)
     assert store.wait_for_work(0.01) is False  # starts listening
-    child = subprocess.Popen([sys.executable, "-c", ENQUEUE_IN_CHILD, pg_url], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    child = subprocess.Popen([sys.executable, "-c", ENQUEUE_IN_CHILD, store_url], stdout=subprocess.PIPE, text=True)
     assert store.wait_for_work(60) is True
     run_id = child.communicate(timeout=60)[0].strip()
     assert child.returncode == 0

@@ -85,7 +85,7 @@ class Backend:
         self.dialect = self.engine.dialect.name
         self._wake = threading.Condition()
         self.generation = 0  # bumped on every wake-up; waiters compare it
-        self._listener: _Listener | None = None
+        self._listener: _Listener | _SqliteWatcher | None = None
         self.channel = ""
         # Marks this process's own NOTIFYs: their wake-up already happened in-process.
         self.token = uuid.uuid4().hex
@@ -129,6 +129,8 @@ class Backend:
         """Block until ``generation`` differs from ``seen`` or ``timeout`` passes; return the generation."""
         if self.dialect == "postgresql":
             self._ensure_listener()
+        elif self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            self._ensure_watcher()
         with self._wake:
             self._wake.wait_for(lambda: self.generation != seen, timeout=max(timeout, 0.0))
             return self.generation
@@ -140,6 +142,11 @@ class Backend:
             listener = self._listener
         listener.ready.wait(timeout=10.0)
 
+    def _ensure_watcher(self) -> None:
+        with _lock:
+            if self._listener is None:
+                self._listener = _SqliteWatcher(self)
+
     def dispose(self) -> None:
         """Stop the listener and close the pool."""
         with _lock:
@@ -147,6 +154,43 @@ class Backend:
         if listener is not None:
             listener.stop()
         self.engine.dispose()
+
+
+class _SqliteWatcher:
+    """SQLite has no NOTIFY: a daemon thread reads ``PRAGMA data_version`` (a counter SQLite bumps
+    when another connection commits a change; no table is read) ten times a second and wakes this
+    process's waiters when it moves, so a run queued by another process is seen in ≈0.1 s, not at the
+    agent's next poll. Spurious wake-ups (any commit) only cost the agent one look at the store."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="launch-store-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _loop(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.backend.engine.url.database, timeout=30, check_same_thread=False)
+        try:
+            last, generation = None, self.backend.generation
+            while not self._stop.wait(self.INTERVAL):
+                try:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                except sqlite3.Error:
+                    continue
+                # A change that came with an in-process wake-up was this process's own enqueue.
+                if last is not None and version != last and self.backend.generation == generation:
+                    self.backend.wake()
+                last, generation = version, self.backend.generation
+        finally:
+            conn.close()
 
 
 class _Listener:
