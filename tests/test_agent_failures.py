@@ -118,3 +118,15 @@ def test_preflight_refuses_a_missing_queue_among_good_ones(vertex_queue):
     with pytest.raises(LaunchError, match="nope"):
         Agent(config=api.agent_config(overrides={"queues": ["vq", "nope"]})).start()
     assert api.list_runs() == []  # nothing was touched
+
+
+@pytest.mark.parametrize(("destination", "expected"), [
+    ("127.0.0.1:5000/proj/notebooks", "cannot reach"),
+    ("registry.internal/proj/notebooks", "cannot reach"),
+    (None, "needs builder.destination"),
+])
+def test_preflight_refuses_a_destination_vertex_cannot_pull_from(vertex_queue, destination, expected):
+    _, config = vertex_queue
+    builder = {"type": "docker", **({"destination": destination} if destination else {})}
+    with pytest.raises(LaunchError, match=expected):
+        Agent(config=api.agent_config(overrides={"queues": ["vq"], "builder": builder})).preflight()

@@ -20,6 +20,7 @@ from launch_jupyter.builders.registry import (
     parse_image,
 )
 from launch_jupyter.core.errors import BuildError, ConfigError
+from launch_jupyter.core.images import vertex_pull_problem
 
 
 @pytest.mark.parametrize(
@@ -67,11 +68,14 @@ def test_vertex_can_pull_only_from_google_or_public_registries():
     assert check_vertex_pullable("us-docker.pkg.dev/p/r/img:1") is None
     assert check_vertex_pullable("gcr.io/p/img") is None
     assert check_vertex_pullable("python:3.11") is None
-    private = check_vertex_pullable("registry.example.com/team/img:1")
-    assert "registry.example.com is a private registry outside Google Cloud" in private
-    assert "Artifact Registry" in private
+    elsewhere = check_vertex_pullable("registry.example.com/team/img:1")
+    assert "outside Google's registries; Vertex AI can pull it only if it is public" in elsewhere
+    assert "Artifact Registry" in elsewhere
     local = check_vertex_pullable("127.0.0.1:5000/p/img")
-    assert "a registry on this machine, which Vertex AI cannot reach" in local
+    assert "private registry (127.0.0.1:5000) that Vertex AI cannot reach" in local
+    assert vertex_pull_problem("127.0.0.1:5000/p/img")[0] == "error"
+    assert vertex_pull_problem("registry.example.com/team/img:1")[0] == "warning"
+    assert vertex_pull_problem("registry.internal/team/img:1")[0] == "error"
 
 
 class _TokenRegistry(http.server.BaseHTTPRequestHandler):

@@ -7,7 +7,6 @@ Credentials built here are handed to the docker SDK or to one HTTP request; they
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import urllib.error
@@ -15,102 +14,29 @@ import urllib.parse
 import urllib.request
 
 from ..core.errors import BuildError, ConfigError
+from ..core.images import (  # noqa: F401  (re-exported: the builders' names for these)
+    DOCKER_HUB,
+    check_destination,
+    is_google_registry,
+    is_loopback,
+    is_public_registry,
+    parse_image,
+    vertex_pull_problem,
+)
 
-DOCKER_HUB = "docker.io"
-_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-# Registries that serve public images to anyone, so Vertex AI can pull from them without credentials.
-_PUBLIC = _HUB_ALIASES | {
-    "quay.io", "ghcr.io", "public.ecr.aws", "mcr.microsoft.com", "registry.k8s.io", "nvcr.io",
-}  # fmt: skip
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])  # fmt: skip
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 TIMEOUT = 30.0
 
 
-def parse_image(ref: str) -> tuple[str, str, str | None]:
-    """``host[:port]/path/name[:tag|@digest]`` → ``(registry, repository, tag or digest or None)``.
-
-    A first component without a dot, a colon or ``localhost`` is a Docker Hub path, as in docker."""
-    ref = ref.strip()
-    if not ref or any(c.isspace() for c in ref):
-        raise ConfigError(f"{ref!r} is not an image reference (expected host/path/name[:tag])")
-    reference = None
-    if "@" in ref:
-        ref, reference = ref.split("@", 1)
-    else:
-        last = ref.rsplit("/", 1)[-1]
-        if ":" in last:
-            ref, reference = ref.rsplit(":", 1)
-            if not _TAG.match(reference):
-                raise ConfigError(f"{reference!r} is not a valid image tag in {ref}:{reference}")
-    first, _, rest = ref.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, rest
-    else:
-        registry, repository = DOCKER_HUB, ref
-    if registry in _HUB_ALIASES:
-        registry = DOCKER_HUB
-        if "/" not in repository:
-            repository = f"library/{repository}"
-    if not repository or repository != repository.lower() or "//" in repository:
-        raise ConfigError(f"{ref!r}: a repository name must be lowercase, e.g. host/project/image")
-    return registry, repository, reference
-
-
-def check_destination(destination: str) -> str:
-    """The builder's destination repository, refused when it carries a tag or digest (ours is the hash)."""
-    _, _, reference = parse_image(destination)
-    if reference is not None:
-        raise ConfigError(
-            f"{destination!r} must not carry a tag; the tag is the content hash "
-            f"(use {destination.split('@')[0].rsplit(':', 1)[0]!r})",
-            path="builder.destination",
-        )
-    return destination.strip().rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host[:port]`` is this machine (plain http is fine there)."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def is_google_registry(host: str) -> bool:
-    """Artifact Registry (``*-docker.pkg.dev``) or Container Registry (``gcr.io`` and its regions)."""
-    host = host.lower()
-    return host.endswith("-docker.pkg.dev") or host == "gcr.io" or host.endswith(".gcr.io")
-
-
-def is_public_registry(host: str) -> bool:
-    """A registry known to serve public images without credentials (Docker Hub, quay.io, ghcr.io…)."""
-    return host.lower() in _PUBLIC
-
-
 def check_vertex_pullable(uri: str) -> str | None:
-    """Why Vertex AI cannot pull ``uri`` (an image or a destination repository), or None if it can."""
-    registry, _, _ = parse_image(uri)
-    if is_google_registry(registry) or is_public_registry(registry):
-        return None
-    if is_loopback(registry):
-        where = f"{registry} is a registry on this machine, which Vertex AI cannot reach"
-    else:
-        where = f"{registry} is a private registry outside Google Cloud"
-    return (
-        f"Vertex AI can only pull images from Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO), "
-        f"gcr.io or a public registry; {where}. Push to Artifact Registry instead "
-        f"(builder.destination) or give a public image."
-    )
+    """Why Vertex AI cannot (or may not) pull ``uri``, or None if it can."""
+    problem = vertex_pull_problem(uri)
+    return problem[1] if problem else None
 
 
 def google_auth_config(registry: str) -> dict | None:

@@ -107,6 +107,8 @@ class VertexRunner:
         spec = (queue.config or {}).get("spec") or {}
         target = resolve_target(spec, env)
         credentials(target.credentials)
+        if agent_config is not None:
+            _check_destination(queue, agent_config)
 
     # ------------------------------------------------------------------ submit
     def submit(self, job: Job) -> str:
@@ -465,3 +467,22 @@ def request_yaml(data: dict) -> str:
     import yaml  # lazy: only the CLI's --dry-run needs it
 
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def _check_destination(queue: Queue, agent_config: AgentConfig) -> None:
+    """An image the agent builds must land where Vertex AI can pull it."""
+    from ...core.images import vertex_pull_problem
+
+    builder = {**vars(agent_config.builder), **((queue.config or {}).get("builder") or {})}
+    if builder.get("type", "noop") == "noop":
+        return
+    destination = builder.get("destination") or agent_config.registry.uri
+    if not destination:
+        raise LaunchError(
+            f'queue "{queue.path}": the {builder["type"]} builder needs builder.destination '
+            "(an Artifact Registry repository such as us-docker.pkg.dev/PROJECT/REPO/IMAGE) to push "
+            "images that Vertex AI can pull"
+        )
+    problem = vertex_pull_problem(destination)
+    if problem is not None and problem[0] == "error":
+        raise LaunchError(f'queue "{queue.path}": builder.destination: {problem[1]}')

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import ipaddress
 import re
 import typing
 from typing import Any
 
+from ...core.errors import ConfigError
+from ...core.images import vertex_pull_problem
 from ...core.keys import closest, is_camel_case, join_path
 from ...core.model import Problem
 from ...core.queue_config import check_snake_case
@@ -373,41 +374,13 @@ def _check_images(pool: dict, path: str) -> list[Problem]:
     return problems
 
 
-GOOGLE_REGISTRY = re.compile(r"(.+\.)?gcr\.io|.+-docker\.pkg\.dev|docker\.pkg\.dev")
-PUBLIC_REGISTRY = {"docker.io", "index.docker.io", "registry-1.docker.io", "ghcr.io", "quay.io",
-                   "public.ecr.aws", "mcr.microsoft.com", "registry.k8s.io", "nvcr.io"}
-
-
 def registry_problem(uri: str, path: str) -> Problem | None:
-    """Vertex pulls only from Google registries or public ones: a registry it cannot reach
-    (loopback, private network, single-label host) is an error, another private one a warning."""
-    host = registry_host(uri)
-    if GOOGLE_REGISTRY.fullmatch(host) or host in PUBLIC_REGISTRY:
-        return None
-    if _unreachable(host):
-        return Problem(path, f"{uri!r} is in a private registry ({host}) that Vertex AI cannot reach; "
-                             "push the image to Artifact Registry (REGION-docker.pkg.dev) instead")
-    return Problem(path, f"{uri!r} is outside Google's registries; Vertex AI can pull it only if it is "
-                         "public. Prefer Artifact Registry (REGION-docker.pkg.dev)", severity="warning")
-
-
-def registry_host(uri: str) -> str:
-    """The registry host of an image reference (Docker Hub when the first part is no host)."""
-    first = uri.split("/", 1)[0]
-    if "/" not in uri or not ("." in first or ":" in first or first == "localhost"):
-        return "docker.io"
-    return first.lower()
-
-
-def _unreachable(host: str) -> bool:
-    name = host.rsplit(":", 1)[0].strip("[]")
-    if name == "localhost" or name.endswith((".local", ".internal", ".localdomain", ".lan")):
-        return True
+    """Vertex pulls only from Google registries or public ones (see core.images)."""
     try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return "." not in name
-    return ip.is_private or ip.is_loopback or ip.is_link_local
+        problem = vertex_pull_problem(uri)
+    except ConfigError as err:
+        return Problem(path, str(err))
+    return Problem(path, problem[1], severity=problem[0]) if problem else None
 
 
 # --------------------------------------------------------------------------- helpers
