@@ -85,7 +85,7 @@ def test_dockerfile_installs_dependencies_before_copying_code():
     assert lines[0] == f"FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim"
     order = [next(i for i, line in enumerate(lines) if line.startswith(prefix)) for prefix in (
         "COPY requirements.txt", "RUN python -m pip install -r", "COPY wheels/",
-        "RUN python -m pip install /app/wheels/", "COPY . ", "ENTRYPOINT")]
+        "RUN python -m pip install --no-deps /app/wheels/", "COPY . ", "ENTRYPOINT")]
     assert order == sorted(order)
     assert 'ENTRYPOINT ["python", "-m", "launch_jupyter.execute"]' in lines
     assert json.loads(lines[-1][len("CMD "):])[:2] == ["--notebook", "my nb.ipynb"]

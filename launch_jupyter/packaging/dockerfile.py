@@ -33,9 +33,11 @@ def render_dockerfile(base_image: str | None, notebook: str, has_wheel: bool) ->
     ]
     if has_wheel:
         lines += [
-            "# launch-jupyter itself, built from the submitter's installed source.",
+            "# launch-jupyter itself, built from the submitter's installed source. Only its",
+            "# entrypoint runs here, and what that needs (papermill, ipykernel) is in",
+            "# requirements.txt: --no-deps keeps the SDKs of the submitting side out of the image.",
             f"COPY {WHEEL_DIR}/ {APP_DIR}/{WHEEL_DIR}/",
-            f"RUN python -m pip install {APP_DIR}/{WHEEL_DIR}/*.whl",
+            f"RUN python -m pip install --no-deps {APP_DIR}/{WHEEL_DIR}/*.whl",
         ]
     args = ["--notebook", notebook, "--output", f"{APP_DIR}/output/{_output_name(notebook)}"]
     lines += [
