@@ -199,14 +199,27 @@ def create_queue(
     config: str | dict | None = None,
     prioritization: bool = False,
     template_vars: Sequence[TemplateVar | str | dict] = (),
+    exist_ok: bool = False,
     store_url: str | None = None,
 ) -> Queue:
-    """Create a queue; the config is validated first and nothing is stored if it is wrong."""
+    """Create a queue; the config is validated first and nothing is stored if it is wrong.
+
+    With ``exist_ok`` an existing queue of the same name and resource is updated instead (so a
+    notebook that creates its queue can run twice)."""
     from .runners import get_runner
 
     name, entity = _split_queue_ref(name, entity)
     _check_name(name)
     get_runner(resource)  # unknown resource → error listing the known ones
+    if exist_ok:
+        existing = _existing_queue(name, _entity(entity), store_url)
+        if existing is not None:
+            if existing.resource != resource:
+                raise QueueError(f"queue {existing.path} exists with resource {existing.resource}, "
+                                 f"not {resource}; delete it first")
+            return update_queue(existing.name, entity=existing.entity, config=config,
+                                prioritization=prioritization, template_vars=template_vars,
+                                store_url=store_url)
     parsed, text = _parse_config(resource, config)
     tvars = _template_vars(template_vars)
     _raise_problems(_problems_for(resource, parsed, tvars, None), f'the config of queue "{name}"')
@@ -221,6 +234,13 @@ def create_queue(
         created_by=current_user(),
     )
     return open_store(store_url).create_queue(queue)
+
+
+def _existing_queue(name: str, entity: str, store_url: str | None) -> Queue | None:
+    try:
+        return open_store(store_url).get_queue(entity, name)
+    except QueueError:
+        return None
 
 
 def get_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> Queue:

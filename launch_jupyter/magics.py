@@ -216,24 +216,12 @@ class LaunchMagics(Magics):
     @staticmethod
     def _create_queue(args, cell: str | None) -> None:
         from . import api
-        from .core.errors import QueueError
 
-        if args.exist_ok:
-            try:
-                existing = api.get_queue(args.name, entity=args.entity)
-            except QueueError:
-                existing = None
-            if existing is not None:
-                if existing.resource != args.resource:
-                    raise QueueError(f"queue {existing.path} exists with resource {existing.resource}, "
-                                     f"not {args.resource}; delete it first")
-                queue = api.update_queue(existing.name, entity=existing.entity, config=cell,
-                                         prioritization=args.prioritization, template_vars=args.template_var)
-                print(f"queue {queue.path} exists: updated its config")
-                return
         queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
-                                 prioritization=args.prioritization, template_vars=args.template_var)
-        print(f"created queue {queue.path} ({queue.resource})")
+                                 prioritization=args.prioritization, template_vars=args.template_var,
+                                 exist_ok=args.exist_ok)
+        verb = "updated" if queue.updated_at > queue.created_at else "created"
+        print(f"{verb} queue {queue.path} ({queue.resource})")
 
     @staticmethod
     def _print_queues(queues: list) -> None:

@@ -127,7 +127,7 @@ def test_cell_form_with_a_bad_config_names_the_key_and_stores_nothing(ip, sqlite
 def test_exist_ok_updates_an_existing_queue_so_notebooks_can_rerun(ip, capsys, sqlite_url):
     ip.run_cell_magic("launch", "queue create local --exist-ok", "timeout: 10\n")
     ip.run_cell_magic("launch", "queue create local --exist-ok", "timeout: 20\n")
-    assert "queue alice/local exists: updated its config" in capsys.readouterr().out
+    assert "updated queue alice/local (local-process)" in capsys.readouterr().out
     assert api.get_queue("local", store_url=sqlite_url).config == {"timeout": 20}
     with pytest.raises(LaunchMagicError, match="already exists|exists"):
         ip.run_cell_magic("launch", "queue create local", "timeout: 30\n")
