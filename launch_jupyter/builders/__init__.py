@@ -6,6 +6,7 @@ Registered through the ``launch_jupyter.builders`` entry-point group, loaded laz
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..core.errors import ConfigError
@@ -33,6 +34,40 @@ class Builder(Protocol):
 
         The tag is ``context.content_hash``; if ``destination:tag`` already exists (one manifest HEAD),
         nothing is built. ``log`` receives build output line by line (never a secret)."""
+
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """Where a build goes: the repository, the full ``repository:<content hash>`` and its credentials."""
+
+    repository: str
+    uri: str
+    auth: dict | None  # registry credentials from ADC; never logged
+
+
+def reuse_or_target(
+    builder_type: str, context: BuildContext, destination: str | None, image: str | None, log: LogFn
+) -> str | BuildTarget:
+    """The first step every builder shares: an image the run names is used as it is, an image the
+    registry already holds under the content-hash tag is reused (one manifest HEAD); otherwise the
+    BuildTarget to build and push."""
+    from .registry import check_destination, google_auth_config, image_exists, parse_image
+
+    if image:
+        log(f"image given, nothing to build: {image}")
+        return image
+    if not destination:
+        raise ConfigError(
+            f"the {builder_type} builder needs a repository to push to, e.g. "
+            "us-docker.pkg.dev/PROJECT/REPO/IMAGE (builder.destination or registry.uri in launch-config.yaml)",
+            path="builder.destination",
+        )
+    repository = check_destination(destination)
+    target = BuildTarget(repository, f"{repository}:{context.tag}", google_auth_config(parse_image(repository)[0]))
+    if image_exists(target.uri, target.auth):
+        log(f"image exists, skipping build: {target.uri}")
+        return target.uri
+    return target
 
 
 def known_builders() -> list[str]:

@@ -10,9 +10,9 @@ import os
 from typing import TYPE_CHECKING
 
 from ..core.config import BuilderConfig
-from ..core.errors import BuildError, ConfigError, LaunchError
-from . import LogFn
-from .registry import check_destination, google_auth_config, image_exists, parse_image
+from ..core.errors import BuildError, LaunchError
+from . import LogFn, reuse_or_target
+from .registry import check_destination
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -82,23 +82,17 @@ class DockerBuilder:
         image: str | None = None,
     ) -> str:
         """Build and push ``destination:<content hash>`` unless the registry has it; return its URI."""
-        if image:
-            log(f"image given, nothing to build: {image}")
-            return image
-        repository = _destination(destination or self.config.destination)
-        uri = f"{repository}:{context.tag}"
-        auth = google_auth_config(parse_image(repository)[0])  # never logged
-        if image_exists(uri, auth):
-            log(f"image exists, skipping build: {uri}")
-            return uri
+        target = reuse_or_target(self.type, context, destination or self.config.destination, image, log)
+        if isinstance(target, str):
+            return target
         client = engine_client()
         try:
-            self._build(client, context, uri, platform or self.config.platform, log)
-            self.last_digest = self._push(client, repository, context.tag, auth, log)
+            self._build(client, context, target.uri, platform or self.config.platform, log)
+            self.last_digest = self._push(client, target.repository, context.tag, target.auth, log)
         finally:
             client.close()
-        log(f"image pushed: {uri} digest {self.last_digest}")
-        return uri
+        log(f"image pushed: {target.uri} digest {self.last_digest}")
+        return target.uri
 
     def _build(self, client, context: BuildContext, uri: str, platform: str, log: LogFn) -> None:
         import docker  # see engine_client
@@ -142,14 +136,6 @@ class DockerBuilder:
         return digest
 
 
-def _destination(destination: str | None) -> str:
-    if not destination:
-        raise ConfigError(
-            "the docker builder needs a repository to push to, e.g. "
-            "us-docker.pkg.dev/PROJECT/REPO/IMAGE (set it in launch-config.yaml or registry.uri)",
-            path="builder.destination",
-        )
-    return check_destination(destination)
 
 
 def _item_lines(item: dict) -> list[str]:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from ..core.config import BuilderConfig
 from ..core.errors import BuildError, ConfigError, LaunchError
-from . import LogFn
-from .registry import check_destination, google_auth_config, image_exists, parse_image
+from . import LogFn, reuse_or_target
+from .registry import check_destination
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -88,21 +88,21 @@ class KanikoBuilder:
         image: str | None = None,
     ) -> str:
         """Build ``destination:<content hash>`` on Cloud Build unless the registry has it; return its URI."""
-        if image:
-            log(f"image given, nothing to build: {image}")
-            return image
-        repository = _destination(destination or self.config.destination)
-        bucket, prefix = split_gs_uri(self.config.build_context_store or "")
-        project = self._project()
-        uri = f"{repository}:{context.tag}"
-        if image_exists(uri, google_auth_config(parse_image(repository)[0])):
-            log(f"image exists, skipping build: {uri}")
-            return uri
+        repository = destination or self.config.destination
+        if not image:  # settings errors first, whether or not a build turns out to be needed
+            if repository:
+                check_destination(repository)
+            bucket, prefix = split_gs_uri(self.config.build_context_store or "")
+            project = self._project()
+        target = reuse_or_target(self.type, context, repository, image, log)
+        if isinstance(target, str):
+            return target
         context_uri = self._upload(context, bucket, prefix, log)
-        args = executor_args(context_uri, uri, f"{repository}/cache", platform or self.config.platform)
-        self._run_build(project, args, uri, log)
-        log(f"image pushed: {uri}")
-        return uri
+        args = executor_args(context_uri, target.uri, f"{target.repository}/cache",
+                             platform or self.config.platform)
+        self._run_build(project, args, target.uri, log)
+        log(f"image pushed: {target.uri}")
+        return target.uri
 
     # -- internals -------------------------------------------------------------------------
 
@@ -194,10 +194,3 @@ class KanikoBuilder:
             delay = min(delay * 1.5, _MAX_POLL)
 
 
-def _destination(destination: str | None) -> str:
-    if not destination:
-        raise ConfigError(
-            "the kaniko builder needs a repository to push to, e.g. us-docker.pkg.dev/PROJECT/REPO/IMAGE",
-            path="builder.destination",
-        )
-    return check_destination(destination)
