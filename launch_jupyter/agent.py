@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .runners import Runner
 
 SUBMIT_RETRIES = 4
+ACTIVE_STATES = [s for s in RunState if s.is_active]  # held by an agent, not finished
 TAKEOVER_EVERY_S = 10.0
 
 
@@ -121,7 +122,6 @@ class _Active:
     stage: str = "build"
     cancel_requested: bool = False
     cancel_sent: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 class Agent:
@@ -245,7 +245,7 @@ class Agent:
             "agent_id": self.agent_id,
             "queues": [q.path for q in self._queues],
             "max_jobs": self.config.max_jobs,
-            "capacity": self.config.max_jobs,
+            "capacity": self.config.max_jobs,  # -1: no limit
             "active": len(active),
             "runs": active,
             "activity": self._activity,
@@ -307,10 +307,8 @@ class Agent:
     def _idle(self) -> bool:
         if self._active:
             return False
-        from .core.states import RunState as S
-
         for queue in self._queues:
-            if self.store.list_runs(queue_id=queue.id, states=[S.QUEUED], limit=1):
+            if self.store.list_runs(queue_id=queue.id, states=[RunState.QUEUED], limit=1):
                 return False
         return True
 
@@ -342,11 +340,8 @@ class Agent:
 
     def _take_over_dead_local_agents(self) -> None:
         # An agent on this host whose process is gone cannot renew: its runs are ours at once.
-        from .core.states import RunState as S
-
-        active_states = [s for s in S if s not in TERMINAL and s is not S.QUEUED]
         for queue in self._queues:
-            for run in self.store.list_runs(queue_id=queue.id, states=active_states):
+            for run in self.store.list_runs(queue_id=queue.id, states=ACTIVE_STATES):
                 if run.agent_id != self.agent_id and agent_is_dead_here(run.agent_id):
                     self.store.expire_lease(run.id, run.agent_id)
 
@@ -501,8 +496,7 @@ class Agent:
             mine = dict(self._active)
         if not mine:
             return
-        active_states = [s for s in RunState if s not in TERMINAL and s is not RunState.QUEUED]
-        rows = {r.id: r for r in self.store.list_runs(agent_id=self.agent_id, states=active_states)}
+        rows = {r.id: r for r in self.store.list_runs(agent_id=self.agent_id, states=ACTIVE_STATES)}
         for run_id, active in mine.items():
             row = rows.get(run_id)
             if row is None or row.state in TERMINAL:
