@@ -384,8 +384,10 @@ class Agent:
             job = build_job(run, active.queue, self.config, context_dir=context_dir, notebook=notebook,
                             image_uri=image_uri)
             external_id = self._submit_with_retries(active, job)
+            log_path = getattr(active.runner, "log_path", None)
             active.run = self.store.transition(run.id, RunState.SUBMITTED, f"submitted: {external_id}",
-                                               external_id=external_id, image_uri=image_uri)
+                                               external_id=external_id, image_uri=image_uri,
+                                               log_path=log_path(job) if log_path else None)
             self._emit(active.run, RunState.SUBMITTED, f"submitted: {external_id}")
             job.run = active.run  # the runner tracks by the saved external id
             active.job = job

@@ -56,6 +56,7 @@ def test_thread_agent_runs_a_submitted_notebook():
     assert states[0] is RunState.QUEUED and states[-1] is RunState.SUCCEEDED
     assert RunState.SUBMITTED in states and RunState.RUNNING in states
     assert run.run.author == "alice"
+    assert Path(run.run.log_path).is_file() and "".join(run.logs())  # run show / logs reach it
 
 
 def test_max_jobs_is_never_exceeded():

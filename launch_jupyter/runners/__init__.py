@@ -48,6 +48,8 @@ class Runner(Protocol):
     def dry_run(self, job: Job) -> dict:
         """The exact request ``submit`` would send, as plain data."""
 
+    # Optional: ``log_path(job) -> str`` for runners that keep the job's log in a local file.
+
 
 def known_runners() -> list[str]:
     from importlib.metadata import entry_points

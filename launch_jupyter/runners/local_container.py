@@ -155,6 +155,10 @@ class LocalContainerRunner:
             return iter(path.read_text(errors="replace").splitlines() if path.exists() else [])
         return _stream_lines(client, containers[0], follow)
 
+    def log_path(self, job: Job) -> str:
+        """Where this run's log is kept on this machine (shown by ``launch-jupyter run show``)."""
+        return str(Path(job.workdir) / LOG_FILE)
+
     def dry_run(self, job: Job) -> dict:
         """The container ``submit`` would start: image, command, environment (secrets masked), mounts."""
         request = self._request(job)

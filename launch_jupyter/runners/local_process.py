@@ -122,6 +122,10 @@ class LocalProcessRunner:
         path = Path(run.log_path) if run.log_path else self._runs_dir() / run.id / LOG_FILE
         return _read_log(path, follow)
 
+    def log_path(self, job: Job) -> str:
+        """Where this run's log is kept on this machine (shown by ``launch-jupyter run show``)."""
+        return str(Path(job.workdir) / LOG_FILE)
+
     def dry_run(self, job: Job) -> dict:
         """The command, folder and added environment ``submit`` would use (secret values masked)."""
         command, env, cwd = self._command(job, check=False)
