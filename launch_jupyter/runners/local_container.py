@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import DispatchError
 from ..core.model import Problem, Status
 from ..core.states import RunState
+from ._local import check_env, check_timeout, env_value, mask, unknown_key
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -39,7 +40,6 @@ KEYS = {
     "env": "extra environment variables for the notebook",
     "timeout": "seconds, or null for no limit",
 }
-_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 
 DEFAULT_CONFIG = """\
@@ -69,19 +69,12 @@ class LocalContainerRunner:
             return []
         if not isinstance(config, dict):
             return [Problem("", "a local-container queue config must be a mapping with network, env, timeout")]
-        problems = [_unknown_key(key) for key in config if key not in KEYS]
+        problems = [unknown_key(key, KEYS, self.resource) for key in config if key not in KEYS]
         network = config.get("network")
         if network is not None and (not isinstance(network, str) or not network.strip()):
             problems.append(Problem("network", "must be a network name such as none, host or bridge"))
-        env = config.get("env")
-        if env is not None and not isinstance(env, dict):
-            problems.append(Problem("env", "must be a mapping of NAME: value"))
-        for key, value in (env or {}).items() if isinstance(env, dict) else []:
-            if isinstance(value, (dict, list)):
-                problems.append(Problem(f"env.{key}", "must be a string or a number, not a list or mapping"))
-        timeout = config.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-            problems.append(Problem("timeout", "must be a positive number of seconds, or null for no limit"))
+        problems += check_env(config.get("env"))
+        problems += check_timeout(config.get("timeout"))
         return problems
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
@@ -162,7 +155,7 @@ class LocalContainerRunner:
     def dry_run(self, job: Job) -> dict:
         """The container ``submit`` would start: image, command, environment (secrets masked), mounts."""
         request = self._request(job)
-        request["environment"] = {k: _mask(k, v) for k, v in request["environment"].items()}
+        request["environment"] = {k: mask(k, v) for k, v in request["environment"].items()}
         request["output_notebook"] = str(Path(job.workdir) / "outputs" / OUTPUT_NAME)
         return request
 
@@ -188,7 +181,7 @@ class LocalContainerRunner:
             "LAUNCH_PARAMETERS": json.dumps(job.run.parameters or {}, default=str),
             "PYTHONUNBUFFERED": "1",
         }
-        environment.update({str(k): _env_value(v) for k, v in (config.get("env") or {}).items()})
+        environment.update({str(k): env_value(v) for k, v in (config.get("env") or {}).items()})
         return {
             "image": job.image_uri,
             "command": [
@@ -322,24 +315,6 @@ def _last_error_line(path: Path) -> str:
     lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or [""])[-1].strip()[:500]
-
-
-def _unknown_key(key: str) -> Problem:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), KEYS, n=1)
-    hint = f'; did you mean "{close[0]}"?' if close else f"; known keys: {', '.join(KEYS)}"
-    return Problem(str(key), f"unknown key for a local-container queue{hint}")
-
-
-def _env_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-def _mask(key: str, value: str) -> str:
-    return "***" if any(word in key.upper() for word in _SECRET_WORDS) else value
 
 
 def _read_json(path: Path) -> dict | None:

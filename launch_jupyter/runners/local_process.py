@@ -14,7 +14,6 @@ it with everything it started.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from .._process import process_alive
 from ..core.errors import DispatchError, LaunchError
 from ..core.model import Problem, Status
 from ..core.states import RunState
+from ._local import check_env, check_timeout, env_value, mask, unknown_key
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -40,7 +40,6 @@ OUTPUT_FILE = "output.ipynb"
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 LOG_WAIT_SECONDS = 30.0  # how long logs(follow=True) waits for a run that has not started
 KEYS = {"timeout": "seconds, or null for no limit", "env": "extra environment variables"}
-_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 
 DEFAULT_CONFIG = """\
 # Runs the notebook in a subprocess of this Python on this machine.
@@ -72,9 +71,9 @@ class LocalProcessRunner:
             return []
         if not isinstance(config, dict):
             return [Problem("", "a local-process queue config must be a mapping with timeout and env")]
-        problems = [_unknown_key(key) for key in config if key not in KEYS]
-        problems += _check_timeout(config.get("timeout"))
-        problems += _check_env(config.get("env"))
+        problems = [unknown_key(key, KEYS, self.resource) for key in config if key not in KEYS]
+        problems += check_timeout(config.get("timeout"))
+        problems += check_env(config.get("env"))
         return problems
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
@@ -129,7 +128,7 @@ class LocalProcessRunner:
     def dry_run(self, job: Job) -> dict:
         """The command, folder and added environment ``submit`` would use (secret values masked)."""
         command, env, cwd = self._command(job, check=False)
-        added = {k: _mask(k, v) for k, v in env.items() if os.environ.get(k) != v}
+        added = {k: mask(k, v) for k, v in env.items() if os.environ.get(k) != v}
         workdir = Path(job.workdir)
         return {
             "command": command,
@@ -174,7 +173,7 @@ class LocalProcessRunner:
             "PYTHONUNBUFFERED": "1",
         })
         extra = (job.config or {}).get("env") or {}
-        env.update({str(k): _env_value(v) for k, v in extra.items()})
+        env.update({str(k): env_value(v) for k, v in extra.items()})
         return env
 
     def _status(self, job: Job) -> Status:
@@ -378,41 +377,3 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _unknown_key(key) -> Problem:
-    close = difflib.get_close_matches(str(key), list(KEYS), n=1)
-    hint = f'; did you mean "{close[0]}"?' if close else f"; allowed keys: {', '.join(KEYS)}"
-    return Problem(str(key), f"unknown key for a local-process queue{hint}")
-
-
-def _check_timeout(value) -> list[Problem]:
-    if value is None:
-        return []
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        return [Problem("timeout", f"must be a positive number of seconds or null, not {value!r}")]
-    return []
-
-
-def _check_env(value) -> list[Problem]:
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        return [Problem("env", f"must be a mapping of NAME: value, not {type(value).__name__}")]
-    problems = []
-    for name, item in value.items():
-        if not isinstance(name, str) or not name or "=" in name:
-            problems.append(Problem(f"env.{name}", "is not a valid environment variable name"))
-        elif item is not None and not isinstance(item, (str, int, float, bool)):
-            problems.append(Problem(f"env.{name}", f"must be a string or number, not {type(item).__name__}"))
-    return problems
-
-
-def _env_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _mask(name: str, value: str) -> str:
-    return "***" if any(word in name.upper() for word in _SECRET_WORDS) else value
