@@ -17,17 +17,7 @@ from launch_jupyter.core.errors import QueueError
 from launch_jupyter.core.states import RunState
 from launch_jupyter.magics import LaunchMagicError
 from tests.fixtures.common import EXAMPLES
-
-VERTEX_BODY = """\
-spec:
-  worker_pool_specs:
-  - machine_spec:
-      machine_type: n1-standard-4
-    replica_count: 1
-    container_spec:
-      image_uri: ${image_uri}
-  staging_bucket: gs://my-bucket
-"""
+from tests.fixtures.vertex import VERTEX_YAML
 
 
 class TestingShell(InteractiveShell):
@@ -109,15 +99,15 @@ def test_queue_create_list_show_delete(ip, capsys, sqlite_url):
 
 
 def test_cell_form_creates_a_vertex_queue_from_the_yaml_body(ip, capsys, sqlite_url):
-    ip.run_cell_magic("launch", "queue create gpu --resource vertex --entity team", VERTEX_BODY)
+    ip.run_cell_magic("launch", "queue create gpu --resource vertex --entity team", VERTEX_YAML)
     queue = api.get_queue("team/gpu", store_url=sqlite_url)
     assert queue.entity == "team"
     assert queue.config["spec"]["staging_bucket"] == "gs://my-bucket"
-    assert queue.config_text == VERTEX_BODY
+    assert queue.config_text == VERTEX_YAML
 
 
 def test_cell_form_with_a_bad_config_names_the_key_and_stores_nothing(ip, sqlite_url):
-    body = VERTEX_BODY.replace("  staging_bucket: gs://my-bucket\n", "")
+    body = VERTEX_YAML.replace("  staging_bucket: gs://my-bucket\n", "")
     with pytest.raises(LaunchMagicError, match=r"spec\.staging_bucket"):
         ip.run_cell_magic("launch", "queue create broken --resource vertex", body)
     with pytest.raises(QueueError):
@@ -132,7 +122,7 @@ def test_exist_ok_updates_an_existing_queue_so_notebooks_can_rerun(ip, capsys, s
     with pytest.raises(LaunchMagicError, match="already exists|exists"):
         ip.run_cell_magic("launch", "queue create local", "timeout: 30\n")
     with pytest.raises(LaunchMagicError, match="with resource local-process, not vertex"):
-        ip.run_cell_magic("launch", "queue create local --resource vertex --exist-ok", VERTEX_BODY)
+        ip.run_cell_magic("launch", "queue create local --resource vertex --exist-ok", VERTEX_YAML)
 
 
 def test_cell_form_of_queue_edit_replaces_the_config(ip, sqlite_url):

@@ -17,17 +17,7 @@ from launch_jupyter import api
 from launch_jupyter.core.errors import QueueError
 from launch_jupyter.widgets import AgentPanel, QueueEditor, RunBoard, RunStatus, _assets
 from tests.fixtures.common import EXAMPLES
-
-VALID_VERTEX = """\
-spec:
-  worker_pool_specs:
-    - machine_spec:
-        machine_type: n1-standard-4
-      replica_count: 1
-      container_spec:
-        image_uri: ${image_uri}
-  staging_bucket: gs://my-bucket
-"""
+from tests.fixtures.vertex import VERTEX_YAML
 
 
 @pytest.fixture
@@ -74,10 +64,10 @@ def test_editor_starts_from_the_resource_default_and_switching_loads_the_other_d
 
 BAD_VERTEX = [
     # (what the user typed, the key path the message must name, words it must contain)
-    (VALID_VERTEX.replace("  staging_bucket: gs://my-bucket\n", ""), "spec.staging_bucket", "missing"),
-    (VALID_VERTEX.replace("staging_bucket", "stagingBucket"), "spec.stagingBucket", 'use "staging_bucket"'),
-    (VALID_VERTEX.replace("replica_count: 1", "replica_count: many"), "spec.worker_pool_specs[0].replica_count", ""),
-    (VALID_VERTEX.replace("machine_type", "machine_typ"), "spec.worker_pool_specs[0].machine_spec.machine_typ", ""),
+    (VERTEX_YAML.replace("  staging_bucket: gs://my-bucket\n", ""), "spec.staging_bucket", "missing"),
+    (VERTEX_YAML.replace("staging_bucket", "stagingBucket"), "spec.stagingBucket", 'use "staging_bucket"'),
+    (VERTEX_YAML.replace("replica_count: 1", "replica_count: many"), "spec.worker_pool_specs[0].replica_count", ""),
+    (VERTEX_YAML.replace("machine_type", "machine_typ"), "spec.worker_pool_specs[0].machine_spec.machine_typ", ""),
     ("spec:\n  worker_pool_specs: [\n", "", "line"),
     ("spec:\n  worker_pool_specs: []\n  staging_bucket: gs://b\n", "spec.worker_pool_specs", "non-empty"),
 ]
@@ -86,7 +76,7 @@ BAD_VERTEX = [
 @pytest.mark.parametrize("text, path, words", BAD_VERTEX)
 def test_typing_a_bad_config_shows_the_problem_against_its_key_path(store, text, path, words):
     editor = QueueEditor(resource="vertex")
-    editor.config_text = VALID_VERTEX
+    editor.config_text = VERTEX_YAML
     assert [p for p in editor.problems if p["severity"] == "error"] == []
     editor.config_text = text  # what a keystroke (debounced) sends from the browser
     errors = [p for p in editor.problems if p["severity"] == "error"]
@@ -116,17 +106,17 @@ def test_create_update_delete_buttons_call_the_api(store):
     editor = QueueEditor()
     editor.name = "gpu"
     editor.resource = "vertex"
-    editor.config_text = VALID_VERTEX
+    editor.config_text = VERTEX_YAML
     editor.prioritization = True
     assert not editor.exists
     frontend_click(editor, "create")
     assert editor.error == ""
     assert editor.notice == "created queue alice/gpu"
     queue = api.get_queue("gpu")
-    assert queue.resource == "vertex" and queue.prioritization and queue.config_text == VALID_VERTEX
+    assert queue.resource == "vertex" and queue.prioritization and queue.config_text == VERTEX_YAML
     assert editor.exists
 
-    editor.config_text = VALID_VERTEX.replace("n1-standard-4", "n1-standard-8")
+    editor.config_text = VERTEX_YAML.replace("n1-standard-4", "n1-standard-8")
     frontend_click(editor, "update")
     assert api.get_queue("gpu").config["spec"]["worker_pool_specs"][0]["machine_spec"]["machine_type"] == "n1-standard-8"
 
@@ -160,7 +150,7 @@ def test_editor_loads_a_stored_queue_and_follows_the_name(store):
 def test_template_variables_table_is_validated_and_stored(store):
     editor = QueueEditor(resource="vertex")
     editor.name = "templated"
-    editor.config_text = VALID_VERTEX.replace("replica_count: 1", "replica_count: '{{replicas}}'")
+    editor.config_text = VERTEX_YAML.replace("replica_count: 1", "replica_count: '{{replicas}}'")
     assert any("replicas" in p["message"] for p in editor.problems)  # used but not declared
     editor.template_vars = [{"name": "replicas", "type": "integer", "default": "9", "minimum": "1", "maximum": "4"}]
     assert any("replicas" in p["message"] for p in editor.problems)  # default above maximum
@@ -173,7 +163,7 @@ def test_template_variables_table_is_validated_and_stored(store):
 
 def test_preview_request_shows_the_dry_run_custom_job_request(store):
     editor = QueueEditor(resource="vertex")
-    editor.config_text = VALID_VERTEX
+    editor.config_text = VERTEX_YAML
     frontend_click(editor, "preview")
     assert editor.error == ""
     assert "n1-standard-4" in editor.preview_text
