@@ -18,12 +18,12 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._process import process_alive
-from .core.config import AgentConfig, BuilderConfig, current_user
+from .core.config import AgentConfig, builder_for, current_user
 from .core.errors import BuildError, ConfigError, DispatchError, LaunchError
 from .core.model import Event, Job, Queue, Run
 from .core.states import AT_TARGET, TERMINAL, RunState
@@ -84,19 +84,6 @@ def build_job(
         image_uri=image_uri,
         environment=config.environment,
     )
-
-
-def builder_config(agent_config: AgentConfig, run_config: dict) -> BuilderConfig:
-    """The agent's builder settings with this run's ``builder:`` overrides on top."""
-    overrides = dict(run_config.get("builder") or {})
-    known = {f.name for f in fields(BuilderConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"unknown builder setting {unknown[0]!r}", path=f"builder.{unknown[0]}")
-    merged = replace(agent_config.builder, **overrides)
-    if not merged.destination and agent_config.registry.uri:
-        merged = replace(merged, destination=agent_config.registry.uri)
-    return merged
 
 
 def configured_image(run_config: dict) -> str | None:
@@ -198,7 +185,7 @@ class Agent:
             runner.preflight(queue, self.config)
             self._runners[queue.resource] = runner
             if runner.needs_image:
-                get_builder(builder_config(self.config, queue.config), self.config).preflight()
+                get_builder(builder_for(self.config, queue.config), self.config).preflight()
         self._queues = queues
 
     def start(self) -> Agent:
@@ -405,7 +392,7 @@ class Agent:
         from .packaging import BuildContext
 
         run = active.run
-        bconf = builder_config(self.config, run.config)
+        bconf = builder_for(self.config, run.config)
         active.run = self.store.transition(run.id, RunState.BUILDING, f"building with {bconf.type}")
         self._emit(active.run, RunState.BUILDING, f"building with {bconf.type}")
         log_path = self.config.data_dir / "runs" / run.id / "build.log"

@@ -124,25 +124,8 @@ def _split_builder(config: dict) -> tuple[dict, dict]:
     return rest, builder
 
 
-def _check_builder_overrides(builder: dict) -> list[Problem]:
-    from dataclasses import fields
-
-    from .core.config import BuilderConfig
-    from .core.keys import closest
-
-    known = [f.name for f in fields(BuilderConfig)]
-    problems = []
-    for key in builder:
-        if key not in known:
-            hint = closest(key, known)
-            suffix = f', did you mean "{hint}"?' if hint else ""
-            problems.append(Problem(f"builder.{key}", f"unknown builder setting{suffix}"))
-    return problems
-
-
 def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None) -> list[Problem]:
     from .core.templates import check_template_usage, fill_template_vars, sample_template_values
-    from .runners import get_runner
 
     undeclared = check_template_usage(config, template_vars)
     if undeclared:
@@ -150,8 +133,16 @@ def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar],
     # A queue's variables may have no default (a value is then required at submit): check the
     # config with an allowed sample value for each.
     filled = fill_template_vars(config, template_vars, values or sample_template_values(template_vars))
+    return _filled_config_problems(resource, filled)
+
+
+def _filled_config_problems(resource: str, filled: dict) -> list[Problem]:
+    """Problems of a config whose template variables are filled: its builder section, then the runner's."""
+    from .core.config import builder_problems
+    from .runners import get_runner
+
     rest, builder = _split_builder(filled)
-    return _check_builder_overrides(builder) + get_runner(resource).validate(rest)
+    return builder_problems(builder) + get_runner(resource).validate(rest)
 
 
 def validate_config(
@@ -352,13 +343,10 @@ def resolve_run_config(
     """The queue config merged with this run's overrides and template values, validated like a queue config."""
     from .core.overrides import deep_merge
     from .core.templates import fill_template_vars
-    from .runners import get_runner
 
     merged = deep_merge(queue.config, dict(resource_args or {}))
     filled = fill_template_vars(merged, queue.template_vars, template_values or {})
-    rest, builder = _split_builder(filled)
-    problems = _check_builder_overrides(builder) + get_runner(queue.resource).validate(rest)
-    _raise_problems(problems, "this run's config")
+    _raise_problems(_filled_config_problems(queue.resource, filled), "this run's config")
     return filled
 
 

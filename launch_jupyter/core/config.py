@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .keys import closest, kind_of, to_snake
+from .model import Problem
 from .queue_config import parse_config_text
 
 
@@ -437,3 +438,28 @@ _TOP_KEYS = _field_names(AgentConfig)
 _ALL_KEY_PATHS = _TOP_KEYS + [
     f"{name}.{key}" for name, cls in _SECTIONS.items() for key in _field_names(cls)
 ]
+
+
+def builder_problems(overrides: Mapping[str, Any]) -> list[Problem]:
+    """Unknown keys in a queue's or run's ``builder:`` section, each with the closest valid one."""
+    known = [f.name for f in fields(BuilderConfig)]
+    problems = []
+    for key in overrides:
+        if key not in known:
+            hint = closest(key, known)
+            suffix = f', did you mean "{hint}"?' if hint else ""
+            problems.append(Problem(f"builder.{key}", f"unknown builder setting{suffix}"))
+    return problems
+
+
+def builder_for(agent_config: AgentConfig, run_config: Mapping[str, Any]) -> BuilderConfig:
+    """The agent's builder settings with a queue's or run's ``builder:`` overrides on top
+    (``registry.uri`` is the destination when none is given)."""
+    overrides = dict(run_config.get("builder") or {})
+    problems = builder_problems(overrides)
+    if problems:
+        raise ConfigError(problems[0].message, path=problems[0].path)
+    merged = replace(agent_config.builder, **overrides)
+    if not merged.destination and agent_config.registry.uri:
+        merged = replace(merged, destination=agent_config.registry.uri)
+    return merged

@@ -471,15 +471,16 @@ def request_yaml(data: dict) -> str:
 
 def _check_destination(queue: Queue, agent_config: AgentConfig) -> None:
     """An image the agent builds must land where Vertex AI can pull it."""
+    from ...core.config import builder_for
     from ...core.images import vertex_pull_problem
 
-    builder = {**vars(agent_config.builder), **((queue.config or {}).get("builder") or {})}
-    if builder.get("type", "noop") == "noop":
+    builder = builder_for(agent_config, queue.config or {})
+    if builder.type == "noop":
         return
-    destination = builder.get("destination") or agent_config.registry.uri
+    destination = builder.destination
     if not destination:
         raise LaunchError(
-            f'queue "{queue.path}": the {builder["type"]} builder needs builder.destination '
+            f'queue "{queue.path}": the {builder.type} builder needs builder.destination '
             "(an Artifact Registry repository such as us-docker.pkg.dev/PROJECT/REPO/IMAGE) to push "
             "images that Vertex AI can pull"
         )
