@@ -94,43 +94,44 @@ def _parser() -> argparse.ArgumentParser:
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``submit`` shares with ``%launch submit``."""
     p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="notebook parameter: -p lr 0.1 or -p lr=0.1")
+                   help="a notebook parameter: -p lr 0.1 or -p lr=0.1")
     p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE", help="template variable value")
+    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE",
+                   help="a value for one of the queue's template variables")
     p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE",
                    help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8")
-    p.add_argument("--image", help="run in this image (noop builder)")
-    p.add_argument("--name", help="a name for the run")
-    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="extra files beside the notebook")
+    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
+    p.add_argument("--name", help="a name for the run (default: the notebook's name)")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="extra files to ship, relative to the notebook")
     p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
 
 
 def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Typed ``api.submit`` keyword arguments from the shared submit flags."""
-    from .core.errors import ConfigError
     from .core.overrides import assignments_to_dict, parse_parameters
 
-    items = []
-    for tokens in args.parameter:
-        if len(tokens) > 2:
-            raise ConfigError(f"-p takes KEY=VALUE or KEY VALUE, not {' '.join(tokens)!r}", path="-p")
-        items.append(tokens[0] if len(tokens) == 1 else f"{tokens[0]}={tokens[1]}")
-    template_values = {}
-    for item in args.set_var:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set-var takes NAME=VALUE, not {item!r}", path="--set-var")
-        template_values[key] = value
     return {
-        "parameters": parse_parameters(items),
+        "parameters": parse_parameters(_parameter_items(args.parameter)),
         "priority": args.priority,
-        "template_values": template_values,
+        "template_values": assignments_to_dict(args.set_var, "--set-var"),
         "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
         "image": args.image,
         "name": args.name,
         "include": args.include,
         "dry_run": args.dry_run,
     }
+
+
+def _parameter_items(groups: list[list[str]]) -> list[str]:
+    """``-p lr 0.1`` → ``["lr 0.1"]``; ``-p a=1 b=2`` → ``["a=1", "b=2"]`` (each then checked)."""
+    items = []
+    for tokens in groups:
+        if len(tokens) == 2 and "=" not in tokens[0]:
+            items.append(" ".join(tokens))
+        else:
+            items.extend(tokens)
+    return items
 
 
 def _read_config(path: str | None) -> str | None:

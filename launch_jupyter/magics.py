@@ -72,19 +72,10 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
 
     submit = sub.add_parser("submit", help="submit this notebook (or --notebook PATH) as a run")
     submit.add_argument("-q", "--queue", help="queue name (default: LaunchMagics.default_queue)")
-    submit.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="a notebook parameter (-p lr=0.1 or -p lr 0.1)")
-    submit.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    submit.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE",
-                        help="a value for one of the queue's template variables")
-    submit.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE",
-                        help="override one config key for this run, e.g. spec.worker_pool_specs[0].replica_count=2")
-    submit.add_argument("--image", metavar="URI", help="run in this image instead of building one")
-    submit.add_argument("--name", help="a name for the run (default: the notebook's name)")
     submit.add_argument("--notebook", metavar="PATH", help="submit this notebook instead of the current one")
-    submit.add_argument("--include", action="append", default=[], metavar="GLOB",
-                        help="extra files to ship, relative to the notebook")
-    submit.add_argument("--dry-run", action="store_true", help="print the request; queue nothing")
+    from .cli import add_submit_flags  # the same flags as `launch-jupyter submit`
+
+    add_submit_flags(submit)
 
     agent = sub.add_parser("agent", help="start, stop or show the in-kernel agent")
     asub = agent.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -111,17 +102,6 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     by_name = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
                "logs": logs, "editor": editor}
     return parser, by_name
-
-
-def _split_parameters(groups: list[list[str]]) -> list[str]:
-    """``-p lr 0.1`` → ``["lr 0.1"]``; ``-p a=1 b=2`` → ``["a=1", "b=2"]``."""
-    items = []
-    for tokens in groups:
-        if len(tokens) == 2 and "=" not in tokens[0]:
-            items.append(" ".join(tokens))
-        else:
-            items.extend(tokens)
-    return items
 
 
 def _display(obj) -> None:
@@ -251,20 +231,13 @@ class LaunchMagics(Magics):
 
     def _cmd_submit(self, args, _cell):
         from . import api
-        from .core.overrides import assignments_to_dict, parse_parameters
+        from .cli import submit_kwargs
 
         started = time.perf_counter()
         result = api.submit(
             args.notebook,
             args.queue,
-            parameters=parse_parameters(_split_parameters(args.parameter)),
-            priority=args.priority,
-            template_values=assignments_to_dict(args.set_var, "--set-var"),
-            resource_args=assignments_to_dict(args.resource_arg, "--resource-arg"),
-            image=args.image,
-            name=args.name,
-            include=args.include,
-            dry_run=args.dry_run,
+            **submit_kwargs(args),
             user_ns=self.shell.user_ns if self.shell is not None else None,
         )
         if isinstance(result, str):
