@@ -408,10 +408,7 @@ class Agent:
 
             builder = get_builder(bconf, self.config)
             image = run.image or configured_image(run.config)
-            try:
-                image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image)
-            except TypeError:
-                image_uri = builder.build(context, bconf.destination, bconf.platform, log)
+            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image)
         if not image_uri:
             raise BuildError("the builder returned no image")
         self.store.update(run.id, image_uri=image_uri)

@@ -28,12 +28,19 @@ class Builder(Protocol):
         """Raise LaunchError if this builder cannot work here (no engine, no package, no credential)."""
 
     def build(
-        self, context: BuildContext, destination: str | None, platform: str, log: LogFn
+        self,
+        context: BuildContext,
+        destination: str | None,
+        platform: str,
+        log: LogFn,
+        *,
+        image: str | None = None,
     ) -> str:
         """Build (or find) the image for ``context`` and return its full URI.
 
-        The tag is ``context.content_hash``; if ``destination:tag`` already exists (one manifest HEAD),
-        nothing is built. ``log`` receives build output line by line (never a secret)."""
+        ``image`` is one the run or queue names: it is used as it is. Otherwise the tag is the
+        context's content hash; if ``destination:tag`` already exists (one manifest HEAD), nothing is
+        built. ``log`` receives build output line by line (never a secret)."""
 
 
 @dataclass(frozen=True)
