@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.config import AgentConfig, current_user
-from .core.errors import ConfigError, LaunchError, NotebookError, QueueError
+from .core.errors import ConfigError, LaunchError, NotebookError, QueueError, QueueExistsError
 from .core.model import Event, Problem, Queue, Run, TemplateVar
 from .core.states import TERMINAL, Priority, RunState
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .handshake import SaveReply
     from .store import QueueStore
+
+    SaveFunction = Callable[[Path], SaveReply | None]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -195,25 +198,34 @@ def create_queue(
 ) -> Queue:
     """Create a queue; the config is validated first and nothing is stored if it is wrong.
 
-    With ``exist_ok`` an existing queue of the same name and resource is updated instead (so a
-    notebook that creates its queue can run twice)."""
+    An existing queue with the same settings is left as it is (``outcome`` "unchanged"), so the
+    notebook that created it can run again; with other settings it is an error, or, with
+    ``exist_ok``, the queue is updated to these."""
     from .runners import get_runner
 
     name, entity = _split_queue_ref(name, entity)
     _check_name(name)
     get_runner(resource)  # unknown resource → error listing the known ones
-    if exist_ok:
-        existing = _existing_queue(name, _entity(entity), store_url)
-        if existing is not None:
-            if existing.resource != resource:
-                raise QueueError(f"queue {existing.path} exists with resource {existing.resource}, "
-                                 f"not {resource}; delete it first")
-            return update_queue(existing.name, entity=existing.entity, config=config,
-                                prioritization=prioritization, template_vars=template_vars,
-                                store_url=store_url)
     parsed, text = _parse_config(resource, config)
     tvars = _template_vars(template_vars)
     _raise_problems(_problems_for(resource, parsed, tvars, None), f'the config of queue "{name}"')
+    existing = _existing_queue(name, _entity(entity), store_url)
+    if existing is not None:
+        difference = _queue_difference(existing, resource, parsed, prioritization, tvars)
+        if not difference:  # re-running the notebook that created it
+            return replace(existing, outcome="unchanged")
+        if existing.resource != resource:
+            raise QueueError(f"queue {existing.path} exists with resource {existing.resource}, "
+                             f"not {resource}; delete it first")
+        if not exist_ok:
+            raise QueueExistsError(
+                f"queue {existing.path} already exists with {difference}; to replace its config: "
+                f"create_queue(..., exist_ok=True), or launch-jupyter queue edit {existing.path} --config FILE",
+                existing.path, difference)
+        updated = update_queue(existing.name, entity=existing.entity, config=config,
+                               prioritization=prioritization, template_vars=template_vars,
+                               store_url=store_url)
+        return replace(updated, outcome="updated")
     queue = Queue(
         entity=_entity(entity),
         name=name,
@@ -224,7 +236,19 @@ def create_queue(
         template_vars=tvars,
         created_by=current_user(),
     )
-    return open_store(store_url).create_queue(queue)
+    return replace(open_store(store_url).create_queue(queue), outcome="created")
+
+
+def _queue_difference(queue: Queue, resource: str, config: dict, prioritization: bool,
+                      template_vars: list[TemplateVar]) -> str:
+    """What differs between a stored queue and a requested one, in words ('' when nothing)."""
+    differs = [what for what, same in (
+        ("another resource", queue.resource == resource),
+        ("another config", queue.config == config),
+        ("another prioritization", queue.prioritization == prioritization),
+        ("other template variables", list(queue.template_vars) == list(template_vars)),
+    ) if not same]
+    return " and ".join(differs)
 
 
 def _existing_queue(name: str, entity: str, store_url: str | None) -> Queue | None:
@@ -350,32 +374,55 @@ def resolve_run_config(
     return filled
 
 
-def _locate_notebook(notebook: str | Path | None, user_ns: Mapping | None) -> tuple[Path, str]:
-    """The notebook to submit and a note for the user (e.g. that the saved file was used)."""
+def _locate_notebook(notebook: str | Path | None, user_ns: Mapping | None, save: SaveFunction | None) -> tuple[Path, str]:
+    """The notebook to submit and a note for the user (e.g. that the saved file was used).
+
+    For the current notebook, ``save`` asks the frontend to save it and returns once the file is
+    written (None: no frontend answered); without an answer the file as last saved is read, with
+    a bounded retry in case the server is writing it at that moment."""
     if notebook is not None:
         path = Path(notebook).expanduser()
         if not path.is_file():
             raise NotebookError(f"notebook not found: {path}")
         return path.resolve(), ""
-    from .packaging import find_notebook, request_save
+    from .packaging import find_notebook, wait_readable
 
     path = find_notebook(user_ns)
-    if request_save(path, _frontend_save_request()):
+    reply = save(path) if save is not None else None
+    if reply is not None and reply.status == "saved":
         return path, ""
-    return path, "no frontend answered the save request: submitted the notebook as last saved"
+    if reply is not None:
+        raise NotebookError(f"JupyterLab could not save {path.name}: {reply.message or 'unknown error'}; "
+                            "nothing was queued (save it, then submit again)")
+    wait_readable(path)
+    saved = time.strftime("%H:%M:%S", time.localtime(path.stat().st_mtime))
+    why = _why_no_save(save)
+    return path, f"no JupyterLab extension answered the save request{why}: submitted {path.name} as last saved ({saved})"
 
 
-def _frontend_save_request() -> Callable[[], object] | None:
-    """In a kernel with a frontend: a function that asks it to save the notebook (a tiny widget)."""
-    try:
-        from IPython import get_ipython
+def _why_no_save(save: SaveFunction | None) -> str:
+    if save is None:
+        return ""
+    from .handshake import why_not_available
 
-        if get_ipython() is None or not hasattr(get_ipython(), "kernel"):
-            return None
-        from .widgets.save import ask_frontend_to_save
-    except ImportError:
-        return None
-    return ask_frontend_to_save
+    why = why_not_available()
+    return f" ({why})" if why else ""
+
+
+def _default_save() -> SaveFunction:
+    from .handshake import request_save
+
+    return request_save
+
+
+def _refuse_inside_run(allow_nested: bool) -> None:
+    from .core.inside import inside_run
+
+    here = inside_run()
+    if here is not None and not allow_nested:
+        raise LaunchError(
+            f"{here.describe()}: submit() queues nothing here, so a notebook that submits itself runs "
+            "once; pass allow_nested=True to submit from inside a run on purpose")
 
 
 def submit(
@@ -383,6 +430,7 @@ def submit(
     queue: str | None = None,
     *,
     parameters: Mapping[str, Any] | None = None,
+    new_parameters: Sequence[str] = (),
     priority: str | int | Priority | None = None,
     template_values: Mapping[str, Any] | None = None,
     resource_args: Mapping[str, Any] | None = None,
@@ -391,14 +439,20 @@ def submit(
     include: Sequence[str] = (),
     dry_run: bool = False,
     user_ns: Mapping | None = None,
+    save: SaveFunction | None | bool = True,
+    allow_nested: bool = False,
     store_url: str | None = None,
 ) -> RunHandle | str:
     """Put one run of ``notebook`` (default: the current one) on ``queue`` and return at once.
 
-    With ``dry_run`` nothing is queued: the request the runner would send comes back as YAML.
+    ``parameters`` must be names the notebook's ``parameters`` cell sets (``new_parameters`` adds
+    others on purpose) and are typed against its defaults. For the current notebook, ``save`` asks
+    JupyterLab to save it first (``False``: submit it as last saved). Inside a run this refuses
+    unless ``allow_nested``. With ``dry_run`` nothing is queued: the request comes back as YAML.
     """
-    from .packaging import create_context, pack_context
+    from .packaging import check_parameters, create_context, pack_context, read_notebook_json
 
+    _refuse_inside_run(allow_nested)
     store = open_store(store_url)
     queue_name, queue_entity = _split_queue_ref(_resolve_queue_name(queue), None)
     q = store.find_queue(queue_name, current_user(), queue_entity)
@@ -407,7 +461,9 @@ def submit(
     except ValueError as err:
         raise ConfigError(str(err), path="priority") from None
     config = resolve_run_config(q, template_values, resource_args)
-    path, note = _locate_notebook(notebook, user_ns)
+    saver = _default_save() if save is True else (save or None)
+    path, note = _locate_notebook(notebook, user_ns, saver)
+    checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
     builder = config.get("builder") or {}
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
@@ -422,7 +478,7 @@ def submit(
             priority=prio,
             name=name or path.stem,
             notebook=str(path),
-            parameters=dict(parameters or {}),
+            parameters=checked,
             template_values=dict(template_values or {}),
             resource_args=dict(resource_args or {}),
             config=config,
@@ -556,10 +612,13 @@ def _wake_local_agent() -> None:
 def start_agent(
     queues: Sequence[str] = (), *, max_jobs: int | None = None, store_url: str | None = None
 ) -> Agent:
-    """Start the in-kernel agent thread (one per process) and return at once."""
+    """Start the in-kernel agent thread (one per process) and return at once (refused inside a run)."""
     from .agent import Agent
+    from .core.inside import inside_run
 
     global _agent
+    if inside_run() is not None:
+        raise LaunchError(f"{inside_run().describe()}: no agent is started here (the agent that runs it serves the queue)")
     if _agent is not None and _agent.is_alive():
         raise LaunchError(f"an agent is already running here ({_agent.agent_id}): stop it first")
     overrides: dict[str, Any] = {}

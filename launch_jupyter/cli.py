@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .core.errors import LaunchError
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("-q", "--queue", required=True)
     add_submit_flags(submit)
 
+    tag = sub.add_parser("tag-parameters", help="tag a notebook's parameters cell (the cell -p values follow)")
+    tag.add_argument("notebook")
+    tag.add_argument("--cell", type=int, help="the cell to tag, numbered from 1 (default: the one marked # parameters)")
+
     agent = sub.add_parser("agent", help="run an agent in the foreground")
     agent.add_argument("-q", "--queue", action="append", default=[], dest="queues")
     agent.add_argument("--max-jobs", type=int)
@@ -94,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``submit`` shares with ``%launch submit``."""
     p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="a notebook parameter: -p lr 0.1 or -p lr=0.1")
+                   help="a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)")
+    p.add_argument("--new-parameter", action="append", default=[], metavar="NAME",
+                   help="allow -p NAME although the notebook's parameters cell does not set NAME")
     p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
     p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE",
                    help="a value for one of the queue's template variables")
@@ -113,6 +120,7 @@ def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "parameters": parse_parameters(_parameter_items(args.parameter)),
+        "new_parameters": args.new_parameter,
         "priority": args.priority,
         "template_values": assignments_to_dict(args.set_var, "--set-var"),
         "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
@@ -168,7 +176,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     if cmd == "create":
         q = api.create_queue(args.name, args.resource, entity=args.entity, config=_read_config(args.queue_config),
                              prioritization=args.prioritization, template_vars=args.template_var)
-        print(f"created queue {q.path} ({q.resource}{', prioritized' if q.prioritization else ''})")
+        print(f"{q.outcome} queue {q.path} ({q.resource}{', prioritized' if q.prioritization else ''})")
     elif cmd == "list":
         queues = api.list_queues()
         if args.json:
@@ -313,6 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "submit":
             return _cmd_submit(args)
+        if args.command == "tag-parameters":
+            from .packaging import tag_parameters
+
+            number = tag_parameters(Path(args.notebook), args.cell)
+            print(f"tagged cell {number} of {args.notebook} `parameters`")
+            return 0
         if args.command == "agent":
             return _cmd_agent(args)
     except LaunchError as err:

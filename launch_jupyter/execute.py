@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .core.inside import mark
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TERMINATED = 0, 1, 2, 143
 
@@ -80,6 +82,8 @@ def _run(args: argparse.Namespace) -> tuple[int, str]:
         raise ValueError(f"--notebook: {notebook} does not exist")
     cwd = Path(args.cwd) if args.cwd else notebook.absolute().parent
     local_output, upload_to = _local_output(args.output)
+    # The kernel papermill starts inherits this: its %launch commands know they are inside a run.
+    os.environ.update(mark(os.environ.get("LAUNCH_RUN_ID") or "?", os.environ.get("LAUNCH_QUEUE", "")))
     say(f"running {notebook} with parameters {json.dumps(parameters)}")
     try:
         error = _execute(notebook.absolute(), local_output, parameters, cwd, args.kernel)

@@ -155,6 +155,14 @@ class LaunchMagics(Magics):
             raise UsageError(f"{self.parser.format_usage().rstrip()}\n%launch: error: {err}") from None
         except _HelpShown:
             return None
+        from .core.inside import inside_run
+
+        here = inside_run()
+        if here is not None:
+            # The notebook's own %launch cells run again inside its run: there they launch nothing.
+            magic = "%%launch" if cell is not None else "%launch"
+            print(f'[launch] {here.describe()}: "{magic} {line.strip()}" skipped')
+            return None
         if not self._settings_pushed:
             self._push_settings()
         handler = getattr(self, f"_cmd_{args.command}")
@@ -196,12 +204,19 @@ class LaunchMagics(Magics):
     @staticmethod
     def _create_queue(args, cell: str | None) -> None:
         from . import api
+        from .core.errors import QueueExistsError
 
-        queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
-                                 prioritization=args.prioritization, template_vars=args.template_var,
-                                 exist_ok=args.exist_ok)
-        verb = "updated" if queue.updated_at > queue.created_at else "created"
-        print(f"{verb} queue {queue.path} ({queue.resource})")
+        try:
+            queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
+                                     prioritization=args.prioritization, template_vars=args.template_var,
+                                     exist_ok=args.exist_ok)
+        except QueueExistsError as err:
+            form = "%%launch" if cell is not None else "%launch"
+            raise LaunchMagicError(
+                f"queue {err.path} already exists with {err.difference}: add --exist-ok to this "
+                f"{form} queue create line to update it to this config, or %launch queue delete "
+                f"{err.path} first") from None
+        print(f"{queue.outcome or 'created'} queue {queue.path} ({queue.resource})")
 
     @staticmethod
     def _print_queues(queues: list) -> None:
@@ -234,11 +249,14 @@ class LaunchMagics(Magics):
         from .cli import submit_kwargs
 
         started = time.perf_counter()
+        from .handshake import request_save
+
         result = api.submit(
             args.notebook,
             args.queue,
             **submit_kwargs(args),
             user_ns=self.shell.user_ns if self.shell is not None else None,
+            save=request_save,  # JupyterLab's extension saves the notebook and says when it is written
         )
         if isinstance(result, str):
             print(result.rstrip())

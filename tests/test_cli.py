@@ -80,7 +80,7 @@ BAD_INPUT = [
     (["queue", "create", "bad name!", "--resource", "local-process"], "bad queue name"),
     (["queue", "create", "x" * 65, "--resource", "local-process"], "bad queue name"),
     (["queue", "create", "q2", "--resource", "nowhere"], 'unknown resource "nowhere"'),
-    (["queue", "create", "q", "--resource", "local-process"], "already exists"),
+    (["queue", "create", "q", "--resource", "local-process", "--prioritization"], "already exists with another prioritization"),
     (["queue", "create", "q3", "--resource", "local-process", "--config", "@BADYAML"], "line"),
     (["queue", "create", "q3", "--resource", "local-process", "--config", "@WRONGTYPE"], "timeout"),
     (["queue", "create", "q3", "--resource", "local-process", "--config", "/no/such/file.yaml"], "--config"),

@@ -1,8 +1,8 @@
 """Which notebook am I? Real kernels: under nbclient, and started through a real Jupyter server."""
 
+import json
 import os
 import threading
-import time
 
 import nbformat
 import pytest
@@ -10,7 +10,7 @@ from jupyter_client import BlockingKernelClient
 from nbclient import NotebookClient
 
 from launch_jupyter.core.errors import NotebookError
-from launch_jupyter.packaging import find_notebook, request_save, wait_for_save
+from launch_jupyter.packaging import find_notebook, read_notebook_json
 
 FIND = "from launch_jupyter.packaging import find_notebook\ntry:\n    print(find_notebook())\nexcept Exception as err:\n    print('ERROR', err)"
 
@@ -95,28 +95,21 @@ def test_a_real_jupyter_server_session_finds_the_notebook_even_after_a_rename(ju
     assert stale == str(jupyter_server.root_dir / "sub" / "a.ipynb")  # the env hint alone is stale
 
 
-def test_wait_for_save_sees_the_file_change(tmp_path):
+def test_a_notebook_being_written_is_read_once_it_is_whole(tmp_path):
+    # A Jupyter server saves over the file in place: a reader can see it half written, or briefly gone.
     path = tmp_path / "n.ipynb"
-    path.write_text("{}")
-    before = os.stat(path).st_mtime
-    os.utime(path, (before - 10, before - 10))
-    since = os.stat(path).st_mtime
-    assert wait_for_save(path, since, timeout=0.2) is False
-    timer = threading.Timer(0.2, lambda: path.write_text('{"saved": true}'))
+    whole = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    path.write_text(whole[: len(whole) // 2])
+    timer = threading.Timer(0.3, lambda: path.write_text(whole))
     timer.start()
-    started = time.monotonic()
-    assert wait_for_save(path, since, timeout=10) is True
-    assert time.monotonic() - started < 10
+    assert read_notebook_json(path, timeout=30) == json.loads(whole)
     timer.join()
 
 
-def test_request_save_without_a_frontend_returns_false_and_with_one_waits_for_it(tmp_path):
+def test_a_notebook_that_stays_broken_is_one_clear_error(tmp_path):
     path = tmp_path / "n.ipynb"
-    path.write_text("{}")
-    os.utime(path, (1_000_000, 1_000_000))
-    assert request_save(path, ask=None) is False
-
-    def frontend_saves():
-        threading.Timer(0.1, lambda: path.write_text('{"saved": 1}')).start()
-
-    assert request_save(path, ask=frontend_saves, timeout=10) is True
+    path.write_text('{"cells": [')
+    with pytest.raises(NotebookError, match=r"n.ipynb is not a notebook \(not valid JSON"):
+        read_notebook_json(path, timeout=0.2)
+    with pytest.raises(NotebookError, match="gone.ipynb is missing"):
+        read_notebook_json(tmp_path / "gone.ipynb", timeout=0.2)

@@ -13,11 +13,13 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from launch_jupyter import api
-from launch_jupyter.core.errors import QueueError
+from launch_jupyter.core.errors import LaunchError, QueueError
 from launch_jupyter.core.states import RunState
 from launch_jupyter.magics import LaunchMagicError
 from tests.fixtures.common import EXAMPLES
 from tests.fixtures.vertex import VERTEX_YAML
+
+QUICKSTART = EXAMPLES / "quickstart.ipynb"
 
 
 class TestingShell(InteractiveShell):
@@ -123,6 +125,39 @@ def test_exist_ok_updates_an_existing_queue_so_notebooks_can_rerun(ip, capsys, s
         ip.run_cell_magic("launch", "queue create local", "timeout: 30\n")
     with pytest.raises(LaunchMagicError, match="with resource local-process, not vertex"):
         ip.run_cell_magic("launch", "queue create local --resource vertex --exist-ok", VERTEX_YAML)
+
+
+def test_rerunning_the_quick_start_cell_says_unchanged_and_a_changed_body_says_how_to_update(ip, capsys, sqlite_url):
+    body = "timeout: null\n"
+    ip.run_cell_magic("launch", "queue create laptop --resource local-process", body)
+    ip.run_cell_magic("launch", "queue create laptop --resource local-process", body)
+    out = capsys.readouterr().out
+    assert "created queue alice/laptop (local-process)" in out
+    assert "unchanged queue alice/laptop (local-process)" in out
+    with pytest.raises(LaunchMagicError) as err:
+        ip.run_cell_magic("launch", "queue create laptop --resource local-process", "timeout: 60\n")
+    assert str(err.value) == (
+        "queue alice/laptop already exists with another config: add --exist-ok to this %%launch queue "
+        "create line to update it to this config, or %launch queue delete alice/laptop first")
+    assert api.get_queue("laptop", store_url=sqlite_url).config == {"timeout": None}
+
+
+def test_inside_a_run_every_launch_command_is_skipped_with_one_line(ip, capsys, sqlite_url, monkeypatch):
+    from launch_jupyter.core.inside import mark
+
+    monkeypatch.setenv(*next(iter(mark("3f2a9c1d7e", "alice/laptop").items())))
+    ip.run_cell_magic("launch", "queue create laptop --resource local-process", "timeout: null\n")
+    ip.run_cell("%launch agent start -q laptop")
+    ip.run_cell("%launch submit -q laptop -p lr 0.1")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        '[launch] inside run 3f2a9c1d… of alice/laptop: "%%launch queue create laptop --resource local-process" skipped',
+        '[launch] inside run 3f2a9c1d… of alice/laptop: "%launch agent start -q laptop" skipped',
+        '[launch] inside run 3f2a9c1d… of alice/laptop: "%launch submit -q laptop -p lr 0.1" skipped',
+    ]
+    assert api.list_queues(store_url=sqlite_url) == [] and api.agent_status() is None
+    with pytest.raises(LaunchError, match=r"inside run 3f2a9c1d… of alice/laptop: submit\(\) queues nothing"):
+        api.submit(QUICKSTART, "laptop", store_url=sqlite_url)
 
 
 def test_cell_form_of_queue_edit_replaces_the_config(ip, sqlite_url):

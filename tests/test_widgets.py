@@ -301,8 +301,7 @@ def test_run_status_follows_its_run_to_the_end(store):
 # ---------------------------------------------------------------- the shipped JavaScript
 
 
-@pytest.mark.parametrize("module", ["queue_editor.js", "run_board.js", "agent_panel.js", "run_status.js",
-                                    "save_request.js"])
+@pytest.mark.parametrize("module", ["queue_editor.js", "run_board.js", "agent_panel.js", "run_status.js"])
 def test_each_widget_module_loads_as_one_es_module(module, tmp_path):
     source = _assets.esm(module)
     assert 'from "./' not in source  # local imports are inlined: anywidget loads one module

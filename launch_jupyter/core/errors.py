@@ -20,12 +20,25 @@ class QueueError(LaunchError):
     """A queue is missing, duplicated, or not visible to this user."""
 
 
+class QueueExistsError(QueueError):
+    """A queue of that name exists with another config; ``difference`` says what differs."""
+
+    def __init__(self, message: str, path: str, difference: str):
+        self.path = path
+        self.difference = difference
+        super().__init__(message)
+
+
 class RunError(LaunchError):
     """A run is missing or cannot do what was asked (e.g. cancel a finished run)."""
 
 
 class NotebookError(LaunchError):
     """The notebook cannot be found, read or packaged."""
+
+
+class ParameterError(NotebookError):
+    """A ``-p`` value the notebook's ``parameters`` cell does not take (unknown name, wrong type)."""
 
 
 class SecretError(NotebookError):

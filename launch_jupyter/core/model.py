@@ -59,6 +59,8 @@ class Queue:
     id: int | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # What the create_queue call that returned this did: created, updated or unchanged (not stored).
+    outcome: str = field(default="", compare=False)
 
     @property
     def path(self) -> str:

@@ -34,8 +34,11 @@ _EXPORTS = {
     "default_base_image": "dockerfile",
     "inject_parameters": "parameters",
     "find_notebook": "discovery",
-    "wait_for_save": "discovery",
-    "request_save": "discovery",
+    "read_notebook_json": "discovery",
+    "wait_readable": "discovery",
+    "read_parameters": "parameters",
+    "check_parameters": "parameters",
+    "tag_parameters": "parameters",
     "kernel_id": "discovery",
     "hash_directory": "context",
 }

@@ -26,6 +26,7 @@ DEFAULT_EXCLUDES = (
     ".git/", ".hg/", ".svn/", ".ipynb_checkpoints/", "__pycache__/", "*.pyc",
     ".venv/", "venv/", ".tox/", ".nox/", "node_modules/", ".mypy_cache/", ".pytest_cache/",
     ".ruff_cache/", ".DS_Store", ".launchignore",
+    ".~*",  # a Jupyter server's backup of a notebook while it saves it (gone a moment later)
 )
 IGNORE_FILE = ".launchignore"
 GENERATED = ("Dockerfile", "requirements.txt", "wheels")  # names the context writes itself
@@ -170,7 +171,10 @@ def _walk(folder: Path, ignore: Callable[[str], bool]) -> Iterator[tuple[str, Pa
 
 
 def _copy_checked(src: Path, dst: Path, rel: str) -> None:
-    data = src.read_bytes()
+    try:
+        data = src.read_bytes()
+    except FileNotFoundError:  # gone since the folder was listed (a server's temporary file)
+        return
     if len(data) <= _SECRET_SCAN_LIMIT:
         _refuse_credentials(data, rel, src)
     dst.parent.mkdir(parents=True, exist_ok=True)

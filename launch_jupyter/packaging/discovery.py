@@ -1,4 +1,4 @@
-"""Which notebook is this kernel running, and has the frontend saved it?
+"""Which notebook is this kernel running, and can it be read whole?
 
 In order: the live Jupyter server's ``/api/sessions`` matched by this kernel's id (right even after
 a rename), then ``__session__`` / ``JPY_SESSION_NAME`` (set at kernel start, stale after a rename),
@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..core.errors import NotebookError
@@ -157,29 +157,30 @@ def _from_vscode(user_ns: Mapping, tried: list[str]) -> Path | None:
     return None
 
 
-def wait_for_save(path: Path, since_mtime: float, timeout: float = 3.0) -> bool:
-    """Wait up to ``timeout`` s for ``path``'s mtime to pass ``since_mtime``; True when it did."""
+def read_notebook_json(path: Path, timeout: float = 3.0) -> dict:
+    """The notebook at ``path`` as a dict, read whole. A Jupyter server that is saving it writes
+    over the file in place (its "atomic" writing keeps a backup, not a temporary file), so a read
+    can see half a file or none: retry such reads for up to ``timeout`` s, then say what is wrong."""
     deadline = time.monotonic() + timeout
+    delay = 0.02
     while True:
         try:
-            if os.stat(path).st_mtime > since_mtime:
-                return True
+            data = json.loads(Path(path).read_bytes())
+            if isinstance(data, dict) and "cells" in data:
+                return data
+            problem = "not a notebook (no cells)"
         except FileNotFoundError:
-            pass
+            problem = "missing"
+        except (ValueError, UnicodeDecodeError) as err:
+            problem = f"not a notebook (not valid JSON: {err})"
+        except OSError as err:
+            raise NotebookError(f"cannot read {path}: {err.strerror}") from None
         if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+            raise NotebookError(f"{path} is {problem}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
-def request_save(path: Path, ask: Callable[[], object] | None, timeout: float = 3.0) -> bool:
-    """Ask a frontend to save ``path`` (``ask`` sends the request, e.g. a widget message) and wait
-    for the file to change. False when there is no frontend or none answered in time: the caller
-    then submits the saved file and says so."""
-    if ask is None:
-        return False
-    try:
-        before = os.stat(path).st_mtime
-    except FileNotFoundError:
-        before = 0.0
-    ask()
-    return wait_for_save(path, before, timeout)
+def wait_readable(path: Path, timeout: float = 3.0) -> None:
+    """Return once ``path`` reads as a whole notebook (see ``read_notebook_json``)."""
+    read_notebook_json(path, timeout)

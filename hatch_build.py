@@ -1,0 +1,65 @@
+"""Wheel build hook: put the widgets' modules in the wheel, and build the JupyterLab extension (js/labextension) with the official
+@jupyterlab/builder from npm, so the wheel ships it prebuilt and `pip install` enables it.
+
+JupyterLab 4.6's `jupyter labextension build` moved to a separate package; the node builder it
+wraps only needs JupyterLab's core package.json (``--core-path``), which the jupyterlab in this
+build environment has. Skipped when the built extension is newer than its sources.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+ROOT = Path(__file__).parent
+SOURCE = ROOT / "js" / "labextension"
+BUILT = ROOT / "launch_jupyter" / "labextension"
+
+
+def _newest(paths) -> float:
+    return max((p.stat().st_mtime for p in paths if p.is_file()), default=0.0)
+
+
+def up_to_date() -> bool:
+    """True when the built extension is newer than every source file."""
+    built = BUILT / "install.json"  # written last
+    sources = [SOURCE / "package.json", *(SOURCE / "src").glob("*.js")]
+    return built.is_file() and built.stat().st_mtime >= _newest(sources)
+
+
+def build_labextension() -> None:
+    """npm install (first time only), then @jupyterlab/builder's build-labextension."""
+    import jupyterlab
+
+    npm = shutil.which("npm")
+    node = shutil.which("node")
+    if npm is None or node is None:
+        raise RuntimeError("building the JupyterLab extension needs Node.js and npm on PATH")
+    if not (SOURCE / "node_modules" / "@jupyterlab" / "builder").is_dir():
+        lock = (SOURCE / "package-lock.json").is_file()
+        subprocess.run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=SOURCE, check=True)
+    core = Path(jupyterlab.__file__).parent / "staging"
+    builder = SOURCE / "node_modules" / "@jupyterlab" / "builder" / "lib" / "build-labextension.js"
+    subprocess.run([node, str(builder), "--core-path", str(core), "."], cwd=SOURCE, check=True,
+                   env={**os.environ, "NODE_ENV": "production"})
+    # Tells `jupyter labextension list` how this extension was installed.
+    (BUILT / "install.json").write_text(
+        '{"packageManager": "python", "packageName": "launch-jupyter", '
+        '"uninstallInstructions": "pip uninstall launch-jupyter"}\n')
+
+
+class LabextensionBuildHook(BuildHookInterface):
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict) -> None:
+        if self.target_name != "wheel":
+            return
+        if not up_to_date():
+            build_labextension()
+        # The widgets' ES modules, read at run time from launch_jupyter/_js (widgets/_assets.py).
+        for path in sorted([*(ROOT / "js").glob("*.js"), *(ROOT / "js").glob("*.css")]):
+            build_data["force_include"][str(path)] = f"launch_jupyter/_js/{path.name}"

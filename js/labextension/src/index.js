@@ -1,0 +1,75 @@
+// The JupyterLab side of `%launch submit`'s save handshake.
+//
+// In every notebook's kernel this registers the comm target "launch_jupyter.save". When
+// `%launch submit` opens a comm on it, we find the notebook panel of that kernel, say "saving"
+// at once (so the kernel knows an extension answers), save the notebook through its document
+// context, and reply only when the server has written the file: the kernel then reads the file
+// once, knowing it is complete. A stock JupyterLab needs nothing else (no window.jupyterapp).
+
+import { INotebookTracker } from "@jupyterlab/notebook";
+
+export const TARGET = "launch_jupyter.save";
+
+// The open notebooks whose kernel is `kernel`; the one at `path` (relative to the server root) first.
+export function panelsOf(tracker, kernel, path) {
+  const panels = [];
+  tracker.forEach((panel) => {
+    if (panel.sessionContext?.session?.kernel?.id === kernel.id) panels.push(panel);
+  });
+  return panels.sort((a, b) => Number(b.context.path === path) - Number(a.context.path === path));
+}
+
+// Save `panel` and describe the saved file; any failure becomes a reply, never an exception.
+export async function saveAndDescribe(panel) {
+  const { context } = panel;
+  try {
+    await context.ready;
+    await context.save();
+    const model = context.contentsModel;
+    return { status: "saved", path: context.path, last_modified: model?.last_modified ?? null };
+  } catch (err) {
+    return { status: "error", path: context.path, message: String(err?.message ?? err) };
+  }
+}
+
+export async function answer(tracker, kernel, comm, msg) {
+  const path = msg?.content?.data?.path ?? "";
+  const panel = panelsOf(tracker, kernel, path)[0];
+  if (!panel) {
+    comm.send({ status: "error", message: "no open notebook uses this kernel" });
+    comm.close();
+    return;
+  }
+  comm.send({ status: "saving", path: panel.context.path });
+  comm.send(await saveAndDescribe(panel));
+  comm.close();
+}
+
+function watch(tracker, panel, registered) {
+  const sessionContext = panel.sessionContext;
+  const register = () => {
+    const kernel = sessionContext.session?.kernel;
+    if (!kernel || registered.has(kernel)) return;
+    registered.add(kernel);
+    kernel.registerCommTarget(TARGET, (comm, msg) => {
+      void answer(tracker, kernel, comm, msg);
+    });
+  };
+  sessionContext.kernelChanged.connect(register);
+  sessionContext.statusChanged.connect(register);
+  register();
+}
+
+const plugin = {
+  id: "launch-jupyter:save-handshake",
+  description: "Saves a notebook when its kernel runs %launch submit, and replies when the file is written.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app, tracker) => {
+    const registered = new WeakSet(); // kernel connections that have the target already
+    tracker.widgetAdded.connect((_, panel) => watch(tracker, panel, registered));
+    tracker.forEach((panel) => watch(tracker, panel, registered));
+  },
+};
+
+export default plugin;
