@@ -78,7 +78,7 @@ def test_seed_default_needs_only_the_bucket():
 def test_every_sdk_argument_is_accepted():
     config = seed_config()
     config["spec"].update({
-        "display_name": "nightly-{{size}}",
+        "display_name": "nightly-${run_name}",
         "base_output_dir": "gs://my-bucket/out",
         "project": "proj",
         "location": "europe-west4",
@@ -100,9 +100,9 @@ def test_every_sdk_argument_is_accepted():
         "psc_interface_config": {"network_attachment": "na"},
     })
     pool = config["spec"]["worker_pool_specs"][0]
-    pool["machine_spec"].update({"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": "{{gpus}}"})
+    pool["machine_spec"].update({"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 2})
     pool["disk_spec"] = {"boot_disk_type": "pd-ssd", "boot_disk_size_gb": 200}
-    pool["container_spec"].update({"command": ["python"], "args": ["-m", "x"], "env": [{"name": "A", "value": "1"}]})
+    pool["container_spec"].update({"env": [{"name": "A", "value": "1"}]})
     assert VertexRunner().validate(config) == []
 
 

@@ -34,7 +34,7 @@ def test_standalone_fake_server(tmp_path):
         requests.post(f"{info['rest_endpoint']}/_debug/fail",
                       json={"method": "CreateCustomJob", "code": "UNAVAILABLE"}, timeout=10).raise_for_status()
         env = EnvironmentConfig(project="proj", api_endpoint=info["grpc_endpoint"], credentials="anonymous")
-        runner = VertexRunner(AgentConfig(environment=env), retry_base=0.01, retry_cap=0.05)
+        runner = VertexRunner(AgentConfig(environment=env), retry_base=0.01, retry_cap=0.05, lookup_attempts=1)
         job = make_job()
         job.run.external_id = runner.submit(job)
         assert runner.poll([job])[job.run.id].state.value == "running"

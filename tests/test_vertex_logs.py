@@ -23,7 +23,7 @@ def test_logs_of_a_job(fake_vertex, vertex_runner, transport):
     assert call.transport == transport
     job_id = name.rsplit("/", 1)[-1]
     assert call.request["filter"].startswith(f'resource.type="ml_job" AND resource.labels.job_id="{job_id}"')
-    assert call.request["resource_names"] == ["projects/proj"]
+    assert call.request["resource_names"] == [f"projects/{fake_vertex.project_number('proj')}"]
 
 
 def test_follow_until_the_job_ends(fake_vertex, vertex_runner):

@@ -8,7 +8,7 @@ from launch_jupyter.core.states import RunState
 from tests.fixtures.vertex import make_job, seed_config
 
 STATES = {
-    "JOB_STATE_UNSPECIFIED": RunState.SUBMITTED,
+    "JOB_STATE_UNSPECIFIED": RunState.SUBMITTED,  # no state yet: the run keeps its own
     "JOB_STATE_QUEUED": RunState.PENDING,
     "JOB_STATE_PENDING": RunState.PENDING,
     "JOB_STATE_RUNNING": RunState.RUNNING,
@@ -28,8 +28,13 @@ def submitted(runner, n=1, prefix="run"):
     for i in range(n):
         job = make_job(run_id=f"{prefix}-{i}")
         job.run.external_id = runner.submit(job)
+        job.run.state = RunState.SUBMITTED  # as the agent records it
         jobs.append(job)
     return jobs
+
+
+def parent(fake, location="us-central1"):
+    return f"projects/{fake.project_number('proj')}/locations/{location}"
 
 
 def test_every_job_state_is_mapped():
@@ -47,11 +52,15 @@ def test_job_state_maps_to_run_state(fake_vertex, vertex_runner, job_state):
     assert status.state is STATES[job_state]
 
 
-def test_states_over_rest_walk_the_script(fake_vertex, vertex_runner):
+def test_states_over_rest_walk_the_script_by_time(fake_vertex, vertex_runner):
     runner = vertex_runner("rest")
-    fake_vertex.script(["QUEUED", "PENDING", "RUNNING", "SUCCEEDED"])
+    fake_vertex.script(["QUEUED", "PENDING", "RUNNING", "SUCCEEDED"], step=3600)
     (job,) = submitted(runner)
-    seen = [runner.poll([job])[job.run.id].state for _ in range(4)]
+    seen = []
+    for _ in range(4):
+        seen.append(runner.poll([job])[job.run.id].state)
+        assert runner.poll([job])[job.run.id].state is seen[-1]  # a poll alone moves nothing
+        fake_vertex.advance(3600)
     assert seen == [RunState.PENDING, RunState.PENDING, RunState.RUNNING, RunState.SUCCEEDED]
     final = runner.poll([job])[job.run.id]
     assert final.output_notebook == "gs://my-bucket/launch-runs/run-0/output.ipynb"
@@ -87,7 +96,8 @@ def test_hundred_running_jobs_cost_one_list_call_per_cycle(fake_vertex, vertex_r
         assert [r.method for r in cycle] == ["ListCustomJobs"]
         assert {s.state for s in statuses.values()} == {RunState.RUNNING}
         assert len(statuses) == 100
-    assert cycle[0].request["filter"].startswith('labels.launch-run-id:* AND create_time>="')
+    assert cycle[0].request["filter"].startswith('labels.launch-run-id:* AND state!="JOB_STATE_SUCCEEDED"')
+    assert ' AND create_time>="' in cycle[0].request["filter"]
 
 
 def test_one_list_call_per_location_and_paging(fake_vertex, vertex_runner):
@@ -106,8 +116,8 @@ def test_one_list_call_per_location_and_paging(fake_vertex, vertex_runner):
     cycle = fake_vertex.requests[before:]
     assert len(statuses) == 25
     parents = [r.request["parent"] for r in cycle]
-    assert parents.count("projects/proj/locations/us-central1") == 3  # 20 jobs, pages of 7
-    assert parents.count("projects/proj/locations/europe-west4") == 1
+    assert parents.count(parent(fake_vertex)) == 3  # 20 jobs, pages of 7
+    assert parents.count(parent(fake_vertex, "europe-west4")) == 1
     assert {r.method for r in cycle} == {"ListCustomJobs"}
     assert [r.request.get("page_token", "") for r in cycle if "us-central1" in r.request["parent"]] == ["", "7", "14"]
 
@@ -118,7 +128,7 @@ def test_a_job_missing_from_the_list_is_read_once(fake_vertex, vertex_runner):
     (job,) = submitted(runner)
     job.run.created_at = 0  # unknown start: the list is not time-bounded, still batched
     gone = make_job(run_id="gone")
-    gone.run.external_id = "projects/proj/locations/us-central1/customJobs/999999"
+    gone.run.external_id = f"{parent(fake_vertex)}/customJobs/999999"
     before = len(fake_vertex.requests)
     statuses = runner.poll([job, gone])
     assert [r.method for r in fake_vertex.requests[before:]] == ["ListCustomJobs", "GetCustomJob"]
@@ -129,13 +139,14 @@ def test_a_job_missing_from_the_list_is_read_once(fake_vertex, vertex_runner):
 
 def test_cancel_goes_cancelling_then_cancelled(fake_vertex, vertex_runner, transport):
     runner = vertex_runner(transport)
-    fake_vertex.script(["RUNNING"])
+    fake_vertex.script(["RUNNING"], step=3600)
     (job,) = submitted(runner)
     assert runner.poll([job])[job.run.id].state is RunState.RUNNING
     runner.cancel(job)
     (cancel,) = fake_vertex.calls("CancelCustomJob")
     assert cancel.request == {"name": job.run.external_id}
     assert runner.poll([job])[job.run.id].state is RunState.CANCELLING
+    fake_vertex.advance(3600)
     assert runner.poll([job])[job.run.id].state is RunState.CANCELLED
 
 

@@ -4,6 +4,7 @@ over gRPC (TLS) and REST; per-queue projects at once; env/labels merging; no sec
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import threading
 
@@ -50,7 +51,8 @@ def expected_seed_request(machine_spec=None, scheduling=None):
         "custom_job": {
             "display_name": "q-run-1",
             "job_spec": job_spec,
-            "labels": {"launch-run-id": "run-1", "launch-queue": "q", "launch-author": "alice"},
+            "labels": {"launch-run-id": "run-1", "launch-queue": "q", "launch-author": "alice",
+                       "launch-entity": "alice"},
         },
     }
 
@@ -62,7 +64,8 @@ def created(fake):
 def test_seed_config_request_is_exact(fake_vertex, vertex_runner, transport):
     runner = vertex_runner(transport)
     name = runner.submit(make_job())
-    assert name == "projects/proj/locations/us-central1/customJobs/1001"
+    # names come back with the project number, not the id we sent
+    assert name == f"projects/{fake_vertex.project_number('proj')}/locations/us-central1/customJobs/1001"
     assert created(fake_vertex) == [expected_seed_request()]
     assert {r.transport for r in fake_vertex.requests} == {transport}
 
@@ -126,16 +129,13 @@ def test_run_arguments_reach_the_request(fake_vertex, vertex_runner):
 def test_env_and_labels_merge_with_the_pools_own(fake_vertex, vertex_runner):
     config = seed_config()
     config["spec"]["labels"] = {"team": "ml", "cost-center": "42"}
-    config["spec"]["worker_pool_specs"][0]["container_spec"].update(
-        {"command": ["bash", "-c"], "args": ["echo hi"], "env": [{"name": "MY_VAR", "value": "1"}]}
-    )
+    config["spec"]["worker_pool_specs"][0]["container_spec"].update({"env": [{"name": "MY_VAR", "value": "1"}]})
     job = make_job(config, run_id="Run_ID.With/Odd:Chars", queue="GPU Queue", author="Bob@Example.com",
                    parameters={"lr": 0.1})
     vertex_runner("grpc").submit(job)
     sent = created(fake_vertex)[0]["custom_job"]
     container = sent["job_spec"]["worker_pool_specs"][0]["container_spec"]
-    assert container["command"] == ["bash", "-c"]  # a pool's own command/args are kept
-    assert container["args"] == ["echo hi"]
+    assert container["command"] == ["python", "-m", "launch_jupyter.execute"]
     output = "/gcs/my-bucket/launch-runs/Run_ID.With/Odd:Chars/output.ipynb"
     assert container["env"][0] == {"name": "MY_VAR", "value": "1"}
     assert container["env"][1:] == [
@@ -146,12 +146,16 @@ def test_env_and_labels_merge_with_the_pools_own(fake_vertex, vertex_runner):
         {"name": "LAUNCH_OUTPUT", "value": output},
         {"name": "LAUNCH_PARAMETERS", "value": '{"lr": 0.1}'},
     ]
+    def tag(text):  # sanitised values keep a short hash of the original, so they stay distinct
+        return hashlib.sha256(text.encode()).hexdigest()[:6]
+
     assert sent["labels"] == {
         "team": "ml",
         "cost-center": "42",
-        "launch-run-id": "run_id-with-odd-chars",
-        "launch-queue": "gpu-queue",
-        "launch-author": "bob-example-com",
+        "launch-run-id": f"run_id-with-odd-chars-{tag('Run_ID.With/Odd:Chars')}",
+        "launch-queue": f"gpu-queue-{tag('GPU Queue')}",
+        "launch-author": f"bob-example-com-{tag('Bob@Example.com')}",
+        "launch-entity": "alice",
     }
 
 
@@ -241,8 +245,9 @@ def test_two_queues_in_two_projects_at_once(fake_vertex, vertex_runner):
     for t in threads:
         t.join()
     assert errors == []
+    num_a, num_b = fake_vertex.project_number("proj-a"), fake_vertex.project_number("proj-b")
     for run_id, name in names.items():
-        want = "projects/proj-a/locations/us-central1/" if run_id.startswith("a-") else "projects/proj-b/locations/europe-west4/"
+        want = f"projects/{num_a}/locations/us-central1/" if run_id.startswith("a-") else f"projects/{num_b}/locations/europe-west4/"
         assert name.startswith(want)
     by_run = {r.request["custom_job"]["labels"]["launch-run-id"]: r for r in fake_vertex.calls("CreateCustomJob")}
     assert len(by_run) == 16
@@ -277,4 +282,4 @@ def test_an_emulator_needs_only_endpoint_and_anonymous_credentials(fake_vertex, 
     env = EnvironmentConfig(project="emu", api_endpoint=endpoint, api_transport=transport_name,
                             credentials="anonymous")
     runner = get_runner("vertex", AgentConfig(environment=env))
-    assert runner.submit(make_job()).startswith("projects/emu/locations/us-central1/customJobs/")
+    assert runner.submit(make_job()).startswith(f"projects/{fake_vertex.project_number('emu')}/locations/us-central1/customJobs/")

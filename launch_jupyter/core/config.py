@@ -63,6 +63,7 @@ class EnvironmentConfig:
     api_endpoint: str | None = None
     api_transport: str = "grpc"  # grpc | rest
     credentials: str = "default"  # default (ADC) | anonymous (emulators)
+    logging_endpoint: str | None = None  # a Cloud Logging emulator; None: Google's Logging API
 
 
 @dataclass

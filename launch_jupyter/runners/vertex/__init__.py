@@ -8,13 +8,17 @@ How the SDK is used without its process-global state (``aiplatform.init``):
   thing the SDK only takes globally, so the job is handed this queue's cached
   ``aiplatform_v1.JobServiceClient`` as its ``api_client`` before ``.submit(**run)``: the SDK's
   own ``submit`` code builds and sends the ``CreateCustomJobRequest``, over our per-queue client.
-  Two queues in different projects, regions or endpoints can therefore submit at the same time.
+  That client also sets the fields the SDK would otherwise fill from ``aiplatform.init``
+  (``service_account``, ``encryption_spec``) to this queue's values, so a kernel's own
+  ``aiplatform.init(...)`` never leaks into a job.
 - A dry run is the same ``submit`` path with a client that records the request instead of sending.
+- Every call has a deadline (``rpc_timeout``); the SDK's default is none.
 
-Status is read in batches: one ``ListCustomJobs`` per (endpoint, project, location) and cycle with
-the filter ``labels.launch-run-id:* AND create_time>="<oldest active run - 10 min>"`` (valid Vertex
-filter syntax; the time bound keeps old finished jobs out), following ``next_page_token``; a job
-missing from the list is read once with ``GetCustomJob``.
+Status is read in batches: one ``ListCustomJobs`` per (endpoint, project, location) and cycle for
+the jobs that are still active (``labels.launch-run-id:*``, non-terminal states, created after the
+oldest tracked run was queued), following ``next_page_token``; a tracked job missing from that
+list (it has just finished, or the list lags) is read once with ``GetCustomJob``. The cost follows
+the number of active runs, not the project's history.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ...core.errors import LaunchError, RunError
 from ...core.model import Job, Problem, Queue, Run, Status
 from ...core.states import RunState
 from ._api import (
+    RPC_TIMEOUT,
     Backoff,
     Clients,
     Target,
@@ -37,7 +42,9 @@ from ._api import (
     dispatch_error,
     error_code,
     is_api_error,
+    is_transient,
     resolve_target,
+    supported_location,
 )
 from ._request import LABEL_RUN_ID, build_arguments, fill_macros, gcs_uri, label_value, macro_values
 from ._validate import validate_config
@@ -63,6 +70,9 @@ run:
   restart_job_on_worker_restart: false
 """
 POLL_LOOKBACK_S = 600  # clock skew between this machine and Vertex AI, generously
+# JobState values after which a job never changes (JobState docstring in aiplatform_v1).
+TERMINAL_JOB_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
+                       "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED")
 
 
 class VertexRunner:
@@ -79,11 +89,21 @@ class VertexRunner:
         retry_cap: float = 30.0,
         retry_attempts: int = 6,
         log_interval: float = 5.0,
+        rpc_timeout: float = RPC_TIMEOUT,
+        lookup_attempts: int = 3,
+        lookup_interval: float = 3.0,
+        log_grace: float = 30.0,
     ):
         self.agent_config = agent_config
         self.backoff = Backoff(retry_base, retry_cap, retry_attempts)
         self.log_interval = log_interval
+        self.rpc_timeout = rpc_timeout
+        self.lookup_attempts = lookup_attempts  # a lost create: the list may lag behind the create
+        self.lookup_interval = lookup_interval
+        self.log_grace = log_grace  # log ingestion lags the job's end
         self._clients = Clients()
+        self._cancel_sent: set[str] = set()  # job names this runner asked Vertex AI to cancel
+        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ config
     def default_config(self) -> str:
@@ -93,6 +113,16 @@ class VertexRunner:
     def validate(self, config: dict) -> list[Problem]:
         """Offline check against the installed SDK: key paths, snake_case, proto fields, types."""
         return validate_config(config)
+
+    def configured_image(self, config: dict) -> str | None:
+        """The image a queue config names outright (pool 0's image, not the ``${image_uri}`` macro)."""
+        pools = ((config or {}).get("spec") or {}).get("worker_pool_specs") or []
+        pool = pools[0] if pools and isinstance(pools[0], dict) else {}
+        for spec_key, uri_key in (("container_spec", "image_uri"), ("python_package_spec", "executor_image_uri")):
+            image = (pool.get(spec_key) or {}).get(uri_key)
+            if image and "${" not in str(image):
+                return str(image)
+        return None
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """Raise LaunchError unless the SDK imports and credentials, project and location resolve."""
@@ -104,6 +134,10 @@ class VertexRunner:
                 "pip install google-cloud-aiplatform"
             ) from None
         env = agent_config.environment if agent_config else None
+        if env is not None and env.region:
+            problem = supported_location(env.region)
+            if problem:
+                raise LaunchError(f"environment.region: {problem}")
         spec = (queue.config or {}).get("spec") or {}
         target = resolve_target(spec, env)
         credentials(target.credentials)
@@ -113,50 +147,59 @@ class VertexRunner:
     # ------------------------------------------------------------------ submit
     def submit(self, job: Job) -> str:
         """Create the Vertex job (or find the one this run already has) and return its name."""
-        spec, run = build_arguments(job)
         target = self._target(job)
+        spec, run = build_arguments(job, target.project)
         client = self._clients.get(target)
         existing = self._find(client, target, job.run.id)
         if existing is not None:
             log.info("run %s: reattached to %s", job.run.id, existing)
             return existing
         found: list[str] = []
+        scoped = _ScopedClient(client, spec, run, self.rpc_timeout)
 
         def look_again() -> None:  # a failed create may still have made the job
-            name = self._find(client, target, job.run.id)
+            name = self._find_settled(client, target, job.run.id)
             if name:
                 found.append(name)
 
         def create() -> str:
             if found:
                 return found[0]
-            return _sdk_submit(spec, run, target, client).name
+            return _sdk_submit(spec, run, target, scoped).name
 
         try:
             return self.backoff.call(create, before_retry=look_again)
         except Exception as err:
+            if scoped.sent and (is_transient(err) or not is_api_error(err)):
+                # Sent, then the answer was lost or could not be read: the job may exist.
+                name = found[0] if found else self._find_settled(client, target, job.run.id)
+                if name:
+                    log.info("run %s: the create's answer was lost; found %s", job.run.id, name)
+                    return name
             if is_api_error(err):
-                raise dispatch_error(err, "create the CustomJob", target) from None
+                raise dispatch_error(err, "create the CustomJob", target, "create") from None
             raise
 
     def dry_run(self, job: Job) -> dict:
         """The exact CreateCustomJobRequest ``submit`` would send, as plain data (enum names)."""
         from google.cloud import aiplatform_v1  # lazy: ≈0.8 s
 
-        spec, run = build_arguments(job)
         try:
             target = self._target(job)
         except LaunchError:
             target = Target("PROJECT", _location_of(job, self._env(job)), credentials="anonymous")
+        spec, run = build_arguments(job, target.project)
         recorder = _RecordingClient()
-        _sdk_submit(spec, run, Target(target.project, target.location, credentials="anonymous"), recorder)
+        scoped = _ScopedClient(recorder, spec, run, self.rpc_timeout)
+        _sdk_submit(spec, run, Target(target.project, target.location, credentials="anonymous"), scoped)
         request = aiplatform_v1.CreateCustomJobRequest(parent=recorder.parent, custom_job=recorder.job)
         return type(request).to_dict(request, use_integers_for_enums=False,
                                      always_print_fields_with_no_presence=False)
 
     # ------------------------------------------------------------------ status
     def poll(self, jobs: list[Job]) -> dict[str, Status]:
-        """Status of many jobs: one ListCustomJobs (all pages) per endpoint, project and location."""
+        """Status of many jobs: one ListCustomJobs (all pages) of active jobs per endpoint, project
+        and location, plus one GetCustomJob per tracked job that is no longer in that list."""
         groups: dict[Target, list[Job]] = {}
         for job in jobs:
             if job.run.external_id:
@@ -177,27 +220,35 @@ class VertexRunner:
             return {}
         out = {}
         for job in jobs:
-            resource = listed.get(job.run.external_id)
-            status = to_status(resource) if resource is not None else self._get_one(client, target, job)
-            if status is not None:
-                out[job.run.id] = status
+            resource = listed.get(_job_id(job.run.external_id))
+            if resource is None:
+                resource = self._get_one(client, target, job)
+            if isinstance(resource, Status):
+                out[job.run.id] = resource
+            elif resource is not None:
+                out[job.run.id] = self._status(resource, job)
         return out
 
     def _list_active(self, client: Any, target: Target, jobs: list[Job]) -> dict[str, Any]:
         from google.cloud import aiplatform_v1  # lazy: ≈0.8 s
 
-        query = f"labels.{LABEL_RUN_ID}:*"
+        terms = [f"labels.{LABEL_RUN_ID}:*"]
+        # Negative terms, so a job in a state this SDK does not know yet stays in the list.
+        terms += [f'state!="{state}"' for state in TERMINAL_JOB_STATES]
         created = [j.run.created_at for j in jobs]
         if created and all(created):
             since = _dt.datetime.fromtimestamp(min(created) - POLL_LOOKBACK_S, _dt.timezone.utc)
-            query += f' AND create_time>="{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
-        request = aiplatform_v1.ListCustomJobsRequest(parent=target.parent, filter=query, page_size=1000)
-        return {job.name: job for job in client.list_custom_jobs(request=request)}
+            terms.append(f'create_time>="{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"')
+        request = aiplatform_v1.ListCustomJobsRequest(parent=target.parent, filter=" AND ".join(terms),
+                                                      page_size=1000)
+        pages = client.list_custom_jobs(request=request, timeout=self.rpc_timeout)
+        # Keyed by the job id: returned names carry the project number, ours may hold the id.
+        return {_job_id(job.name): job for job in pages}
 
-    def _get_one(self, client: Any, target: Target, job: Job) -> Status | None:
+    def _get_one(self, client: Any, target: Target, job: Job) -> Any:
         name = job.run.external_id
         try:
-            return to_status(self.backoff.call(lambda: client.get_custom_job(name=name)))
+            return self.backoff.call(lambda: client.get_custom_job(name=name, timeout=self.rpc_timeout))
         except Exception as err:
             if not is_api_error(err):
                 raise
@@ -206,23 +257,39 @@ class VertexRunner:
             log.warning("could not read Vertex AI job %s: %s", name, err)
             return None
 
+    def _status(self, resource: Any, job: Job) -> Status:
+        run = job.run
+        cancelling = (run.cancel_requested or run.state is RunState.CANCELLING
+                      or run.external_id in self._cancel_sent)
+        status = to_status(resource, current=run.state, cancelling=cancelling)
+        if status.message.startswith("Vertex AI reported") and run.id not in self._warned:
+            self._warned.add(run.id)
+            log.warning("run %s: %s", run.id, status.message)
+        return status
+
     # ------------------------------------------------------------------ cancel
     def cancel(self, job: Job) -> None:
-        """Ask Vertex AI to cancel the job; the run then goes cancelling → cancelled via poll."""
+        """Ask Vertex AI to cancel the job (best effort: it may still finish); the run then goes
+        cancelling → cancelled via poll."""
         target = self._target(job, job.run.external_id)
         client = self._clients.get(target)
         name = job.run.external_id or self._find(client, target, job.run.id)
         if not name:
             return
         try:
-            self.backoff.call(lambda: client.cancel_custom_job(name=name))
+            self.backoff.call(lambda: client.cancel_custom_job(name=name, timeout=self.rpc_timeout))
         except Exception as err:
             if not is_api_error(err):
                 raise
-            if error_code(err) in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+            code = error_code(err)
+            if code == "FAILED_PRECONDITION":
                 log.info("Vertex AI job %s already finished: %s", name, err)
                 return
-            raise dispatch_error(err, f"cancel {name}", target) from None
+            if code == "NOT_FOUND":
+                log.info("Vertex AI job %s is gone, nothing to cancel: %s", name, err)
+                return
+            raise dispatch_error(err, f"cancel {name}", target, "cancel") from None
+        self._cancel_sent.add(name)
 
     # ------------------------------------------------------------------ logs
     def logs(self, run: Run, follow: bool = False) -> Iterator[str]:
@@ -251,15 +318,30 @@ class VertexRunner:
         request = aiplatform_v1.ListCustomJobsRequest(parent=target.parent, filter=query)
 
         def lookup() -> str | None:
-            jobs = sorted(client.list_custom_jobs(request=request), key=lambda j: j.create_time)
+            jobs = sorted(client.list_custom_jobs(request=request, timeout=self.rpc_timeout),
+                          key=lambda j: j.create_time)
             return jobs[-1].name if jobs else None
 
         try:
             return self.backoff.call(lookup)
         except Exception as err:
             if is_api_error(err):
-                raise dispatch_error(err, "look for the run's existing job", target) from None
+                raise dispatch_error(err, "look for the run's existing job", target, "list") from None
             raise
+
+    def _find_settled(self, client: Any, target: Target, run_id: str) -> str | None:
+        """``_find``, asked again a few seconds apart: the list can lag behind a create that
+        succeeded, and a second job is worse than a short wait."""
+        for attempt in range(self.lookup_attempts):
+            name = self._find(client, target, run_id)
+            if name or attempt == self.lookup_attempts - 1:
+                return name
+            time.sleep(self.lookup_interval)
+        return None
+
+
+def _job_id(name: str | None) -> str:
+    return (name or "").rsplit("/", 1)[-1]
 
 
 def _location_of(job: Job, env: Any) -> str:
@@ -301,6 +383,7 @@ def _sdk_submit(spec: dict, run: dict, target: Target, client: Any) -> Any:
     run = dict(run)
     if isinstance(run.get("scheduling_strategy"), str):
         run["scheduling_strategy"] = aiplatform.gapic.Scheduling.Strategy[run["scheduling_strategy"]]
+    run.setdefault("create_request_timeout", client.timeout)
     _install_quiet_filter()
     _quiet.active = True
     try:
@@ -315,6 +398,33 @@ def _sdk_submit(spec: dict, run: dict, target: Target, client: Any) -> Any:
     finally:
         _quiet.active = False
     return job.gca_resource
+
+
+class _ScopedClient:
+    """The queue's JobService client as the SDK's ``api_client`` for one submit. Before the create
+    is sent it sets the fields the SDK fills from the process-global ``aiplatform.init`` config when
+    the queue leaves them empty (``CustomJob.__init__``: ``encryption_spec`` via
+    ``global_config.get_encryption_spec``; ``submit``: ``service_account or
+    global_config.service_account``) back to this queue's own values, and notes that it was sent."""
+
+    def __init__(self, client: Any, spec: dict, run: dict, timeout: float):
+        self._client = client
+        self._key = spec.get("encryption_spec_key_name") or ""
+        self._service_account = run.get("service_account") or ""
+        self.timeout = timeout
+        self.sent = False
+
+    def create_custom_job(self, *, parent: str, custom_job: Any, timeout: float | None = None) -> Any:
+        from google.cloud import aiplatform_v1  # lazy: ≈0.8 s
+
+        custom_job.job_spec.service_account = self._service_account
+        if self._key:
+            custom_job.encryption_spec = aiplatform_v1.EncryptionSpec(kms_key_name=self._key)
+        elif "encryption_spec" in custom_job:
+            del custom_job.encryption_spec
+        self.sent = True
+        return self._client.create_custom_job(parent=parent, custom_job=custom_job,
+                                              timeout=timeout or self.timeout)
 
 
 class _RecordingClient:
@@ -339,7 +449,6 @@ def _state_map() -> dict[Any, RunState]:
     from google.cloud.aiplatform_v1 import JobState  # lazy: ≈0.8 s
 
     return {
-        JobState.JOB_STATE_UNSPECIFIED: RunState.SUBMITTED,
         JobState.JOB_STATE_QUEUED: RunState.PENDING,
         JobState.JOB_STATE_PENDING: RunState.PENDING,
         JobState.JOB_STATE_RUNNING: RunState.RUNNING,
@@ -365,7 +474,6 @@ def _state_message(resource: Any) -> str:
         JobState.JOB_STATE_EXPIRED: "the job expired before it could run (see run.max_wait_duration)",
         JobState.JOB_STATE_PARTIALLY_SUCCEEDED: "only part of the job succeeded",
         JobState.JOB_STATE_FAILED: "the Vertex AI job failed",
-        JobState.JOB_STATE_UNSPECIFIED: "Vertex AI has not reported a state yet",
     }
     note = notes.get(resource.state, "")
     if error:
@@ -373,13 +481,47 @@ def _state_message(resource: Any) -> str:
     return note
 
 
-def to_status(resource: Any) -> Status:
-    """A Vertex AI CustomJob as a run Status (states compared as enum members)."""
-    state = _state_map().get(resource.state, RunState.SUBMITTED)
-    output = None
-    if state is RunState.SUCCEEDED:
-        output = _output_of(resource)
-    return Status(state, _state_message(resource), output)
+def _state_name(raw: Any) -> str:
+    return raw.name if hasattr(raw, "name") else f"{raw} (unknown to google-cloud-aiplatform)"
+
+
+def to_status(resource: Any, current: RunState | None = None, cancelling: bool = False) -> Status:
+    """A Vertex AI CustomJob as a run Status (states compared as enum members).
+
+    ``current`` is the run's state now: a state this SDK does not know (an int over gRPC,
+    UNSPECIFIED over REST, where unknown enum names are dropped) keeps it, until the job has an
+    ``end_time``. With ``cancelling`` (a cancel was requested) the run never moves back from
+    CANCELLING; a job that still ends SUCCEEDED is succeeded (cancel is best effort)."""
+    state = _state_map().get(resource.state)
+    if state is None:
+        return _unknown_state(resource, current)
+    if cancelling and state in (RunState.PENDING, RunState.RUNNING):
+        return Status(RunState.CANCELLING, f"cancel requested; Vertex AI still reports {_state_name(resource.state)}")
+    message = _state_message(resource)
+    output = _output_of(resource) if state is RunState.SUCCEEDED else None
+    if cancelling and state is RunState.SUCCEEDED:
+        message = "the job finished before the cancel took effect (Vertex AI cancels are best effort)"
+    return Status(state, message, output)
+
+
+def _unknown_state(resource: Any, current: RunState | None) -> Status:
+    raw = _state_name(resource.state)
+    ended = _end_time(resource)
+    if ended:
+        failed = bool(resource.error and resource.error.code)
+        state = RunState.FAILED if failed else RunState.SUCCEEDED
+        detail = f": {resource.error.message}" if failed else ""
+        output = None if failed else _output_of(resource)
+        return Status(state, f"Vertex AI reported state {raw}; the job ended at {ended}{detail}", output)
+    keep = current if current is not None and not current.is_terminal else RunState.SUBMITTED
+    return Status(keep, f"Vertex AI reported state {raw}; keeping {keep.value} until the job ends")
+
+
+def _end_time(resource: Any) -> str:
+    end = resource.end_time
+    if not end or end.timestamp() <= 0:
+        return ""
+    return end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _output_of(resource: Any) -> str | None:
@@ -394,47 +536,71 @@ def _output_of(resource: Any) -> str | None:
 
 
 def _follow_logs(runner: VertexRunner, target: Target, name: str, follow: bool) -> Iterator[str]:
+    client = runner._clients.get(target)
+    resource = _get_job(runner, client, target, name)
     logging_client = _logging_client(target)
     job_id = name.rsplit("/", 1)[-1]
     base = f'resource.type="ml_job" AND resource.labels.job_id="{job_id}"'
     seen: set[str] = set()
-    last = ""
+    # Always a lower bound: google-cloud-logging adds timestamp>="now-24h" to a filter without one.
+    last = _timestamp(resource.create_time) if resource is not None and resource.create_time else _DAWN
+    ended_at: float | None = None
+    empty = 0
     while True:
-        query = base + (f' AND timestamp>="{last}"' if last else "")
+        query = f'{base} AND timestamp>="{last}"'
         new = 0
-        for entry in runner.backoff.call(lambda q=query: list(_entries(logging_client, target, q))):
+        for entry in _list_logs(runner, logging_client, target, query):
             key = entry.insert_id or f"{entry.timestamp}{entry.payload}"
             if key in seen:
                 continue
             seen.add(key)
             new += 1
             if entry.timestamp:
-                last = entry.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                last = _timestamp(entry.timestamp)
             yield _line(entry.payload)
         if not follow:
             return
-        if new == 0 and _finished(runner, target, name):
+        empty = 0 if new else empty + 1
+        if ended_at is None and _finished(runner, client, target, name):
+            ended_at = time.monotonic()
+        # Ingestion lags the job's end: stop after two empty polls once log_grace has passed.
+        if ended_at is not None and empty >= 2 and time.monotonic() - ended_at >= runner.log_grace:
             return
         time.sleep(runner.log_interval)
 
 
-def _entries(client: Any, target: Target, query: str) -> Iterator[Any]:
+_DAWN = "1970-01-01T00:00:00Z"
+
+
+def _timestamp(when: Any) -> str:
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) -> list[Any]:
     from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
 
-    return client.list_entries(
-        resource_names=[f"projects/{target.project}"],
-        filter_=query,
-        order_by=cloud_logging.ASCENDING,
-        page_size=1000,
-    )
+    def fetch() -> list[Any]:
+        return list(client.list_entries(
+            resource_names=[f"projects/{target.project}"],
+            filter_=query,
+            order_by=cloud_logging.ASCENDING,
+            page_size=1000,
+        ))
+
+    try:
+        return runner.backoff.call(fetch)
+    except Exception as err:
+        if is_api_error(err):
+            raise dispatch_error(err, "read the job's logs", target, "logs") from None
+        raise
 
 
 def _logging_client(target: Target) -> Any:
-    """A Cloud Logging client on the same endpoint, transport and credentials as the queue's
-    Vertex AI API (an emulator serves both), else Google's own Logging endpoint."""
+    """A Cloud Logging client: Google's own Logging endpoint, or the emulator named by
+    ``environment.logging_endpoint`` (Vertex AI's endpoint does not serve Logging)."""
     from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
 
-    options = {"api_endpoint": target.endpoint} if target.endpoint else None
+    options = {"api_endpoint": target.logging_endpoint} if target.logging_endpoint else None
     return cloud_logging.Client(
         project=target.project,
         credentials=credentials(target.credentials),
@@ -443,15 +609,20 @@ def _logging_client(target: Target) -> Any:
     )
 
 
-def _finished(runner: VertexRunner, target: Target, name: str) -> bool:
-    client = runner._clients.get(target)
+def _get_job(runner: VertexRunner, client: Any, target: Target, name: str) -> Any:
     try:
-        resource = runner.backoff.call(lambda: client.get_custom_job(name=name))
+        return runner.backoff.call(lambda: client.get_custom_job(name=name, timeout=runner.rpc_timeout))
     except Exception as err:
         if is_api_error(err) and error_code(err) == "NOT_FOUND":
-            return True
+            return None
+        if is_api_error(err):
+            raise dispatch_error(err, f"read {name}", target, "get") from None
         raise
-    return to_status(resource).state.is_terminal
+
+
+def _finished(runner: VertexRunner, client: Any, target: Target, name: str) -> bool:
+    resource = _get_job(runner, client, target, name)
+    return resource is None or to_status(resource).state.is_terminal
 
 
 def _line(payload: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +19,35 @@ from ...core.errors import DispatchError, LaunchError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL"})
+# Codes worth another try. RESOURCE_EXHAUSTED only when it is a rate limit, not a quota (see
+# quota_refusal); DEADLINE_EXCEEDED is our own per-call timeout firing on a hung connection.
+TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "ABORTED"})
 _HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
                500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 DEFAULT_REGION = "us-central1"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+# The SDK's default for every RPC is no deadline at all; a hung connection would block a poll or a
+# submit worker forever. Every call we make passes this (seconds), or the runner's rpc_timeout.
+RPC_TIMEOUT = 60.0
+API_BASE_PATH = "aiplatform.googleapis.com"  # google.cloud.aiplatform.constants.base.API_BASE_PATH
+MREP_JURISDICTIONS = frozenset({"us", "eu"})  # constants.base.MREP_JURISDICTIONS
+_GOOGLE_REGIONAL = re.compile(r"(?:https?://)?([a-z0-9-]+)-aiplatform\.googleapis\.com(?::\d+)?/?")
+
+
+def default_endpoint(location: str) -> str:
+    """The Vertex AI endpoint for ``location``, derived as the SDK's
+    ``initializer.global_config.get_client_options`` does: ``aiplatform.us.rep.googleapis.com`` for
+    the multi-region jurisdictions (``utils.mrep_endpoint``), ``{region}-aiplatform.googleapis.com``
+    otherwise. (``global`` maps to ``aiplatform.googleapis.com``, but CustomJobs are regional, so
+    resolve_target refuses it before this is reached.)"""
+    location = location.lower()
+    if location in MREP_JURISDICTIONS:
+        service, domain = API_BASE_PATH.split(".", 1)
+        return f"{service}.{location}.rep.{domain}"
+    if location == "global":
+        return API_BASE_PATH
+    return f"{location}-{API_BASE_PATH}"
 
 
 @dataclass(frozen=True)
@@ -32,9 +56,10 @@ class Target:
 
     project: str
     location: str
-    endpoint: str | None = None  # None: the regional Google endpoint
+    endpoint: str | None = None  # None: the location's Google endpoint; may hold "{location}"
     transport: str = "grpc"  # grpc | rest
     credentials: str = "default"  # default (ADC) | anonymous (emulators)
+    logging_endpoint: str | None = None  # None: Google's Cloud Logging (an emulator sets its own)
 
     @property
     def parent(self) -> str:
@@ -42,7 +67,9 @@ class Target:
 
     @property
     def api_endpoint(self) -> str:
-        return self.endpoint or f"{self.location}-aiplatform.googleapis.com"
+        if self.endpoint:
+            return self.endpoint.replace("{location}", self.location)
+        return default_endpoint(self.location)
 
 
 # --------------------------------------------------------------------------- credentials
@@ -97,7 +124,50 @@ def resolve_target(spec: dict, env: EnvironmentConfig | None, name: str | None =
             "no Google Cloud project for this queue: set spec.project in the queue config, "
             "environment.project in launch-config.yaml, or GOOGLE_CLOUD_PROJECT"
         )
-    return Target(str(project), str(location), env.api_endpoint, env.api_transport or "grpc", kind)
+    location = str(location)
+    problem = location_problem(location)
+    if problem:
+        where = "spec.location" if spec.get("location") else "environment.region"
+        raise LaunchError(f"{where}: {problem}")
+    endpoint = env.api_endpoint
+    regional = _GOOGLE_REGIONAL.fullmatch(endpoint or "")
+    if regional and regional.group(1) != location and "{location}" not in (endpoint or ""):
+        raise LaunchError(
+            f"environment.api_endpoint: {endpoint} serves {regional.group(1)} only, but this queue "
+            f"runs in {location}; leave api_endpoint unset (each location gets its own endpoint) or "
+            "write it as {location}-aiplatform.googleapis.com"
+        )
+    logging_endpoint = getattr(env, "logging_endpoint", None)
+    return Target(str(project), location, endpoint, env.api_transport or "grpc", kind, logging_endpoint)
+
+
+def location_problem(location: str) -> str | None:
+    """Why ``location`` cannot hold a CustomJob, or None. Cheap (no SDK import): ``global`` and
+    names that are not region-shaped; the full list is checked by ``supported_location``."""
+    if location == "global":
+        # The SDK maps "global" to aiplatform.googleapis.com; CustomJobs only exist in a region.
+        return ('"global" is not a location for custom jobs: Vertex AI runs them in a region, '
+                'e.g. us-central1 or europe-west4')
+    if location in MREP_JURISDICTIONS:
+        return None
+    if not re.fullmatch(r"[a-z]+(?:-[a-z]+)+[0-9]+", location):
+        return f"{location!r} is not a Vertex AI region (e.g. us-central1)"
+    return None
+
+
+def supported_location(location: str) -> str | None:
+    """``location_problem``, plus: not in the installed SDK's list of Vertex AI regions."""
+    if location == "global":
+        return location_problem(location)
+    from google.cloud.aiplatform.constants import base as constants  # lazy: heavy SDK import
+
+    from ...core.keys import closest
+
+    if location in constants.SUPPORTED_REGIONS or location in MREP_JURISDICTIONS:
+        return None
+    guess = closest(location, [r for r in constants.SUPPORTED_REGIONS if r != "global"])
+    hint = f'; did you mean "{guess}"?' if guess else ""
+    return f"{location!r} is not a Vertex AI region{hint}"
 
 
 # --------------------------------------------------------------------------- clients
@@ -134,15 +204,34 @@ def _make_client(target: Target) -> Any:
 # --------------------------------------------------------------------------- errors and retries
 
 
+def rest_status(err: BaseException) -> str | None:
+    """Over REST, the canonical code is the JSON error body's ``error.status``: the HTTP status alone
+    is ambiguous (400 is INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE; google.rpc.Code)."""
+    response = getattr(err, "response", None)
+    if response is None or not hasattr(response, "status_code") or not hasattr(response, "json"):
+        return None
+    try:
+        status = response.json().get("error", {}).get("status")
+    except Exception:  # not JSON: fall back to the HTTP status
+        return None
+    return status if isinstance(status, str) and status.isupper() else None
+
+
 def error_code(err: BaseException) -> str:
-    """The gRPC status name of an API error (REST errors mapped from their HTTP status)."""
+    """The gRPC status name of an API error (REST errors by their body's ``status``)."""
+    status = rest_status(err)
+    if status:
+        return status
     grpc_code = getattr(err, "grpc_status_code", None)
     if grpc_code is not None:
         return grpc_code.name
     code = getattr(err, "code", None)
     if isinstance(code, int):
         return _HTTP_CODES.get(code, "UNKNOWN")
-    if type(err).__name__ in ("ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout"):
+    name = type(err).__name__
+    if name in ("Timeout", "ReadTimeout", "ConnectTimeout"):
+        return "DEADLINE_EXCEEDED"  # requests' timeout on the REST transport: our deadline fired
+    if name == "ConnectionError":
         return "UNAVAILABLE"  # requests' errors on the REST transport: the server is not there
     return "UNKNOWN"
 
@@ -151,7 +240,47 @@ def is_api_error(err: BaseException) -> bool:
     """An error from the API or the transport under it (not a bug of ours)."""
     from google.api_core import exceptions  # lazy: google-api-core
 
-    return isinstance(err, exceptions.GoogleAPIError) or error_code(err) == "UNAVAILABLE"
+    return isinstance(err, exceptions.GoogleAPIError) or error_code(err) in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+
+_QUOTA_TEXT = re.compile(r"exceeds? quota limits?|quota (?:exceeded|limit)", re.IGNORECASE)
+_RATE_TEXT = re.compile(r"per (?:second|minute|100 seconds)|rate limit", re.IGNORECASE)
+
+
+def quota_refusal(err: BaseException) -> str | None:
+    """The quota a RESOURCE_EXHAUSTED names when it is a quota refusal (permanent until the user
+    raises the quota or frees resources), else None. A refusal carries a ``google.rpc.QuotaFailure``
+    detail (gRPC: the unpacked message; REST: a dict with ``@type``) or Vertex AI's text "The
+    following quota metrics exceed quota limits: ..."; a request-rate limit (``per minute``) and a
+    bare 429 stay transient."""
+    if error_code(err) != "RESOURCE_EXHAUSTED":
+        return None
+    message = str(getattr(err, "message", None) or err)
+    subjects: list[str] = []
+    found = False
+    for detail in getattr(err, "details", None) or ():
+        if isinstance(detail, dict):
+            if str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+                found = True
+                subjects += [v.get("subject") or v.get("description") or "" for v in detail.get("violations") or []]
+        elif type(detail).__name__ == "QuotaFailure":
+            found = True
+            subjects += [v.subject or v.description for v in detail.violations]
+    text = " ".join([message, *subjects])
+    if _RATE_TEXT.search(text):
+        return None
+    if not found and not _QUOTA_TEXT.search(message):
+        return None
+    named = ", ".join(s for s in subjects if s)
+    if not named:
+        after = message.split("quota limits:", 1)
+        named = after[1].strip().rstrip(".") if len(after) == 2 else "a quota"
+    return named
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth another try: a transient code that is not a quota refusal."""
+    return is_api_error(err) and error_code(err) in TRANSIENT and quota_refusal(err) is None
 
 
 @dataclass
@@ -169,9 +298,7 @@ class Backoff:
             try:
                 return fn()
             except Exception as err:
-                if not is_api_error(err) or error_code(err) not in TRANSIENT:
-                    raise
-                if attempt == self.attempts - 1:
+                if not is_transient(err) or attempt == self.attempts - 1:
                     raise
                 delay = random.uniform(0, min(self.cap, self.base * 2**attempt))
                 log.info("Vertex AI %s; retrying in %.2fs", error_code(err), delay)
@@ -181,10 +308,16 @@ class Backoff:
         raise AssertionError("unreachable")
 
 
+# The permission each action needs (IAM permissions of roles/aiplatform.user and
+# roles/logging.viewer).
+PERMISSIONS = {
+    "create": "aiplatform.customJobs.create",
+    "get": "aiplatform.customJobs.get",
+    "list": "aiplatform.customJobs.list",
+    "cancel": "aiplatform.customJobs.cancel",
+    "logs": "logging.logEntries.list",
+}
 _ADVICE = {
-    "PERMISSION_DENIED": "check that the account has the aiplatform.customJobs.create permission "
-                         "(e.g. role roles/aiplatform.user) in this project and that the Vertex AI "
-                         "API is enabled",
     "INVALID_ARGUMENT": "check the queue config's spec and run; `launch-jupyter submit --dry-run` "
                         "shows the exact request",
     "FAILED_PRECONDITION": "check the queue config's spec and run, and the project's set-up",
@@ -195,16 +328,31 @@ _ADVICE = {
 }
 
 
-def dispatch_error(err: BaseException, action: str, target: Target) -> DispatchError:
-    """An API error as a DispatchError a user can act on."""
+def _permission_advice(kind: str) -> str:
+    permission = PERMISSIONS.get(kind, PERMISSIONS["create"])
+    role = "roles/logging.viewer" if kind == "logs" else "roles/aiplatform.user"
+    api = "Cloud Logging" if kind == "logs" else "Vertex AI"
+    return (f"check that the account has the {permission} permission (e.g. role {role}) in this "
+            f"project and that the {api} API is enabled")
+
+
+def dispatch_error(err: BaseException, action: str, target: Target, kind: str = "create") -> DispatchError:
+    """An API error as a DispatchError a user can act on; ``kind`` is one of PERMISSIONS."""
     code = error_code(err)
     message = getattr(err, "message", None) or str(err)
     where = f"{target.parent} at {target.api_endpoint}"
-    if code in TRANSIENT:
+    quota = quota_refusal(err)
+    if quota is not None:
+        return DispatchError(
+            f"Vertex AI refused to {action} in {where}: over quota ({quota}). This lasts until the "
+            "quota is raised (Google Cloud console → IAM & Admin → Quotas) or running jobs finish; "
+            f"resubmit then, or choose a machine or region with quota ({message})"
+        )
+    if is_transient(err):
         return DispatchError(
             f"Vertex AI did not answer {action} in {where} ({code}: {message}); gave up after "
             "retries, the agent will try again later",
             transient=True,
         )
-    advice = _ADVICE.get(code, "check the message above")
+    advice = _permission_advice(kind) if code == "PERMISSION_DENIED" else _ADVICE.get(code, "check the message above")
     return DispatchError(f"Vertex AI refused to {action} in {where} ({code}: {message}); {advice}")

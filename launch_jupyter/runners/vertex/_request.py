@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 
 from ...core.model import Job
 from ...core.templates import fill_macros
@@ -13,16 +12,43 @@ from ...core.templates import fill_macros
 LABEL_RUN_ID = "launch-run-id"
 LABEL_QUEUE = "launch-queue"
 LABEL_AUTHOR = "launch-author"
+LABEL_ENTITY = "launch-entity"
+RUN_LABELS = (LABEL_RUN_ID, LABEL_QUEUE, LABEL_AUTHOR, LABEL_ENTITY)
 ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
+# Labels (CustomJob.labels docstring in aiplatform_v1, and cloud.google.com/resource-manager/docs/
+# labels-overview): keys and values of lowercase letters, digits, "_" and "-" (international
+# letters allowed), at most 63 characters, keys starting with a letter; at most 64 labels.
+LABEL_MAX = 63
+MAX_LABELS = 64
+# CustomJob.display_name: "can be up to 128 characters long"; ContainerSpec.env: "Maximum limit is 100".
+DISPLAY_NAME_MAX = 128
+ENV_MAX = 100
+# W&B Launch's macro names (its Vertex queue docs); ours are core.templates.MACROS.
+WANDB_MACROS = ("entity_name", "run_name", "project_name")
 
 
-def label_value(text: str) -> str:
-    """Vertex label rules: ≤63 chars of lowercase letters, digits, ``_`` and ``-``."""
-    return re.sub(r"[^a-z0-9_-]", "-", str(text).lower())[:63]
+def _label_char(c: str) -> bool:
+    return c in "_-" or (c.isascii() and (c.islower() or c.isdigit())) or (not c.isascii() and c.isalpha() and not c.isupper())
 
 
-def macro_values(job: Job) -> dict[str, str | None]:
-    """The dispatch macros and their values for this job."""
+def label_value(text: str, *, key: bool = False) -> str:
+    """``text`` as a valid Vertex label value (or key): lowercased, other characters as ``-``, at
+    most 63 characters. When that changed anything, a short hash of the original is appended, so
+    two different inputs never become the same label ("a.b", "a_b" and "A_b" stay apart)."""
+    import hashlib
+
+    original = str(text)
+    clean = "".join(c if _label_char(c) else "-" for c in original.lower())
+    if key and not clean[:1].isalpha():
+        clean = "k" + clean
+    if clean == original and len(clean) <= LABEL_MAX:
+        return clean
+    suffix = hashlib.sha256(original.encode()).hexdigest()[:6]
+    return f"{clean[: LABEL_MAX - 7]}-{suffix}"
+
+
+def macro_values(job: Job, project: str | None = None) -> dict[str, str | None]:
+    """The dispatch macros and their values for this job, W&B's names included."""
     run = job.run
     return {
         "image_uri": job.image_uri or run.image_uri or run.image,
@@ -31,7 +57,17 @@ def macro_values(job: Job) -> dict[str, str | None]:
         "entity": run.entity,
         "author": run.author,
         "notebook": job.notebook or run.notebook or None,
+        "entity_name": run.entity,  # W&B: ${entity_name} = our ${entity}
+        "run_name": run.name or run.id,  # W&B: the run's name
+        "project_name": project,  # W&B: the GCP project the job runs in
     }
+
+
+def known_macros() -> list[str]:
+    """Every ``${name}`` a vertex queue config may use."""
+    from ...core.templates import MACROS
+
+    return sorted({*MACROS, *WANDB_MACROS})
 
 
 def run_folder(spec: dict, run_id: str) -> str:
@@ -60,24 +96,57 @@ def output_uri(job: Job, spec: dict) -> str:
     return f"{run_folder(spec, job.run.id)}/output.ipynb"
 
 
-def build_arguments(job: Job, default_location: str | None = None) -> tuple[dict, dict]:
+def build_arguments(job: Job, project: str | None = None) -> tuple[dict, dict]:
     """``(spec, run)``: the CustomJob constructor and submit() keyword arguments for ``job``
-    (without project/location/credentials, which the runner resolves per queue)."""
-    config = fill_macros(copy.deepcopy(job.config or {}), macro_values(job))
+    (without project/location/credentials, which the runner resolves per queue). Raises
+    DispatchError (naming the key) for what only filling the macros can reveal."""
+    config = fill_macros(copy.deepcopy(job.config or {}), macro_values(job, project))
     spec = dict(config.get("spec") or {})
     run = dict(config.get("run") or {})
     for key in ("project", "location", "credentials"):
         spec.pop(key, None)
+    for key in SPEC_TO_RUN:  # W&B documents them under spec; they are submit() arguments
+        if key in spec:
+            run[key] = spec.pop(key)
     run.pop("sync", None)  # run()-only: submit() never blocks
     output = output_uri(job, spec)
     spec["base_output_dir"] = run_folder(spec, job.run.id)
     spec.setdefault("display_name", _display_name(job))
-    spec["labels"] = {**(spec.get("labels") or {}), **run_labels(job)}
+    spec["labels"] = _labels(spec.get("labels") or {}, job)
     env = run_env(job, gcs_fuse(output))
-    spec["worker_pool_specs"] = [
-        _prepare_pool(pool, job, env, gcs_fuse(output)) for pool in spec.get("worker_pool_specs") or []
-    ]
+    pools = list(spec.get("worker_pool_specs") or [])
+    if pools:  # the notebook runs in pool 0 only; later pools are empty placeholders
+        pools[0] = _prepare_pool(pools[0], job, env, gcs_fuse(output))
+    spec["worker_pool_specs"] = pools
+    _check_filled(spec)
     return spec, run
+
+
+# spec keys W&B's docs put in spec that are CustomJob.submit() arguments.
+SPEC_TO_RUN = ("service_account", "network")
+
+
+def _labels(user: dict, job: Job) -> dict[str, str]:
+    labels = {label_value(k, key=True): label_value(v) for k, v in user.items()}
+    labels.update(run_labels(job))
+    return labels
+
+
+def _check_filled(spec: dict) -> None:
+    from ...core.errors import DispatchError
+
+    name = str(spec.get("display_name") or "")
+    if len(name) > DISPLAY_NAME_MAX:
+        raise DispatchError(f"spec.display_name: {name[:40]!r}… is {len(name)} characters once the macros "
+                            f"are filled; Vertex AI allows at most {DISPLAY_NAME_MAX}")
+    if len(spec["labels"]) > MAX_LABELS:
+        raise DispatchError(f"spec.labels: {len(spec['labels'])} labels with launch_jupyter's own "
+                            f"{len(RUN_LABELS)}; Vertex AI allows at most {MAX_LABELS}")
+    for i, pool in enumerate(spec.get("worker_pool_specs") or []):
+        env = ((pool or {}).get("container_spec") or {}).get("env") or []
+        if len(env) > ENV_MAX:
+            raise DispatchError(f"spec.worker_pool_specs[{i}].container_spec.env: {len(env)} variables with "
+                                f"launch_jupyter's own; Vertex AI allows at most {ENV_MAX}")
 
 
 def run_labels(job: Job) -> dict[str, str]:
@@ -86,6 +155,7 @@ def run_labels(job: Job) -> dict[str, str]:
         LABEL_RUN_ID: label_value(job.run.id),
         LABEL_QUEUE: label_value(job.queue.name),
         LABEL_AUTHOR: label_value(job.run.author),
+        LABEL_ENTITY: label_value(job.run.entity),
     }
 
 
@@ -100,6 +170,11 @@ def run_env(job: Job, output: str) -> list[dict]:
         {"name": "LAUNCH_OUTPUT", "value": output},
         {"name": "LAUNCH_PARAMETERS", "value": json.dumps(run.parameters or {}, sort_keys=True)},
     ]
+
+
+def run_env_names() -> tuple[str, ...]:
+    """The env vars every run's container gets from us (see run_env)."""
+    return ("LAUNCH_RUN_ID", "LAUNCH_QUEUE", "LAUNCH_ENTITY", "LAUNCH_AUTHOR", "LAUNCH_OUTPUT", "LAUNCH_PARAMETERS")
 
 
 def _display_name(job: Job) -> str:

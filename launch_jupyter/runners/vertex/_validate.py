@@ -12,12 +12,15 @@ from typing import Any
 
 from ...core.errors import ConfigError
 from ...core.images import vertex_pull_problem
-from ...core.keys import closest, is_camel_case, join_path
+from ...core.keys import closest, is_camel_case, join_path, to_snake
 from ...core.model import Problem
-from ...core.queue_config import check_snake_case
+from ._api import supported_location
+from ._request import DISPLAY_NAME_MAX, ENV_MAX, MAX_LABELS, RUN_LABELS, SPEC_TO_RUN, known_macros
 
 PLACEHOLDER = "<REQUIRED>"
 MACRO = re.compile(r"\$\{[^}]*\}|\{\{[^}]*\}\}")  # ${image_uri} and {{var}}
+DOLLAR_MACRO = re.compile(r"\$\{([^}]*)\}")
+TEMPLATE_LEFT = re.compile(r"\{\{[^}]*\}\}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -26,19 +29,72 @@ LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 TOP_LEVEL = ("spec", "run", "builder")
 # Keys of the spec the runner fills itself; a config may not carry them.
 SPEC_REFUSED = {"credentials": "credentials come from the agent config (environment.credentials)"}
+# submit() arguments refused: the SDK resolves them through the process-global aiplatform.init
+# config (CustomJob._get_experiment_and_run_resource_name builds aiplatform.Experiment(name) with
+# no project, location or credentials), so a queue's job would use another project's experiment.
+RUN_REFUSED = {
+    "experiment": "Vertex AI Experiments are not set from the queue: the SDK would look the "
+                  "experiment up in the process-wide aiplatform.init project, not this queue's. Log "
+                  "to an experiment from the notebook (aiplatform.init(experiment=...) in a cell)",
+    "experiment_run": "Vertex AI Experiments are not set from the queue: the SDK would look the "
+                      "run up in the process-wide aiplatform.init project, not this queue's. Log to "
+                      "an experiment from the notebook (aiplatform.start_run(...) in a cell)",
+}
+SECRET_REF = ("Vertex AI env vars have no secret reference (valueFrom/secretKeyRef is Kubernetes); "
+              "give a plain value, or read the secret from Secret Manager in the notebook")
 
 
 def validate_config(config: Any) -> list[Problem]:
     """Every problem in a vertex queue config (errors and warnings), each with its key path."""
     if not isinstance(config, dict):
         return [Problem("", f"a vertex config is a mapping with spec and run, not {_kind(config)}")]
-    problems = check_snake_case(config)
+    problems: list[Problem] = []
     for key in config:
-        if key not in TOP_LEVEL and not is_camel_case(str(key)):
+        if key not in TOP_LEVEL:
             problems.append(_unknown(str(key), key, TOP_LEVEL))
     problems += _check_spec(config.get("spec"))
     if config.get("run") is not None:
         problems += _check_run(config["run"])
+        problems += _check_spec_run_clash(config.get("spec"), config["run"])
+    problems += _check_placeholders(config)
+    return problems
+
+
+def _check_placeholders(config: dict) -> list[Problem]:
+    """Every ``${macro}`` is one we fill; no ``{{variable}}`` is left (the queue's declared
+    template variables are filled before this check, so one left here is undeclared)."""
+    problems: list[Problem] = []
+    known = known_macros()
+    for path, text in _strings(config, ""):
+        for name in DOLLAR_MACRO.findall(text):
+            if name not in known:
+                problems.append(Problem(path, f'unknown macro "${{{name}}}"; the known macros are: '
+                                              + ", ".join(f"${{{m}}}" for m in known)))
+        for var in TEMPLATE_LEFT.findall(text):
+            problems.append(Problem(path, f'"{var}" is not a declared template variable of this queue; '
+                                          "declare it (template variables) or remove it"))
+    return problems
+
+
+def _strings(data: Any, path: str):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, join_path(path, str(key)))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _strings(item, join_path(path, i))
+    elif isinstance(data, str):
+        yield path, data
+
+
+def _check_spec_run_clash(spec: Any, run: Any) -> list[Problem]:
+    if not isinstance(spec, dict) or not isinstance(run, dict):
+        return []
+    problems = []
+    for key in SPEC_TO_RUN:
+        if key in spec and key in run and spec[key] != run[key]:
+            problems.append(Problem(f"spec.{key}", f"spec.{key} ({spec[key]!r}) and run.{key} ({run[key]!r}) "
+                                                   "differ; give it once"))
     return problems
 
 
@@ -51,11 +107,9 @@ def _check_spec(spec: Any) -> list[Problem]:
     if not isinstance(spec, dict):
         return [Problem("spec", f"expected a mapping of CustomJob arguments, got {_kind(spec)}")]
     problems: list[Problem] = []
-    allowed = spec_keys()
+    allowed = {**spec_keys(), **{k: run_keys()[k] for k in SPEC_TO_RUN}}
     for key, value in spec.items():
         path = join_path("spec", str(key))
-        if is_camel_case(str(key)):
-            continue  # already reported with its snake_case spelling
         if key in SPEC_REFUSED:
             problems.append(Problem(path, SPEC_REFUSED[key]))
         elif key not in allowed:
@@ -66,6 +120,9 @@ def _check_spec(spec: Any) -> list[Problem]:
     problems += _check_bucket(spec)
     problems += _check_labels("spec.labels", spec.get("labels"))
     problems += _check_location(spec.get("location"))
+    name = spec.get("display_name")
+    if isinstance(name, str) and len(name) > DISPLAY_NAME_MAX and not MACRO.search(name):
+        problems.append(Problem("spec.display_name", f"{len(name)} characters; Vertex AI allows at most {DISPLAY_NAME_MAX}"))
     return problems
 
 
@@ -81,6 +138,11 @@ def _check_pools(pools: Any) -> list[Problem]:
         if not isinstance(pool, dict):
             problems.append(Problem(here, f"a worker pool is a mapping, got {_kind(pool)}"))
             continue
+        if i > 0 and not pool:
+            continue  # an empty placeholder pool (Vertex AI distributed training docs) is allowed
+        if i > 0:
+            problems.append(Problem(here, _ONE_MACHINE))
+            continue
         if "machine_spec" not in pool:
             problems.append(Problem(join_path(here, "machine_spec"), "missing: every worker pool needs a machine_spec"))
         has = [k for k in ("container_spec", "python_package_spec") if k in pool]
@@ -90,6 +152,48 @@ def _check_pools(pools: Any) -> list[Problem]:
             problems.append(Problem(here, "give container_spec or python_package_spec, not both"))
         problems += check_message(_v1().WorkerPoolSpec, pool, here)
         problems += _check_images(pool, here)
+        problems += _check_pool_rules(pool, here)
+    return problems
+
+
+# Every replica of every pool would run the container's command: the notebook, writing one output.
+_ONE_MACHINE = ("a notebook run executes on one machine: every replica of every pool would run the "
+                "notebook and write the same output. Use one pool with replica_count: 1 (pools after "
+                "the first may only be empty placeholders, {})")
+
+
+def _check_pool_rules(pool: dict, path: str) -> list[Problem]:
+    """What Vertex AI refuses server-side, and what would silently replace the notebook run."""
+    problems: list[Problem] = []
+    replicas = pool.get("replica_count")
+    if replicas is None:
+        problems.append(Problem(join_path(path, "replica_count"), "missing: set replica_count: 1"))
+    elif isinstance(replicas, int) and not isinstance(replicas, bool) and replicas != 1:
+        problems.append(Problem(join_path(path, "replica_count"), _ONE_MACHINE))
+    machine = pool.get("machine_spec")
+    if isinstance(machine, dict):
+        accelerator = machine.get("accelerator_type")
+        count = machine.get("accelerator_count")
+        if accelerator not in (None, "", "ACCELERATOR_TYPE_UNSPECIFIED", 0) and not count:
+            problems.append(Problem(join_path(path, "machine_spec.accelerator_count"),
+                                    f"missing: {accelerator} needs accelerator_count (e.g. 1); Vertex AI "
+                                    "refuses an accelerator type without a count"))
+    container = pool.get("container_spec")
+    if isinstance(container, dict):
+        for key in ("command", "args"):
+            if key in container:
+                problems.append(Problem(join_path(join_path(path, "container_spec"), key),
+                                        f"the container's {key} is the notebook run (python -m "
+                                        "launch_jupyter.execute); a command of your own would replace it "
+                                        "and the notebook would never run. Remove it (put set-up steps in "
+                                        "the notebook, or in the image via builder.base_image)"))
+        env = container.get("env")
+        from ._request import run_env_names
+
+        if isinstance(env, list) and len(env) + len(run_env_names()) > ENV_MAX:
+            problems.append(Problem(join_path(join_path(path, "container_spec"), "env"),
+                                    f"{len(env)} variables plus launch_jupyter's {len(run_env_names())}; "
+                                    f"Vertex AI allows at most {ENV_MAX}"))
     return problems
 
 
@@ -120,15 +224,18 @@ def _check_labels(path: str, labels: Any) -> list[Problem]:
     if not isinstance(labels, dict):
         return [Problem(path, f"expected a mapping of label keys to values, got {_kind(labels)}")]
     problems = []
+    if len(labels) + len(RUN_LABELS) > MAX_LABELS:
+        problems.append(Problem(path, f"{len(labels)} labels plus launch_jupyter's {len(RUN_LABELS)}; "
+                                      f"Vertex AI allows at most {MAX_LABELS}"))
     for key, value in labels.items():
         here = join_path(path, str(key))
-        if is_camel_case(str(key)):
-            continue  # reported by the snake_case check
         if str(key).startswith("launch-"):
             problems.append(Problem(here, "launch-* labels are set by launch_jupyter; choose another key"))
         elif not LABEL_KEY.fullmatch(str(key)):
             problems.append(Problem(here, "label keys start with a lowercase letter and use only a-z, 0-9, _ and - (max 63)"))
-        elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value) and not MACRO.search(value):
+        elif isinstance(value, str) and MACRO.search(value):
+            continue  # filled at dispatch, then made a valid label value
+        elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
             problems.append(Problem(here, "label values are strings of a-z, 0-9, _ and - (max 63)"))
     return problems
 
@@ -136,13 +243,8 @@ def _check_labels(path: str, labels: Any) -> list[Problem]:
 def _check_location(location: Any) -> list[Problem]:
     if not isinstance(location, str) or MACRO.search(location):
         return []
-    from google.cloud.aiplatform.constants import base as constants  # lazy: heavy SDK import
-
-    if location in constants.SUPPORTED_REGIONS:
-        return []
-    guess = closest(location, constants.SUPPORTED_REGIONS)
-    hint = f'; did you mean "{guess}"?' if guess else ""
-    return [Problem("spec.location", f"{location!r} is not a Vertex AI region{hint}")]
+    problem = supported_location(location)
+    return [Problem("spec.location", problem)] if problem else []
 
 
 # --------------------------------------------------------------------------- run
@@ -155,9 +257,9 @@ def _check_run(run: Any) -> list[Problem]:
     allowed = run_keys()
     for key, value in run.items():
         path = join_path("run", str(key))
-        if is_camel_case(str(key)):
-            continue
-        if key not in allowed:
+        if key in RUN_REFUSED:
+            problems.append(Problem(path, RUN_REFUSED[key]))
+        elif key not in allowed:
             problems.append(_unknown(path, key, allowed, "a CustomJob.submit/run argument"))
         else:
             problems += _check_value(path, value, allowed[key])
@@ -271,11 +373,12 @@ def check_message(cls: Any, data: Any, path: str) -> list[Problem]:
     fields = cls.meta.fields
     for key, value in data.items():
         here = join_path(path, str(key))
-        if is_camel_case(str(key)):
-            continue  # reported by the snake_case check with its spelling
         field = fields.get(key)
         if field is None:
-            problems.append(_unknown(here, key, list(fields), f"a {cls.__name__} field"))
+            if cls.__name__ == "EnvVar" and to_snake(str(key)) == "value_from":
+                problems.append(Problem(here, SECRET_REF))
+            else:
+                problems.append(_unknown(here, key, list(fields), f"a {cls.__name__} field"))
             continue
         problems += _check_field(cls, key, field, value, here)
     return problems
@@ -387,9 +490,16 @@ def registry_problem(uri: str, path: str) -> Problem | None:
 
 
 def _unknown(path: str, key: Any, choices, what: str = "a key") -> Problem:
-    guess = closest(str(key), list(choices))
-    hint = f'; did you mean "{guess}"?' if guess else f"; expected one of: {', '.join(sorted(choices))}"
-    return Problem(path, f'unknown key "{key}": not {what}{hint}')
+    """An unknown key; a camelCase one gets its snake_case spelling only when that is a real key."""
+    name = str(key)
+    options = list(choices)
+    snake = to_snake(name)
+    if is_camel_case(name) and snake in options:
+        return Problem(path, f'use "{snake}", not "{name}" (keys are snake_case)')
+    guess = closest(snake if is_camel_case(name) else name, options)
+    hint = f'; did you mean "{guess}"?' if guess else f"; expected one of: {', '.join(sorted(options))}"
+    also = f' (nor is "{snake}")' if is_camel_case(name) else ""
+    return Problem(path, f'unknown key "{name}": not {what}{also}{hint}')
 
 
 def _kind(value: Any) -> str:
