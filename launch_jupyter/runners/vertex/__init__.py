@@ -80,6 +80,7 @@ class VertexRunner:
 
     resource = "vertex"
     needs_image = True
+    list_lag_seconds = 10.0  # a job just created may be missing from ListCustomJobs this long
 
     def __init__(
         self,
@@ -147,13 +148,22 @@ class VertexRunner:
     # ------------------------------------------------------------------ submit
     def submit(self, job: Job) -> str:
         """Create the Vertex job (or find the one this run already has) and return its name."""
+        return self.find(job) or self.create(job)
+
+    def find(self, job: Job) -> str | None:
+        """The name of the Vertex job this run already has, or None. The agent calls it, checks its
+        lease, then calls ``create``: a stale "no job yet" never leads to a second job."""
+        target = self._target(job)
+        existing = self._find(self._clients.get(target), target, job.run.id)
+        if existing is not None:
+            log.info("run %s: reattached to %s", job.run.id, existing)
+        return existing
+
+    def create(self, job: Job) -> str:
+        """Create the Vertex job (``find`` has just said there is none) and return its name."""
         target = self._target(job)
         spec, run = build_arguments(job, target.project)
         client = self._clients.get(target)
-        existing = self._find(client, target, job.run.id)
-        if existing is not None:
-            log.info("run %s: reattached to %s", job.run.id, existing)
-            return existing
         found: list[str] = []
         scoped = _ScopedClient(client, spec, run, self.rpc_timeout)
 
