@@ -4,6 +4,14 @@ The life cycle of a run is written once here, around the few methods a builder a
 The store is the only shared truth: every transition is an event row, the external id is saved the
 moment it exists, and a lease that is not renewed hands the run to the next agent, which reattaches
 (tracks the existing job) instead of starting a second one.
+
+Fencing: each claim or reattach gives the run a new lease generation, and every write this agent
+makes for a run is a compare-and-set on (run, agent, generation). A write that lost (the agent
+stalled past its lease and another agent took the run) raises ``LeaseLost``; the worker then drops
+the run without another side effect. The lease is checked once more right before a job is created
+at the target (recorded as ``submitting``), so a stale "no job yet" answer never creates a second job.
+Leases are renewed by a heartbeat thread of their own, and every runner call has a deadline, so a
+hung call neither lets leases lapse nor freezes the loop.
 """
 
 from __future__ import annotations
@@ -17,23 +25,27 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._process import process_alive
 from .core.config import AgentConfig, builder_for, current_user
 from .core.errors import BuildError, ConfigError, DispatchError, LaunchError
+from .core.identity import host_identity, host_name, macro_values
 from .core.model import Event, Job, Queue, Run
 from .core.states import AT_TARGET, TERMINAL, RunState
+from .store import LeaseLost
 
 if TYPE_CHECKING:
     from .runners import Runner
 
-SUBMIT_RETRIES = 4
+T = TypeVar("T")
 ACTIVE_STATES = [s for s in RunState if s.is_active]  # held by an agent, not finished
 TAKEOVER_EVERY_S = 10.0
+STRANDED_EVERY_S = 60.0
+SUBMIT_DEADLINE_S = 300.0  # how long transient errors of one submit are retried
+RETRY_BASE_S, RETRY_CAP_S = 0.5, 10.0
 
 
 def make_agent_id() -> str:
@@ -41,12 +53,19 @@ def make_agent_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def agent_is_dead_here(agent_id: str | None) -> bool:
-    """True when ``agent_id`` names a process on this host that no longer exists."""
+def agent_is_dead_here(agent_id: str | None, host: str | None = None) -> bool:
+    """True when ``agent_id`` names a process on this host that no longer exists.
+
+    ``host`` is the agent's registered host identity when known (it tells cloned machines with one
+    hostname apart); without it the hostname in the id decides.
+    """
     if not agent_id:
         return False
     parts = agent_id.split(":")
-    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[1].isdigit():
+        return False
+    here = host == host_identity() if host else parts[0] == socket.gethostname()
+    if not here:
         return False
     pid = int(parts[1])
     return pid != os.getpid() and not process_alive(pid)
@@ -65,14 +84,8 @@ def build_job(
     """The Job a runner receives: the run's config with the dispatch macros filled."""
     from .core.templates import fill_macros
 
-    values = {
-        "image_uri": image_uri,
-        "run_id": run.id,
-        "queue": queue.name,
-        "entity": queue.entity,
-        "author": run.author,
-        "notebook": notebook,
-    }
+    values = macro_values(run_id=run.id, entity=queue.entity, queue=queue.name, author=run.author,
+                          notebook=notebook, image_uri=image_uri)
     runner_config = {k: v for k, v in run.config.items() if k != "builder"}
     return Job(
         run=run,
@@ -86,29 +99,26 @@ def build_job(
     )
 
 
-def configured_image(run_config: dict) -> str | None:
-    """An image the queue config names outright (not the ``${image_uri}`` macro)."""
-    spec = run_config.get("spec") or {}
-    for pool in spec.get("worker_pool_specs") or []:
-        image = ((pool or {}).get("container_spec") or {}).get("image_uri")
-        if image and "${" not in str(image):
-            return str(image)
-    image = run_config.get("image_uri")
-    return str(image) if image and "${" not in str(image) else None
+class _Abandoned(Exception):
+    """This agent lost the run (or is stopping): unwind the worker without another side effect."""
 
 
 @dataclass
 class _Active:
-    """A run this agent holds."""
+    """A run this agent holds, under the lease generation it was given."""
 
     run: Run
     queue: Queue
     runner: Runner
+    fence: tuple[str, int]
     job: Job | None = None
     phase: str = "preparing"  # preparing (build + submit on a worker) | tracking
     stage: str = "build"
     cancel_requested: bool = False
     cancel_sent: bool = False
+    lost: bool = False
+    status_ok_at: float = field(default_factory=time.monotonic)  # the last time its status was read
+    status_error: str = ""
 
 
 class Agent:
@@ -140,6 +150,7 @@ class Agent:
             raise ConfigError("must be a positive number or -1 (no limit)", path="max_jobs")
         self.config = cfg
         self.agent_id = make_agent_id()
+        self.host = host_identity()
         self._log = log
         self._queues: list[Queue] = []
         self._runners: dict[str, Runner] = {}
@@ -147,13 +158,14 @@ class Agent:
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._calls: set[threading.Event] = set()  # runner calls under way: stop() ends their waits
         self._subscribers: list[Callable[[Event], None]] = []
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._state = "stopped"
         self._activity = ""
         self._rotation = 0
         self._store: Any = None
+        self.left: list[Run] = []  # what --until-idle left (runs bound to other hosts)
 
     # ------------------------------------------------------------ public
 
@@ -168,7 +180,7 @@ class Agent:
     def preflight(self) -> None:
         """Refuse to start (LaunchError) when a queue is missing or its runner/builder cannot work here."""
         from .builders import get_builder
-        from .runners import get_runner
+        from .runners import as_runner, get_runner
 
         user = current_user()
         if self.config.queues:
@@ -181,7 +193,7 @@ class Agent:
             if not queues:
                 raise LaunchError("no queues to serve: create one, or name them with -q QUEUE")
         for queue in queues:
-            runner = self._runners.get(queue.resource) or get_runner(queue.resource, self.config)
+            runner = self._runners.get(queue.resource) or as_runner(get_runner(queue.resource, self.config))
             runner.preflight(queue, self.config)
             self._runners[queue.resource] = runner
             if runner.needs_image:
@@ -198,7 +210,8 @@ class Agent:
         return self
 
     def run_forever(self, until_idle: bool = False) -> None:
-        """Run in this thread (the CLI way); with ``until_idle`` return once nothing is queued or active."""
+        """Run in this thread (the CLI way); with ``until_idle`` return once nothing is queued or
+        active here (runs bound to another host are left, and listed in ``left``)."""
         self.preflight()
         self._run(until_idle)
 
@@ -206,6 +219,8 @@ class Agent:
         """Stop promptly; active runs keep their external ids and their leases are released."""
         self._stopping.set()
         self._wake.set()
+        for done in list(self._calls):
+            done.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -230,6 +245,7 @@ class Agent:
         return {
             "state": self._state,
             "agent_id": self.agent_id,
+            "host": self.host,
             "queues": [q.path for q in self._queues],
             "max_jobs": self.config.max_jobs,
             "capacity": self.config.max_jobs,  # -1: no limit
@@ -241,62 +257,113 @@ class Agent:
     # ------------------------------------------------------------ the loop
 
     def _run(self, until_idle: bool = False) -> None:
-        workers = self.config.max_jobs if self.config.max_jobs > 0 else 8
-        self._pool = ThreadPoolExecutor(max_workers=min(workers, 16), thread_name_prefix="launch-agent-job")
+        from . import __version__
+
         self._state = "running"
+        self.store.register_agent(
+            self.agent_id, host=self.host, pid=os.getpid(), queues=[q.path for q in self._queues],
+            queue_ids=[q.id for q in self._queues], max_jobs=self.config.max_jobs, version=__version__,
+            lease_s=self.config.lease_seconds,
+        )
         threading.Thread(target=self._listen, name="launch-agent-listen", daemon=True).start()
-        last_takeover = last_renew = 0.0
+        threading.Thread(target=self._heartbeat, name="launch-agent-heartbeat", daemon=True).start()
+        last_takeover = last_stranded = last_claim = float("-inf")
         last_track: dict[str, float] = {}
-        self._say(f"agent {self.agent_id} serving {', '.join(q.path for q in self._queues)}")
+        self._say(f"agent {self.agent_id} on {host_name(self.host)} serving "
+                  f"{', '.join(q.path for q in self._queues)}")
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
+                woken = self._wake.is_set()
+                self._wake.clear()
                 if now - last_takeover >= TAKEOVER_EVERY_S:
                     self._take_over_dead_local_agents()
                     last_takeover = now
+                if now - last_stranded >= STRANDED_EVERY_S:
+                    self._fail_stranded()
+                    last_stranded = now
                 self._sync_with_store()
-                self._claim_while_capacity()
+                # New work wakes us (NOTIFY, the SQLite watcher, this process); leases that lapse
+                # are looked for on a slower clock, so an idle agent costs next to nothing.
+                if woken or now - last_claim >= self._claim_interval():
+                    self._claim_while_capacity()
+                    last_claim = now
                 self._track(last_track)
-                if now - last_renew >= self.config.lease_seconds / 3:
-                    self._renew()
-                    last_renew = now
                 if until_idle and self._idle():
                     break
                 self._activity = f"{len(self._active)} active" if self._active else "idle"
-                self._wake.wait(self._next_wait(last_track))
-                self._wake.clear()
+                self._wake.wait(self._next_wait(last_track, last_claim))
         finally:
             self._shutdown()
+
+    def _claim_interval(self) -> float:
+        return max(self.config.poll_interval, min(self.config.lease_seconds / 3, 10.0))
 
     def _listen(self) -> None:
         # Wakes the loop when a run is queued elsewhere (PostgreSQL NOTIFY) or in this process.
         while not self._stopping.is_set():
             try:
-                if self.store.wait_for_work(self.config.poll_interval):
+                if self.store.wait_for_work(max(self.config.poll_interval, 5.0)):
                     self._wake.set()
             except Exception:
-                time.sleep(self.config.poll_interval)
+                self._stopping.wait(self.config.poll_interval)
 
-    def _next_wait(self, last_track: dict[str, float]) -> float:
-        wait = self.config.poll_interval
+    def _heartbeat(self) -> None:
+        # Leases are renewed here, never on the loop or a worker: a slow runner call cannot let them lapse.
+        interval = self.config.lease_seconds / 3
+        while not self._stopping.wait(interval):
+            with self._lock:
+                held = dict(self._active)
+            try:
+                kept = set(self.store.heartbeat(self.agent_id, list(held), self.config.lease_seconds))
+            except Exception as err:  # the store is unreachable: try again next beat
+                self._activity = f"heartbeat failed: {err}"
+                continue
+            for run_id, active in held.items():
+                if run_id not in kept:
+                    self._lose(active, "its lease was taken over or released")
+
+    def _next_wait(self, last_track: dict[str, float], last_claim: float) -> float:
         now = time.monotonic()
-        for resource in {a.queue.resource for a in self._active.values() if a.phase == "tracking"}:
-            due = last_track.get(resource, 0.0) + self._track_interval(resource)
+        wait = max(last_claim + self._claim_interval() - now, 0.01)
+        with self._lock:
+            tracking = {a.queue.resource for a in self._active.values() if a.phase == "tracking"}
+            if self._active:
+                wait = min(wait, self.config.poll_interval)  # cancel requests are read on this clock
+        for resource in tracking:
+            due = last_track.get(resource, float("-inf")) + self._track_interval(resource)
             wait = min(wait, max(due - now, 0.01))
         return wait
 
     def _track_interval(self, resource: str) -> float:
-        return getattr(self._runners[resource], "poll_interval", None) or self.config.poll_interval
+        return self._runners[resource].poll_interval or self.config.poll_interval
 
     def _has_capacity(self) -> bool:
-        return self.config.max_jobs < 0 or len(self._active) < self.config.max_jobs
+        with self._lock:
+            return self.config.max_jobs < 0 or len(self._active) < self.config.max_jobs
 
     def _idle(self) -> bool:
-        if self._active:
-            return False
+        """Nothing queued, nothing held here, and nothing this agent could reattach (a lapsed lease, or
+        one held by a dead agent on this host). Runs bound to another host are left."""
+        with self._lock:
+            if self._active:
+                return False
+        now = time.time()
+        left = []
         for queue in self._queues:
             if self.store.list_runs(queue_id=queue.id, states=[RunState.QUEUED], limit=1):
                 return False
+            for run in self.store.list_runs(queue_id=queue.id, states=ACTIVE_STATES):
+                if run.host not in (None, self.host):
+                    left.append(run)
+                elif run.lease_expires_at is None or run.lease_expires_at <= now:
+                    return False
+                elif agent_is_dead_here(run.agent_id, self._agent_host(run.agent_id)):
+                    self.store.expire_lease(run.id, run.agent_id or "")
+                    return False
+        self.left = left
+        for run in left:
+            self._say(f"left {run.id} ({run.state}): it is bound to host {host_name(run.host)}")
         return True
 
     # ------------------------------------------------------------ claiming
@@ -306,14 +373,16 @@ class Agent:
         while queue_ids and self._has_capacity() and not self._stopping.is_set():
             start = self._rotation % len(queue_ids)
             self._rotation += 1  # rotate the order so that no queue starves another
-            run = self.store.claim(queue_ids[start:] + queue_ids[:start], self.agent_id, self.config.lease_seconds)
+            run = self.store.claim(queue_ids[start:] + queue_ids[:start], self.agent_id,
+                                   self.config.lease_seconds, host=self.host)
             if run is None:
                 return
             self._adopt(run)
 
     def _adopt(self, run: Run) -> None:
         queue = next(q for q in self._queues if q.id == run.queue_id)
-        active = _Active(run=run, queue=queue, runner=self._runners[queue.resource])
+        active = _Active(run=run, queue=queue, runner=self._runners[queue.resource],
+                         fence=(self.agent_id, run.lease_generation))
         with self._lock:
             self._active[run.id] = active
         reattached = run.state is not RunState.CLAIMED
@@ -321,16 +390,129 @@ class Agent:
         if run.state in AT_TARGET and run.external_id:
             active.job = self._job(run, queue, run.image_uri)
             active.phase = "tracking"
+            active.stage = "run"
             return
-        assert self._pool is not None
-        self._pool.submit(self._prepare, active)
+        threading.Thread(target=self._prepare, args=(active,), name=f"launch-agent-run {run.id}",
+                         daemon=True).start()
+
+    def _agent_host(self, agent_id: str | None) -> str | None:
+        if not agent_id:
+            return None
+        row = next((a for a in self.store.list_agents() if a["id"] == agent_id), None)
+        return row["host"] if row else None
 
     def _take_over_dead_local_agents(self) -> None:
         # An agent on this host whose process is gone cannot renew: its runs are ours at once.
+        hosts: dict[str, str | None] | None = None
         for queue in self._queues:
             for run in self.store.list_runs(queue_id=queue.id, states=ACTIVE_STATES):
-                if run.agent_id != self.agent_id and agent_is_dead_here(run.agent_id):
+                if not run.agent_id or run.agent_id == self.agent_id:
+                    continue
+                if hosts is None:
+                    hosts = {a["id"]: a["host"] for a in self.store.list_agents()}
+                if agent_is_dead_here(run.agent_id, hosts.get(run.agent_id)):
                     self.store.expire_lease(run.id, run.agent_id)
+                    self._wake.set()
+
+    def _fail_stranded(self) -> None:
+        for run in self.store.fail_stranded([q.id for q in self._queues], self.host,
+                                            self.config.host_grace_seconds):
+            self._emit(run, RunState.FAILED, run.message)
+
+    # ------------------------------------------------------------ fenced writes
+
+    def _transition(self, active: _Active, state: RunState, message: str, **fields: Any) -> Run:
+        """A state write under this agent's lease; LeaseLost drops the run (raises _Abandoned)."""
+        try:
+            run = self.store.transition(active.run.id, state, message, fence=active.fence, **fields)
+        except LeaseLost as err:
+            self._lose(active, str(err))
+            raise _Abandoned from None
+        active.run = run
+        if active.job is not None:
+            active.job.run = run
+        self._emit(run, state, message)
+        return run
+
+    def _update(self, active: _Active, **fields: Any) -> None:
+        try:
+            active.run = self.store.update(active.run.id, fence=active.fence, **fields)
+        except LeaseLost as err:
+            self._lose(active, str(err))
+            raise _Abandoned from None
+
+    def _note(self, active: _Active, message: str) -> None:
+        """A history line under this agent's lease."""
+        try:
+            self.store.add_event(active.run.id, message[:500], fence=active.fence)
+        except LeaseLost as err:
+            self._lose(active, str(err))
+            raise _Abandoned from None
+        self._emit(active.run, active.run.state, message[:500])
+
+    def _lose(self, active: _Active, why: str) -> None:
+        if active.lost:
+            return
+        active.lost = True
+        with self._lock:
+            if self._active.get(active.run.id) is active:
+                del self._active[active.run.id]
+        self._say(f"{active.run.id} dropped: {why}")
+        self._wake.set()
+
+    # ------------------------------------------------------------ runner calls
+
+    def _call(self, runner: Runner, fn: Callable[[], T], what: str) -> T:
+        """``fn()`` on a daemon thread with the runner's deadline; a call that hangs is left behind
+        (DispatchError, transient) and ``stop()`` ends the wait at once (_Abandoned)."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as err:  # handed to the caller
+                box["error"] = err
+            finally:
+                done.set()
+
+        self._calls.add(done)
+        try:
+            threading.Thread(target=target, name=f"launch-agent-call {what}", daemon=True).start()
+            done.wait(runner.call_timeout)
+        finally:
+            self._calls.discard(done)
+        if "error" in box:
+            raise box["error"]
+        if "value" in box:
+            return box["value"]
+        if self._stopping.is_set():
+            raise _Abandoned
+        raise DispatchError(f"{runner.resource}: {what} did not answer within {runner.call_timeout:.0f} s",
+                            transient=True)
+
+    def _retry(self, active: _Active, what: str, fn: Callable[[], T], before_retry: Callable[[], Any] | None = None,
+               deadline_s: float = SUBMIT_DEADLINE_S) -> T:
+        """The one retry policy: transient DispatchErrors are retried with capped, jittered backoff
+        until ``deadline_s`` passes or the agent stops; anything else is raised at once. A runner
+        that retries by itself (an older one) gets one attempt."""
+        runner = active.runner
+        deadline = time.monotonic() + deadline_s
+        delay = RETRY_BASE_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._call(runner, fn, what)
+            except DispatchError as err:
+                if not err.transient or runner.retries or time.monotonic() + delay > deadline:
+                    raise
+                self._note(active, f"{what}: retry {attempt} in {delay:.1f} s: {err}")
+                if self._stopping.wait(delay + random.uniform(0, delay / 2)):
+                    raise _Abandoned from None
+                delay = min(delay * 2, RETRY_CAP_S)
+                if before_retry is not None:
+                    before_retry()
 
     # ------------------------------------------------------------ build + submit (worker threads)
 
@@ -362,28 +544,36 @@ class Agent:
             image_uri = run.image_uri
             if active.runner.needs_image and not image_uri:
                 image_uri = self._build(active, context_dir, notebook)
-            if self._stopping.is_set():
+            if self._stopping.is_set() or active.lost:
                 return
             if active.cancel_requested:
                 self._finish(active, RunState.CANCELLED, "cancelled before dispatch")
                 return
             active.stage = "submit"
-            job = build_job(run, active.queue, self.config, context_dir=context_dir, notebook=notebook,
+            job = build_job(active.run, active.queue, self.config, context_dir=context_dir, notebook=notebook,
                             image_uri=image_uri)
-            external_id = self._submit_with_retries(active, job)
-            log_path = getattr(active.runner, "log_path", None)
-            active.run = self.store.transition(run.id, RunState.SUBMITTED, f"submitted: {external_id}",
-                                               external_id=external_id, image_uri=image_uri,
-                                               log_path=log_path(job) if log_path else None)
-            self._emit(active.run, RunState.SUBMITTED, f"submitted: {external_id}")
+            external_id = self._submit(active, job)
+            self._transition(active, RunState.SUBMITTED, f"submitted: {external_id}", external_id=external_id,
+                             image_uri=image_uri, log_path=active.runner.log_path(job))
             job.run = active.run  # the runner tracks by the saved external id
             active.job = job
-            active.phase = "tracking"
+            active.status_ok_at = time.monotonic()
             active.stage = "run"
+            active.phase = "tracking"
+        except _Abandoned:
+            return
+        except _CancelledBeforeCreate:
+            try:
+                self._finish(active, RunState.CANCELLED, "cancelled before dispatch")
+            except _Abandoned:
+                return
         except Exception as err:  # any failure of one run must not stop the agent
-            if not self._stopping.is_set():
+            if not self._stopping.is_set() and not active.lost:
                 message = str(err) if isinstance(err, LaunchError) else f"{type(err).__name__}: {err}"
-                self._finish(active, RunState.FAILED, f"{active.stage} failed: {message}", stage=active.stage)
+                try:
+                    self._finish(active, RunState.FAILED, f"{active.stage} failed: {message}", stage=active.stage)
+                except _Abandoned:
+                    return
         finally:
             self._wake.set()
 
@@ -393,8 +583,7 @@ class Agent:
 
         run = active.run
         bconf = builder_for(self.config, run.config)
-        active.run = self.store.transition(run.id, RunState.BUILDING, f"building with {bconf.type}")
-        self._emit(active.run, RunState.BUILDING, f"building with {bconf.type}")
+        self._transition(active, RunState.BUILDING, f"building with {bconf.type}")
         log_path = self.config.data_dir / "runs" / run.id / "build.log"
         context = BuildContext(directory=context_dir, notebook=notebook, content_hash=run.content_hash or "")
         with open(log_path, "a", encoding="utf-8") as build_log:
@@ -402,30 +591,60 @@ class Agent:
             def log(line: str) -> None:
                 build_log.write(line.rstrip("\n") + "\n")
                 build_log.flush()
+                if active.lost or self._stopping.is_set():
+                    raise _Abandoned  # stops the builder at its next line
                 if line.startswith(("Step ", "ERROR", "error", "image ")) or "skipping build" in line:
-                    self.store.add_event(run.id, line.strip()[:500])
-                    self._emit(active.run, RunState.BUILDING, line.strip()[:500])
+                    self._note(active, line.strip())
 
             builder = get_builder(bconf, self.config)
-            image = run.image or configured_image(run.config)
+            image = run.image or active.runner.configured_image(run.config)
             image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image)
+        if active.lost:
+            raise _Abandoned
         if not image_uri:
             raise BuildError("the builder returned no image")
-        self.store.update(run.id, image_uri=image_uri)
+        self._update(active, image_uri=image_uri)
         return image_uri
 
-    def _submit_with_retries(self, active: _Active, job: Job) -> str:
-        delay = 0.5
-        for attempt in range(SUBMIT_RETRIES + 1):
-            try:
-                return active.runner.submit(job)
-            except DispatchError as err:
-                if not err.transient or attempt == SUBMIT_RETRIES or self._stopping.is_set():
-                    raise
-                self.store.add_event(job.run.id, f"submit retry {attempt + 1}: {err}")
-                time.sleep(delay + random.uniform(0, delay / 2))
-                delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+    def _submit(self, active: _Active, job: Job) -> str:
+        """Find the run's job at the target, else check the lease (recorded as ``submitting``) and
+        create it. A run left ``submitting`` by another agent waits out the target's list lag first."""
+        runner = active.runner
+        if active.run.state is RunState.SUBMITTING:
+            self._wait_list_lag(active)
+        existing = self._retry(active, "look for the run's job", lambda: runner.find(job))
+        if existing:
+            self._note(active, f"found its job at the target: {existing}")
+            return existing
+        bound = {"host": self.host} if runner.host_bound else {}
+        self._transition(active, RunState.SUBMITTING, f"submitting to {runner.resource}", **bound)
+        if active.cancel_requested:
+            raise _CancelledBeforeCreate
+        found: list[str] = []
+
+        def look_again() -> None:  # a create that failed may still have made the job
+            name = self._call(runner, lambda: runner.find(job), "look for the run's job")
+            if name:
+                found.append(name)
+            self._check_lease(active)
+
+        def create() -> str:
+            return found[0] if found else runner.create(job)
+
+        return self._retry(active, "create the job", create, before_retry=look_again)
+
+    def _wait_list_lag(self, active: _Active) -> None:
+        lag = active.runner.list_lag_seconds
+        if lag <= 0:
+            return
+        started = max((e.time for e in self.store.events(active.run.id) if e.state is RunState.SUBMITTING),
+                      default=0.0)
+        remaining = started + lag - time.time()
+        if remaining > 0 and self._stopping.wait(remaining):
+            raise _Abandoned
+
+    def _check_lease(self, active: _Active) -> None:
+        self._update(active)
 
     # ------------------------------------------------------------ tracking
 
@@ -437,18 +656,52 @@ class Agent:
                 if active.phase == "tracking" and active.job is not None:
                     by_resource.setdefault(active.queue.resource, []).append(active)
         for resource, actives in by_resource.items():
-            if now - last_track.get(resource, 0.0) < self._track_interval(resource):
+            if now - last_track.get(resource, float("-inf")) < self._track_interval(resource):
                 continue
             last_track[resource] = now
-            try:
-                statuses = self._runners[resource].poll([a.job for a in actives if a.job])
-            except Exception as err:  # a failed status call is retried next cycle
-                self._activity = f"status of {resource} failed: {err}"
-                continue
+            statuses, error = self._poll(self._runners[resource], actives)
             for active in actives:
-                status = statuses.get(active.run.id)
-                if status is not None:
-                    self._apply(active, status)
+                try:
+                    self._apply_or_age(active, statuses.get(active.run.id), error)
+                except _Abandoned:
+                    continue
+
+    def _poll(self, runner: Runner, actives: list[_Active]) -> tuple[dict[str, Any], str]:
+        """One batched status call; when it fails, one call per run (a batch the target refuses, a
+        filter it rejects, must not hide runs it would answer for one by one)."""
+        jobs = [a.job for a in actives if a.job is not None]
+        try:
+            return self._call(runner, lambda: runner.poll(jobs), "read job status"), ""
+        except _Abandoned:
+            return {}, ""
+        except Exception as err:
+            error = _describe(err)
+        self._activity = f"status of {runner.resource} failed: {error}"
+        statuses: dict[str, Any] = {}
+        if len(jobs) > 1:
+            for job in jobs:
+                try:
+                    statuses.update(self._call(runner, lambda j=job: runner.poll([j]), "read job status"))
+                except _Abandoned:
+                    break
+                except Exception as err:
+                    error = _describe(err)
+        return statuses, error
+
+    def _apply_or_age(self, active: _Active, status: Any, error: str) -> None:
+        if status is not None:
+            active.status_ok_at = time.monotonic()
+            active.status_error = ""
+            self._apply(active, status)
+            return
+        if error and error != active.status_error:
+            active.status_error = error
+            self._note(active, f"cannot read the job's status: {error}")
+        unread = time.monotonic() - active.status_ok_at
+        if unread >= self.config.status_timeout:
+            why = active.status_error or "the target did not report it"
+            self._finish(active, RunState.FAILED, f"its status could not be read for {unread:.0f} s: {why}",
+                         stage="run")
 
     def _apply(self, active: _Active, status: Any) -> None:
         run = active.run
@@ -460,19 +713,20 @@ class Agent:
         if status.state is run.state and not extra:
             return
         if status.state is not run.state:
-            active.run = self.store.transition(run.id, status.state, status.message, **extra)
-            self._emit(active.run, status.state, status.message)
+            self._transition(active, status.state, status.message, **extra)
         else:
-            active.run = self.store.update(run.id, **extra)
+            self._update(active, **extra)
         if active.job is not None:
             active.job.run = active.run
 
     def _finish(self, active: _Active, state: RunState, message: str, **fields: Any) -> None:
-        active.run = self.store.transition(active.run.id, state, message, **fields)
-        self._emit(active.run, state, message)
-        with self._lock:
-            self._active.pop(active.run.id, None)
-        self._wake.set()
+        try:
+            self._transition(active, state, message, **fields)
+        finally:
+            with self._lock:
+                if self._active.get(active.run.id) is active:
+                    del self._active[active.run.id]
+            self._wake.set()
 
     # ------------------------------------------------------------ leases and cancel
 
@@ -485,42 +739,34 @@ class Agent:
         rows = {r.id: r for r in self.store.list_runs(agent_id=self.agent_id, states=ACTIVE_STATES)}
         for run_id, active in mine.items():
             row = rows.get(run_id)
-            if row is None or row.state in TERMINAL:
-                with self._lock:
-                    self._active.pop(run_id, None)
+            if row is None or row.state in TERMINAL or row.lease_generation != active.fence[1]:
+                self._lose(active, "another agent holds it now, or it ended")
                 continue
             if row.cancel_requested and not active.cancel_sent:
-                self._cancel(active)
+                try:
+                    self._cancel(active)
+                except _Abandoned:
+                    continue
 
     def _cancel(self, active: _Active) -> None:
         active.cancel_requested = True
         if active.phase != "tracking" or active.job is None:
-            return  # the worker sees the flag before it submits
+            return  # the worker sees the flag before it creates the job
         active.cancel_sent = True
+        job, runner = active.job, active.runner
         try:
-            active.runner.cancel(active.job)
+            self._call(runner, lambda: runner.cancel(job), "cancel the job")
+        except _Abandoned:
+            raise
         except Exception as err:
-            self.store.add_event(active.run.id, f"cancel failed: {err}")
+            self._note(active, f"cancel failed: {_describe(err)}")
             active.cancel_sent = False
             return
-        active.run = self.store.transition(active.run.id, RunState.CANCELLING, "cancel sent")
-        self._emit(active.run, RunState.CANCELLING, "cancel sent")
-
-    def _renew(self) -> None:
-        with self._lock:
-            ids = list(self._active)
-        if not ids:
-            return
-        held = set(self.store.renew(ids, self.agent_id, self.config.lease_seconds))
-        with self._lock:
-            for run_id in ids:
-                if run_id not in held:
-                    self._active.pop(run_id, None)
+        self._transition(active, RunState.CANCELLING, "cancel sent")
 
     def _shutdown(self) -> None:
         self._state = "stopping"
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stopping.set()
         with self._lock:
             held = list(self._active)
             self._active.clear()
@@ -529,6 +775,10 @@ class Agent:
                 self.store.release(run_id, self.agent_id)
             except Exception:
                 pass  # the lease expires on its own
+        try:
+            self.store.agent_stopped(self.agent_id)
+        except Exception:
+            pass  # it ages out of the registry
         self._state = "stopped"
         self._activity = ""
         self._say(f"agent {self.agent_id} stopped")
@@ -547,3 +797,11 @@ class Agent:
     def _say(self, line: str) -> None:
         if self._log is not None:
             self._log(f"{time.strftime('%H:%M:%S')} {line}")
+
+
+class _CancelledBeforeCreate(LaunchError):
+    """A cancel arrived between the look-up and the create: nothing was started."""
+
+
+def _describe(err: BaseException) -> str:
+    return str(err) if isinstance(err, LaunchError) else f"{type(err).__name__}: {err}"

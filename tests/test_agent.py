@@ -61,7 +61,7 @@ def test_thread_agent_runs_a_submitted_notebook():
 
 def test_max_jobs_is_never_exceeded():
     api.create_queue("q", "local-process")
-    runs = [api.submit(SLEEPER, "q", parameters={"seconds": 1.5}) for _ in range(5)]
+    runs = [api.submit(SLEEPER, "q", parameters={"seconds": 2}) for _ in range(5)]
     run_until_idle(queues=["q"], max_jobs=2)
     spans = []
     for run in runs:
@@ -218,7 +218,7 @@ def _wait_for(predicate, timeout: float) -> None:
 def test_two_agents_on_postgresql_share_a_queue_without_double_work(pg_url):
     api.configure(store_url=pg_url)
     api.create_queue("shared", "local-process")
-    runs = [api.submit(SLEEPER, "shared", parameters={"seconds": 0.5}) for _ in range(6)]
+    runs = [api.submit(SLEEPER, "shared", parameters={"seconds": 1}) for _ in range(6)]
     agents = [Agent(["shared"], max_jobs=2, poll_interval=0.2, store_url=pg_url) for _ in range(2)]
     threads = [threading.Thread(target=a.run_forever, kwargs={"until_idle": True}) for a in agents]
     for t in threads:

@@ -65,7 +65,8 @@ def test_sigkill_at_each_moment_still_gives_exactly_one_job(vertex_queue, moment
     try:
         if moment == "building":
             wait_for(lambda: fake.calls("ListCustomJobs"))
-            assert run.refresh().state is RunState.BUILDING
+            # The look-up before create: under "submitting" when the runner looks inside its submit.
+            assert run.refresh().state in (RunState.BUILDING, RunState.SUBMITTING)
         elif moment == "inside-create":
             wait_for(lambda: fake.calls("CreateCustomJob"))
             assert run.refresh().run.external_id is None

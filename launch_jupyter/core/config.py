@@ -77,6 +77,11 @@ class AgentConfig:
     store: str = field(default_factory=default_store_url)
     poll_interval: float = 2.0
     lease_seconds: float = 30.0
+    # A run bound to another host (local process, container) is failed once no agent there has held
+    # it for this long; until then agents elsewhere leave it alone.
+    host_grace_seconds: float = 86400.0
+    # A run whose status cannot be read for this long (the target refuses or never answers) fails.
+    status_timeout: float = 600.0
     data_dir: Path = field(default_factory=data_home)  # runs' working folders live under data_dir/runs
 
 

@@ -95,6 +95,8 @@ class Run:
     external_id: str | None = None  # e.g. the Vertex job resource name, saved as soon as it exists
     agent_id: str | None = None
     lease_expires_at: float | None = None
+    lease_generation: int = 0  # the fencing token: bumped by every claim, reattach and release
+    host: str | None = None  # the host identity a host-bound run (local process, container) lives on
     cancel_requested: bool = False
     stage: str | None = None  # where it failed: build | submit | run
     message: str = ""

@@ -11,6 +11,7 @@ class RunState(str, Enum):
     QUEUED = "queued"
     CLAIMED = "claimed"
     BUILDING = "building"
+    SUBMITTING = "submitting"  # the create at the target is under way: a job may or may not exist
     SUBMITTED = "submitted"
     PENDING = "pending"
     RUNNING = "running"

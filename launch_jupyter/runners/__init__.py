@@ -7,7 +7,7 @@ target is one new module plus one entry point.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
 
@@ -18,37 +18,114 @@ if TYPE_CHECKING:
 GROUP = "launch_jupyter.runners"
 
 
-@runtime_checkable
-class Runner(Protocol):
-    resource: str  # the name users write as a queue's resource
-    needs_image: bool  # whether the agent must build or find a container image first
+class Runner:
+    """The contract between the agent and a target: every capability the agent uses, with defaults.
+
+    A runner makes **one attempt** per call and says how a failure may be retried by raising
+    ``DispatchError(transient=...)``; the agent owns the one retry policy (backoff, deadline, stop).
+    Submitting is two steps so the agent can check its lease between them: ``find`` looks for a job
+    this run already has at the target, and ``create`` starts one. The agent records the run as
+    ``submitting`` (a fenced write) right before ``create``.
+    """
+
+    resource: str = ""  # the name users write as a queue's resource
+    needs_image: bool = True  # whether the agent must build or find a container image first
+    host_bound: bool = False  # its runs live on the host that started them (a local process, container)
+    poll_interval: float | None = None  # seconds between status reads; None: the agent's poll_interval
+    list_lag_seconds: float = 0.0  # how long a created job may stay invisible to ``find``
+    call_timeout: float = 300.0  # the deadline the agent gives one call (find, create, poll, cancel)
+    retries: bool = False  # it retries transient errors itself (older runners): the agent then does not
+
+    def __init__(self, agent_config: AgentConfig | None = None):
+        self.agent_config = agent_config
 
     def default_config(self) -> str:
         """The YAML a new queue of this resource starts from."""
+        return ""
 
     def validate(self, config: dict) -> list[Problem]:
         """Offline check of a (merged, template-filled) queue config. Warnings have severity 'warning'."""
+        return []
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """Raise LaunchError if this machine cannot serve ``queue`` (missing package, credential...)."""
 
+    def configured_image(self, config: dict) -> str | None:
+        """An image the queue config names outright (not a macro); None when it names none."""
+        return None
+
+    def find(self, job: Job) -> str | None:
+        """The external id of the job already started for ``job.run.id`` at the target, or None."""
+        return None
+
+    def create(self, job: Job) -> str:
+        """Start the job at the target (one attempt) and return its external id."""
+        raise NotImplementedError(f"the {self.resource} runner cannot create jobs")
+
     def submit(self, job: Job) -> str:
-        """Start the job and return its external id. Idempotent: if a job for ``job.run.id`` already
-        exists at the target, return its id instead of starting a second one."""
+        """``find`` or else ``create``, unfenced (for callers that hold no lease, e.g. tests)."""
+        return self.find(job) or self.create(job)
 
     def poll(self, jobs: list[Job]) -> dict[str, Status]:
-        """Status of many jobs at once, keyed by run id (one batched call per target location)."""
+        """Status of many jobs at once, keyed by run id (one batched call per target location when it
+        can). A job missing from the answer counts as "status unknown" for this cycle."""
+        raise NotImplementedError
 
     def cancel(self, job: Job) -> None:
         """Ask the target to stop the job."""
 
     def logs(self, run: Run, follow: bool = False) -> Iterator[str]:
         """The job's log lines."""
+        return iter(())
+
+    def log_path(self, job: Job) -> str | None:
+        """Where the job's log is kept on this machine, if it is kept in a local file."""
+        return None
 
     def dry_run(self, job: Job) -> dict:
         """The exact request ``submit`` would send, as plain data."""
+        return {}
 
-    # Optional: ``log_path(job) -> str`` for runners that keep the job's log in a local file.
+
+class _OlderRunner(Runner):
+    """A runner object that does not subclass Runner (yet): the members it has are used, the ones it
+    lacks take the defaults; without ``find``/``create``, ``create`` is its ``submit`` (which then
+    looks for an existing job itself, after the agent's lease check rather than before).
+    The attributes are read once, here, so the agent never probes."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.agent_config = getattr(inner, "agent_config", None)
+        self.resource = inner.resource
+        self.needs_image = bool(getattr(inner, "needs_image", True))
+        self.host_bound = bool(getattr(inner, "host_bound", False))
+        self.poll_interval = getattr(inner, "poll_interval", None)
+        self.list_lag_seconds = float(getattr(inner, "list_lag_seconds", 0.0))
+        self.call_timeout = float(getattr(inner, "call_timeout", Runner.call_timeout))
+        self.retries = True  # its submit and poll retry by themselves; a second layer would multiply them
+        for name in ("default_config", "validate", "preflight", "poll", "cancel", "logs", "dry_run"):
+            setattr(self, name, getattr(inner, name))
+        self.create = inner.submit  # type: ignore[method-assign]
+        self.submit = inner.submit  # type: ignore[method-assign]
+        for name in ("configured_image", "log_path", "find", "create"):
+            if callable(getattr(inner, name, None)):
+                setattr(self, name, getattr(inner, name))
+
+    def configured_image(self, config: dict) -> str | None:
+        # Only for an older runner that does not say itself: the CustomJob-shaped config of the
+        # runners written before this contract (pool 0's container image, or a top-level image_uri).
+        spec = (config or {}).get("spec") or {}
+        for pool in spec.get("worker_pool_specs") or []:
+            image = ((pool or {}).get("container_spec") or {}).get("image_uri")
+            if image and "${" not in str(image):
+                return str(image)
+        image = (config or {}).get("image_uri")
+        return str(image) if image and "${" not in str(image) else None
+
+
+def as_runner(obj: Any) -> Runner:
+    """``obj`` as a Runner: itself when it is one, else wrapped (runners of the older shape)."""
+    return obj if isinstance(obj, Runner) else _OlderRunner(obj)
 
 
 def known_runners() -> list[str]:
@@ -57,8 +134,9 @@ def known_runners() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=GROUP))
 
 
-def get_runner(resource: str, agent_config: AgentConfig | None = None) -> Runner:
-    """The runner registered for ``resource``; an unknown name lists the known ones."""
+def get_runner(resource: str, agent_config: AgentConfig | None = None) -> Any:
+    """The runner registered for ``resource``; an unknown name lists the known ones. The agent uses
+    it through ``as_runner`` (runners of the older shape are not ``Runner`` subclasses yet)."""
     from importlib.metadata import entry_points
 
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == resource]

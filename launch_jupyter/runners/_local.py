@@ -1,10 +1,13 @@
 """What the runners on this machine (local-process, local-container) share: checks of their small
-queue configs (``timeout``, ``env``) and the masking of secret-looking environment values."""
+queue configs (``timeout``, ``env``), the masking of secret-looking environment values, and the
+run folder's files (written atomically, read back tolerantly, the log's last error line)."""
 
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..core.model import Problem
 
@@ -54,3 +57,30 @@ def env_value(value: object) -> str:
 def mask(name: str, value: str) -> str:
     """``***`` for a variable whose name looks like it holds a secret (for dry runs and logs)."""
     return "***" if any(word in name.upper() for word in SECRET_WORDS) else value
+
+
+def read_json(path: Path) -> dict | None:
+    """A run-folder JSON file, or None when it is missing or half-written."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a run-folder JSON file atomically (a reader sees the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def last_error_line(log: Path) -> str:
+    """The log's last line that mentions an error, else its last line (at most 500 characters)."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if "error" in line.lower() or "Exception" in line:
+            return line[:500]
+    return lines[-1][:500] if lines else ""

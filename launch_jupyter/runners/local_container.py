@@ -21,9 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import DispatchError
+from ..core.identity import run_identity
 from ..core.model import Problem, Status
 from ..core.states import RunState
+from . import Runner
 from ._local import check_env, check_timeout, env_value, mask, unknown_key
+from ._local import last_error_line as _last_error_line
+from ._local import read_json as _read_json
+from ._local import write_json as _write_json
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -50,14 +55,13 @@ timeout: null        # seconds, or null for no limit
 """
 
 
-class LocalContainerRunner:
+class LocalContainerRunner(Runner):
     """Runs the run's image in a container on the local Docker engine, one container per run."""
 
     resource = "local-container"
     needs_image = True
-
-    def __init__(self, agent_config: AgentConfig | None = None):
-        self.agent_config = agent_config
+    host_bound = True  # the container lives on this host's engine, its outputs in this host's folder
+    call_timeout = 120.0
 
     def default_config(self) -> str:
         """The YAML a new local-container queue starts from."""
@@ -83,7 +87,21 @@ class LocalContainerRunner:
 
         ping_engine()
 
-    def submit(self, job: Job) -> str:
+    def find(self, job: Job) -> str | None:
+        """The id of the container already started for this run (running, or ended and saved), or None."""
+        from ..builders.docker import engine_client
+
+        client = engine_client()
+        try:
+            existing = [c for c in _containers_of(client, job.run.id) if c.attrs.get("State") != "created"]
+        finally:
+            client.close()
+        if existing:
+            return existing[0].id
+        started = _read_json(Path(job.workdir) / STARTED_FILE)
+        return started["id"] if started is not None else None
+
+    def create(self, job: Job) -> str:
         """Start the run's container, or return the one already started for this run."""
         from ..builders.docker import engine_client
 
@@ -175,12 +193,10 @@ class LocalContainerRunner:
             raise DispatchError(f"run {job.run.id} names no notebook to run")
         config = job.config or {}
         outputs = Path(job.workdir) / "outputs"
-        environment = {
-            "LAUNCH_RUN_ID": job.run.id,
-            "LAUNCH_QUEUE": job.queue.path,
-            "LAUNCH_PARAMETERS": json.dumps(job.run.parameters or {}, default=str),
-            "PYTHONUNBUFFERED": "1",
-        }
+        environment = run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
+                                   author=job.run.author, output=f"{OUTPUTS}/{OUTPUT_NAME}")
+        environment["LAUNCH_PARAMETERS"] = json.dumps(job.run.parameters or {}, default=str)
+        environment["PYTHONUNBUFFERED"] = "1"
         environment.update({str(k): env_value(v) for k, v in (config.get("env") or {}).items()})
         return {
             "image": job.image_uri,
@@ -307,24 +323,3 @@ def _stream_lines(client, container, follow: bool) -> Iterator[str]:
 
 def _container_name(run_id: str) -> str:
     return "launch-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", run_id)
-
-
-def _last_error_line(path: Path) -> str:
-    if not path.exists():
-        return ""
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or [""])[-1].strip()[:500]
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)

@@ -26,9 +26,14 @@ from typing import TYPE_CHECKING
 
 from .._process import process_alive
 from ..core.errors import DispatchError, LaunchError
+from ..core.identity import run_identity
 from ..core.model import Problem, Status
 from ..core.states import RunState
+from . import Runner
 from ._local import check_env, check_timeout, env_value, mask, unknown_key
+from ._local import last_error_line as _last_error_line
+from ._local import read_json as _read_json
+from ._local import write_json as _write_json
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -52,14 +57,13 @@ env: {}              # extra environment variables for the notebook
 _STARTED: dict[int, subprocess.Popen] = {}
 
 
-class LocalProcessRunner:
+class LocalProcessRunner(Runner):
     """Runs ``python -m launch_jupyter.execute`` in the run's own folder, one process group per run."""
 
     resource = "local-process"
     needs_image = False
-
-    def __init__(self, agent_config: AgentConfig | None = None):
-        self.agent_config = agent_config
+    host_bound = True  # the process and its folder exist on this host only
+    call_timeout = 60.0
 
     def default_config(self) -> str:
         """The YAML a new local-process queue starts from."""
@@ -87,7 +91,12 @@ class LocalProcessRunner:
                 f"{', '.join(missing)}; install them there (pip install {' '.join(missing)})"
             )
 
-    def submit(self, job: Job) -> str:
+    def find(self, job: Job) -> str | None:
+        """The id of the process already started for this run (from its folder), or None."""
+        existing = _read_json(Path(job.workdir) / PROCESS_FILE)
+        return existing["external_id"] if existing is not None else None
+
+    def create(self, job: Job) -> str:
         """Start the run's process (once: a second call returns the first process's id)."""
         workdir = Path(job.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -166,12 +175,10 @@ class LocalProcessRunner:
 
     def _environment(self, job: Job) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("JPY_SESSION_NAME", "LAUNCH_PARAMETERS")}
-        env.update({
-            "LAUNCH_RUN_ID": job.run.id,
-            "LAUNCH_QUEUE": job.queue.path,
-            "LAUNCH_WORKDIR": str(job.workdir),
-            "PYTHONUNBUFFERED": "1",
-        })
+        output = job.output_path or str(Path(job.workdir) / OUTPUT_FILE)
+        env.update(run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
+                                author=job.run.author, output=output, workdir=str(job.workdir)))
+        env["PYTHONUNBUFFERED"] = "1"
         extra = (job.config or {}).get("env") or {}
         env.update({str(k): env_value(v) for k, v in extra.items()})
         return env
@@ -349,31 +356,5 @@ def _read_log(path: Path, follow: bool) -> Iterator[str]:
             time.sleep(0.2)
 
 
-def _last_error_line(log: Path) -> str:
-    try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        if "Error" in line or "error" in line or "Exception" in line:
-            return line
-    return lines[-1] if lines else ""
-
-
 def _existing(path: str | None) -> str | None:
     return path if path and (path.startswith("gs://") or Path(path).exists()) else None
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-

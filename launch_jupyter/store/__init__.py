@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from ..core.config import default_store_url
 from ._backend import close_all
-from ._store import QueueStore
+from ._store import Fence, LeaseLost, QueueStore
 
-__all__ = ["QueueStore", "close_all", "open_store"]
+__all__ = ["Fence", "LeaseLost", "QueueStore", "close_all", "open_store"]
 
 
 def open_store(url: str | None = None) -> QueueStore:

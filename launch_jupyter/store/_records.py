@@ -12,7 +12,7 @@ from ..core.states import Priority, RunState
 
 RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
 # Fields a caller may set through transition()/update(); the rest belong to the store's own bookkeeping.
-UPDATABLE_RUN_FIELDS = RUN_FIELDS - {"id", "state", "queue_id", "created_at", "updated_at"}
+UPDATABLE_RUN_FIELDS = RUN_FIELDS - {"id", "state", "queue_id", "created_at", "updated_at", "lease_generation"}
 
 
 JSON_FIELDS = ("config", "template_vars", "parameters", "template_values", "resource_args")
@@ -93,6 +93,7 @@ def run_from_row(row: Any) -> Run:
     for name in ("parameters", "template_values", "resource_args", "config"):
         values[name] = values[name] or {}
     values["message"] = values["message"] or ""
+    values["lease_generation"] = values["lease_generation"] or 0
     return Run(**values)
 
 

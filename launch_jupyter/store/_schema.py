@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from ..core.errors import StoreError
 from ..core.states import RunState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs.lease_generation and runs.host (fencing, host affinity), the agents table
 
 # Any fixed number: it only has to be the same in every process that creates the schema.
 _SCHEMA_LOCK_KEY = 0x4C4A5354  # "LJST"
@@ -84,6 +84,10 @@ runs = Table(
     Column("external_id", Text),
     Column("agent_id", String),
     Column("lease_expires_at", Float),
+    # The fencing token: every claim, reattach and release bumps it; an agent's writes name the one
+    # it was given, so a write from an agent that lost the run (a stall past its lease) is refused.
+    Column("lease_generation", Integer, nullable=False, default=0, server_default="0"),
+    Column("host", String),  # the host identity a host-bound run lives on (None: any host may reattach)
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("stage", String),
     Column("message", Text, nullable=False, default=""),
@@ -126,6 +130,23 @@ run_events = Table(
 )
 Index("ix_run_events_run", run_events.c.run_id, run_events.c.id)
 
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String, primary_key=True),  # host:pid:nonce
+    Column("host", String, nullable=False),  # the host identity (hostname/digest)
+    Column("pid", Integer, nullable=False),
+    Column("queues", _Json, nullable=False),  # queue paths it serves
+    Column("queue_ids", _Json, nullable=False),
+    Column("max_jobs", Integer, nullable=False),
+    Column("version", String, nullable=False, default=""),
+    Column("lease_seconds", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float),
+)
+Index("ix_agents_heartbeat", agents.c.heartbeat_at)
+
 run_contexts = Table(
     "run_contexts",
     metadata,
@@ -144,11 +165,34 @@ def create_schema(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
     metadata.create_all(conn, checkfirst=True)
+    _add_missing_columns(conn)
     found = conn.execute(store_meta.select().where(store_meta.c.key == "schema_version")).first()
     if found is None:
         conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+    elif int(found.value) < SCHEMA_VERSION:
+        conn.execute(store_meta.update().where(store_meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
     elif int(found.value) > SCHEMA_VERSION:
         raise StoreError(
             f"the store was written by a newer launch_jupyter (schema {found.value}, this one knows "
             f"{SCHEMA_VERSION}); upgrade launch_jupyter"
         )
+
+
+# Columns added after schema 1, with the DDL that adds them to a store made by an older version.
+_ADDED_COLUMNS = {
+    "runs": {
+        "lease_generation": "INTEGER NOT NULL DEFAULT 0",
+        "host": "VARCHAR",
+    },
+}
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)}
+        for name, ddl in columns.items():
+            if name not in have:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))

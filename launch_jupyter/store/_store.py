@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..core.errors import QueueError, RunError
+from ..core.errors import LaunchError, QueueError, RunError
 from ..core.model import Event, Queue, Run
 from ..core.states import TERMINAL, RunState
 from . import _backend
@@ -25,11 +25,24 @@ from ._records import (
     run_from_row,
     run_values,
 )
-from ._schema import ACTIVE, QUEUED, queues, run_contexts, run_events, runs
+from ._schema import ACTIVE, QUEUED, agents, queues, run_contexts, run_events, runs
 
 ACTIVE_STATES = tuple(s.value for s in RunState if s.is_active)
 TERMINAL_STATES = tuple(s.value for s in TERMINAL)
 MIN_PREFIX = 4
+Fence = tuple[str, int]  # (agent id, lease generation): who may write a run, under which claim
+
+
+class LeaseLost(LaunchError):
+    """A fenced write was refused: the agent no longer holds this run (another agent took it over,
+    or it was released, or it finished). The writer must drop the run without further side effects."""
+
+    def __init__(self, run_id: str, fence: Fence, holder: str | None, generation: int, state: str):
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id}: lease lost (held by {holder or 'no agent'} under generation {generation}, "
+            f"state {state}; this writer had {fence[0]} under generation {fence[1]})"
+        )
 
 
 class QueueStore:
@@ -236,9 +249,13 @@ class QueueStore:
 
     # --- claim and lease ------------------------------------------------------------------------
 
-    def claim(self, queue_ids: Sequence[int], agent_id: str, lease_s: float) -> Run | None:
+    def claim(self, queue_ids: Sequence[int], agent_id: str, lease_s: float, host: str | None = None) -> Run | None:
         """Take at most one run for ``agent_id``: first a run whose agent's lease expired (to reattach),
-        else the head of the queue; queues are tried in the order given. Never the same run twice."""
+        else the head of the queue; queues are tried in the order given. Never the same run twice.
+
+        Each claim or reattach bumps the run's ``lease_generation`` (the fencing token the agent's
+        writes then name). A run bound to a host (``run.host``) is reattached only by an agent whose
+        ``host`` is that one."""
         if not queue_ids:
             return None
         with self._backend.write() as conn:
@@ -247,7 +264,7 @@ class QueueStore:
             for queue_id in queue_ids:
                 if queue_id not in prioritized:
                     continue  # deleted meanwhile
-                run = _reattach(conn, queue_id, agent_id, lease_s, now) or _take_queued(
+                run = _reattach(conn, queue_id, agent_id, lease_s, now, host) or _take_queued(
                     conn, queue_id, prioritized[queue_id], agent_id, lease_s, now
                 )
                 if run is not None:
@@ -279,7 +296,7 @@ class QueueStore:
             if row.state in (RunState.CLAIMED.value, RunState.BUILDING.value):
                 message = f"released by {agent_id}; back in the queue"
                 _set(conn, run_id, now, state=RunState.QUEUED.value, agent_id=None, lease_expires_at=None,
-                     started_at=None, message=message)
+                     started_at=None, message=message, lease_generation=row.lease_generation + 1)
                 _event(conn, run_id, now, RunState.QUEUED, message)
             else:
                 _set(conn, run_id, now, lease_expires_at=now)
@@ -295,15 +312,95 @@ class QueueStore:
             )
         return result.rowcount > 0
 
+    def fail_stranded(self, queue_ids: Sequence[int], host: str, grace_s: float) -> list[Run]:
+        """Fail the runs bound to another host whose lease lapsed more than ``grace_s`` ago: no agent
+        on their host has served them for that long, and no agent elsewhere can."""
+        if not queue_ids:
+            return []
+        from ..core.identity import host_name
+
+        now = time.time()
+        failed = []
+        with self._backend.write() as conn:
+            rows = conn.execute(
+                select(runs)
+                .where(runs.c.queue_id.in_(list(queue_ids)), ACTIVE, runs.c.host.is_not(None), runs.c.host != host,
+                       runs.c.lease_expires_at <= now - grace_s)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                lapsed = now - (row.lease_expires_at or now)
+                message = (f"its host {host_name(row.host)} stopped serving it (no agent there for "
+                           f"{_duration(lapsed)}); an agent on another host cannot reach a local run")
+                _set(conn, row.id, now, state=RunState.FAILED.value, message=message, finished_at=now,
+                     lease_expires_at=None, stage="run", lease_generation=row.lease_generation + 1)
+                _event(conn, row.id, now, RunState.FAILED, message)
+                failed.append(run_from_row(_lock_run(conn, row.id)))
+        return failed
+
+    # --- agents ---------------------------------------------------------------------------------
+
+    def register_agent(self, agent_id: str, *, host: str, pid: int, queues: Sequence[str],
+                       queue_ids: Sequence[int], max_jobs: int, version: str, lease_s: float) -> None:
+        """Record a starting agent (or refresh its row): who serves which queues, from where."""
+        now = time.time()
+        values = dict(host=host, pid=pid, queues=list(queues), queue_ids=list(queue_ids), max_jobs=max_jobs,
+                      version=version, lease_seconds=lease_s, heartbeat_at=now, stopped_at=None)
+        with self._backend.write() as conn:
+            updated = conn.execute(agents.update().where(agents.c.id == agent_id).values(**values)).rowcount
+            if not updated:
+                conn.execute(agents.insert().values(id=agent_id, started_at=now, **values))
+
+    def agent_heartbeat(self, agent_id: str) -> None:
+        """The agent is alive now."""
+        with self._backend.write() as conn:
+            conn.execute(agents.update().where(agents.c.id == agent_id).values(heartbeat_at=time.time()))
+
+    def heartbeat(self, agent_id: str, run_ids: Sequence[str], lease_s: float) -> list[str]:
+        """One transaction for an agent's heartbeat: its registry row and the leases it still holds
+        (returned; the others were lost)."""
+        now = time.time()
+        with self._backend.write() as conn:
+            conn.execute(agents.update().where(agents.c.id == agent_id).values(heartbeat_at=now))
+            if not run_ids:
+                return []
+            held = set(conn.execute(
+                runs.update()
+                .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+                .values(lease_expires_at=now + lease_s)
+                .returning(runs.c.id)
+            ).scalars().all())
+        return [run_id for run_id in run_ids if run_id in held]
+
+    def agent_stopped(self, agent_id: str) -> None:
+        """The agent stopped cleanly."""
+        with self._backend.write() as conn:
+            conn.execute(agents.update().where(agents.c.id == agent_id).values(stopped_at=time.time()))
+
+    def list_agents(self, *, forget_after_s: float = 86400.0) -> list[dict]:
+        """Every agent seen within ``forget_after_s`` (older rows are deleted), newest heartbeat first.
+        Each is a dict: id, host, pid, queues, queue_ids, max_jobs, version, lease_seconds, started_at,
+        heartbeat_at, stopped_at."""
+        now = time.time()
+        with self._backend.write() as conn:
+            conn.execute(agents.delete().where(agents.c.heartbeat_at < now - forget_after_s))
+            rows = conn.execute(select(agents).order_by(agents.c.heartbeat_at.desc())).all()
+        return [dict(row._mapping) for row in rows]
+
     # --- state and history ----------------------------------------------------------------------
 
-    def transition(self, run_id: str, state: RunState, message: str = "", **fields: Any) -> Run:
-        """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is."""
+    def transition(self, run_id: str, state: RunState, message: str = "", *, fence: Fence | None = None,
+                   **fields: Any) -> Run:
+        """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is.
+
+        With ``fence`` (agent id, lease generation) the write is a compare-and-set: LeaseLost unless
+        that agent still holds the run under that generation and the run is not finished."""
         state = RunState(state)
         values = column_values(fields)
         check_json(values, RunError, "run")
         with self._backend.write() as conn:
             row = _lock_run(conn, run_id)
+            _check_fence(row, fence)
             if row.state in TERMINAL_STATES:
                 return run_from_row(row)
             now = time.time()
@@ -318,19 +415,23 @@ class QueueStore:
             _event(conn, run_id, now, state, message)
             return run_from_row(_lock_run(conn, run_id))
 
-    def update(self, run_id: str, **fields: Any) -> Run:
-        """Save Run fields without a state change or event (e.g. the external id the moment it exists)."""
+    def update(self, run_id: str, *, fence: Fence | None = None, **fields: Any) -> Run:
+        """Save Run fields without a state change or event (e.g. the external id the moment it exists);
+        ``fence`` as in ``transition``."""
         values = column_values(fields)
         check_json(values, RunError, "run")
         with self._backend.write() as conn:
-            _lock_run(conn, run_id)
+            _check_fence(_lock_run(conn, run_id), fence)
             _set(conn, run_id, time.time(), **values)
             return run_from_row(_lock_run(conn, run_id))
 
-    def add_event(self, run_id: str, message: str, state: RunState | None = None) -> Event:
-        """Append a history line (e.g. build progress) without changing the run's state."""
+    def add_event(self, run_id: str, message: str, state: RunState | None = None, *,
+                  fence: Fence | None = None) -> Event:
+        """Append a history line (e.g. build progress) without changing the run's state; ``fence`` as
+        in ``transition``."""
         with self._backend.write() as conn:
             row = _lock_run(conn, run_id)
+            _check_fence(row, fence)
             event_state = RunState(state) if state is not None else RunState(row.state)
             event_id = _event(conn, run_id, time.time(), event_state, message)
             return event_from_row(conn.execute(select(run_events).where(run_events.c.id == event_id)).one())
@@ -424,6 +525,21 @@ def _lock_run(conn: Connection, run_id: str) -> Any:
     return row
 
 
+def _check_fence(row: Any, fence: Fence | None) -> None:
+    if fence is None:
+        return
+    if row.agent_id != fence[0] or row.lease_generation != fence[1] or row.state in TERMINAL_STATES:
+        raise LeaseLost(row.id, fence, row.agent_id, row.lease_generation, row.state)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _set(conn: Connection, run_id: str, now: float, **values: Any) -> None:
     conn.execute(runs.update().where(runs.c.id == run_id).values(updated_at=now, **values))
 
@@ -444,14 +560,19 @@ def _lock_queues(conn: Connection, queue_ids: Sequence[int]) -> dict[int, bool]:
     return {row.id: bool(row.prioritization) for row in rows}
 
 
-def _reattach(conn: Connection, queue_id: int, agent_id: str, lease_s: float, now: float) -> Run | None:
-    """An active run whose lease expired (its agent died or stopped): the new agent takes it over as is."""
+def _reattach(
+    conn: Connection, queue_id: int, agent_id: str, lease_s: float, now: float, host: str | None
+) -> Run | None:
+    """An active run whose lease expired (its agent died or stopped): the new agent takes it over as is.
+    A run bound to a host is only for an agent on that host."""
+    same_host = runs.c.host.is_(None) if host is None else or_(runs.c.host.is_(None), runs.c.host == host)
     expired = (
         select(runs.c.seq)
         .where(
             runs.c.queue_id == queue_id,
             ACTIVE,
             or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+            same_host,
         )
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -460,7 +581,8 @@ def _reattach(conn: Connection, queue_id: int, agent_id: str, lease_s: float, no
     row = conn.execute(
         runs.update()
         .where(runs.c.seq == expired)
-        .values(agent_id=agent_id, lease_expires_at=now + lease_s, updated_at=now)
+        .values(agent_id=agent_id, lease_expires_at=now + lease_s, updated_at=now,
+                lease_generation=runs.c.lease_generation + 1)
         .returning(*runs.c)
     ).first()
     if row is None:
@@ -489,7 +611,8 @@ def _take_queued(
         runs.update()
         .where(runs.c.seq == head)
         .values(state=RunState.CLAIMED.value, agent_id=agent_id, lease_expires_at=now + lease_s,
-                started_at=func.coalesce(runs.c.started_at, now), updated_at=now)
+                started_at=func.coalesce(runs.c.started_at, now), updated_at=now,
+                lease_generation=runs.c.lease_generation + 1)
         .returning(*runs.c)
     ).first()
     if row is None:
