@@ -570,6 +570,21 @@ class VertexState:
         if state == aiplatform_v1.JobState.JOB_STATE_CANCELLED:
             entry.proto.error = {"code": CODE_CANCELLED, "message": "CANCELED"}
 
+    def seed_finished(self, parent: str, count: int, labels: dict[str, str] | None = None,
+                      state: str = "JOB_STATE_SUCCEEDED") -> None:
+        """``count`` old jobs that already ended (a project's history), without a create each."""
+        from google.cloud import aiplatform_v1  # lazy: the fake runs in tests only
+
+        parent = self._parent(parent)
+        with self.lock:
+            for i in range(count):
+                self._next_id += 1
+                job = aiplatform_v1.CustomJob(display_name=f"old-{i}", labels=labels or {},
+                                              state=aiplatform_v1.JobState[state])
+                job.name = f"{parent}/customJobs/{self._next_id}"
+                job.create_time = job.end_time = _dt.datetime.fromtimestamp(self.now() - 60, _dt.timezone.utc)
+                self.jobs[job.name] = _Job(job, [], "", 0, self.step, self.now())
+
     def finish_unknown(self, job: str) -> None:
         """Give a job in an unknown state an end_time (a future terminal state)."""
         with self.lock:
@@ -994,7 +1009,8 @@ class FakeVertex:
 
     def __getattr__(self, name: str):
         # script, fail, delay, release, advance, calls, add_logs, finish_unknown: see VertexState.
-        if name in ("script", "fail", "delay", "release", "advance", "calls", "add_logs", "finish_unknown"):
+        if name in ("script", "fail", "delay", "release", "advance", "calls", "add_logs", "finish_unknown",
+                    "seed_finished"):
             return getattr(self.state, name)
         raise AttributeError(name)
 
