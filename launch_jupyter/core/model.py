@@ -117,6 +117,7 @@ class Event:
     state: RunState
     message: str = ""
     id: int | None = None
+    agent_id: str | None = None  # the agent that wrote it (None: a front end or the store itself)
 
 
 @dataclass(frozen=True)

@@ -100,4 +100,5 @@ def run_from_row(row: Any) -> Run:
 def event_from_row(row: Any) -> Event:
     """An Event from a ``run_events`` row."""
     m = row._mapping
-    return Event(id=m["id"], run_id=m["run_id"], time=m["time"], state=RunState(m["state"]), message=m["message"] or "")
+    return Event(id=m["id"], run_id=m["run_id"], time=m["time"], state=RunState(m["state"]), message=m["message"] or "",
+                 agent_id=m["agent_id"])

@@ -126,6 +126,7 @@ run_events = Table(
     Column("time", Float, nullable=False),
     Column("state", String(16), nullable=False),
     Column("message", Text, nullable=False, default=""),
+    Column("agent_id", String),  # the agent that wrote it; None for front ends
     sqlite_autoincrement=True,
 )
 Index("ix_run_events_run", run_events.c.run_id, run_events.c.id)
@@ -183,6 +184,9 @@ _ADDED_COLUMNS = {
     "runs": {
         "lease_generation": "INTEGER NOT NULL DEFAULT 0",
         "host": "VARCHAR",
+    },
+    "run_events": {
+        "agent_id": "VARCHAR",
     },
 }
 

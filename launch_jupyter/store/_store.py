@@ -297,7 +297,7 @@ class QueueStore:
                 message = f"released by {agent_id}; back in the queue"
                 _set(conn, run_id, now, state=RunState.QUEUED.value, agent_id=None, lease_expires_at=None,
                      started_at=None, message=message, lease_generation=row.lease_generation + 1)
-                _event(conn, run_id, now, RunState.QUEUED, message)
+                _event(conn, run_id, now, RunState.QUEUED, message, agent_id)
             else:
                 _set(conn, run_id, now, lease_expires_at=now)
 
@@ -412,7 +412,7 @@ class QueueStore:
                 values.setdefault("finished_at", now)
                 values["lease_expires_at"] = None
             _set(conn, run_id, now, **values)
-            _event(conn, run_id, now, state, message)
+            _event(conn, run_id, now, state, message, fence[0] if fence else None)
             return run_from_row(_lock_run(conn, run_id))
 
     def update(self, run_id: str, *, fence: Fence | None = None, **fields: Any) -> Run:
@@ -433,7 +433,7 @@ class QueueStore:
             row = _lock_run(conn, run_id)
             _check_fence(row, fence)
             event_state = RunState(state) if state is not None else RunState(row.state)
-            event_id = _event(conn, run_id, time.time(), event_state, message)
+            event_id = _event(conn, run_id, time.time(), event_state, message, fence[0] if fence else None)
             return event_from_row(conn.execute(select(run_events).where(run_events.c.id == event_id)).one())
 
     def events(self, run_id: str, after_id: int | None = None) -> list[Event]:
@@ -544,8 +544,10 @@ def _set(conn: Connection, run_id: str, now: float, **values: Any) -> None:
     conn.execute(runs.update().where(runs.c.id == run_id).values(updated_at=now, **values))
 
 
-def _event(conn: Connection, run_id: str, now: float, state: RunState, message: str) -> int:
-    result = conn.execute(run_events.insert().values(run_id=run_id, time=now, state=state.value, message=message))
+def _event(conn: Connection, run_id: str, now: float, state: RunState, message: str,
+           agent_id: str | None = None) -> int:
+    result = conn.execute(run_events.insert().values(run_id=run_id, time=now, state=state.value, message=message,
+                                                     agent_id=agent_id))
     return result.inserted_primary_key[0]
 
 
@@ -587,7 +589,7 @@ def _reattach(
     ).first()
     if row is None:
         return None
-    _event(conn, row.id, now, RunState(row.state), f"reattached by {agent_id}")
+    _event(conn, row.id, now, RunState(row.state), f"reattached by {agent_id}", agent_id)
     return run_from_row(row)
 
 
@@ -617,5 +619,5 @@ def _take_queued(
     ).first()
     if row is None:
         return None
-    _event(conn, row.id, now, RunState.CLAIMED, f"claimed by {agent_id}")
+    _event(conn, row.id, now, RunState.CLAIMED, f"claimed by {agent_id}", agent_id)
     return run_from_row(row)

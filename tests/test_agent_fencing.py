@@ -1,0 +1,269 @@
+"""Fencing: a run is written only by the agent holding its current lease generation.
+
+The store's compare-and-set, then real agent processes paused with SIGSTOP past their lease (mid-submit,
+mid-run) while a second agent takes the run over: one job per run, one process per run, and nothing
+written by the stale agent once it lost the lease.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from launch_jupyter import api
+from launch_jupyter.agent import Agent
+from launch_jupyter.core.model import Queue, Run
+from launch_jupyter.core.states import RunState
+from launch_jupyter.store import LeaseLost, open_store
+from tests.fixtures.common import EXAMPLES
+from tests.fixtures.vertex import IMAGE
+
+QUICKSTART = EXAMPLES / "quickstart.ipynb"
+LEASE = 3  # seconds: short, so a paused agent loses its runs quickly
+
+
+def wait_for(predicate, timeout: float = 90, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- the store's compare-and-set
+
+
+def _queued(store) -> tuple[Queue, Run]:
+    queue = store.create_queue(Queue(entity="alice", name="q", resource="local-process", config={},
+                                     created_by="alice"))
+    run = store.enqueue(Run(id="", queue_id=queue.id, queue_name="q", entity="alice", author="alice",
+                            resource="local-process"))
+    return queue, run
+
+
+def test_a_write_under_a_lost_lease_is_refused_and_changes_nothing(store_url):
+    with open_store(store_url) as store:
+        queue, run = _queued(store)
+        first = store.claim([queue.id], "a:1:x", lease_s=0.01)
+        assert first.lease_generation == 1
+        time.sleep(0.05)  # let the tiny lease lapse (the claim below needs it expired)
+        second = store.claim([queue.id], "b:2:y", lease_s=30)
+        assert second.id == run.id and second.lease_generation == 2
+        before = store.events(run.id)
+        for write in (
+            lambda: store.transition(run.id, RunState.SUBMITTING, "stale", fence=("a:1:x", 1)),
+            lambda: store.update(run.id, external_id="job-2", fence=("a:1:x", 1)),
+            lambda: store.add_event(run.id, "stale line", fence=("a:1:x", 1)),
+            lambda: store.transition(run.id, RunState.BUILDING, "", fence=("b:2:y", 1)),  # old generation
+        ):
+            with pytest.raises(LeaseLost, match="lease lost"):
+                write()
+        assert store.events(run.id) == before
+        assert store.get_run(run.id).external_id is None
+        done = store.transition(run.id, RunState.SUBMITTING, "mine", fence=("b:2:y", 2))
+        assert done.state is RunState.SUBMITTING
+
+
+def test_release_and_a_finished_run_end_every_fence(store_url):
+    with open_store(store_url) as store:
+        queue, run = _queued(store)
+        claimed = store.claim([queue.id], "a:1:x", lease_s=30)
+        store.release(run.id, "a:1:x")  # back in the queue, under a new generation
+        with pytest.raises(LeaseLost):
+            store.transition(run.id, RunState.BUILDING, "", fence=("a:1:x", claimed.lease_generation))
+        again = store.claim([queue.id], "a:1:x", lease_s=30)
+        fence = ("a:1:x", again.lease_generation)
+        store.transition(run.id, RunState.FAILED, "done", fence=fence)
+        with pytest.raises(LeaseLost):
+            store.add_event(run.id, "after the end", fence=fence)
+
+
+def test_a_host_bound_run_is_reattached_only_on_its_host(store_url):
+    with open_store(store_url) as store:
+        queue, run = _queued(store)
+        claimed = store.claim([queue.id], "a:1:x", lease_s=0.01, host="host-a/1")
+        store.transition(run.id, RunState.SUBMITTING, "", fence=("a:1:x", claimed.lease_generation),
+                         host="host-a/1")
+        time.sleep(0.05)
+        assert store.claim([queue.id], "b:2:y", lease_s=30, host="host-b/2") is None
+        assert store.fail_stranded([queue.id], "host-b/2", grace_s=3600) == []
+        taken = store.claim([queue.id], "a:3:z", lease_s=30, host="host-a/1")
+        assert taken.id == run.id and taken.state is RunState.SUBMITTING
+
+
+def test_a_host_bound_run_fails_elsewhere_only_after_the_grace(store_url):
+    with open_store(store_url) as store:
+        queue, run = _queued(store)
+        claimed = store.claim([queue.id], "a:1:x", lease_s=0.01, host="host-a/1")
+        store.transition(run.id, RunState.RUNNING, "", fence=("a:1:x", claimed.lease_generation),
+                         host="host-a/1")
+        time.sleep(0.05)
+        failed = store.fail_stranded([queue.id], "host-b/2", grace_s=0.01)
+        assert [r.id for r in failed] == [run.id]
+        ended = store.get_run(run.id)
+        assert ended.state is RunState.FAILED and "its host host-a stopped serving it" in ended.message
+
+
+# --------------------------------------------------------------------------- real agents, paused
+
+
+def _short_lease(config: Path) -> None:
+    config.write_text(config.read_text().replace("lease_seconds: 30", f"lease_seconds: {LEASE}"))
+    api.configure(config_path=str(config))
+
+
+def start_cli_agent(config: Path, log: Path, queue: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", queue,
+         "--poll-interval", "0.2"],
+        env=os.environ.copy(), stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+
+
+def thread_agent(queue: str) -> Agent:
+    return Agent(config=api.agent_config(overrides={"queues": [queue], "poll_interval": 0.2,
+                                                     "lease_seconds": LEASE})).start()
+
+
+def creates_for(fake, run_id: str) -> int:
+    return sum(1 for r in fake.calls("CreateCustomJob")
+               if r.request["custom_job"]["labels"].get("launch-run-id") == run_id)
+
+
+def written_after_takeover(run, stale_id: str, new_id: str) -> list[str]:
+    """Event lines after the new agent's reattach that the stale agent wrote (events name their writer)."""
+    events = run.events()
+    start = next(i for i, e in enumerate(events) if f"reattached by {new_id}" in e.message)
+    assert any(e.agent_id == new_id for e in events[start:])
+    return [f"{e.state} {e.message}" for e in events[start:] if e.agent_id == stale_id]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGCONT)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_agent_paused_in_its_pre_create_look_up_never_creates_a_second_job(vertex_queue, tmp_path, capsys):
+    fake, config = vertex_queue
+    _short_lease(config)
+    # The stale agent's look-up is answered ("no job yet") and then its answer hangs until release().
+    fake.delay("ListCustomJobs", None, times=1, after=True)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    stale = start_cli_agent(config, tmp_path / "stale.log", "vq")
+    fresh = None
+    try:
+        wait_for(lambda: fake.calls("ListCustomJobs"), what="the stale agent's look-up")
+        stale_id = run.refresh().run.agent_id
+        stale.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        fresh = thread_agent("vq")
+        wait_for(lambda: run.refresh().run.agent_id == fresh.agent_id, what="the takeover")
+        took_over = time.monotonic() - paused
+        wait_for(lambda: creates_for(fake, run.id) == 1, what="the new agent's create")
+        stale.send_signal(signal.SIGCONT)
+        fake.release()  # the stale "no job yet" answer arrives now
+        wait_for(lambda: "dropped" in (tmp_path / "stale.log").read_text(), what="the stale agent to drop it")
+        assert run.wait(timeout=60) is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
+    finally:
+        if fresh is not None:
+            fresh.stop()
+        stop_process(stale)
+    assert creates_for(fake, run.id) == 1
+    assert written_after_takeover(run, stale_id, fresh.agent_id) == []
+    assert sum(1 for e in run.events() if e.state is RunState.SUBMITTING) == 1
+    with capsys.disabled():
+        print(f"\n[figure] mid-submit stall: creates per run 1, takeover after {took_over:.1f} s (lease {LEASE} s)")
+
+
+def test_an_agent_paused_while_its_run_runs_loses_it_and_writes_nothing_more(vertex_queue, tmp_path, capsys):
+    fake, config = vertex_queue
+    _short_lease(config)
+    fake.script(["PENDING"] + ["RUNNING"] * 100_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    stale = start_cli_agent(config, tmp_path / "stale.log", "vq")
+    fresh = None
+    try:
+        wait_for(lambda: run.refresh().state is RunState.RUNNING, what="the run to run")
+        stale_id = run.run.agent_id
+        stale.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        fresh = thread_agent("vq")
+        wait_for(lambda: run.refresh().run.agent_id == fresh.agent_id, what="the takeover")
+        took_over = time.monotonic() - paused
+        stale.send_signal(signal.SIGCONT)
+        wait_for(lambda: "dropped" in (tmp_path / "stale.log").read_text(), what="the stale agent to drop it")
+        fake.script(["SUCCEEDED"], job=run.refresh().run.external_id)
+        assert run.wait(timeout=60) is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
+    finally:
+        if fresh is not None:
+            fresh.stop()
+        stop_process(stale)
+    assert creates_for(fake, run.id) == 1
+    assert written_after_takeover(run, stale_id, fresh.agent_id) == []
+    with capsys.disabled():
+        print(f"\n[figure] mid-run stall (vertex): creates per run 1, takeover after {took_over:.1f} s")
+
+
+def marker_notebook(path: Path) -> Path:
+    """A notebook that appends one line to ``marker`` per execution, then waits for ``go`` to exist."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('marker = ""\ngo = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import os, time\n"
+        "with open(marker, 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "while go and not os.path.exists(go):\n"
+        "    time.sleep(0.05)\n"
+    )]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_paused_agent_on_this_host_loses_its_local_run_which_runs_once(tmp_path, capsys):
+    config = tmp_path / "launch-config.yaml"
+    config.write_text(f"poll_interval: 0.2\nlease_seconds: {LEASE}\n")
+    api.configure(config_path=str(config))
+    api.create_queue("laptop", "local-process")
+    marker, go = tmp_path / "ran.txt", tmp_path / "go"
+    notebook = marker_notebook(tmp_path / "marker.ipynb")
+    run = api.submit(notebook, "laptop", parameters={"marker": str(marker), "go": str(go)})
+    stale = start_cli_agent(config, tmp_path / "stale.log", "laptop")
+    fresh = None
+    try:
+        wait_for(lambda: marker.exists(), what="the notebook to start")
+        wait_for(lambda: run.refresh().state is RunState.RUNNING, what="the run to run")
+        stale_id = run.run.agent_id
+        stale.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        fresh = thread_agent("laptop")
+        wait_for(lambda: run.refresh().run.agent_id == fresh.agent_id, what="the takeover")
+        took_over = time.monotonic() - paused
+        stale.send_signal(signal.SIGCONT)
+        wait_for(lambda: "dropped" in (tmp_path / "stale.log").read_text(), what="the stale agent to drop it")
+        go.touch()
+        assert run.wait(timeout=120) is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
+    finally:
+        go.touch()
+        if fresh is not None:
+            fresh.stop()
+        stop_process(stale)
+    assert len(marker.read_text().splitlines()) == 1  # executed once
+    assert written_after_takeover(run, stale_id, fresh.agent_id) == []
+    states = [e.state for e in run.events()]
+    assert RunState.PENDING not in states[states.index(RunState.RUNNING):]
+    with capsys.disabled():
+        print(f"\n[figure] mid-run stall (local-process): executions per run 1, takeover after {took_over:.1f} s")
