@@ -598,6 +598,58 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
     yield from get_runner(run.resource, agent_config()).logs(run, follow=follow)
 
 
+# ---------------------------------------------------------------- who is serving
+
+
+def agents(queue: str | None = None, *, store_url: str | None = None) -> list[dict]:
+    """Agents seen in the last day, newest heartbeat first (``queue``: only those serving it).
+
+    Each is a dict: id, host (hostname), host_id, pid, queues, max_jobs, version, started_at,
+    heartbeat_at, stopped_at, plus ``alive`` (its heartbeat is fresh and it did not stop) and ``age``
+    (seconds since its last heartbeat, and as text in ``last_seen``). Dead ones age out of the store
+    after a day."""
+    from .core.identity import host_name
+
+    store = open_store(store_url)
+    queue_id = get_queue(queue, store_url=store_url).id if queue else None
+    now = time.time()
+    found = []
+    for row in store.list_agents():
+        if queue_id is not None and queue_id not in (row["queue_ids"] or []):
+            continue
+        age = max(now - row["heartbeat_at"], 0.0)
+        # A heartbeat comes every lease/3 s: two leases without one means the agent is gone or paused.
+        alive = row["stopped_at"] is None and age <= 2 * row["lease_seconds"]
+        found.append({**row, "host_id": row["host"], "host": host_name(row["host"]), "alive": alive, "age": age,
+                      "last_seen": f"{_ago(age)} ago"})
+    return found
+
+
+def serving_agents(queue: str, *, store_url: str | None = None) -> list[dict]:
+    """The live agents serving ``queue`` (empty: a run queued there waits for someone to start one)."""
+    return [a for a in agents(queue, store_url=store_url) if a["alive"]]
+
+
+def serving_note(queue: str, *, store_url: str | None = None) -> str | None:
+    """``"no agent is serving alice/laptop (last seen 3 min ago)"`` when no live agent serves
+    ``queue``; None when one does. What the CLI, the magics and the widgets show under a queued run."""
+    q = get_queue(queue, store_url=store_url)
+    seen = agents(q.path, store_url=store_url)
+    if any(a["alive"] for a in seen):
+        return None
+    if not seen:
+        return f"no agent is serving {q.path}"
+    return f"no agent is serving {q.path} (last seen {seen[0]['last_seen']})"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
 # ---------------------------------------------------------------- the in-kernel agent
 
 _agent: Agent | None = None

@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("notebook")
     tag.add_argument("--cell", type=int, help="the cell to tag, numbered from 1 (default: the one marked # parameters)")
 
+    agents = sub.add_parser("agents", help="the agents that serve queues, and when each was last seen")
+    agents.add_argument("-q", "--queue", help="only the agents serving this queue")
+    agents.add_argument("--json", action="store_true")
+
     agent = sub.add_parser("agent", help="run an agent in the foreground")
     agent.add_argument("-q", "--queue", action="append", default=[], dest="queues")
     agent.add_argument("--max-jobs", type=int)
@@ -265,6 +269,29 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     print(f"queued run {result.id} on {result.run.entity}/{result.run.queue_name}")
     if result.run.message:
         print(result.run.message)
+    _warn_if_unserved(f"{result.run.entity}/{result.run.queue_name}")
+    return 0
+
+
+def _warn_if_unserved(queue: str) -> None:
+    from . import api
+
+    note = api.serving_note(queue)
+    if note:
+        sys.stderr.write(f"launch-jupyter: warning: {note}; start one with `launch-jupyter agent -q {queue}`\n")
+
+
+def _cmd_agents(args: argparse.Namespace) -> int:
+    from . import api
+
+    found = api.agents(args.queue)
+    if args.json:
+        _print_json(found)
+        return 0
+    rows = [[a["id"], a["host"], ", ".join(a["queues"]), str(a["max_jobs"]), _when(a["started_at"]),
+             a["last_seen"], "alive" if a["alive"] else ("stopped" if a["stopped_at"] else "gone")]
+            for a in found]
+    _table(rows, ["AGENT", "HOST", "QUEUES", "MAX JOBS", "STARTED", "LAST SEEN", "STATE"])
     return 0
 
 
@@ -329,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "agent":
             return _cmd_agent(args)
+        if args.command == "agents":
+            return _cmd_agents(args)
     except LaunchError as err:
         sys.stderr.write(f"launch-jupyter: error: {err}\n")
         return USAGE_ERROR
