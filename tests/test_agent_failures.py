@@ -130,3 +130,51 @@ def test_preflight_refuses_a_destination_vertex_cannot_pull_from(vertex_queue, d
     builder = {"type": "docker", **({"destination": destination} if destination else {})}
     with pytest.raises(LaunchError, match=expected):
         Agent(config=api.agent_config(overrides={"queues": ["vq"], "builder": builder})).preflight()
+
+
+def test_a_status_call_that_keeps_failing_ends_the_run_and_until_idle_returns(vertex_queue):
+    fake, config = vertex_queue
+    config.write_text(config.read_text() + "status_timeout: 3\n")
+    fake.script(["PENDING"] + ["RUNNING"] * 100_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq", "--until-idle"],
+        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for method in ("ListCustomJobs", "GetCustomJob"):  # a filter refused, a permission gone
+            fake.fail(method, "PERMISSION_DENIED", times=1_000_000, message="caller lacks aiplatform.customJobs.get")
+        said, _ = agent.communicate(timeout=120)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert agent.returncode == 0, said
+    ended = run.refresh().run
+    assert ended.state is RunState.FAILED and ended.stage == "run", messages(run)
+    assert "could not be read for" in ended.message
+
+
+def test_sigterm_is_prompt_while_a_status_call_hangs(vertex_queue):
+    fake, config = vertex_queue
+    fake.script(["PENDING"] + ["RUNNING"] * 100_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq"],
+        env=os.environ.copy(), stdout=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fake.delay("ListCustomJobs", None, times=1_000_000)  # every status call hangs from now on
+    calls = len(fake.calls("ListCustomJobs"))
+    while len(fake.calls("ListCustomJobs")) == calls and time.monotonic() < deadline + 30:
+        time.sleep(0.05)  # the agent is inside a hung call now
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=20) == 0  # not the call's own deadline: the hung call is left behind
+    held = run.refresh().run
+    assert held.state is RunState.RUNNING and held.lease_expires_at <= time.time()  # released for the next
+    fake.release()
