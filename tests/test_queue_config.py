@@ -274,7 +274,7 @@ def test_parse_template_var(text, var):
     "text, message",
     [
         ("1gpus:integer:1", 'template variable "1gpus": a name starts with a letter'),
-        ("my-var:integer:1", 'template variable "my-var": a name starts with a letter'),
+        ("my.var:integer:1", 'template variable "my.var": a name starts with a letter'),  # "-" is allowed (W&B: {{machine-type}})
         (":integer:1", 'template variable "": a name starts'),
         (
             "gpus:bool:1",

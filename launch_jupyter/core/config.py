@@ -220,6 +220,8 @@ def _section(name: str, data: Any, where: str, from_text: bool) -> dict[str, Any
         )
     keys = _field_names(_SECTIONS[name])
     section: dict[str, Any] = {}
+    if name == "builder":
+        data = accelerator_alias(data)
     for key, value in data.items():
         key = str(key)
         if key not in keys:
@@ -446,10 +448,31 @@ _ALL_KEY_PATHS = _TOP_KEYS + [
 ]
 
 
+def accelerator_alias(builder: Mapping[str, Any]) -> dict[str, Any]:
+    """W&B Launch's documented ``builder.accelerator.base_image`` (the GPU base image) is our
+    ``builder.base_image``."""
+    data = dict(builder)
+    accelerator = data.pop("accelerator", None)
+    if accelerator is None:
+        return data
+    if not isinstance(accelerator, Mapping) or set(accelerator) != {"base_image"}:
+        raise ConfigError("only accelerator.base_image is known here (W&B's GPU base image, the same "
+                          "as builder.base_image)", path="builder.accelerator")
+    if data.get("base_image") not in (None, accelerator["base_image"]):
+        raise ConfigError("builder.base_image and builder.accelerator.base_image differ; give one",
+                          path="builder.accelerator.base_image")
+    data["base_image"] = accelerator["base_image"]
+    return data
+
+
 def builder_problems(overrides: Mapping[str, Any]) -> list[Problem]:
     """Unknown keys in a queue's or run's ``builder:`` section, each with the closest valid one."""
     known = [f.name for f in fields(BuilderConfig)]
     problems = []
+    try:
+        overrides = accelerator_alias(overrides)
+    except ConfigError as err:
+        return [Problem(err.path, str(err).removeprefix(f"{err.path}: "))]
     for key in overrides:
         if key not in known:
             hint = closest(key, known)
@@ -465,7 +488,7 @@ def builder_for(agent_config: AgentConfig, run_config: Mapping[str, Any]) -> Bui
     problems = builder_problems(overrides)
     if problems:
         raise ConfigError(problems[0].message, path=problems[0].path)
-    merged = replace(agent_config.builder, **overrides)
+    merged = replace(agent_config.builder, **accelerator_alias(overrides))
     if not merged.destination and agent_config.registry.uri:
         merged = replace(merged, destination=agent_config.registry.uri)
     return merged

@@ -22,7 +22,8 @@ from .templates import check_template_value, coerce_template_value
 
 TEMPLATE_VAR_TYPES = ("string", "integer", "number")
 _TYPE_ALIASES = {"str": "string", "int": "integer", "float": "number"}
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# W&B Launch documents hyphenated names ({{machine-type}}): letters, digits, "_" and "-".
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _VAR_KEYS = ("name", "type", "default", "minimum", "maximum", "enum", "description")
 
 # YAML 1.2 core schema resolvers (PyYAML implements YAML 1.1, which reads "on" as True).
@@ -230,7 +231,7 @@ def _normalized(var: TemplateVar) -> TemplateVar:
     label = f'template variable "{var.name}"'
     if not isinstance(var.name, str) or not _VAR_NAME.fullmatch(var.name):
         raise ConfigError(
-            f"{label}: a name starts with a letter or _ and holds only letters, digits and _"
+            f"{label}: a name starts with a letter or _ and holds only letters, digits, _ and -"
         )
     if var.type not in TEMPLATE_VAR_TYPES:
         hint = did_you_mean(str(var.type), TEMPLATE_VAR_TYPES, noun="types")

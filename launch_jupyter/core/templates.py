@@ -18,7 +18,7 @@ from .model import Problem, TemplateVar
 
 MACROS = ("image_uri", "run_id", "queue", "entity", "author", "notebook")
 
-_TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")  # W&B: {{machine-type}}
 _MACRO = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
 
