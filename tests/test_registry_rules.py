@@ -12,7 +12,6 @@ import pytest
 
 from launch_jupyter.builders.registry import (
     check_destination,
-    check_vertex_pullable,
     google_auth_config,
     image_exists,
     is_google_registry,
@@ -20,7 +19,7 @@ from launch_jupyter.builders.registry import (
     parse_image,
 )
 from launch_jupyter.core.errors import BuildError, ConfigError
-from launch_jupyter.core.images import vertex_pull_problem
+from launch_jupyter.runners.vertex._images import vertex_pull_problem
 
 
 @pytest.mark.parametrize(
@@ -64,17 +63,21 @@ def test_google_and_public_registries():
     assert not is_public_registry("registry.example.com")
 
 
-def test_vertex_can_pull_only_from_google_or_public_registries():
-    assert check_vertex_pullable("us-docker.pkg.dev/p/r/img:1") is None
-    assert check_vertex_pullable("gcr.io/p/img") is None
-    assert check_vertex_pullable("python:3.11") is None
-    elsewhere = check_vertex_pullable("registry.example.com/team/img:1")
+def test_vertex_pulls_from_artifact_registry_and_warns_for_everything_else():
+    # The policy is the Vertex runner's (issue 12 item 18), not core's.
+    assert vertex_pull_problem("us-docker.pkg.dev/p/r/img:1") is None
+    severity, gcr = vertex_pull_problem("gcr.io/p/img")
+    assert severity == "warning" and "served only by an Artifact Registry gcr.io repository" in gcr
+    severity, hub = vertex_pull_problem("python:3.11")
+    assert severity == "warning" and "100 per 6 hours" in hub  # Docker Hub's anonymous pull limit
+    severity, quay = vertex_pull_problem("quay.io/org/img")
+    assert severity == "warning" and "only while it is public" in quay
+    severity, elsewhere = vertex_pull_problem("registry.example.com/team/img:1")
+    assert severity == "warning"
     assert "outside Google's registries; Vertex AI can pull it only if it is public" in elsewhere
     assert "Artifact Registry" in elsewhere
-    local = check_vertex_pullable("127.0.0.1:5000/p/img")
-    assert "private registry (127.0.0.1:5000) that Vertex AI cannot reach" in local
-    assert vertex_pull_problem("127.0.0.1:5000/p/img")[0] == "error"
-    assert vertex_pull_problem("registry.example.com/team/img:1")[0] == "warning"
+    severity, local = vertex_pull_problem("127.0.0.1:5000/p/img")
+    assert severity == "error" and "private registry (127.0.0.1:5000) that Vertex AI cannot reach" in local
     assert vertex_pull_problem("registry.internal/team/img:1")[0] == "error"
 
 

@@ -117,14 +117,22 @@ def test_python_package_pools_are_valid():
     assert VertexRunner().validate(config) == []
 
 
+def test_artifact_registry_images_are_fine():
+    config = seed_config()
+    config["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] = "us-central1-docker.pkg.dev/p/r/img@sha256:abc"
+    assert VertexRunner().validate(config) == []
+
+
 @pytest.mark.parametrize("uri", [
-    "gcr.io/proj/img:1", "eu.gcr.io/proj/img", "us-central1-docker.pkg.dev/p/r/img@sha256:abc",
-    "python:3.11-slim", "library/python", "ghcr.io/org/img:tag", "quay.io/org/img", "docker.io/org/img",
+    "gcr.io/proj/img:1", "eu.gcr.io/proj/img", "python:3.11-slim", "library/python", "ghcr.io/org/img:tag",
+    "quay.io/org/img", "docker.io/org/img",
 ])
-def test_google_and_public_registries_are_fine(uri):
+def test_other_registries_are_a_warning_not_silence(uri):
     config = seed_config()
     config["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] = uri
-    assert VertexRunner().validate(config) == []
+    (problem,) = VertexRunner().validate(config)
+    assert problem.severity == "warning"
+    assert problem.path == "spec.worker_pool_specs[0].container_spec.image_uri"
 
 
 @pytest.mark.parametrize("uri", ["localhost:5000/img", "127.0.0.1:5000/img:1", "10.1.2.3/img", "registry.local/img", "myregistry:5000/img"])

@@ -1,5 +1,5 @@
-"""Container registries: image references, the manifest HEAD that lets a build be skipped, which
-registries Vertex AI can pull from, and registry credentials from Application Default Credentials.
+"""Container registries: image references, the manifest HEAD that lets a build be skipped
+(and registry credentials from Application Default Credentials).
 
 Credentials built here are handed to the docker SDK or to one HTTP request; they are never logged.
 """
@@ -21,7 +21,6 @@ from ..core.images import (  # noqa: F401  (re-exported: the builders' names for
     is_loopback,
     is_public_registry,
     parse_image,
-    vertex_pull_problem,
 )
 
 MANIFEST_TYPES = ", ".join([
@@ -31,12 +30,6 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
 ])  # fmt: skip
 TIMEOUT = 30.0
-
-
-def check_vertex_pullable(uri: str) -> str | None:
-    """Why Vertex AI cannot (or may not) pull ``uri``, or None if it can."""
-    problem = vertex_pull_problem(uri)
-    return problem[1] if problem else None
 
 
 def google_auth_config(registry: str) -> dict | None:

@@ -1,5 +1,6 @@
-"""Container image references and registries: parsing, and which registries Vertex AI can pull
-from. Pure functions (no network): the builders and the Vertex runner share them."""
+"""Container image references and registries: parsing and naming registries. Pure functions (no
+network): the builders and the runners share them. Which registries a target can pull from is
+the target's policy (Vertex AI: runners/vertex/_images.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from .errors import ConfigError
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-# Registries that serve public images to anyone, so Vertex AI can pull from them without credentials.
+# Registries that serve public images to anyone, without credentials.
 _PUBLIC = _HUB_ALIASES | {
     "quay.io", "ghcr.io", "public.ecr.aws", "mcr.microsoft.com", "registry.k8s.io", "nvcr.io",
 }  # fmt: skip
@@ -80,47 +81,3 @@ def is_google_registry(host: str) -> bool:
 def is_public_registry(host: str) -> bool:
     """A registry known to serve public images without credentials (Docker Hub, quay.io, ghcr.io…)."""
     return host.lower() in _PUBLIC
-
-
-def check_vertex_pullable(uri: str) -> str | None:
-    """Why Vertex AI cannot pull ``uri`` (an image or a destination repository), or None if it can."""
-    registry, _, _ = parse_image(uri)
-    if is_google_registry(registry) or is_public_registry(registry):
-        return None
-    if is_loopback(registry):
-        where = f"{registry} is a registry on this machine, which Vertex AI cannot reach"
-    else:
-        where = f"{registry} is a private registry outside Google Cloud"
-    return (
-        f"Vertex AI can only pull images from Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO), "
-        f"gcr.io or a public registry; {where}. Push to Artifact Registry instead "
-        f"(builder.destination) or give a public image."
-    )
-
-
-def is_unreachable_from_google(host: str) -> bool:
-    """A registry host Vertex AI cannot reach at all: this machine, a private network, a
-    single-label or ``.local``-style name."""
-    name = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 else host.strip("[]")
-    if name == "localhost" or name.endswith((".local", ".internal", ".localdomain", ".lan")):
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return "." not in name
-    return ip.is_private or ip.is_loopback or ip.is_link_local
-
-
-def vertex_pull_problem(uri: str) -> tuple[str, str] | None:
-    """Why Vertex AI may not pull ``uri`` (an image or a repository), as ``(severity, message)``:
-    an unreachable registry is an ``error``, another non-Google, non-public one a ``warning``
-    (Vertex can pull it only if it is public); None for Google and public registries."""
-    registry, _, _ = parse_image(uri)
-    if is_google_registry(registry) or is_public_registry(registry):
-        return None
-    advice = "push to Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO) instead"
-    if is_unreachable_from_google(registry):
-        return "error", (f"{uri!r} is in a private registry ({registry}) that Vertex AI cannot reach "
-                         f"(it pulls only from Artifact Registry, gcr.io or public registries); {advice}")
-    return "warning", (f"{uri!r} is outside Google's registries; Vertex AI can pull it only if it is "
-                       f"public. Prefer Artifact Registry (REGION-docker.pkg.dev)")

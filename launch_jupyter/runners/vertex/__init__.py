@@ -653,7 +653,7 @@ def request_yaml(data: dict) -> str:
 def _check_destination(queue: Queue, agent_config: AgentConfig) -> None:
     """An image the agent builds must land where Vertex AI can pull it."""
     from ...core.config import builder_for
-    from ...core.images import vertex_pull_problem
+    from ._images import vertex_pull_problem
 
     builder = builder_for(agent_config, queue.config or {})
     if builder.type == "noop":

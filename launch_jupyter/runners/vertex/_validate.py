@@ -11,10 +11,10 @@ import typing
 from typing import Any
 
 from ...core.errors import ConfigError
-from ...core.images import vertex_pull_problem
 from ...core.keys import closest, is_camel_case, join_path, to_snake
 from ...core.model import Problem
 from ._api import supported_location
+from ._images import vertex_pull_problem
 from ._request import DISPLAY_NAME_MAX, ENV_MAX, MAX_LABELS, RUN_LABELS, SPEC_TO_RUN, known_macros
 
 PLACEHOLDER = "<REQUIRED>"
@@ -478,7 +478,7 @@ def _check_images(pool: dict, path: str) -> list[Problem]:
 
 
 def registry_problem(uri: str, path: str) -> Problem | None:
-    """Vertex pulls only from Google registries or public ones (see core.images)."""
+    """Vertex pulls only from Artifact Registry or public registries (see _images)."""
     try:
         problem = vertex_pull_problem(uri)
     except ConfigError as err:
