@@ -127,8 +127,37 @@ def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, kernel: 
     except PapermillExecutionError as err:
         trace = _ANSI.sub("", "\n".join(err.traceback))
         print(trace, flush=True)
-        return f"cell {err.cell_index + 1} raised {err.ename}: {err.evalue}"
+        number = _user_numbers(_read_cells(output)).get(err.cell_index, err.cell_index + 1)
+        return f"cell {number} ({_first_line(err.source)}) raised {err.ename}: {err.evalue}"
     return ""
+
+
+def _read_cells(path: Path) -> list:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return []
+
+
+def _injected(cell) -> bool:
+    return "injected-parameters" in (cell.get("metadata", {}).get("tags") or [])
+
+
+def _user_numbers(cells: list) -> dict[int, int]:
+    """Cell index in the executed notebook → the cell's number as the user sees it (from 1), the
+    cell papermill injected for the parameters not counted."""
+    numbers, number = {}, 0
+    for index, cell in enumerate(cells):
+        if not _injected(cell):
+            number += 1
+            numbers[index] = number
+    return numbers
+
+
+def _first_line(source) -> str:
+    text = "".join(source) if isinstance(source, list) else str(source or "")
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= 60 else line[:57] + "..."
 
 
 class _QuietPapermill:
@@ -153,12 +182,13 @@ def _progress_engine():
 
 
 def _announce_cells(nb_man) -> None:
-    total = len(nb_man.nb.cells)
+    numbers = _user_numbers(nb_man.nb.cells)
+    total = len(numbers)
     start = nb_man.cell_start
 
     def cell_start(cell, cell_index=None, **kwargs):
-        if cell.cell_type == "code":
-            say(f"cell {cell_index + 1}/{total} started")
+        if cell.cell_type == "code" and cell_index in numbers:
+            say(f"cell {numbers[cell_index]}/{total} started: {_first_line(cell.source)}")
         return start(cell, cell_index, **kwargs)
 
     nb_man.cell_start = cell_start  # this one manager object only, created per execution

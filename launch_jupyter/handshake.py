@@ -87,6 +87,13 @@ def _subshell_id(kernel) -> str:
         return _subshells[id(kernel)]
 
 
+def _close(comm) -> None:
+    try:
+        comm.close()
+    except KeyError:  # the frontend closed it first (its comm_close was handled on the subshell)
+        pass
+
+
 def request_save(path: Path) -> SaveReply | None:
     """Ask JupyterLab to save the notebook at ``path`` and wait until it is written.
 
@@ -133,7 +140,7 @@ def request_save(path: Path) -> SaveReply | None:
             return None
         final = wait_for({"saved", "error"}, SAVE_TIMEOUT)
     finally:
-        comm.close()
+        _close(comm)
     if final is None:
         return SaveReply("error", message=f"JupyterLab did not finish saving within {SAVE_TIMEOUT:.0f} s")
     return SaveReply(final["status"], final.get("path", ""), final.get("last_modified"), final.get("message", ""))

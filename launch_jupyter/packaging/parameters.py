@@ -51,7 +51,8 @@ def inject_parameters(nb_path: Path, parameters: dict, dest: Path) -> Path:
 
 _UNKNOWN = object()  # a default that is not a literal (e.g. ``Path("data")``): any value goes
 _MARKER = re.compile(r"#.*\bparameters\b", re.IGNORECASE)
-_TAGS_HINT = "View → Cell Toolbar → Tags, or `launch-jupyter tag-parameters {nb}`"
+_TAGS_HINT = ("JupyterLab: the property inspector (gear icon) → Common Tools → Cell Tags; "
+              "or `launch-jupyter tag-parameters {nb}`")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _closest(name: str, names: Sequence[str]) -> str:
     import difflib
 
     match = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-    return f'; did you mean "{match[0]}"?' if match else ""
+    return f'; did you mean "{match[0]}"?' if match else "."
 
 
 def _typed(param: NotebookParameter, value: Any, where: str) -> Any:

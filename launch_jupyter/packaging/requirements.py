@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import json
 import re
 import sys
@@ -281,12 +282,14 @@ def launch_jupyter_wheel(cache_dir: Path | None = None) -> Path | None:
     return _build_wheel(root, target)
 
 
+_NOT_SOURCE = {"__pycache__", "node_modules"}  # pruned while walking: node_modules alone is ~25,000 files
+
+
 def _source_fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
-    files = [root / "pyproject.toml", root / "README.md"]
+    files = [root / "pyproject.toml", root / "README.md", root / "hatch_build.py"]
     for folder in ("launch_jupyter", "js"):
-        if (root / folder).is_dir():
-            files += sorted(p for p in (root / folder).rglob("*") if _is_source(p))
+        files += _source_files(root / folder)
     for path in files:
         if path.is_file():
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -294,8 +297,12 @@ def _source_fingerprint(root: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _is_source(path: Path) -> bool:
-    return path.is_file() and "__pycache__" not in path.parts and "node_modules" not in path.parts
+def _source_files(folder: Path) -> list[Path]:
+    found = []
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in _NOT_SOURCE]
+        found += [Path(parent) / name for name in names]
+    return sorted(found)
 
 
 def _build_wheel(root: Path, target: Path) -> Path:

@@ -35,14 +35,13 @@ export async function saveAndDescribe(panel) {
 export async function answer(tracker, kernel, comm, msg) {
   const path = msg?.content?.data?.path ?? "";
   const panel = panelsOf(tracker, kernel, path)[0];
+  // The kernel closes the comm when it has its answer (or gives up waiting).
   if (!panel) {
     comm.send({ status: "error", message: "no open notebook uses this kernel" });
-    comm.close();
     return;
   }
   comm.send({ status: "saving", path: panel.context.path });
   comm.send(await saveAndDescribe(panel));
-  comm.close();
 }
 
 function watch(tracker, panel, registered) {
