@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 import json
+import os
 import re
 import sys
 from importlib import metadata
