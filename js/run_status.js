@@ -1,6 +1,6 @@
 // One line of live status for a submitted run.
 
-import { act, bindText, h } from "./dom.js";
+import { act, bindText, h, openInLab } from "./dom.js";
 import { badgeClass, formatDuration, isTerminal, runDuration, vertexConsoleUrl } from "./format.js";
 
 function render({ model, el }) {
@@ -11,6 +11,11 @@ function render({ model, el }) {
   const message = h("span", { class: "lj-muted lj-message" });
   const link = h("a", { target: "_blank", rel: "noopener", class: "lj-console-link" }, "Vertex console");
   const cancel = h("button", { class: "lj-btn-cancel", onclick: () => act(model, "cancel") }, "Cancel");
+  // How the line ends: the executed notebook and the log when it succeeded, the whole message when it failed.
+  const open = h("button", { class: "lj-btn-open", onclick: () => act(model, "open_output") }, "Open notebook");
+  const logs = h("button", { class: "lj-btn-logs", onclick: () => act(model, model.get("log_lines").length ? "hide_logs" : "show_logs") }, "Logs");
+  const failure = h("div", { class: "lj-error lj-failure" });
+  const logBox = h("pre", { class: "lj-log" });
   const row = () => ({
     state: model.get("state"),
     created_at: model.get("created_at"),
@@ -30,9 +35,22 @@ function render({ model, el }) {
     link.hidden = !url;
     if (url) link.href = url;
     cancel.hidden = isTerminal(state);
+    open.hidden = !(state === "succeeded" && model.get("output_notebook"));
+    logs.hidden = !isTerminal(state);
+    logs.textContent = model.get("log_lines").length ? "Hide logs" : "Logs";
+    message.hidden = state === "failed";
+    failure.hidden = state !== "failed";
+    failure.textContent = state === "failed" ? [stage && `failed at stage ${stage}`, model.get("message")].filter(Boolean).join(": ") : "";
+    logBox.hidden = !model.get("log_lines").length;
+    logBox.textContent = model.get("log_lines").join("\n");
     duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
   };
-  for (const trait of ["state", "stage", "message", "external_id", "name", "queue", "started_at", "finished_at"]) {
+  model.on("change:open_request", () => {
+    const req = model.get("open_request");
+    if (req?.path) openInLab(req.path);
+  });
+  for (const trait of ["state", "stage", "message", "external_id", "name", "queue", "started_at", "finished_at",
+    "output_notebook", "log_lines"]) {
     model.on(`change:${trait}`, show);
   }
   const tick = setInterval(() => {
@@ -40,7 +58,9 @@ function render({ model, el }) {
   }, 1000);
   const error = h("span", { class: "lj-error" });
   bindText(model, "error", error);
-  el.replaceChildren(h("div", { class: "lj-widget lj-status-line" }, badge, id, what, duration, message, link, cancel, error));
+  el.replaceChildren(h("div", { class: "lj-widget" },
+    h("div", { class: "lj-status-line" }, badge, id, what, duration, message, link, open, logs, cancel),
+    failure, logBox, error));
   show();
   return () => clearInterval(tick);
 }

@@ -294,6 +294,25 @@ def test_run_status_follows_its_run_to_the_end(store):
         api.start_agent(["local"])
         wait_for(lambda: status.state == "succeeded", 120, "the status line to show succeeded")
         assert status.output_notebook and status.finished_at
+        # It ends usefully: the executed notebook opens, the log shows.
+        frontend_click(status, "open_output")
+        assert status.error == "" and status.open_request["path"].endswith(".ipynb")
+        frontend_click(status, "show_logs")
+        assert any("[launch] succeeded" in line for line in status.log_lines)
+        frontend_click(status, "hide_logs")
+        assert status.log_lines == []
+    finally:
+        status.close()
+
+
+def test_a_failed_run_keeps_its_whole_message_on_the_status_line(store):
+    api.create_queue("local")
+    handle = api.submit(EXAMPLES / "parameters.ipynb", "local", parameters={"seconds": 0, "fail": True})
+    status = RunStatus(handle.id)
+    try:
+        api.start_agent(["local"])
+        wait_for(lambda: status.state == "failed", 120, "the status line to show failed")
+        assert status.message.endswith("cell 4 (if fail:) raised RuntimeError: failing on purpose after 0 s")
     finally:
         status.close()
 

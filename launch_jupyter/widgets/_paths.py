@@ -41,3 +41,30 @@ def viewable_copy(source: Path, name: str) -> Path:
     target.parent.mkdir(exist_ok=True)
     target.write_bytes(source.read_bytes())
     return target
+
+
+def open_request(run_id: str, store_url: str | None = None) -> dict:
+    """What the frontend needs to open a run's executed notebook in JupyterLab (a copy beside this
+    notebook if it lives elsewhere): ``{"path": server-relative path, "nonce": n, "file": path}``."""
+    import time
+
+    from .. import api
+    from ..core.errors import RunError
+
+    run = api.get_run(run_id, store_url=store_url).run
+    if not run.output_notebook or not Path(run.output_notebook).is_file():
+        raise RunError(f"run {run.id} has no executed notebook yet (state {run.state})")
+    shown = viewable_copy(Path(run.output_notebook), f"{run.name or 'run'}-{run.id}.ipynb")
+    return {"path": server_relative(shown) or str(shown), "nonce": time.time(), "file": str(shown)}
+
+
+def log_tail(run_id: str, store_url: str | None = None, lines: int = 200) -> list[str]:
+    """The last ``lines`` lines of a run's log, or the one line saying why there is none."""
+    from .. import api
+    from ..core.errors import LaunchError
+
+    try:
+        found = list(api.logs(run_id, store_url=store_url))
+    except LaunchError as err:
+        found = [str(err)]
+    return [line.rstrip("\n") for line in found[-lines:]]

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
-from pathlib import Path
 
 import traitlets
 
 from .. import api
-from ..core.errors import LaunchError, RunError
+from ..core.errors import RunError
 from ..core.model import Event, Run
 from . import _assets
 from ._base import ActionWidget
 from ._follow import follow
-from ._paths import server_relative, viewable_copy
+from ._paths import log_tail, open_request
 
 LOG_TAIL = 200
 
@@ -131,23 +129,14 @@ class RunBoard(ActionWidget):
         self.log_lines = []
 
     def _load_log(self, run_id: str) -> None:
-        try:
-            lines = list(api.logs(run_id, store_url=self._store_url))
-        except LaunchError as err:
-            lines = [str(err)]
-        self.log_lines = [line.rstrip("\n") for line in lines[-LOG_TAIL:]]
+        self.log_lines = log_tail(run_id, self._store_url, LOG_TAIL)
 
     def open_output(self, run_id: str) -> str:
         """Open the run's executed notebook in JupyterLab (a copy beside this notebook if it lives
         elsewhere); returns the path that was opened."""
-        run = api.get_run(run_id, store_url=self._store_url).run
-        if not run.output_notebook or not Path(run.output_notebook).is_file():
-            raise RunError(f"run {run.id} has no executed notebook yet (state {run.state})")
-        source = Path(run.output_notebook)
-        shown = viewable_copy(source, f"{run.name or 'run'}-{run.id}.ipynb")
-        path = server_relative(shown) or str(shown)
-        self.open_request = {"path": path, "nonce": time.time()}
-        return str(shown)
+        request = open_request(run_id, self._store_url)
+        self.open_request = {"path": request["path"], "nonce": request["nonce"]}
+        return request["file"]
 
     def close(self) -> None:
         """Stop following events and close the widget."""

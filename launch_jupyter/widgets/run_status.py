@@ -11,6 +11,7 @@ from ..core.model import Event
 from . import _assets
 from ._base import ActionWidget
 from ._follow import follow
+from ._paths import log_tail, open_request
 
 
 class RunStatus(ActionWidget):
@@ -18,7 +19,7 @@ class RunStatus(ActionWidget):
 
     _esm = _assets.esm("run_status.js")
     _css = _assets.css()
-    _actions = ("cancel", "refresh")
+    _actions = ("cancel", "refresh", "open_output", "show_logs", "hide_logs")
 
     run_id = traitlets.Unicode("").tag(sync=True)
     name = traitlets.Unicode("").tag(sync=True)
@@ -31,6 +32,8 @@ class RunStatus(ActionWidget):
     created_at = traitlets.Float(0.0).tag(sync=True)
     started_at = traitlets.Float(None, allow_none=True).tag(sync=True)
     finished_at = traitlets.Float(None, allow_none=True).tag(sync=True)
+    open_request = traitlets.Dict().tag(sync=True)  # {"path": server-relative path, "nonce": n}
+    log_lines = traitlets.List(traitlets.Unicode()).tag(sync=True)  # shown under the line when not empty
 
     def __init__(self, run_id: str, *, follow_events: bool = True, store_url: str | None = None, **kwargs):
         super().__init__(run_id=run_id, **kwargs)
@@ -66,6 +69,20 @@ class RunStatus(ActionWidget):
         """Cancel this run."""
         api.cancel(self.run_id, store_url=self._store_url)
         self.refresh()
+
+    def open_output(self) -> str:
+        """Open the executed notebook in JupyterLab (the Open notebook button); returns its path."""
+        request = open_request(self.run_id, self._store_url)
+        self.open_request = {"path": request["path"], "nonce": request["nonce"]}
+        return request["file"]
+
+    def show_logs(self) -> None:
+        """Show the tail of the run's log under the line (the Logs button)."""
+        self.log_lines = log_tail(self.run_id, self._store_url) or ["(the log is empty)"]
+
+    def hide_logs(self) -> None:
+        """Close the log tail."""
+        self.log_lines = []
 
     def close(self) -> None:
         """Stop following and close the widget."""
