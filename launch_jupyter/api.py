@@ -664,7 +664,9 @@ def _wake_local_agent() -> None:
 def start_agent(
     queues: Sequence[str] = (), *, max_jobs: int | None = None, store_url: str | None = None
 ) -> Agent:
-    """Start the in-kernel agent thread (one per process) and return at once (refused inside a run)."""
+    """Start the in-kernel agent thread (one per process) and return at once (refused inside a run).
+
+    If this process's agent already serves ``queues``, that agent is returned (a re-run cell)."""
     from .agent import Agent
     from .core.inside import inside_run
 
@@ -672,7 +674,12 @@ def start_agent(
     if inside_run() is not None:
         raise LaunchError(f"{inside_run().describe()}: no agent is started here (the agent that runs it serves the queue)")
     if _agent is not None and _agent.is_alive():
-        raise LaunchError(f"an agent is already running here ({_agent.agent_id}): stop it first")
+        serving = set(_agent.status()["queues"])
+        wanted = {get_queue(name, store_url=store_url).path for name in queues}
+        if wanted and wanted <= serving:  # re-running the cell that started it
+            return _agent
+        raise LaunchError(f"an agent is already running here ({_agent.agent_id}, serving "
+                          f"{', '.join(sorted(serving))}): stop it first (%launch agent stop)")
     overrides: dict[str, Any] = {}
     if max_jobs is not None:
         overrides["max_jobs"] = max_jobs

@@ -281,10 +281,13 @@ class LaunchMagics(Magics):
         if args.action is None:
             raise UsageError(f"%launch agent needs an action: {', '.join(AGENT_SUBCOMMANDS)}")
         if args.action == "start":
+            before = api.agent_status()
             agent = api.start_agent(args.queue, max_jobs=args.max_jobs)
             status = agent.status()
             limit = "no limit" if status["max_jobs"] == -1 else status["max_jobs"]
-            print(f"agent {status['agent_id']} serving {', '.join(status['queues'])} (max_jobs {limit})")
+            already = before is not None and before["agent_id"] == status["agent_id"]
+            print(f"agent {status['agent_id']} {'already ' if already else ''}serving "
+                  f"{', '.join(status['queues'])} (max_jobs {limit})")
         elif args.action == "stop":
             was = api.agent_status()
             api.stop_agent()

@@ -12,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from launch_jupyter import api
+from tests.fixtures.common import EXAMPLES, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -76,3 +77,30 @@ def test_the_notebook_you_are_in_submits_itself_once_and_runs_with_the_parameter
     assert "run ended: succeeded" in text(again.cells[6])
     runs = api.list_runs(queue="selfq")
     assert len(runs) == 2 and all(str(r.state) == "succeeded" for r in runs)
+
+
+def readme_quick_start() -> list[str]:
+    """The code blocks of the README's quick start, in order."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("From a shell:", 1)[0]
+    return [block.split("\n", 1)[1].rstrip("\n") for block in section.split("```")[1::2]]
+
+
+def test_the_readme_quick_start_is_train_ipynb_and_works_typed_in_and_re_run(tmp_path, isolated_home):
+    train = nbformat.read(EXAMPLES / "train.ipynb", as_version=4)
+    assert readme_quick_start() == [c.source for c in train.cells if c.cell_type == "code"]
+    path = tmp_path / "train.ipynb"
+    for attempt in (1, 2):  # typed in and run, then a kernel restart and Run All
+        nb = nbformat.read(EXAMPLES / "train.ipynb", as_version=4)
+        wait = nbformat.v4.new_code_cell("print('run ended:', _launch_run.wait(timeout=600), _launch_run.refresh().run.message)")
+        wait.metadata["tags"] = ["skip-execution"]  # the test's own cell: not part of the run
+        nb.cells.append(wait)
+        nbformat.write(nb, path)
+        done = run_in_a_new_kernel(path)
+        queue_line = text(done.cells[4])
+        assert ("created" if attempt == 1 else "unchanged") + " queue alice/laptop" in queue_line, queue_line
+        assert "submitted run" in text(done.cells[5]) and "run ended: succeeded" in text(done.cells[6])
+    runs = api.list_runs(queue="laptop")
+    assert len(runs) == 2 and {str(r.state) for r in runs} == {"succeeded"}
+    executed = nbformat.read(runs[0].output_notebook, as_version=4)
+    assert "lr=0.1 epochs=3 loss=0.7290" in "".join(text(c) for c in executed.cells)

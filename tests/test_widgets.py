@@ -277,6 +277,9 @@ def test_agent_panel_starts_and_stops_the_in_kernel_agent(store):
         assert panel.state in ("starting", "running")
         assert panel.queues == ["alice/local"] and panel.capacity == 3
         assert api.agent_status()["queues"] == ["alice/local"]
+        frontend_click(panel, "start")  # the same queues again: the running agent already serves them
+        assert panel.error == "" and api.agent_status()["queues"] == ["alice/local"]
+        panel.chosen_queues = ["alice/other"]
         frontend_click(panel, "start")
         assert "already running" in panel.error
         frontend_click(panel, "stop")
@@ -285,7 +288,8 @@ def test_agent_panel_starts_and_stops_the_in_kernel_agent(store):
         panel.close()
 
 
-def test_run_status_follows_its_run_to_the_end(store):
+def test_run_status_follows_its_run_to_the_end(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Open notebook copies the executed notebook beside the kernel's folder
     api.create_queue("local")
     handle = api.submit(EXAMPLES / "quickstart.ipynb", "local")
     status = RunStatus(handle.id)
