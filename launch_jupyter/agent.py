@@ -291,7 +291,8 @@ class Agent:
                 self._track(last_track)
                 if until_idle and self._idle():
                     break
-                self._activity = f"{len(self._active)} active" if self._active else "idle"
+                with self._lock:
+                    self._activity = f"{len(self._active)} active" if self._active else "idle"
                 self._wake.wait(self._next_wait(last_track, last_claim))
         finally:
             self._shutdown()
@@ -303,7 +304,7 @@ class Agent:
         # Wakes the loop when a run is queued elsewhere (PostgreSQL NOTIFY) or in this process.
         while not self._stopping.is_set():
             try:
-                if self.store.wait_for_work(max(self.config.poll_interval, 5.0)):
+                if self.store.wait_for_work(60.0):  # woken at once by an enqueue; the timeout only re-arms
                     self._wake.set()
             except Exception:
                 self._stopping.wait(self.config.poll_interval)

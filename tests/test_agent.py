@@ -227,7 +227,7 @@ def test_two_agents_on_postgresql_share_a_queue_without_double_work(pg_url):
         t.join(240)
     holders = set()
     for run in runs:
-        assert run.refresh().state is RunState.SUCCEEDED
+        assert run.refresh().state is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
         events = run.events()
         assert sum(1 for e in events if e.state is RunState.CLAIMED) == 1
         assert sum(1 for e in events if e.state is RunState.SUBMITTED) == 1

@@ -157,30 +157,50 @@ class Backend:
 
 
 class _SqliteWatcher:
-    """SQLite has no NOTIFY: a daemon thread reads ``PRAGMA data_version`` (a counter SQLite bumps
-    when another connection commits a change; no table is read) ten times a second and wakes this
-    process's waiters when it moves, so a run queued by another process is seen in ≈0.1 s, not at the
-    agent's next poll. Spurious wake-ups (any commit) only cost the agent one look at the store."""
+    """SQLite has no NOTIFY: a daemon thread waits for the database's folder to change (inotify on
+    Linux: the thread sleeps in ``select`` until a file there is written; elsewhere a look ten times a
+    second) and then reads ``PRAGMA data_version`` (a counter SQLite bumps when another connection
+    commits a change) to wake this process's waiters. A run queued by another process is seen at
+    once, not at the agent's next poll, and an idle process does no work here at all. Spurious
+    wake-ups (any commit) only cost the agent one look at the store."""
 
-    INTERVAL = 0.1
+    INTERVAL = 0.1  # without inotify
 
     def __init__(self, backend: Backend):
         self.backend = backend
         self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="launch-store-watch", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        os.write(self._stop_w, b"x")
         self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            os.close(self._stop_r)
+            os.close(self._stop_w)
 
     def _loop(self) -> None:
+        import select
         import sqlite3
 
-        conn = sqlite3.connect(self.backend.engine.url.database, timeout=30, check_same_thread=False)
+        database = self.backend.engine.url.database
+        changes = _inotify(str(Path(database).expanduser().absolute().parent))
+        conn = sqlite3.connect(database, timeout=30, check_same_thread=False)
         try:
-            last, generation = None, self.backend.generation
-            while not self._stop.wait(self.INTERVAL):
+            generation = self.backend.generation
+            try:
+                last = conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                last = None
+            while not self._stop.is_set():
+                watched = [self._stop_r] + ([changes] if changes is not None else [])
+                readable, _, _ = select.select(watched, [], [], None if changes is not None else self.INTERVAL)
+                if self._stop_r in readable:
+                    return
+                if changes is not None:
+                    _drain(changes)
                 try:
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                 except sqlite3.Error:
@@ -191,43 +211,88 @@ class _SqliteWatcher:
                 last, generation = version, self.backend.generation
         finally:
             conn.close()
+            if changes is not None:
+                os.close(changes)
+
+
+def _inotify(folder: str) -> int | None:
+    """A non-blocking inotify descriptor that becomes readable when a file in ``folder`` is written,
+    created or renamed into it (SQLite's WAL writes are plain writes); None where there is none."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return None
+    if fd < 0:
+        return None
+    in_modify, in_moved_to, in_create = 0x2, 0x80, 0x100
+    if libc.inotify_add_watch(fd, os.fsencode(folder), in_modify | in_moved_to | in_create) < 0:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except BlockingIOError:
+        pass
 
 
 class _Listener:
     """A daemon thread holding one autocommit psycopg connection that LISTENs on the store's channel
-    and turns every NOTIFY into a wake-up in this process. It reconnects after errors; wake-ups lost
-    meanwhile only delay agents until their next poll."""
+    and turns every NOTIFY into a wake-up in this process. It blocks in ``select`` on the connection's
+    socket and a stop pipe (no timeout loop: an idle process costs nothing here). It reconnects after
+    errors; wake-ups lost meanwhile only delay agents until their next poll."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
         self.ready = threading.Event()
         self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="launch-store-listen", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        os.write(self._stop_w, b"x")
         self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            os.close(self._stop_r)
+            os.close(self._stop_w)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self._listen()
             except Exception as err:  # noqa: BLE001 - any connection trouble: retry after a pause
+                if self._stop.is_set():
+                    return
                 log.warning("store LISTEN connection lost (%s); retrying", _first_line(err))
                 self.ready.set()  # never keep a waiter blocked on us; it falls back to its timeout
                 self._stop.wait(2.0)
 
     def _listen(self) -> None:
+        import select
+
         import psycopg  # the driver itself: SQLAlchemy's pool has no notification API
 
         dsn = self.backend.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'LISTEN "{self.backend.channel}"')
             self.ready.set()
+            pgconn = conn.pgconn
             while not self._stop.is_set():
-                for note in conn.notifies(timeout=1.0):
-                    if not note.payload.startswith(self.backend.token):
+                readable, _, _ = select.select([pgconn.socket, self._stop_r], [], [])
+                if self._stop_r in readable:
+                    return
+                pgconn.consume_input()  # raises on a lost connection: the loop reconnects
+                while (note := pgconn.notifies()) is not None:
+                    if not note.extra.decode(errors="replace").startswith(self.backend.token):
                         self.backend.wake()
 
 
