@@ -254,3 +254,30 @@ def test_cancel_before_start_and_signals_of_a_finished_run_are_harmless(tmp_path
     runner.cancel(job)  # too late: the run already succeeded, and stays so
     assert runner.poll([job])["run-early"].state is RunState.SUCCEEDED
     assert signal.SIGTERM  # (the group is gone: nothing was signalled)
+
+
+def test_the_run_identity_is_the_same_on_every_local_target(tmp_path):
+    from launch_jupyter.runners.local_container import LocalContainerRunner
+
+    job = make_job(tmp_path, "run-id", "quickstart.ipynb", {})
+    process = LocalProcessRunner().dry_run(job)["env"]
+    job.image_uri = "127.0.0.1:5000/p/img:abc"
+    container = LocalContainerRunner().dry_run(job)["environment"]
+    for env in (process, container):
+        assert env["LAUNCH_RUN_ID"] == "run-id"
+        assert env["LAUNCH_QUEUE"] == "alice/local"  # entity/name on every target
+        assert env["LAUNCH_ENTITY"] == "alice" and env["LAUNCH_AUTHOR"] == "alice"
+        assert env["LAUNCH_OUTPUT"].endswith("output.ipynb")
+    assert process["LAUNCH_WORKDIR"] == str(job.workdir)  # the run's own folder, where it has one
+
+
+def test_the_runner_contract_says_which_runs_are_bound_to_their_host():
+    from launch_jupyter.runners import as_runner
+    from launch_jupyter.runners.local_container import LocalContainerRunner
+    from launch_jupyter.runners.vertex import VertexRunner
+
+    assert LocalProcessRunner.host_bound and LocalContainerRunner.host_bound
+    vertex = as_runner(VertexRunner())
+    assert isinstance(vertex, Runner) and not vertex.host_bound
+    assert vertex.list_lag_seconds > 0  # a job just created may be missing from the list a while
+    assert as_runner(LocalProcessRunner()).retries is False  # one attempt per call: the agent retries
