@@ -121,6 +121,16 @@ class _Active:
     status_error: str = ""
 
 
+@dataclass
+class _Poll:
+    """A status call under way for one resource's runs."""
+
+    started: float
+    actives: list[_Active]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple[dict[str, Any], str] | None = None
+
+
 class Agent:
     """Takes runs off queues and sees each through to a final state."""
 
@@ -159,6 +169,7 @@ class Agent:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._calls: set[threading.Event] = set()  # runner calls under way: stop() ends their waits
+        self._polls: dict[str, _Poll] = {}  # status calls under way, by resource (the loop's own)
         self._subscribers: list[Callable[[Event], None]] = []
         self._thread: threading.Thread | None = None
         self._state = "stopped"
@@ -331,9 +342,11 @@ class Agent:
             tracking = {a.queue.resource for a in self._active.values() if a.phase == "tracking"}
             if self._active:
                 wait = min(wait, self.config.poll_interval)  # cancel requests are read on this clock
-        for resource in tracking:
+        for resource in tracking - set(self._polls):
             due = last_track.get(resource, float("-inf")) + self._track_interval(resource)
             wait = min(wait, max(due - now, 0.01))
+        for resource, poll in self._polls.items():  # a finished one wakes the loop itself
+            wait = min(wait, max(poll.started + self._runners[resource].call_timeout - now, 0.01))
         return wait
 
     def _track_interval(self, resource: str) -> float:
@@ -650,6 +663,9 @@ class Agent:
     # ------------------------------------------------------------ tracking
 
     def _track(self, last_track: dict[str, float]) -> None:
+        """Start one status call per resource when it is due, on a thread of its own, and apply the
+        answers that came back: a slow or hung status call never holds up cancels, claims or stop."""
+        self._collect_polls()
         now = time.monotonic()
         by_resource: dict[str, list[_Active]] = {}
         with self._lock:
@@ -657,11 +673,39 @@ class Agent:
                 if active.phase == "tracking" and active.job is not None:
                     by_resource.setdefault(active.queue.resource, []).append(active)
         for resource, actives in by_resource.items():
-            if now - last_track.get(resource, float("-inf")) < self._track_interval(resource):
+            if resource in self._polls or now - last_track.get(resource, float("-inf")) < self._track_interval(resource):
                 continue
             last_track[resource] = now
-            statuses, error = self._poll(self._runners[resource], actives)
-            for active in actives:
+            poll = _Poll(started=now, actives=actives)
+            self._polls[resource] = poll
+
+            def read(runner: Runner = self._runners[resource], poll: _Poll = poll) -> None:
+                try:
+                    poll.result = self._poll(runner, poll.actives)
+                finally:
+                    poll.done.set()
+                    self._wake.set()
+
+            threading.Thread(target=read, name=f"launch-agent-poll {resource}", daemon=True).start()
+
+    def _collect_polls(self) -> None:
+        now = time.monotonic()
+        for resource, poll in list(self._polls.items()):
+            deadline = self._runners[resource].call_timeout
+            if poll.done.is_set() and poll.result is not None:
+                statuses, error = poll.result
+            elif poll.done.is_set():
+                statuses, error = {}, "the status call failed"
+            elif now - poll.started > deadline:
+                statuses, error = {}, f"the status call did not answer within {deadline:.0f} s"  # left behind
+            else:
+                continue
+            del self._polls[resource]
+            for active in poll.actives:
+                with self._lock:
+                    current = self._active.get(active.run.id) is active
+                if not current or active.phase != "tracking":
+                    continue
                 try:
                     self._apply_or_age(active, statuses.get(active.run.id), error)
                 except _Abandoned:
@@ -672,19 +716,17 @@ class Agent:
         filter it rejects, must not hide runs it would answer for one by one)."""
         jobs = [a.job for a in actives if a.job is not None]
         try:
-            return self._call(runner, lambda: runner.poll(jobs), "read job status"), ""
-        except _Abandoned:
-            return {}, ""
+            return runner.poll(jobs), ""
         except Exception as err:
             error = _describe(err)
         self._activity = f"status of {runner.resource} failed: {error}"
         statuses: dict[str, Any] = {}
         if len(jobs) > 1:
             for job in jobs:
-                try:
-                    statuses.update(self._call(runner, lambda j=job: runner.poll([j]), "read job status"))
-                except _Abandoned:
+                if self._stopping.is_set():
                     break
+                try:
+                    statuses.update(runner.poll([job]))
                 except Exception as err:
                     error = _describe(err)
         return statuses, error

@@ -178,3 +178,27 @@ def test_sigterm_is_prompt_while_a_status_call_hangs(vertex_queue):
     held = run.refresh().run
     assert held.state is RunState.RUNNING and held.lease_expires_at <= time.time()  # released for the next
     fake.release()
+
+
+def test_a_cancel_goes_out_while_the_status_call_hangs(vertex_queue):
+    fake, _ = vertex_queue
+    fake.script(["PENDING"] + ["RUNNING"] * 100_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = Agent(config=api.agent_config(overrides={"queues": ["vq"]})).start()
+    try:
+        deadline = time.monotonic() + 60
+        while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fake.delay("ListCustomJobs", None, times=1_000_000)  # every status call hangs from now on
+        calls = len(fake.calls("ListCustomJobs"))
+        while len(fake.calls("ListCustomJobs")) == calls and time.monotonic() < deadline + 30:
+            time.sleep(0.05)
+        api.cancel(run.id)
+        while run.refresh().state is not RunState.CANCELLING and time.monotonic() < deadline + 60:
+            time.sleep(0.05)
+        assert run.state is RunState.CANCELLING, messages(run)  # sent while the status call still hangs
+        assert len(fake.calls("CancelCustomJob")) == 1
+        fake.release()
+        assert run.wait(timeout=60) is RunState.CANCELLED, messages(run)
+    finally:
+        agent.stop()
