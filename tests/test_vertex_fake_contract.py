@@ -215,3 +215,15 @@ def test_logging_has_its_own_port(fake_vertex, vertex_runner, transport):
     tracked.run.external_id = name = runner.submit(tracked)
     fake_vertex.add_logs(name, ["line"])
     assert list(runner.logs(tracked.run)) == ["line"]
+
+
+def test_a_call_whose_answer_is_late_has_still_taken_effect(fake_vertex, raw):
+    import requests
+    from google.api_core import exceptions
+
+    fake_vertex.script(["RUNNING"], step=3600)
+    name = raw.create_custom_job(parent=PARENT, custom_job=job()).name
+    fake_vertex.delay("CancelCustomJob", None, after=True)  # the cancel happens, its answer hangs
+    with pytest.raises((exceptions.DeadlineExceeded, requests.exceptions.Timeout)):  # gRPC, REST
+        raw.cancel_custom_job(name=name, timeout=1.0)
+    assert raw.get_custom_job(name=name).state.name == "JOB_STATE_CANCELLING"

@@ -472,7 +472,6 @@ class VertexState:
             self._failed += 1
             self.jobs[job.name] = _Job(job, list(self.default_script), self.default_error, code, self.step, now,
                                        hidden_lists=self.list_lag)
-        self._wait("CreateCustomJob", after=True)
         return aiplatform_v1.CustomJob(job)
 
     def _find(self, name: str) -> _Job:
@@ -744,6 +743,7 @@ def _grpc_jobs_handler(state: VertexState):
             try:
                 late = state.record(method, "grpc", request, metadata)
                 answer = fn(request)
+                state._wait(method, after=True)  # the call took effect; its answer is late
                 if late is not None:
                     raise late
                 return answer
@@ -901,6 +901,7 @@ class _RestHandler(BaseHTTPRequestHandler):
             req = v1.CreateCustomJobRequest(parent=parent, custom_job=job)
             late = self.state.record("CreateCustomJob", "rest", req, metadata)
             created = self.state.create(req)
+            self.state._wait("CreateCustomJob", after=True)
             if late is not None and late.code == "GARBLED":
                 self._send(200, b'{"name": "' + created.name.encode())  # cut off: not JSON
                 return
@@ -908,12 +909,16 @@ class _RestHandler(BaseHTTPRequestHandler):
         elif body is not None and cancel:
             req = v1.CancelCustomJobRequest(name=f"{parent}/customJobs/{job_id}")
             late = self.state.record("CancelCustomJob", "rest", req, metadata)
-            _raise_late(self.state.cancel(req.name), late)
+            self.state.cancel(req.name)
+            self.state._wait("CancelCustomJob", after=True)
+            _raise_late(None, late)
             self._json(200, {})
         elif job_id:
             req = v1.GetCustomJobRequest(name=f"{parent}/customJobs/{job_id}")
             late = self.state.record("GetCustomJob", "rest", req, metadata)
-            self._json(200, _job_json(_raise_late(self.state.get(req.name), late)))
+            entry = self.state.get(req.name)
+            self.state._wait("GetCustomJob", after=True)
+            self._json(200, _job_json(_raise_late(entry, late)))
         else:
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             req = v1.ListCustomJobsRequest(
@@ -923,7 +928,9 @@ class _RestHandler(BaseHTTPRequestHandler):
                 page_token=q.get("pageToken", ""),
             )
             late = self.state.record("ListCustomJobs", "rest", req, metadata)
-            entries, token = _raise_late(self.state.list(req), late)
+            answer = self.state.list(req)
+            self.state._wait("ListCustomJobs", after=True)
+            entries, token = _raise_late(answer, late)
             out: dict = {"customJobs": [_job_json(e) for e in entries]} if entries else {}
             if token:
                 out["nextPageToken"] = token
@@ -971,10 +978,19 @@ def _camel_entry(entry: dict) -> dict:
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up (its deadline fired): what a hung call is for
+        super().handle_error(request, client_address)
+
+
 def start_rest(state: VertexState, port: int = 0, service: str = "jobs"):
     """Serve ``state`` over REST (plain http) on 127.0.0.1; returns (server, port)."""
     handler = type("Handler", (_RestHandler,), {"state": state, "service": service})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = _QuietServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True, name=f"fake-vertex-rest-{service}").start()
     return server, server.server_address[1]

@@ -102,6 +102,9 @@ class VertexRunner:
         self.lookup_attempts = lookup_attempts  # a lost create: the list may lag behind the create
         self.lookup_interval = lookup_interval
         self.log_grace = log_grace  # log ingestion lags the job's end
+        # The agent's deadline for one of our calls: every RPC has rpc_timeout, and a call makes at
+        # most retry_attempts tries plus lookup_attempts look-ups, with backoff between them.
+        self.call_timeout = (rpc_timeout + retry_cap) * (retry_attempts + lookup_attempts) + 30.0
         self._clients = Clients()
         self._cancel_sent: set[str] = set()  # job names this runner asked Vertex AI to cancel
         self._warned: set[str] = set()
