@@ -44,7 +44,8 @@ def builder(docker_registry, cloud_build) -> KanikoBuilder:
         type="kaniko", destination=f"{docker_registry.address}/proj/quickstart-{uuid.uuid4().hex[:8]}",
         build_context_store="gs://contexts-bucket/launch/contexts", kaniko_image=KANIKO_IMAGE,
     )  # fmt: skip
-    agent_config = AgentConfig(builder=config, environment=EnvironmentConfig(project="proj-1", credentials="anonymous"))
+    agent_config = AgentConfig(builder=config, environment=EnvironmentConfig(project="proj-1", region="europe-west4",
+                                                                              credentials="anonymous"))
     found = get_builder(config, agent_config)
     assert isinstance(found, KanikoBuilder)
     return found
@@ -82,6 +83,20 @@ def test_the_uploaded_tarball_is_the_context_and_kaniko_gets_the_right_flags(bui
     assert builder.last_log_url and any(builder.last_log_url in line for line in log)
     assert any("SUCCESS" in line for line in log)
     assert builder.builds == 1
+
+
+def test_cloud_build_runs_in_the_agents_region(builder, context, cloud_build):
+    builder.build(context, None, "linux/amd64", lambda line: None)
+    assert cloud_build.parents == ["projects/proj-1/locations/europe-west4"]  # not the global pool
+
+
+def test_a_transient_status_error_is_read_again(builder, context, cloud_build):
+    cloud_build.get_errors = 2  # GetBuild answers 500 INTERNAL twice while the build goes on
+    log: list[str] = []
+    uri = builder.build(context, None, "linux/amd64", log.append)
+    assert uri.endswith(context.tag)
+    assert sum("status not read" in line for line in log) == 2
+    assert any("SUCCESS" in line for line in log)
 
 
 def test_a_failed_build_surfaces_its_message_and_log_url(builder, context, cloud_build):

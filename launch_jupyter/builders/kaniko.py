@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 ENDPOINT_ENV = "LAUNCH_JUPYTER_CLOUDBUILD_ENDPOINT"
 BUILD_TIMEOUT_SECONDS = 3600
 _FIRST_POLL, _MAX_POLL = 0.5, 10.0  # seconds between GetBuild calls, growing
+_GET_RETRIES = 8  # transient GetBuild failures in a row before the build is given up on
+_RPC_TIMEOUT = 60.0  # seconds; the client's default is no deadline
 _DONE = {"SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"}
 
 
@@ -152,6 +154,13 @@ class KanikoBuilder:
             client_options=ClientOptions(api_endpoint=endpoint),
         )
 
+    def _parent(self, project: str) -> str:
+        """Cloud Build runs in the agent's region (``environment.region``, where its Vertex AI
+        queues run), not in the global pool: ``projects/P/locations/R``."""
+        environment = self.agent_config.environment if self.agent_config else None
+        region = (environment.region if environment else None) or "global"
+        return f"projects/{project}/locations/{region}"
+
     def _run_build(self, project: str, args: list[str], uri: str, log: LogFn) -> None:
         from google.api_core import exceptions
         from google.cloud.devtools import cloudbuild_v1  # see _client
@@ -163,7 +172,9 @@ class KanikoBuilder:
         )
         client = self._client()
         try:
-            operation = client.create_build(project_id=project, build=build)
+            # parent only (no project_id): the regional binding of CreateBuild, /v1/{parent}/builds
+            request = cloudbuild_v1.CreateBuildRequest(parent=self._parent(project), build=build)
+            operation = client.create_build(request=request, timeout=_RPC_TIMEOUT)
             started = operation.metadata.build
             self.builds += 1
             self.last_build_id, self.last_log_url = started.id, started.log_url
@@ -179,11 +190,25 @@ class KanikoBuilder:
             )
 
     def _follow(self, client, project: str, build_id: str, log: LogFn):
+        from google.api_core import exceptions
         from google.cloud.devtools import cloudbuild_v1  # see _client
 
-        delay, last = _FIRST_POLL, None
+        delay, last, failures = _FIRST_POLL, None, 0
+        name = f"{self._parent(project)}/builds/{build_id}"
         while True:
-            build = client.get_build(project_id=project, id=build_id)
+            try:
+                build = client.get_build(request=cloudbuild_v1.GetBuildRequest(name=name), timeout=_RPC_TIMEOUT)
+            except (exceptions.ServiceUnavailable, exceptions.InternalServerError, exceptions.DeadlineExceeded,
+                    exceptions.TooManyRequests) as err:
+                # A status read that fails now and then says nothing about the build: read again.
+                failures += 1
+                if failures > _GET_RETRIES:
+                    raise
+                log(f"Cloud Build {build_id}: status not read ({type(err).__name__}); trying again")
+                time.sleep(delay)
+                delay = min(delay * 1.5, _MAX_POLL)
+                continue
+            failures = 0
             status = cloudbuild_v1.Build.Status(build.status).name
             if status != last:
                 log(f"Cloud Build {build_id}: {status}")

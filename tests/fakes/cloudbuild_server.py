@@ -25,6 +25,9 @@ class CloudBuildState:
         self.builds: dict[str, object] = {}
         self.created: list[object] = []  # the Build of each CreateBuild request, as sent
         self.gets = 0
+        self.parents: list[str] = []  # the parent (projects/P or projects/P/locations/R) of each create
+        self.get_errors = 0  # the next GetBuild calls that answer 500 INTERNAL (transient, and not
+        # in the client library's own GetBuild retry, which covers UNAVAILABLE and DEADLINE_EXCEEDED)
         self._failures: list[str] = []
         self.base_url = ""
         self.lock = threading.Lock()
@@ -118,16 +121,32 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         self._send(404, {"error": {"code": 404, "message": f"{self.path} not found", "status": "NOT_FOUND"}})
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def _parts(self) -> list[str]:
+        """The path with a regional ``locations/R`` taken out (Cloud Build serves both forms:
+        /v1/projects/P/builds and /v1/projects/P/locations/R/builds)."""
         parts = urlparse(self.path).path.strip("/").split("/")
+        self.parent = "/".join(parts[1:3])
+        if len(parts) >= 5 and parts[3] == "locations":
+            self.parent = "/".join(parts[1:5])
+            parts = parts[:3] + parts[5:]
+        return parts
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        parts = self._parts()
         if len(parts) == 4 and parts[0] == "v1" and parts[1] == "projects" and parts[3] == "builds":
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            self.state.parents.append(self.parent)
             return self._send(200, self.state.create(parts[2], body))
         self._not_found()
 
     def do_GET(self) -> None:  # noqa: N802
-        parts = urlparse(self.path).path.strip("/").split("/")
+        parts = self._parts()
         if len(parts) == 5 and parts[0] == "v1" and parts[1] == "projects" and parts[3] == "builds":
+            with self.state.lock:
+                failing = self.state.get_errors > 0
+                self.state.get_errors -= failing
+            if failing:
+                return self._send(500, {"error": {"code": 500, "message": "internal error", "status": "INTERNAL"}})
             build = self.state.get(parts[4])
             return self._send(200, build) if build is not None else self._not_found()
         self._not_found()
