@@ -125,6 +125,12 @@ def request_save(path: Path) -> SaveReply | None:
         comm.on_msg(on_msg)
         return comm
 
+    # ipykernel remembers the context of the last message it handled, on any subshell, as the
+    # parent of output from other threads (``Kernel._shell_context``). Our replies are handled on
+    # the subshell with JupyterLab's headers (which may name a subshell JupyterLab opened for this
+    # comm and deletes when it closes): left in place, that would route every widget's replies
+    # to a dead subshell afterwards. Put back what the cell had.
+    shell_context = getattr(kernel, "_shell_context", None)
     try:
         comm = contextvars.copy_context().run(open_comm)
     except Exception:
@@ -141,6 +147,8 @@ def request_save(path: Path) -> SaveReply | None:
         final = wait_for({"saved", "error"}, SAVE_TIMEOUT)
     finally:
         _close(comm)
+        if shell_context is not None:
+            kernel._shell_context = shell_context
     if final is None:
         return SaveReply("error", message=f"JupyterLab did not finish saving within {SAVE_TIMEOUT:.0f} s")
     return SaveReply(final["status"], final.get("path", ""), final.get("last_modified"), final.get("message", ""))

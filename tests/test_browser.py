@@ -75,11 +75,22 @@ def test_walkthrough_in_jupyterlab(browser_page, jupyterlab):
     long_row = run_row(page, "long")
     long_row.locator(".lj-badge", has_text="running").wait_for(timeout=60_000)
     long_row.locator(".lj-btn-cancel").click()
-    long_row.locator(".lj-badge", has_text="cancelled").wait_for(timeout=30_000)
+    try:
+        long_row.locator(".lj-badge", has_text="cancelled").wait_for(timeout=30_000)
+    except Exception:  # say what the store and the kernel saw (a lost click once hid in the kernel's log)
+        print("runs:", [(r.name, str(r.state), r.cancel_requested) for r in api.list_runs()])
+        print("lab log tail:", jupyterlab.log.read_text()[-3000:])
+        screenshot(page, "browser-04-cancel-failed")
+        raise
     long_id = long_row.get_attribute("data-run-id")
     assert api.get_run(long_id).state == "cancelled"
     long_row.scroll_into_view_if_needed()
     screenshot(page, "browser-04-cancelled")
+
+    # The walkthrough sent itself too: its run skipped its own %launch cells and succeeded.
+    itself = run_row(page, "walkthrough-itself")
+    itself.locator(".lj-badge", has_text="succeeded").wait_for(timeout=180_000)
+    assert len([r for r in api.list_runs() if r.name == "walkthrough-itself"]) == 1
 
     # Logs, then open the executed notebook in JupyterLab.
     quick.locator(".lj-btn-logs").click()

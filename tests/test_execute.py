@@ -41,7 +41,7 @@ def test_quickstart_runs_and_the_executed_copy_shows_the_parameters(tmp_path):
     assert "hello, Ada!" in text and "Ada gets 5 squares summing to 30" in text
     assert json.loads((tmp_path / "result.json").read_text())["squares"] == [0, 1, 4, 9, 16]
     # Cells counted as the user sees them: papermill's injected parameters cell is not one of them.
-    assert '[launch] cell 2/5 started: name = "world"  # who to greet' in done.stdout
+    assert '[launch] cell 2/9 started: name = "world"  # who to greet' in done.stdout
     assert "[launch] succeeded" in done.stdout
     assert json.loads((tmp_path / "exit.json").read_text())["returncode"] == 0
 
