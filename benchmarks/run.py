@@ -39,6 +39,7 @@ AREAS = [
     ("store", "bench_store", "5. store: claims/s and claim latency"),
     ("kernel", "bench_kernel", "6. kernel responsiveness with the in-kernel agent"),
     ("build", "bench_build", "7. build avoidance"),
+    ("lab", "bench_lab_submit", "8. %launch submit of the current notebook in a stock JupyterLab"),
 ]
 
 

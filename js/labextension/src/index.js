@@ -24,7 +24,8 @@ export async function saveAndDescribe(panel) {
   const { context } = panel;
   try {
     await context.ready;
-    await context.save();
+    // Nothing unsaved: the file on disk is what the user sees, and no write is needed.
+    if (context.model.dirty || !context.contentsModel) await context.save();
     const model = context.contentsModel;
     return { status: "saved", path: context.path, last_modified: model?.last_modified ?? null };
   } catch (err) {
