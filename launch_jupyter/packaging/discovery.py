@@ -34,7 +34,8 @@ def find_notebook(user_ns: Mapping | None = None) -> Path:
         raise NotebookError(
             "could not tell which notebook this kernel runs; tried: "
             + "; ".join(tried)
-            + ". Pass the notebook's path explicitly (notebook=... or launch-jupyter submit NOTEBOOK)"
+            + ". Name the notebook: %launch submit --notebook PATH in a notebook, submit(notebook=...) "
+            "in code, or launch-jupyter submit NOTEBOOK in a shell"
         )
     return found
 
