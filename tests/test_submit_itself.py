@@ -104,3 +104,14 @@ def test_the_readme_quick_start_is_train_ipynb_and_works_typed_in_and_re_run(tmp
     assert len(runs) == 2 and {str(r.state) for r in runs} == {"succeeded"}
     executed = nbformat.read(runs[0].output_notebook, as_version=4)
     assert "lr=0.1 epochs=3 loss=0.7290" in "".join(text(c) for c in executed.cells)
+
+
+def test_pip_install_enables_the_jupyterlab_extension(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}  # no user-level enable/disable in play
+    listed = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", "list"], env=env,
+                            capture_output=True, text=True, check=True)
+    line = next(ln for ln in (listed.stdout + listed.stderr).splitlines() if "launch-jupyter" in ln)
+    assert "enabled" in line and "OK" in line and "(python, launch-jupyter)" in line, line
