@@ -154,11 +154,11 @@ def test_template_variables_table_is_validated_and_stored(store):
     assert any("replicas" in p["message"] for p in editor.problems)  # used but not declared
     editor.template_vars = [{"name": "replicas", "type": "integer", "default": "9", "minimum": "1", "maximum": "4"}]
     assert any("replicas" in p["message"] for p in editor.problems)  # default above maximum
-    editor.template_vars = [{"name": "replicas", "type": "integer", "default": "2", "minimum": "1", "maximum": "4"}]
+    editor.template_vars = [{"name": "replicas", "type": "integer", "default": "1", "minimum": "1", "maximum": "4"}]
     assert [p for p in editor.problems if p["severity"] == "error"] == []
     editor.create()
     (var,) = api.get_queue("templated").template_vars
-    assert (var.name, var.type, var.default, var.minimum, var.maximum) == ("replicas", "integer", 2, 1, 4)
+    assert (var.name, var.type, var.default, var.minimum, var.maximum) == ("replicas", "integer", 1, 1, 4)
 
 
 def test_preview_request_shows_the_dry_run_custom_job_request(store):
