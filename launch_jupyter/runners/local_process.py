@@ -107,8 +107,14 @@ class LocalProcessRunner(Runner):
         try:
             lock = os.open(workdir / LOCK_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
+            recovered = _recover(workdir, command)
+            if recovered is not None:
+                return recovered
+            if not (workdir / LOCK_FILE).exists():
+                return self.create(job)  # whoever took the lock died before starting it: start it now
             return _wait_for_process_file(workdir)
         try:
+            os.write(lock, str(os.getpid()).encode())  # who is starting it, in case it dies midway
             return _start(command, env, cwd, workdir)
         finally:
             os.close(lock)
@@ -234,6 +240,55 @@ def _start(command: list[str], env: dict[str, str], cwd: Path, workdir: Path) ->
         "output": command[command.index("--output") + 1],
     })
     return external_id
+
+
+def _recover(workdir: Path, command: list[str]) -> str | None:
+    """The lock is there but no process was recorded, and the process that took the lock is gone
+    (an agent killed between the two): record the run's process if it was started — found by its
+    ``--status-file``, which names this run's folder — else clear the lock and start it."""
+    try:
+        owner = int((workdir / LOCK_FILE).read_text() or "0")
+    except (OSError, ValueError):
+        owner = 0
+    if owner and (owner == os.getpid() or process_alive(owner)):
+        return None  # still starting it: wait for its process file
+    if not owner and time.time() - _mtime(workdir / LOCK_FILE) < 10.0:
+        return None  # taken an instant ago, its pid not written yet
+    pid = _find_run_process(workdir / EXIT_FILE)
+    if pid is None and (workdir / EXIT_FILE).exists():
+        pid = -1  # it ran and ended before anyone recorded it; exit.json tells how
+    if pid is None:
+        (workdir / LOCK_FILE).unlink(missing_ok=True)
+        return None  # never started: the caller starts it
+    external_id = f"local:{pid}@{workdir}"
+    _write_json(workdir / PROCESS_FILE, {
+        "external_id": external_id, "pid": pid, "pgid": pid, "started_at": _mtime(workdir / LOCK_FILE),
+        "proc_start": _proc_start_time(pid) if pid > 0 else None, "command": command,
+        "output": command[command.index("--output") + 1], "recovered": True,
+    })
+    return external_id
+
+
+def _find_run_process(status_file: Path) -> int | None:
+    """The pid of a live ``launch_jupyter.execute`` writing ``status_file`` (this run's), if any."""
+    needle = str(status_file)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "launch_jupyter.execute" in args and "--status-file" in args:
+            at = args.index("--status-file")
+            if at + 1 < len(args) and args[at + 1] == needle and _proc_state(int(entry.name)) != "Z":
+                return int(entry.name)
+    return None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _wait_for_process_file(workdir: Path, timeout: float = 10.0) -> str:
