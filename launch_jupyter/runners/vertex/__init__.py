@@ -335,11 +335,15 @@ class VertexRunner:
                           key=lambda j: j.create_time)
             return jobs[-1].name if jobs else None
 
+        return self._api_call(lookup, "look for the run's existing job", target, "list")
+
+    def _api_call(self, fn: Any, action: str, target: Target, kind: str) -> Any:
+        """``fn()`` with retries; an API error that stays becomes a DispatchError for ``action``."""
         try:
-            return self.backoff.call(lookup)
+            return self.backoff.call(fn)
         except Exception as err:
             if is_api_error(err):
-                raise dispatch_error(err, "look for the run's existing job", target, "list") from None
+                raise dispatch_error(err, action, target, kind) from None
             raise
 
     def _find_settled(self, client: Any, target: Target, run_id: str) -> str | None:
@@ -600,12 +604,7 @@ def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) ->
             page_size=1000,
         ))
 
-    try:
-        return runner.backoff.call(fetch)
-    except Exception as err:
-        if is_api_error(err):
-            raise dispatch_error(err, "read the job's logs", target, "logs") from None
-        raise
+    return runner._api_call(fetch, "read the job's logs", target, "logs")
 
 
 def _logging_client(target: Target) -> Any:
@@ -623,14 +622,17 @@ def _logging_client(target: Target) -> Any:
 
 
 def _get_job(runner: VertexRunner, client: Any, target: Target, name: str) -> Any:
-    try:
-        return runner.backoff.call(lambda: client.get_custom_job(name=name, timeout=runner.rpc_timeout))
-    except Exception as err:
-        if is_api_error(err) and error_code(err) == "NOT_FOUND":
-            return None
-        if is_api_error(err):
-            raise dispatch_error(err, f"read {name}", target, "get") from None
-        raise
+    """The job, or None when it no longer exists."""
+
+    def get() -> Any:
+        try:
+            return client.get_custom_job(name=name, timeout=runner.rpc_timeout)
+        except Exception as err:
+            if is_api_error(err) and error_code(err) == "NOT_FOUND":
+                return None
+            raise
+
+    return runner._api_call(get, f"read {name}", target, "get")
 
 
 def _finished(runner: VertexRunner, client: Any, target: Target, name: str) -> bool:
