@@ -23,6 +23,7 @@ LogFn = Callable[[str], None]
 @runtime_checkable
 class Builder(Protocol):
     type: str
+    pushes: bool  # True: it puts images in builder.destination (a registry the target must reach)
 
     def preflight(self) -> None:
         """Raise LaunchError if this builder cannot work here (no engine, no package, no credential)."""

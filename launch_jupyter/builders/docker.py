@@ -59,6 +59,7 @@ class DockerBuilder:
     """Builds with the docker SDK's build API, pushes to ``builder.destination``, records the digest."""
 
     type = "docker"
+    pushes = True
 
     def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
         self.config = config or BuilderConfig(type="docker")

@@ -57,6 +57,7 @@ class KanikoBuilder:
     """Uploads the context to Cloud Storage and runs kaniko on Google Cloud Build."""
 
     type = "kaniko"
+    pushes = True
 
     def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
         self.config = config or BuilderConfig(type="kaniko")

@@ -23,6 +23,7 @@ class NoopBuilder:
     """Uses a ready-made image: the one named by ``--image``, ``resource_args`` or the queue config."""
 
     type = "noop"
+    pushes = False  # it only names an image that exists
 
     def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
         self.config = config

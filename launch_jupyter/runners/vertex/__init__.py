@@ -657,11 +657,12 @@ def request_yaml(data: dict) -> str:
 
 def _check_destination(queue: Queue, agent_config: AgentConfig) -> None:
     """An image the agent builds must land where Vertex AI can pull it."""
+    from ...builders import get_builder
     from ...core.config import builder_for
     from ._images import vertex_pull_problem
 
     builder = builder_for(agent_config, queue.config or {})
-    if builder.type == "noop":
+    if not get_builder(builder, agent_config).pushes:  # it pushes nothing: the image is named by the run
         return
     destination = builder.destination
     if not destination:
