@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ACTIVE_STATES = [s for s in RunState if s.is_active]  # held by an agent, not finished
-TAKEOVER_EVERY_S = 10.0
+TAKEOVER_EVERY_S = 30.0  # a dead agent's lease lapses on its own by then; --until-idle looks at once
 STRANDED_EVERY_S = 60.0
 SUBMIT_DEADLINE_S = 300.0  # how long transient errors of one submit are retried
 RETRY_BASE_S, RETRY_CAP_S = 0.5, 10.0
@@ -323,9 +323,13 @@ class Agent:
     def _heartbeat(self) -> None:
         # Leases are renewed here, never on the loop or a worker: a slow runner call cannot let them lapse.
         interval = self.config.lease_seconds / 3
+        idle_beats = 0
         while not self._stopping.wait(interval):
             with self._lock:
                 held = dict(self._active)
+            idle_beats = idle_beats + 1 if not held else 0
+            if not held and idle_beats % 2 == 0:
+                continue  # holding nothing: the registry needs a beat per two leases, not per third of one
             try:
                 kept = set(self.store.heartbeat(self.agent_id, list(held), self.config.lease_seconds))
             except Exception as err:  # the store is unreachable: try again next beat
