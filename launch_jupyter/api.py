@@ -608,7 +608,7 @@ def agents(queue: str | None = None, *, store_url: str | None = None) -> list[di
     heartbeat_at, stopped_at, plus ``alive`` (its heartbeat is fresh and it did not stop) and ``age``
     (seconds since its last heartbeat, and as text in ``last_seen``). Dead ones age out of the store
     after a day."""
-    from .core.identity import host_name
+    from .core.identity import host_name, how_long
 
     store = open_store(store_url)
     queue_id = get_queue(queue, store_url=store_url).id if queue else None
@@ -621,7 +621,7 @@ def agents(queue: str | None = None, *, store_url: str | None = None) -> list[di
         # A heartbeat comes every lease/3 s: two leases without one means the agent is gone or paused.
         alive = row["stopped_at"] is None and age <= 2 * row["lease_seconds"]
         found.append({**row, "host_id": row["host"], "host": host_name(row["host"]), "alive": alive, "age": age,
-                      "last_seen": f"{_ago(age)} ago"})
+                      "last_seen": f"{how_long(age)} ago"})
     return found
 
 
@@ -640,14 +640,6 @@ def serving_note(queue: str, *, store_url: str | None = None) -> str | None:
     if not seen:
         return f"no agent is serving {q.path}"
     return f"no agent is serving {q.path} (last seen {seen[0]['last_seen']})"
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.0f} h"
 
 
 # ---------------------------------------------------------------- the in-kernel agent

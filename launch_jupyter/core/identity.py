@@ -82,3 +82,12 @@ def macro_values(*, run_id: str, entity: str, queue: str, author: str, notebook:
         "author": author,
         "notebook": notebook,
     }
+
+
+def how_long(seconds: float) -> str:
+    """A span in words for a message: "45 s", "12 min", "3.5 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

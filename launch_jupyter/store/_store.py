@@ -317,7 +317,7 @@ class QueueStore:
         on their host has served them for that long, and no agent elsewhere can."""
         if not queue_ids:
             return []
-        from ..core.identity import host_name
+        from ..core.identity import host_name, how_long
 
         now = time.time()
         failed = []
@@ -331,7 +331,7 @@ class QueueStore:
             for row in rows:
                 lapsed = now - (row.lease_expires_at or now)
                 message = (f"its host {host_name(row.host)} stopped serving it (no agent there for "
-                           f"{_duration(lapsed)}); an agent on another host cannot reach a local run")
+                           f"{how_long(lapsed)}); an agent on another host cannot reach a local run")
                 _set(conn, row.id, now, state=RunState.FAILED.value, message=message, finished_at=now,
                      lease_expires_at=None, stage="run", lease_generation=row.lease_generation + 1)
                 _event(conn, row.id, now, RunState.FAILED, message)
@@ -530,14 +530,6 @@ def _check_fence(row: Any, fence: Fence | None) -> None:
         return
     if row.agent_id != fence[0] or row.lease_generation != fence[1] or row.state in TERMINAL_STATES:
         raise LeaseLost(row.id, fence, row.agent_id, row.lease_generation, row.state)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _set(conn: Connection, run_id: str, now: float, **values: Any) -> None:
