@@ -663,8 +663,9 @@ def start_agent(
     from .core.inside import inside_run
 
     global _agent
-    if inside_run() is not None:
-        raise LaunchError(f"{inside_run().describe()}: no agent is started here (the agent that runs it serves the queue)")
+    here = inside_run()
+    if here is not None:
+        raise LaunchError(f"{here.describe()}: no agent is started here (the agent that runs it serves the queue)")
     if _agent is not None and _agent.is_alive():
         serving = set(_agent.status()["queues"])
         wanted = {get_queue(name, store_url=store_url).path for name in queues}
