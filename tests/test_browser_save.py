@@ -39,16 +39,37 @@ def cell(page, index: int):
     return page.locator(".jp-Notebook .jp-Cell").nth(index)
 
 
-def run_cell(page, index: int, count: int) -> str:
-    """Run cell ``index`` with Ctrl+Enter (as a user would) and wait for execution ``count``."""
-    cell(page, index).locator(".cm-content").click()
-    page.keyboard.press("Control+Enter")
+def run_cell(page, index: int, count: int, lab=None) -> str:
+    """Run cell ``index`` with Ctrl+Enter (as a user would) and wait for execution ``count``.
+
+    Under load a key press can land before the cell editor has focus; the prompt then stays
+    ``[ ]`` (nothing was queued), and the user presses again. A cell that was queued (``[*]``)
+    and never finishes fails the test, with the lab's log.
+    """
+    from playwright.sync_api import expect
+
+    target = cell(page, index)
+    prompt = target.locator(".jp-InputPrompt")
+    queued = re.compile(rf"\[(\*|{count})\]")
+    for attempt in (1, 2):
+        target.locator(".cm-content").click()
+        page.keyboard.press("Control+Enter")
+        try:
+            expect(prompt).to_have_text(queued, timeout=30_000)
+            break
+        except AssertionError:
+            screenshot(page, f"browser-save-cell{index}-run{count}-not-queued-{attempt}")
+            if attempt == 2:
+                raise
     try:
-        cell(page, index).locator(".jp-InputPrompt", has_text=f"[{count}]").wait_for(timeout=120_000)
+        target.locator(".jp-InputPrompt", has_text=f"[{count}]").wait_for(timeout=120_000)
     except Exception:
         screenshot(page, f"browser-save-cell{index}-run{count}")
+        if lab is not None:
+            print(lab.log.read_text()[-4000:])
+        print("prompt:", prompt.inner_text(), "output:", target.locator(".jp-OutputArea").inner_text())
         raise
-    return "\n".join(cell(page, index).locator(".jp-OutputArea-output").all_inner_texts())
+    return "\n".join(target.locator(".jp-OutputArea-output").all_inner_texts())
 
 
 def edit_first_cell(page, marker: str) -> None:
@@ -76,14 +97,14 @@ def test_thirty_submits_in_a_row_each_send_that_times_edit(browser_page, stock_j
     page, lab = browser_page, stock_jupyterlab
     write_notebook(lab.root_dir / "self.ipynb")
     open_stock(page, lab, "self.ipynb")
-    first = run_cell(page, 1, 1)
+    first = run_cell(page, 1, 1, lab)
     assert "created queue alice/selfq" in first, first
     runs, times = [], []
     for attempt in range(SUBMITS):
         marker = f"edit-{attempt}"
         edit_first_cell(page, marker)
         assert marker not in (lab.root_dir / "self.ipynb").read_text()  # an edit in the browser only
-        out = run_cell(page, 2, attempt + 2)
+        out = run_cell(page, 2, attempt + 2, lab)
         match = SUBMITTED.search(out)
         assert match, out
         assert "no JupyterLab extension answered" not in out, out
@@ -101,9 +122,9 @@ def test_with_the_extension_disabled_the_last_saved_version_is_submitted_and_sai
     page, lab = browser_page, lab_without_extension
     write_notebook(lab.root_dir / "self.ipynb")
     open_stock(page, lab, "self.ipynb")
-    run_cell(page, 1, 1)
+    run_cell(page, 1, 1, lab)
     edit_first_cell(page, "unsaved-edit")
-    out = run_cell(page, 2, 2)
+    out = run_cell(page, 2, 2, lab)
     assert SUBMITTED.search(out), out
     assert "no JupyterLab extension answered the save request: submitted self.ipynb as last saved (" in out, out
     (run,) = api.list_runs(queue="selfq")
