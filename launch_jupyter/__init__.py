@@ -6,12 +6,34 @@ Everything heavy (aiplatform, docker, papermill) is imported lazily.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-_API = {
-    "submit", "create_queue", "update_queue", "delete_queue", "get_queue", "list_queues",
-    "list_runs", "get_run", "cancel", "logs", "default_config", "validate_config", "RunHandle",
-}
+__all__ = [
+    "Agent", "RunHandle", "__version__", "cancel", "create_queue", "default_config", "delete_queue", "get_queue",
+    "get_run", "list_queues", "list_runs", "load_ipython_extension", "logs", "submit", "unload_ipython_extension",
+    "update_queue", "validate_config",
+]
+_API = set(__all__) - {"Agent", "__version__", "load_ipython_extension", "unload_ipython_extension"}
+
+if TYPE_CHECKING:  # what a type checker sees; at run time the names load on first use (below)
+    from .agent import Agent
+    from .api import (
+        RunHandle,
+        cancel,
+        create_queue,
+        default_config,
+        delete_queue,
+        get_queue,
+        get_run,
+        list_queues,
+        list_runs,
+        logs,
+        submit,
+        update_queue,
+        validate_config,
+    )
 
 
 def __getattr__(name: str):

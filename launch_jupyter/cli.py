@@ -1,5 +1,6 @@
 """``launch-jupyter``: the command line. Every command calls ``api.py``; bad input is one line on
-stderr and exit status 2, with nothing changed."""
+stderr and exit status 2, with nothing changed; a failure of the work itself (the store cannot be
+reached, a build or a target failed) is one line and exit status 1."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .core.errors import LaunchError
+from .core.errors import BuildError, DispatchError, LaunchError, StoreError
 
-USAGE_ERROR = 2
+USAGE_ERROR = 2  # the command line or what it names is wrong: fix the input
+RUNTIME_ERROR = 1  # the input was fine, the work failed (store, build, target): retrying may help
+_RUNTIME_ERRORS = (BuildError, DispatchError, StoreError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -360,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_agents(args)
     except LaunchError as err:
         sys.stderr.write(f"launch-jupyter: error: {err}\n")
-        return USAGE_ERROR
+        return RUNTIME_ERROR if isinstance(err, _RUNTIME_ERRORS) else USAGE_ERROR
     except BrokenPipeError:
         return 0
     return USAGE_ERROR

@@ -137,3 +137,14 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(capsys, tmp_path, argv
 def test_console_script_is_installed():
     done = subprocess.run([sys.executable, "-m", "launch_jupyter.cli", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "queue" in done.stdout
+
+
+def test_a_failure_of_the_work_is_one_line_and_exit_1_not_a_usage_error(capsys, tmp_path):
+    # The command line is right; the store it names cannot be opened (a file where a folder must be).
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    code, _, err = cli(capsys, "--store", f"sqlite:///{blocker}/store.db", "queue", "list")
+    assert code == 1, err
+    assert len(err.strip().splitlines()) == 1 and "launch-jupyter: error:" in err, err
+    # Bad input stays exit 2 (back on the test's own store).
+    assert cli(capsys, "--store", "", "run", "show", "ffffffffffff")[0] == 2

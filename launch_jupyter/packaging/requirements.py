@@ -49,7 +49,7 @@ def resolve_requirements(notebook: Path) -> tuple[str, list[str]]:
 
 def _pyproject_dependencies(path: Path, warnings: list[str]) -> list[str]:
     try:
-        import tomllib  # Python ≥ 3.11
+        import tomllib  # novermin (Python ≥ 3.11; tomli below is the same API)
     except ModuleNotFoundError:  # pragma: no cover - Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
     try:
