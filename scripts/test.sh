@@ -16,4 +16,25 @@ fi
 bash scripts/setup.sh "[test]"
 .venv/bin/ruff check launch_jupyter tests
 if ls js/*.test.mjs >/dev/null 2>&1; then node --test js/; fi
-exec .venv/bin/python -m pytest "$@"
+# The tests need a PostgreSQL server ($LAUNCH_JUPYTER_TEST_PG, default 127.0.0.1:5432); on a machine
+# where none answers, start a throwaway one for this run.
+pg_answers() {
+  .venv/bin/python - <<'PY'
+import os, sys
+import psycopg
+from sqlalchemy.engine import make_url
+url = os.environ.get("LAUNCH_JUPYTER_TEST_PG") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+try:
+    psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                    connect_timeout=5).close()
+except psycopg.Error:
+    sys.exit(1)
+PY
+}
+LJ_PG_DIR=
+if ! pg_answers; then
+  echo "no PostgreSQL server answers: starting a throwaway one for the tests" >&2
+  eval "$(bash scripts/pg.sh)"
+  trap 'bash scripts/pg.sh stop "$LJ_PG_DIR"' EXIT
+fi
+.venv/bin/python -m pytest "$@"
