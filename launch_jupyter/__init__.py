@@ -49,6 +49,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'launch_jupyter' has no attribute {name!r}")
 
 
+def _jupyter_server_extension_points() -> list[dict]:
+    """The Jupyter Server extension (the REST API under /launch/api/), enabled on install."""
+    return [{"module": "launch_jupyter.server"}]
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext launch_jupyter``: register the ``%launch`` magics."""
     from .magics import load_ipython_extension as load
