@@ -7,7 +7,7 @@ authentication (token or login cookie) and, for writes with a cookie, its XSRF c
 
 Routes (all JSON unless said)::
 
-    GET    queues                          the queues this user can see
+    GET    queues[?details=1]              the queues this user can see (details: queued count, who serves it)
     POST   queues                          create {name, resource, config, entity, prioritization, template_vars}
     POST   queues/validate                 {resource, config, template_vars} -> {problems: [...]}
     GET    queues/default-config/RESOURCE  {config: text}
@@ -21,6 +21,7 @@ Routes (all JSON unless said)::
     GET    runs/ID/logs[?follow=1]         text/plain, streamed while following
     GET    runs/ID/output?format=ipynb|html
                                            the executed notebook, as a download
+    GET    notebook?path=P                 the notebook's parameters cell: names, defaults, types
     POST   submit                          {notebook (path under the server root), queue, parameters, …,
                                             dry_run} -> 201 run | 200 {request}
     GET    agents[?queue=Q]                the agents registry
@@ -166,12 +167,30 @@ class _Refused(web.HTTPError):
 # --- queues ----------------------------------------------------------------------------------------
 
 
+def _queue_details(queues: list) -> list[dict]:
+    from . import api
+    from .core.states import RunState
+
+    views = []
+    for q in queues:
+        view = queue_view(q)
+        view["queued"] = len(api.list_runs(queue=q.path, state=RunState.QUEUED))
+        view["serving_note"] = api.serving_note(q.path)  # None when an agent serves it
+        view["served"] = view["serving_note"] is None
+        views.append(view)
+    return views
+
+
 class QueuesHandler(_Handler):
     @web.authenticated
     async def get(self):
         from . import api
 
-        self.send([queue_view(q) for q in await self.call(api.list_queues)])
+        queues = await self.call(api.list_queues)
+        if self.get_argument("details", "0") in ("1", "true"):
+            self.send(await self.call(_queue_details, queues))
+        else:
+            self.send([queue_view(q) for q in queues])
 
     @web.authenticated
     async def post(self):
@@ -372,6 +391,41 @@ def _html(path: Path) -> bytes:
     return body.encode()
 
 
+def _under_root(handler: _Handler, notebook: Any) -> Path:
+    if not notebook or not isinstance(notebook, str):
+        raise _Refused(400, {"message": "notebook: required (a path under the server's root)", "path": "notebook"})
+    root = Path(handler.settings.get("server_root_dir") or handler.contents_manager.root_dir).resolve()
+    path = (root / notebook).resolve()
+    if root != path and root not in path.parents:
+        raise _Refused(400, {"message": f"notebook: {notebook} is outside the server's root", "path": "notebook"})
+    return path
+
+
+def _parameters_view(path: Path) -> dict:
+    from .packaging import read_notebook_json
+    from .packaging.parameters import read_parameters
+
+    found = read_parameters(read_notebook_json(path))
+    items = []
+    for p in found.tagged or []:
+        known = p.type_name != ""
+        try:
+            json.dumps(p.default)
+            default = p.default if known else None
+        except (TypeError, ValueError):  # a literal JSON cannot hold (a tuple of sets…): shown as its line
+            known, default = False, None
+        items.append({"name": p.name, "type": p.type_name if known else "", "default": default, "line": p.line})
+    return {"path": path.name, "tagged": found.tagged is not None, "parameters": items,
+            "untagged_cell": list(found.untagged_cell) if found.untagged_cell else None}
+
+
+class NotebookHandler(_Handler):
+    @web.authenticated
+    async def get(self):
+        path = _under_root(self, self.get_argument("path", ""))
+        self.send(await self.call(_parameters_view, path))
+
+
 # --- submit, agents --------------------------------------------------------------------------------
 
 
@@ -381,13 +435,7 @@ class SubmitHandler(_Handler):
         from . import api
 
         data = self.body()
-        notebook = self.field(data, "notebook", str)
-        if not notebook:
-            raise _Refused(400, {"message": "notebook: required (a path under the server's root)", "path": "notebook"})
-        root = Path(self.settings.get("server_root_dir") or self.contents_manager.root_dir).resolve()
-        path = (root / notebook).resolve()
-        if root != path and root not in path.parents:
-            raise _Refused(400, {"message": f"notebook: {notebook} is outside the server's root", "path": "notebook"})
+        path = _under_root(self, self.field(data, "notebook", str))
         dry_run = bool(self.field(data, "dry_run", bool, False))
         result = await self.call(
             api.submit, path, self.field(data, "queue", str),
@@ -527,6 +575,7 @@ ROUTES = [
     (r"runs/([0-9a-zA-Z]+)/cancel", CancelHandler),
     (r"runs/([0-9a-zA-Z]+)/logs", LogsHandler),
     (r"runs/([0-9a-zA-Z]+)/output", OutputHandler),
+    (r"notebook", NotebookHandler),
     (r"submit", SubmitHandler),
     (r"agents", AgentsHandler),
     (r"agents/start", AgentStartHandler),

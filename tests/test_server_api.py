@@ -206,3 +206,17 @@ def test_the_runs_page_filters_counts_sorts_and_pages(server):
     cancel = call(server, "POST", f"runs/{ids[1]}/cancel")
     assert cancel.status_code == 200 and cancel.json()["state"] == "cancelled"
     assert call(server, "GET", "runs/ffffffffffff").status_code == 404
+
+
+def test_the_notebooks_parameters_and_the_queues_details_for_the_launch_dialog(server):
+    answer = call(server, "GET", "notebook", params={"path": "quickstart.ipynb"}).json()
+    assert answer["tagged"] is True
+    assert [(p["name"], p["type"], p["default"]) for p in answer["parameters"]] == [("name", "str", "world"),
+                                                                                    ("n", "int", 3)]
+    assert call(server, "GET", "notebook", params={"path": "../x.ipynb"}).json()["path"] == "notebook"
+    assert call(server, "GET", "notebook", params={"path": "missing.ipynb"}).status_code == 400
+    api.create_queue("q", "local-process")
+    api.submit(server.root_dir / "quickstart.ipynb", "q", save=False)
+    (detail,) = call(server, "GET", "queues", params={"details": "1"}).json()
+    assert detail["queued"] == 1 and detail["served"] is False
+    assert "no agent is serving alice/q" in detail["serving_note"]
