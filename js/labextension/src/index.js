@@ -6,7 +6,11 @@
 // context, and reply only when the server has written the file: the kernel then reads the file
 // once, knowing it is complete. A stock JupyterLab needs nothing else (no window.jupyterapp).
 
+import { ICommandPalette, ToolbarButton } from "@jupyterlab/apputils";
+import { IFileBrowserFactory } from "@jupyterlab/filebrowser";
 import { INotebookTracker } from "@jupyterlab/notebook";
+
+import { openLaunchDialog } from "./launch.js";
 
 export const TARGET = "launch_jupyter.save";
 
@@ -72,4 +76,61 @@ const plugin = {
   },
 };
 
-export default plugin;
+// Save an open notebook panel if it has unsaved edits, so a launch sends what is on screen.
+function saverFor(panel) {
+  return async () => {
+    await panel.context.ready;
+    if (panel.context.model.dirty) await panel.context.save();
+  };
+}
+
+export const LAUNCH_COMMAND = "launch-jupyter:launch-notebook";
+
+const launchPlugin = {
+  id: "launch-jupyter:launch-button",
+  description: "A Launch button on every notebook and 'Launch notebook…' in the file browser: send a notebook to a queue.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [IFileBrowserFactory, ICommandPalette],
+  activate: (app, tracker, browsers, palette) => {
+    const openFor = (path) => {
+      let panel = null;
+      tracker.forEach((p) => {
+        if (p.context.path === path) panel = p;
+      });
+      return openLaunchDialog(path, panel ? saverFor(panel) : null);
+    };
+    app.commands.addCommand(LAUNCH_COMMAND, {
+      label: (args) => (args?.fromBrowser ? "Launch notebook…" : "Launch this notebook…"),
+      caption: "Send the notebook to a launch queue (no kernel needed)",
+      isEnabled: () => true,
+      execute: (args) => {
+        const selected = browsers?.tracker.currentWidget?.selectedItems().next();
+        const item = selected && !selected.done ? selected.value : selected; // iterator in JupyterLab 4
+        const path = args?.path || (args?.fromBrowser ? item?.path : tracker.currentWidget?.context.path);
+        if (path) return openFor(path);
+      },
+    });
+    app.contextMenu.addItem({
+      command: LAUNCH_COMMAND,
+      args: { fromBrowser: true },
+      selector: '.jp-DirListing-item[data-file-type="notebook"]',
+      rank: 3,
+    });
+    palette?.addItem({ command: LAUNCH_COMMAND, category: "Launch" });
+    app.docRegistry.addWidgetExtension("Notebook", {
+      createNew: (panel) => {
+        const button = new ToolbarButton({
+          className: "lj-launch-button",
+          label: "Launch",
+          tooltip: "Send this notebook to a launch queue",
+          onClick: () => void openLaunchDialog(panel.context.path, saverFor(panel)),
+        });
+        panel.toolbar.insertItem(10, "launch", button);
+        return button;
+      },
+    });
+  },
+};
+
+export default [plugin, launchPlugin];

@@ -1,0 +1,104 @@
+"""The Launch button, in a stock JupyterLab and Debian Chromium: a notebook goes to a queue with no
+kernel at all, through a typed form generated from its parameters cell."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import urllib.request
+
+import nbformat
+import pytest
+
+from launch_jupyter import api
+from tests.fixtures.jupyterlab import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def write_notebook(path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('lr = 0.1\nepochs = 2\nname = "first"\ndebug = False')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(lr * epochs, name)")]
+    nbformat.write(nb, path)
+
+
+def lab_api(lab, method: str, path: str):
+    request = urllib.request.Request(f"{lab.url}{path}", method=method,
+                                     headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read()
+    return json.loads(text) if text else None
+
+
+def context_notebook(run_id: str, name: str) -> dict:
+    with tarfile.open(fileobj=io.BytesIO(api.open_store().get_context(run_id))) as tar:
+        return json.loads(tar.extractfile(name).read())
+
+
+def test_launch_button_typed_form_preview_and_submit_without_a_kernel(browser_page, stock_jupyterlab):
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    write_notebook(lab.root_dir / "train.ipynb")
+    page.goto(lab.lab_url("train.ipynb"))
+    page.locator(".jp-Notebook .jp-Cell").nth(1).wait_for(timeout=120_000)
+    # An edit on screen only; then no kernel at all: the Launch dialog must need none.
+    page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("\n# unsaved-edit")
+    for kernel in lab_api(lab, "GET", "api/kernels"):
+        lab_api(lab, "DELETE", f"api/kernels/{kernel['id']}")
+
+    page.locator(".jp-NotebookPanel-toolbar .lj-launch-button").click()
+    dialog = page.locator(".lj-launch")
+    try:
+        dialog.locator(".lj-launch-queue").wait_for(timeout=60_000)
+        assert "alice/laptop · local-process · 0 queued · no agent serving" in dialog.locator(
+            ".lj-launch-queue").inner_text()
+        labels = dialog.locator(".lj-launch-params .lj-launch-row > span:first-child").all_inner_texts()
+        assert labels == ["lr (float)", "epochs (int)", "name (str)", "debug (bool)"]
+        epochs = dialog.locator('[data-key="p:epochs"]')
+        epochs.fill("ten")  # an invalid int is marked before submit, and Submit waits
+        assert epochs.get_attribute("aria-invalid") == "true"
+        assert "expected a whole number" in dialog.inner_text()
+        assert dialog.locator(".lj-launch-submit").is_disabled()
+        epochs.fill("3")
+        assert epochs.get_attribute("aria-invalid") == "false"
+        dialog.locator('[data-key="p:debug"]').check()
+        dialog.locator(".lj-launch-preview").click()
+        preview = dialog.locator(".lj-launch-request")
+        preview.wait_for(timeout=60_000)
+        assert '{"epochs": 3, "debug": true}' in preview.inner_text(), preview.inner_text()
+        assert api.list_runs() == []  # a preview queues nothing
+        screenshot(page, "launch-dialog")
+        dialog.locator(".lj-launch-submit").click()
+        page.locator(".jp-Notification-Toast-success, .Toastify__toast--success").first.wait_for(timeout=60_000)
+    except Exception:
+        screenshot(page, "launch-dialog-failed")
+        raise
+    (run,) = api.list_runs(queue="laptop")
+    assert run.parameters == {"epochs": 3, "debug": True}
+    sources = ["".join(c["source"]) for c in context_notebook(run.id, "train.ipynb")["cells"]]
+    assert "# unsaved-edit" in sources[1]  # the dialog saved what was on screen first
+    assert lab_api(lab, "GET", "api/kernels") == []  # and no kernel was needed
+
+
+def test_launch_notebook_from_the_file_browser_context_menu(browser_page, stock_jupyterlab):
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    write_notebook(lab.root_dir / "train.ipynb")
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    item = page.locator('.jp-DirListing-item[data-file-type="notebook"]', has_text="train.ipynb")
+    item.wait_for(timeout=120_000)
+    item.click(button="right")
+    page.locator(".lm-Menu-item", has_text="Launch notebook…").click()
+    dialog = page.locator(".lj-launch")
+    dialog.locator(".lj-launch-submit").wait_for(timeout=60_000)
+    dialog.locator('[data-key="p:name"]').fill("from-the-browser")
+    dialog.locator(".lj-launch-submit").click()
+    page.locator(".jp-Notification-Toast-success, .Toastify__toast--success").first.wait_for(timeout=60_000)
+    (run,) = api.list_runs(queue="laptop")
+    assert run.parameters == {"name": "from-the-browser"}
