@@ -454,6 +454,55 @@ class QueueStore:
         with self._backend.read() as conn:
             return [event_from_row(r) for r in conn.execute(query)]
 
+    def events_for(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        """The histories of many runs in one statement: run id → its events, oldest first
+        (every id asked for is a key; a run without events maps to [])."""
+        found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
+        if not found:
+            return found
+        query = select(run_events).where(run_events.c.run_id.in_(list(found))).order_by(run_events.c.id)
+        with self._backend.read() as conn:
+            for row in conn.execute(query):
+                found[row.run_id].append(event_from_row(row))
+        return found
+
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 when there is none): where a follower starts."""
+        with self._backend.read() as conn:
+            return int(conn.execute(select(func.max(run_events.c.id))).scalar() or 0)
+
+    # Sort keys of run_page: a column, and the tie-breakers that keep the order total.
+    RUN_SORTS = ("created", "name", "state", "queue", "author", "priority", "started", "finished")
+
+    def run_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
+                 text: str | None = None, sort: str = "created", descending: bool = True,
+                 offset: int = 0, limit: int = 50) -> list[Run]:
+        """One page of runs in one statement: of ``queue`` ("entity/name" or a name), in ``states``,
+        whose id, name, author, queue or message contains ``text``; sorted by ``sort``."""
+        if sort not in self.RUN_SORTS:
+            raise RunError(f"unknown sort {sort!r}; choose from: {', '.join(self.RUN_SORTS)}")
+        column = {"created": runs.c.created_at, "name": runs.c.name, "state": runs.c.state,
+                  "queue": runs.c.queue_name, "author": runs.c.author, "priority": runs.c.priority,
+                  "started": runs.c.started_at, "finished": runs.c.finished_at}[sort]
+        order = [column.desc() if descending else column.asc()]
+        order += [runs.c.created_at.desc(), runs.c.seq.desc()] if sort != "created" else [
+            runs.c.seq.desc() if descending else runs.c.seq.asc()]
+        query = _run_filters(select(runs), queue, text)
+        if states is not None:
+            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+        query = query.order_by(*order).offset(max(0, offset)).limit(max(1, limit))
+        with self._backend.read() as conn:
+            return [run_from_row(r) for r in conn.execute(query)]
+
+    def run_counts(self, *, queue: str | None = None, text: str | None = None) -> dict[tuple[str, str], int]:
+        """How many runs per (queue "entity/name", state), with the filters of ``run_page`` but the
+        state: one statement that gives a board its counts per state, its queues and its total."""
+        path = runs.c.entity + "/" + runs.c.queue_name
+        query = _run_filters(select(path.label("queue"), runs.c.state, func.count().label("n")), queue, text)
+        query = query.group_by(runs.c.entity, runs.c.queue_name, runs.c.state)
+        with self._backend.read() as conn:
+            return {(row.queue, row.state): int(row.n) for row in conn.execute(query)}
+
     def request_cancel(self, run_id: str) -> Run:
         """Cancel a run: a queued one at once, an active one by flagging it for its agent."""
         with self._backend.write() as conn:
@@ -491,6 +540,20 @@ class QueueStore:
 
 
 # --- helpers (each runs inside the caller's transaction) ------------------------------------------
+
+
+def _run_filters(query: Any, queue: str | None, text: str | None) -> Any:
+    # The board's filters: a queue as "entity/name" or a bare name, and a case-insensitive substring.
+    if queue:
+        entity, _, name = queue.rpartition("/")
+        query = query.where(runs.c.queue_name == name)
+        if entity:
+            query = query.where(runs.c.entity == entity)
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in (
+            runs.c.id, runs.c.name, runs.c.author, runs.c.queue_name, runs.c.message))))
+    return query
 
 
 def _no_queue(path: str) -> QueueError:
