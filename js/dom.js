@@ -52,7 +52,8 @@ export const DISCONNECTED = "disconnected — re-run this cell";
  * timers) once the kernel behind `model` is gone. Jupyter widgets' manager sets every model's
  * `comm_live` to false when its kernel restarts or dies (ManagerBase.disconnect), which fires
  * `comm_live_update` and puts `jupyter-widgets-disconnected` on the view's element `el`; a closed
- * comm fires `comm:close`; a send that throws says so too (act). Returns the function that stops watching.
+ * comm fires `comm:close`; the kernel connection's status says "restarting" or "dead"; a send that
+ * throws says so too (act). Returns the function that stops watching.
  */
 export function watchConnection(model, root, onLost = () => {}, el = null) {
   const entry = lost.get(model) ?? { gone: false, callbacks: [] };
@@ -76,9 +77,21 @@ export function watchConnection(model, root, onLost = () => {}, el = null) {
   const onClose = () => markDisconnected(model);
   model.on("comm_live_update", onLive);
   model.on("comm:close", onClose);
-  if (disconnectedClass()) markDisconnected(model);
+  // JupyterLab keeps the old views of a restarted kernel on the page without flipping comm_live:
+  // the kernel connection the widget manager holds (anywidget hands us the manager) says it, by
+  // its status ("restarting", "dead") or by being disposed. A restart keeps that connection and
+  // starts a new kernel behind it, whose comms know nothing of this widget.
+  const kernel = model.widget_manager?.kernel;
+  const onStatus = (_kernel, status) => {
+    if (status === "restarting" || status === "autorestarting" || status === "dead") markDisconnected(model);
+  };
+  kernel?.statusChanged?.connect?.(onStatus);
+  kernel?.disposed?.connect?.(onClose);
+  if (disconnectedClass() || kernel?.isDisposed || kernel?.status === "dead") markDisconnected(model);
   if (entry.gone) show();
   return () => {
+    kernel?.statusChanged?.disconnect?.(onStatus);
+    kernel?.disposed?.disconnect?.(onClose);
     model.off("comm_live_update", onLive);
     model.off("comm:close", onClose);
     entry.callbacks = entry.callbacks.filter((cb) => cb !== show);
