@@ -471,37 +471,42 @@ class QueueStore:
         with self._backend.read() as conn:
             return int(conn.execute(select(func.max(run_events.c.id))).scalar() or 0)
 
-    # Sort keys of run_page: a column, and the tie-breakers that keep the order total.
-    RUN_SORTS = ("created", "name", "state", "queue", "author", "priority", "started", "finished")
-
     def run_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
                  text: str | None = None, sort: str = "created", descending: bool = True,
                  offset: int = 0, limit: int = 50) -> list[Run]:
         """One page of runs in one statement: of ``queue`` ("entity/name" or a name), in ``states``,
         whose id, name, author, queue or message contains ``text``; sorted by ``sort``."""
-        if sort not in self.RUN_SORTS:
-            raise RunError(f"unknown sort {sort!r}; choose from: {', '.join(self.RUN_SORTS)}")
-        column = {"created": runs.c.created_at, "name": runs.c.name, "state": runs.c.state,
-                  "queue": runs.c.queue_name, "author": runs.c.author, "priority": runs.c.priority,
-                  "started": runs.c.started_at, "finished": runs.c.finished_at}[sort]
-        order = [column.desc() if descending else column.asc()]
-        order += [runs.c.created_at.desc(), runs.c.seq.desc()] if sort != "created" else [
-            runs.c.seq.desc() if descending else runs.c.seq.asc()]
-        query = _run_filters(select(runs), queue, text)
-        if states is not None:
-            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
-        query = query.order_by(*order).offset(max(0, offset)).limit(max(1, limit))
+        query = _page_query(queue, states, text, sort, descending, offset, limit)
         with self._backend.read() as conn:
             return [run_from_row(r) for r in conn.execute(query)]
 
     def run_counts(self, *, queue: str | None = None, text: str | None = None) -> dict[tuple[str, str], int]:
         """How many runs per (queue "entity/name", state), with the filters of ``run_page`` but the
         state: one statement that gives a board its counts per state, its queues and its total."""
-        path = runs.c.entity + "/" + runs.c.queue_name
-        query = _run_filters(select(path.label("queue"), runs.c.state, func.count().label("n")), queue, text)
-        query = query.group_by(runs.c.entity, runs.c.queue_name, runs.c.state)
         with self._backend.read() as conn:
-            return {(row.queue, row.state): int(row.n) for row in conn.execute(query)}
+            return _counts(conn, queue, text)
+
+    def board_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
+                   text: str | None = None, sort: str = "created", descending: bool = True,
+                   page: int = 0, limit: int = 50
+                   ) -> tuple[dict[tuple[str, str], int], int, list[Run], dict[str, list[Event]]]:
+        """What a run board shows, in one read transaction of three statements whatever the page's
+        size: the counts (as ``run_counts``), the page number actually shown (the last one when
+        ``page`` is past the end), the page of runs (as ``run_page``) and their events."""
+        chosen = None if states is None else [RunState(s).value for s in states]
+        with self._backend.read() as conn:
+            counts = _counts(conn, queue, text)
+            total = sum(n for (_q, state), n in counts.items() if chosen is None or state in chosen)
+            page = min(max(0, page), max(0, (total - 1) // max(1, limit)))
+            query = _page_query(queue, chosen, text, sort, descending, page * limit, limit)
+            found = [run_from_row(r) for r in conn.execute(query)]
+            events: dict[str, list[Event]] = {run.id: [] for run in found}
+            if found:
+                rows = conn.execute(select(run_events).where(run_events.c.run_id.in_(list(events)))
+                                    .order_by(run_events.c.id))
+                for row in rows:
+                    events[row.run_id].append(event_from_row(row))
+        return counts, page, found, events
 
     def request_cancel(self, run_id: str) -> Run:
         """Cancel a run: a queued one at once, an active one by flagging it for its agent."""
@@ -554,6 +559,35 @@ def _run_filters(query: Any, queue: str | None, text: str | None) -> Any:
         query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in (
             runs.c.id, runs.c.name, runs.c.author, runs.c.queue_name, runs.c.message))))
     return query
+
+
+RUN_SORTS = ("created", "name", "state", "queue", "author", "priority", "started", "finished")
+
+
+def _page_query(queue: str | None, states: Iterable[RunState | str] | None, text: str | None, sort: str,
+                descending: bool, offset: int, limit: int) -> Any:
+    if sort not in RUN_SORTS:
+        raise RunError(f"unknown sort {sort!r}; choose from: {', '.join(RUN_SORTS)}")
+    column = {"created": runs.c.created_at, "name": runs.c.name, "state": runs.c.state,
+              "queue": runs.c.queue_name, "author": runs.c.author, "priority": runs.c.priority,
+              "started": runs.c.started_at, "finished": runs.c.finished_at}[sort]
+    order = [column.desc() if descending else column.asc()]
+    # Tie-breakers keep the order total, so pages neither repeat nor skip a run.
+    if sort == "created":
+        order.append(runs.c.seq.desc() if descending else runs.c.seq.asc())
+    else:
+        order += [runs.c.created_at.desc(), runs.c.seq.desc()]
+    query = _run_filters(select(runs), queue, text)
+    if states is not None:
+        query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+    return query.order_by(*order).offset(max(0, offset)).limit(max(1, limit))
+
+
+def _counts(conn: Connection, queue: str | None, text: str | None) -> dict[tuple[str, str], int]:
+    path = runs.c.entity + "/" + runs.c.queue_name
+    query = _run_filters(select(path.label("queue"), runs.c.state, func.count().label("n")), queue, text)
+    query = query.group_by(runs.c.entity, runs.c.queue_name, runs.c.state)
+    return {(row.queue, row.state): int(row.n) for row in conn.execute(query)}
 
 
 def _no_queue(path: str) -> QueueError:

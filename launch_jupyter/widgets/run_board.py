@@ -1,7 +1,8 @@
 """RunBoard: a live, paged table and timeline of runs, updated from agent events.
 
 A page costs three SQL statements whatever its size (counts per queue and state, the page of runs,
-their events in one batch), plus the agent registry when the page holds queued runs.
+their events in one batch), plus a read of the agent registry at most every REGISTRY_TTL seconds
+when the page holds queued or held runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .. import api
 from ..core.errors import ConfigError
 from ..core.model import Event, Run
 from ..core.states import RunState
+from ..store._store import RUN_SORTS
 from . import _assets
 from ._base import ActionWidget
 from ._follow import follow
@@ -22,7 +24,8 @@ from ._paths import log_tail, open_request
 
 LOG_TAIL = 200
 PAGE_SIZE = 50
-SORTS = ("created", "name", "state", "queue", "author", "priority", "started", "finished")
+REGISTRY_TTL = 5.0  # seconds a board reuses its read of the agent registry (agents beat every ~10 s)
+SORTS = RUN_SORTS
 
 
 def run_row(run: Run, events: list[Event]) -> dict:
@@ -106,6 +109,7 @@ class RunBoard(ActionWidget):
         self._lock = threading.RLock()
         self._dirty = False
         self._refreshed_at = 0.0
+        self._agents: tuple[float, list[dict]] = (float("-inf"), [])
         if self.queue:
             api.get_queue(self.queue, store_url=store_url)  # a clear error for a queue that is not there
         self.refresh()
@@ -122,20 +126,16 @@ class RunBoard(ActionWidget):
         store = api.open_store(self._store_url)
         queue = self.queue or self.queue_filter or None
         with self._lock:
-            by_queue = store.run_counts(queue=queue, text=self.text or None)
+            by_queue, page, runs, events = store.board_page(
+                queue=queue, states=self.states or None, text=self.text or None, sort=self.sort,
+                descending=self.descending, page=self.page, limit=self.limit)
             counts: dict[str, int] = {}
             for (_path, state), n in by_queue.items():
                 counts[state] = counts.get(state, 0) + n
-            chosen = self.states or list(counts)
-            total = sum(counts.get(s, 0) for s in chosen)
-            page = min(self.page, max(0, (total - 1) // self.limit)) if total else 0
-            runs = store.run_page(queue=queue, states=chosen if self.states else None, text=self.text or None,
-                                  sort=self.sort, descending=self.descending, offset=page * self.limit,
-                                  limit=self.limit)
-            events = store.events_for([r.id for r in runs])
+            total = sum(n for state, n in counts.items() if not self.states or state in self.states)
             rows = [run_row(r, events[r.id]) for r in runs]
             if any(r.state == RunState.QUEUED or r.agent_id for r in runs):
-                serving_notes(rows, {r.id: r.queue_id for r in runs}, api.agents(store_url=self._store_url))
+                serving_notes(rows, {r.id: r.queue_id for r in runs}, self._registry({r.agent_id for r in runs} - {None}))
             self.counts = counts
             self.queues = sorted({path for path, _state in by_queue} | ({self.queue_filter} - {""}))
             self.total = total
@@ -145,6 +145,15 @@ class RunBoard(ActionWidget):
             self._refreshed_at = time.monotonic()
         if self.log_run and any(r["id"] == self.log_run for r in rows):
             self._load_log(self.log_run)
+
+    def _registry(self, holders: set[str]) -> list[dict]:
+        # Who serves what changes at agent start/stop: one read per REGISTRY_TTL, not per page, and
+        # at once when a run is held by an agent this board has not seen yet.
+        read_at, seen = self._agents
+        if time.monotonic() - read_at > REGISTRY_TTL or not holders <= {a["id"] for a in seen}:
+            seen = api.agents(store_url=self._store_url)
+            self._agents = (time.monotonic(), seen)
+        return seen
 
     def refresh_run(self, run_id: str) -> None:
         """A run changed: reload the page (it may enter, leave or move on it)."""
