@@ -529,3 +529,22 @@ def test_a_queued_run_on_a_queue_nobody_serves_says_so_and_rows_name_their_agent
         assert row["note"] == "" and row["agent_id"] == agent.agent_id and row["agent"].startswith(agent.agent_id + " on ")
     finally:
         api.cancel(handle.id)
+
+
+def test_the_agent_publishes_the_events_it_stored(store):
+    api.create_queue("local")
+    pushed = []
+    unsubscribe = api.subscribe(pushed.append)
+    try:
+        handle = api.submit(EXAMPLES / "parameters.ipynb", "local", parameters={"seconds": 0})
+        api.start_agent(["local"])
+        wait_for(lambda: handle.refresh().state == "succeeded", 120, "the run to succeed")
+        wait_for(lambda: any(e.state == "succeeded" for e in pushed), 30, "the final event to be pushed")
+    finally:
+        unsubscribe()
+    stored = {e.id: e for e in api.events(handle.id)}
+    # Every state change after the claim is the stored event itself (the claim's line is still
+    # re-made by the agent: store.claim returns the run, not its event).
+    mine = [e for e in pushed if e.run_id == handle.id and e.state != "claimed"]
+    assert [e.state for e in mine][-1] == "succeeded" and "running" in [e.state for e in mine]
+    assert all(e.id in stored and stored[e.id] == e for e in mine), (mine, stored)

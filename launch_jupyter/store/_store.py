@@ -390,8 +390,11 @@ class QueueStore:
     # --- state and history ----------------------------------------------------------------------
 
     def transition(self, run_id: str, state: RunState, message: str = "", *, fence: Fence | None = None,
-                   **fields: Any) -> Run:
+                   with_event: bool = False, **fields: Any) -> Any:
         """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is.
+
+        Returns the Run; with ``with_event`` the pair (Run, the stored Event with its id, or None when
+        the run had finished already), which is what an agent publishes to its listeners.
 
         With ``fence`` (agent id, lease generation) the write is a compare-and-set: LeaseLost unless
         that agent still holds the run under that generation and the run is not finished."""
@@ -402,7 +405,7 @@ class QueueStore:
             row = _lock_run(conn, run_id)
             _check_fence(row, fence)
             if row.state in TERMINAL_STATES:
-                return run_from_row(row)
+                return (run_from_row(row), None) if with_event else run_from_row(row)
             now = time.time()
             values["state"] = state.value
             values["message"] = message  # the run's message is its latest state's: never a stale one
@@ -412,8 +415,12 @@ class QueueStore:
                 values.setdefault("finished_at", now)
                 values["lease_expires_at"] = None
             _set(conn, run_id, now, **values)
-            _event(conn, run_id, now, state, message, fence[0] if fence else None)
-            return run_from_row(_lock_run(conn, run_id))
+            event_id = _event(conn, run_id, now, state, message, fence[0] if fence else None)
+            run = run_from_row(_lock_run(conn, run_id))
+        if not with_event:
+            return run
+        return run, Event(id=event_id, run_id=run_id, time=now, state=state, message=message,
+                          agent_id=fence[0] if fence else None)
 
     def update(self, run_id: str, *, fence: Fence | None = None, **fields: Any) -> Run:
         """Save Run fields without a state change or event (e.g. the external id the moment it exists);
