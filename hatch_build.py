@@ -18,6 +18,9 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 ROOT = Path(__file__).parent
 SOURCE = ROOT / "js" / "labextension"
 BUILT = ROOT / "launch_jupyter" / "labextension"
+WIDGETS = ROOT / "js"
+# Widget modules that import npm packages: esbuild bundles each into js/dist/ (not committed).
+BUNDLED = ("queue_editor.js",)
 
 
 def _newest(paths) -> float:
@@ -52,6 +55,25 @@ def build_labextension() -> None:
         '"uninstallInstructions": "pip uninstall launch-jupyter"}\n')
 
 
+def build_widget_bundles() -> list[Path]:
+    """esbuild (npm, js/package.json) bundles the widget modules that import npm packages
+    (CodeMirror 6 for the queue editor) into js/dist/; skipped when newer than js/*.js."""
+    outputs = [WIDGETS / "dist" / name for name in BUNDLED]
+    sources = [*WIDGETS.glob("*.js"), WIDGETS / "package-lock.json"]
+    if all(out.is_file() and out.stat().st_mtime >= _newest(sources) for out in outputs):
+        return outputs
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise RuntimeError("building the widgets' JavaScript needs Node.js and npm on PATH")
+    if not (WIDGETS / "node_modules" / ".bin" / "esbuild").exists():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WIDGETS, check=True)
+    esbuild = WIDGETS / "node_modules" / ".bin" / "esbuild"
+    for name in BUNDLED:
+        subprocess.run([str(esbuild), name, "--bundle", "--format=esm", "--minify", "--target=es2020",
+                        "--legal-comments=eof", f"--outfile=dist/{name}"], cwd=WIDGETS, check=True)
+    return outputs
+
+
 class LabextensionBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
@@ -60,6 +82,11 @@ class LabextensionBuildHook(BuildHookInterface):
             return
         if not up_to_date():
             build_labextension()
-        # The widgets' ES modules, read at run time from launch_jupyter/_js (widgets/_assets.py).
+        # The widgets' ES modules, read at run time from launch_jupyter/_js (widgets/_assets.py):
+        # the bundles from js/dist/, the others as they are.
+        bundles = build_widget_bundles()
         for path in sorted([*(ROOT / "js").glob("*.js"), *(ROOT / "js").glob("*.css")]):
+            if path.name not in BUNDLED and not path.name.endswith(".test.mjs"):
+                build_data["force_include"][str(path)] = f"launch_jupyter/_js/{path.name}"
+        for path in bundles:
             build_data["force_include"][str(path)] = f"launch_jupyter/_js/{path.name}"

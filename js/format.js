@@ -41,6 +41,25 @@ export function runDuration(row, now) {
   return end - start;
 }
 
+/**
+ * How long a run waited (created → started, or → its end if it never started) and ran
+ * (started → finished), in seconds; the open one counts to `now`. null when it does not apply.
+ */
+export function runTimes(row, now) {
+  if (!row.created_at) return { waited: null, ran: null };
+  const end = row.finished_at ?? (isTerminal(row.state) ? row.updated_at : null);
+  const started = row.started_at ?? null;
+  const waited = (started ?? end ?? now) - row.created_at;
+  const ran = started === null ? null : (end ?? now) - started;
+  return { waited: Math.max(0, waited), ran: ran === null ? null : Math.max(0, ran) };
+}
+
+/** Up to `n` evenly spaced axis ticks [{x (0..100), t}] between unix times `start` and `end`. */
+export function axisTicks(start, end, n = 5) {
+  if (!(end > start)) return [{ x: 0, t: start }];
+  return Array.from({ length: n }, (_, i) => ({ x: (i * 100) / (n - 1), t: start + ((end - start) * i) / (n - 1) }));
+}
+
 /** CSS classes of a state badge. */
 export function badgeClass(state) {
   const known = STATE_ORDER.includes(state) ? state : "unknown";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  badgeClass, diffRows, escapeHtml, formatDuration, runDuration, timelineBars,
+  axisTicks, badgeClass, diffRows, escapeHtml, formatDuration, runDuration, runTimes, timelineBars,
   timelineSegments, vertexConsoleUrl,
 } from "./format.js";
 
@@ -79,4 +79,20 @@ test("timeline bars share one time scale", () => {
   assert.deepEqual(bars[0].segments[1], { state: "running", x: 50, w: 50 });
   assert.deepEqual(bars[1].segments, [{ state: "queued", x: 50, w: 50 }]);
   assert.deepEqual(timelineBars([], 100, 3).bars, []);
+});
+
+test("waiting and running are counted apart", () => {
+  assert.deepEqual(runTimes({ state: "queued", created_at: 100 }, 130), { waited: 30, ran: null });
+  assert.deepEqual(runTimes({ state: "running", created_at: 100, started_at: 110 }, 130), { waited: 10, ran: 20 });
+  assert.deepEqual(runTimes({ state: "succeeded", created_at: 100, started_at: 110, finished_at: 150 }, 999),
+    { waited: 10, ran: 40 });
+  // Cancelled while queued: it only ever waited, and the wait stops at its end.
+  assert.deepEqual(runTimes({ state: "cancelled", created_at: 100, finished_at: 120 }, 999), { waited: 20, ran: null });
+});
+
+test("axis ticks span the timeline", () => {
+  const ticks = axisTicks(100, 200, 3);
+  assert.deepEqual(ticks.map((t) => t.x), [0, 50, 100]);
+  assert.deepEqual(ticks.map((t) => t.t), [100, 150, 200]);
+  assert.equal(axisTicks(5, 5).length, 1);
 });

@@ -1,31 +1,18 @@
-// The queue editor widget: fields, a highlighted YAML/JSON editor with live validation,
-// the template variables table, and Create / Update / Delete / Preview request.
+// The queue editor widget: fields, a CodeMirror 6 YAML/JSON editor with live validation shown
+// as lint diagnostics, the template variables table, and Create / Update / Delete / Preview request.
+// Bundled by esbuild (hatch_build.py) because it imports CodeMirror from npm.
 
-import { act, bindText, debounce, h } from "./dom.js";
-import { highlight, lineForProblem, looksLikeJson, yamlKeyPaths } from "./highlight.js";
+import { createConfigEditor } from "./config_editor.js";
+import { act, bindText, confirmButton, debounce, h, watchConnection } from "./dom.js";
 
 const VAR_TYPES = ["string", "integer", "number"];
 
-function codeHtml(text, problems) {
-  // Mark the lines the problems point at (the key itself, or its parent when it is missing).
-  const marks = new Map();
-  if (!looksLikeJson(text)) {
-    const paths = yamlKeyPaths(text);
-    for (const p of problems) {
-      const line = lineForProblem(paths, p);
-      if (line !== null && marks.get(line) !== "error") marks.set(line, p.severity);
-    }
-  }
-  return highlight(text)
-    .split("\n")
-    .map((line, i) => (marks.has(i) ? `<span class="lj-line lj-line-${marks.get(i)}">${line}</span>` : line))
-    .join("\n") + "\n";
-}
-
-function problemList(problems) {
+function problemList(problems, checking) {
+  if (checking) return [h("li", { class: "lj-checking lj-muted" }, "checking…")];
   if (problems.length === 0) return [h("li", { class: "lj-ok" }, "config is valid")];
   return problems.map((p) =>
-    h("li", { class: `lj-severity-${p.severity}` }, p.path ? `${p.path}: ${p.message}` : p.message),
+    h("li", { class: `lj-severity-${p.severity}`, "data-line": p.line ?? "" },
+      p.line ? `line ${p.line}: ` : "", p.path ? `${p.path}: ${p.message}` : p.message),
   );
 }
 
@@ -81,37 +68,41 @@ function render({ model, el }) {
   });
   model.on("change:prioritization", () => (prio.checked = model.get("prioritization")));
 
-  // The editor: typing re-highlights at once and is sent for validation shortly after.
-  const pre = h("pre", { "aria-hidden": "true", class: "lj-code-view" });
-  const area = h("textarea", { name: "config", spellcheck: "false", autocomplete: "off", "aria-label": "queue config (YAML or JSON)" });
-  area.value = model.get("config_text");
-  const paint = () => (pre.innerHTML = codeHtml(area.value, model.get("problems")));
-  const send = debounce(() => {
-    model.set("config_text", area.value);
+  // The editor. Every edit is sent (shortly after) for validation; the problems shown are those of
+  // the text on screen, "checking…" until the kernel has checked exactly that text.
+  let lastSent = model.get("config_text");
+  const sendText = (text) => {
+    lastSent = text;
+    model.set("config_text", text);
     model.save_changes();
-  }, 250);
-  area.addEventListener("input", () => {
-    paint();
-    send();
-  });
-  area.addEventListener("keydown", (ev) => {
-    if (ev.key !== "Tab") return;
-    ev.preventDefault(); // indent instead of leaving the editor
-    area.setRangeText("  ", area.selectionStart, area.selectionEnd, "end");
-    area.dispatchEvent(new Event("input"));
+  };
+  const send = debounce(() => sendText(editor.getText()), 120);
+  const codeBox = h("div", { class: "lj-code" });
+  const editor = createConfigEditor(codeBox, {
+    doc: model.get("config_text"),
+    label: "queue config (YAML or JSON)",
+    onChange: () => {
+      showProblems();
+      send();
+    },
   });
   model.on("change:config_text", () => {
-    if (area.value !== model.get("config_text")) area.value = model.get("config_text");
-    paint();
+    // The kernel replaced the text (Reset, a resource switch, load); an echo of our own is ignored.
+    const text = model.get("config_text");
+    if (text === lastSent) return;
+    lastSent = text;
+    editor.setText(text);
   });
-  paint();
 
   const problems = h("ul", { class: "lj-problems" });
   const showProblems = () => {
-    problems.replaceChildren(...problemList(model.get("problems")));
-    paint();
+    const checking = model.get("checked_text") !== editor.getText();
+    problems.replaceChildren(...problemList(model.get("problems"), checking));
+    problems.dataset.checking = String(checking);
+    editor.showProblems(checking ? [] : model.get("problems"));
   };
   model.on("change:problems", showProblems);
+  model.on("change:checked_text", showProblems);
   showProblems();
 
   const varsBody = h("tbody");
@@ -123,15 +114,26 @@ function render({ model, el }) {
     model.save_changes();
   };
 
-  const button = (label, action, cls) => h("button", { class: `lj-btn-${action} ${cls ?? ""}`, onclick: () => act(model, action) }, label);
-  const create = button("Create", "create", "lj-primary");
-  const update = button("Update", "update", "lj-primary");
-  const remove = button("Delete", "delete");
+  // Create and Update send the text on screen with the click, and the kernel checks it first.
+  const withText = (action) => () => {
+    const text = editor.getText();
+    lastSent = text;
+    act(model, action, { config: text });
+  };
+  const button = (label, action, cls, onclick) =>
+    h("button", { class: `lj-btn-${action} ${cls ?? ""}`, onclick: onclick ?? (() => act(model, action)) }, label);
+  const create = button("Create", "create", "lj-primary", withText("create"));
+  const update = button("Update", "update", "lj-primary", withText("update"));
+  const remove = confirmButton("Delete", {
+    cls: "lj-btn-delete",
+    question: () => `Delete queue ${model.get("entity") || "?"}/${model.get("name")}?`,
+    onConfirm: () => act(model, "delete"),
+  });
   const showButtons = () => {
     const exists = model.get("exists");
     create.disabled = exists;
     update.disabled = !exists;
-    remove.disabled = !exists;
+    remove.button.disabled = !exists;
   };
   model.on("change:exists", showButtons);
   showButtons();
@@ -143,13 +145,13 @@ function render({ model, el }) {
   bindText(model, "notice", notice);
   bindText(model, "preview_text", preview);
 
-  el.replaceChildren(h("div", { class: "lj-widget lj-editor" },
+  const root = h("div", { class: "lj-widget lj-editor" },
     h("div", { class: "lj-fields" },
       h("label", {}, "Entity", field("entity", { placeholder: "you" })),
       h("label", {}, "Name", field("name", { placeholder: "queue name" })),
       h("label", {}, "Resource", resource),
       h("label", {}, prio, "Prioritization")),
-    h("div", { class: "lj-code" }, pre, area),
+    codeBox,
     problems,
     h("details", { class: "lj-vars", open: model.get("template_vars").length > 0 },
       h("summary", {}, "Template variables"),
@@ -159,8 +161,13 @@ function render({ model, el }) {
       h("button", { class: "lj-var-add", onclick: addVar }, "Add variable")),
     h("div", { class: "lj-actions" }, create, update, remove,
       button("Preview request", "preview"), button("Reset to default", "reset_config")),
-    error, notice, preview));
+    error, notice, preview);
+  el.replaceChildren(root);
+  const unwatch = watchConnection(model, root, () => editor.setEditable(false), el);
+  return () => {
+    unwatch();
+    editor.view.destroy();
+  };
 }
 
 export default { render };
-export { codeHtml };

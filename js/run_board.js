@@ -1,111 +1,213 @@
-// The run board: a live table of runs updated row by row (never re-rendered whole, so no
-// flicker), a timeline of each run's states, and a log tail.
+// The run board: counts per state, filters (state, queue, text), sort, paging, a table that fits
+// its cell (failure messages in the row, logs and details right under their row), and a bounded
+// timeline with an axis and a legend. The kernel pages, filters and sorts (RunBoard.set_view).
 
-import { act, bindText, h, openInLab } from "./dom.js";
+import { act, bindText, confirmButton, debounce, h, openInLab, watchConnection } from "./dom.js";
 import {
-  badgeClass, diffRows, formatDuration, formatTime, isTerminal, runDuration, timelineBars,
+  STATE_ORDER, axisTicks, badgeClass, formatDuration, formatTime, isTerminal, runTimes, timelineBars,
   vertexConsoleUrl,
 } from "./format.js";
 
-const COLUMNS = ["run", "state", "queue", "author", "priority", "created", "duration", "stage", "links", ""];
+// [label, sort key (null: not sortable), css class]
+const COLUMNS = [
+  ["run", "name", "lj-col-run"], ["state", "state", "lj-col-state"], ["queue", "queue", "lj-col-queue"],
+  ["author · agent", "author", "lj-col-who"], ["created", "created", "lj-col-created"],
+  ["waited", null, "lj-col-waited"], ["ran", "started", "lj-col-ran"], ["", null, "lj-col-actions"],
+];
 
-function cells(model, row, now) {
-  const consoleUrl = vertexConsoleUrl(row.external_id);
-  const links = [];
-  if (consoleUrl) links.push(h("a", { href: consoleUrl, target: "_blank", rel: "noopener", class: "lj-console-link" }, "Vertex console"));
-  if (row.output_notebook) {
-    links.push(h("button", { class: "lj-btn-open", title: row.output_notebook, onclick: () => act(model, "open_output", { run_id: row.id }) }, "Open notebook"));
-  }
-  const cancellable = !isTerminal(row.state) && !row.cancel_requested;
-  return [
-    h("td", { title: row.id }, h("code", {}, row.id.slice(0, 8)), " ", row.name),
-    h("td", {}, h("span", { class: badgeClass(row.state), title: row.message }, row.state)),
-    h("td", {}, row.queue),
-    h("td", {}, row.author),
-    h("td", {}, row.priority),
-    h("td", {}, formatTime(row.created_at)),
-    h("td", { class: "lj-duration" }, formatDuration(runDuration(row, now))),
-    h("td", { title: row.message }, row.stage),
-    h("td", {}, links),
-    h("td", {},
-      h("button", { class: "lj-btn-cancel", disabled: !cancellable, onclick: () => act(model, "cancel", { run_id: row.id }) }, "Cancel"),
-      h("button", { class: "lj-btn-logs", onclick: () => act(model, "show_logs", { run_id: row.id }) }, "Logs")),
-  ];
+function durations(row, now) {
+  const { waited, ran } = runTimes(row, now);
+  return { waited: formatDuration(waited), ran: ran === null ? "–" : formatDuration(ran) };
 }
 
 function render({ model, el }) {
-  const tbody = h("tbody");
-  const trs = new Map();
-  let shown = [];
   const now = () => Date.now() / 1000;
+  const setView = (view) => act(model, "set_view", view);
+  const expanded = new Set(); // run ids whose failure message is shown whole
+  let detailsOf = ""; // the run whose details are open under its row
 
-  const fill = (tr, row) => {
-    tr.dataset.runId = row.id;
-    tr.dataset.state = row.state;
-    tr.replaceChildren(...cells(model, row, now()));
+  // ---- the header: counts per state (click: filter), queue, text, refresh
+  const counts = h("div", { class: "lj-counts" });
+  const showCounts = () => {
+    const c = model.get("counts");
+    const chosen = new Set(model.get("states"));
+    const all = Object.values(c).reduce((a, b) => a + b, 0);
+    const chip = (state, n, label) => h("button", {
+      class: `lj-count ${chosen.has(state) || (state === "" && chosen.size === 0) ? "lj-count-on" : ""}`,
+      "data-state": state, title: state ? `show only ${state} runs (click again: all)` : "every state",
+      onclick: () => setView({ states: state === "" || chosen.has(state) ? [] : [state] }),
+    }, state ? h("span", { class: badgeClass(state) }, label) : label, ` ${n}`);
+    counts.replaceChildren(chip("", all, "all"),
+      ...STATE_ORDER.filter((s) => c[s]).map((s) => chip(s, c[s], s)));
   };
-  const showRows = () => {
-    const next = model.get("rows");
-    const diff = diffRows(shown, next);
-    for (const id of diff.removed) {
-      trs.get(id)?.remove();
-      trs.delete(id);
-    }
-    for (const row of [...diff.added, ...diff.changed]) {
-      const tr = trs.get(row.id) ?? h("tr", { class: "lj-run" });
-      fill(tr, row);
-      trs.set(row.id, tr);
-    }
-    // Re-insert only rows out of place (appending an element moves it).
-    diff.order.forEach((id, i) => {
-      const tr = trs.get(id);
-      if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] ?? null);
+  const queueSelect = h("select", { name: "queue_filter", title: "queue" });
+  const showQueues = () => {
+    const current = model.get("queue_filter");
+    queueSelect.replaceChildren(h("option", { value: "" }, "every queue"),
+      ...model.get("queues").map((q) => h("option", { value: q, selected: q === current }, q)));
+    queueSelect.value = current;
+    queueSelect.hidden = Boolean(model.get("queue"));
+  };
+  queueSelect.addEventListener("change", () => setView({ queue_filter: queueSelect.value }));
+  const search = h("input", { name: "text", type: "search", placeholder: "filter: name, id, author, message", value: model.get("text") });
+  const sendSearch = debounce(() => setView({ text: search.value }), 250);
+  search.addEventListener("input", sendSearch);
+  search.addEventListener("keydown", (ev) => ev.key === "Enter" && setView({ text: search.value }));
+
+  // ---- the table
+  const headRow = h("tr");
+  const showHead = () => {
+    const sort = model.get("sort");
+    const desc = model.get("descending");
+    headRow.replaceChildren(...COLUMNS.map(([label, key, cls]) => {
+      if (!key) return h("th", { class: cls }, label);
+      const on = key === sort;
+      return h("th", { class: `${cls} lj-sortable`, "data-sort": key, "aria-sort": on ? (desc ? "descending" : "ascending") : "none",
+        onclick: () => setView({ sort: key, descending: on ? !desc : key === "created" }) },
+        label, on ? (desc ? " ▼" : " ▲") : "");
+    }));
+  };
+  const tbody = h("tbody");
+  const table = h("table", { class: "lj-table lj-runs" },
+    h("colgroup", {}, COLUMNS.map(([, , cls]) => h("col", { class: cls }))), h("thead", {}, headRow), tbody);
+
+  const logBox = (runId) => {
+    const pre = h("pre", { class: "lj-log" });
+    const box = h("div", { class: "lj-log-box", "data-run-id": runId },
+      h("div", { class: "lj-muted" }, `log of ${runId}`), pre,
+      h("button", { class: "lj-btn-hide-logs", onclick: () => act(model, "hide_logs") }, "Hide logs"));
+    box.fill = () => {
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = model.get("log_lines").join("\n") || "(the log is empty)";
+      if (atBottom) pre.scrollTop = pre.scrollHeight; // follow the tail unless the user scrolled up
+    };
+    box.fill();
+    return box;
+  };
+
+  const details = (row) => h("dl", { class: "lj-details" },
+    ...[["id", row.id], ["resource", row.resource], ["priority", row.priority], ["stage", row.stage],
+      ["external id", row.external_id], ["agent", row.agent || row.agent_id], ["output", row.output_notebook],
+      ["started", formatTime(row.started_at)], ["finished", formatTime(row.finished_at)]]
+      .filter(([, v]) => v).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+    h("dt", {}, "history"),
+    h("dd", {}, (row.events ?? []).map((e) => `${formatTime(e.time)} ${e.state}`).join(" → ")));
+
+  const rowsFor = (row) => {
+    const t = durations(row, now());
+    const consoleUrl = vertexConsoleUrl(row.external_id);
+    const cancellable = !isTerminal(row.state) && !row.cancel_requested;
+    const cancel = confirmButton("Cancel", {
+      cls: "lj-btn-cancel", question: `Cancel ${row.name || row.id}?`, yes: "Cancel run", no: "Keep running",
+      onConfirm: () => act(model, "cancel", { run_id: row.id }),
     });
-    empty.hidden = next.length > 0;
-    shown = next;
+    cancel.button.disabled = !cancellable;
+    const logsOpen = model.get("log_run") === row.id;
+    const actions = [
+      h("button", { class: "lj-btn-logs", onclick: () => act(model, logsOpen ? "hide_logs" : "show_logs", logsOpen ? {} : { run_id: row.id }) }, logsOpen ? "Hide logs" : "Logs"),
+      h("button", { class: "lj-btn-details", onclick: () => { detailsOf = detailsOf === row.id ? "" : row.id; showRows(); } }, "Details"),
+      row.output_notebook && row.state === "succeeded"
+        ? h("button", { class: "lj-btn-open", title: row.output_notebook, onclick: () => act(model, "open_output", { run_id: row.id }) }, "Open") : null,
+      consoleUrl ? h("a", { href: consoleUrl, target: "_blank", rel: "noopener", class: "lj-console-link" }, "Vertex") : null,
+      cancellable || !isTerminal(row.state) ? cancel : null,
+    ];
+    const main = h("tr", { class: "lj-run", "data-run-id": row.id, "data-state": row.state },
+      h("td", { class: "lj-col-run", title: `${row.id} ${row.name}` }, h("code", {}, row.id.slice(0, 8)), " ", row.name),
+      h("td", { class: "lj-col-state" }, h("span", { class: badgeClass(row.state) }, row.state),
+        row.stage && !isTerminal(row.state) ? h("span", { class: "lj-muted" }, ` ${row.stage}`) : null),
+      h("td", { class: "lj-col-queue", title: `${row.entity}/${row.queue}` }, row.queue),
+      h("td", { class: "lj-col-who", title: row.agent || "" }, row.author, row.agent ? h("span", { class: "lj-muted lj-agent" }, ` · ${row.agent}`) : null),
+      h("td", { class: "lj-col-created", title: new Date(row.created_at * 1000).toString() }, formatTime(row.created_at)),
+      h("td", { class: "lj-col-waited lj-waited" }, t.waited),
+      h("td", { class: "lj-col-ran lj-ran" }, t.ran),
+      h("td", { class: "lj-col-actions" }, actions));
+    const out = [main];
+    const span = COLUMNS.length;
+    // The failure message in the row itself: one line, click to see it whole.
+    if (row.state === "failed" && row.message) {
+      const whole = expanded.has(row.id);
+      out.push(h("tr", { class: "lj-run-extra", "data-run-id": row.id },
+        h("td", { colspan: span },
+          h("div", { class: `lj-failure-line ${whole ? "lj-expanded" : ""}`, title: whole ? "" : "click to see it whole",
+            onclick: () => { whole ? expanded.delete(row.id) : expanded.add(row.id); showRows(); } },
+          row.stage ? `failed at stage ${row.stage}: ` : "", row.message))));
+    }
+    if (row.note) {
+      out.push(h("tr", { class: "lj-run-extra", "data-run-id": row.id },
+        h("td", { colspan: span }, h("div", { class: "lj-note" }, row.note))));
+    }
+    if (detailsOf === row.id) {
+      out.push(h("tr", { class: "lj-run-extra lj-run-details", "data-run-id": row.id }, h("td", { colspan: span }, details(row))));
+    }
+    if (logsOpen) {
+      const box = logBox(row.id);
+      liveLog = box;
+      out.push(h("tr", { class: "lj-run-extra lj-run-log", "data-run-id": row.id }, h("td", { colspan: span }, box)));
+    }
+    return out;
+  };
+
+  let liveLog = null;
+  const empty = h("div", { class: "lj-muted lj-empty" }, "no runs yet");
+  const showRows = () => {
+    liveLog = null;
+    const rows = model.get("rows");
+    tbody.replaceChildren(...rows.flatMap(rowsFor));
+    empty.hidden = rows.length > 0;
+    empty.textContent = model.get("total") === 0 && Object.keys(model.get("counts")).length ? "no runs match" : "no runs yet";
+    showPager();
     drawTimeline();
   };
 
-  // The timeline: one bar per run, a segment per state, on one time scale.
+  // ---- paging
+  const pager = h("div", { class: "lj-pager" });
+  const showPager = () => {
+    const total = model.get("total");
+    const size = model.get("limit");
+    const page = model.get("page");
+    const pages = Math.max(1, Math.ceil(total / size));
+    const first = total ? page * size + 1 : 0;
+    const last = Math.min(total, (page + 1) * size);
+    pager.replaceChildren(
+      h("button", { class: "lj-btn-prev", disabled: page <= 0, onclick: () => setView({ page: page - 1 }) }, "‹ Prev"),
+      h("span", { class: "lj-page-info" }, `${first}–${last} of ${total} runs · page ${page + 1} of ${pages}`),
+      h("button", { class: "lj-btn-next", disabled: page >= pages - 1, onclick: () => setView({ page: page + 1 }) }, "Next ›"));
+  };
+
+  // ---- the timeline of the page's runs: bounded height, a time axis and a legend
   const timeline = h("div", { class: "lj-timeline" });
   const drawTimeline = () => {
-    const rows = shown.filter((r) => r.events?.length);
-    const width = 100; // percent
-    const { bars, start, end } = timelineBars(rows, width, now());
+    const rows = model.get("rows").filter((r) => r.events?.length);
+    if (!rows.length) {
+      timeline.replaceChildren();
+      return;
+    }
+    const { bars, start, end } = timelineBars(rows, 100, now());
     const labels = new Map(rows.map((r) => [r.id, `${r.id.slice(0, 8)} ${r.name}`]));
+    const states = new Set(rows.flatMap((r) => r.events.map((e) => e.state)));
     timeline.replaceChildren(
-      ...(bars.length ? [h("div", { class: "lj-muted" }, `timeline ${formatTime(start)} – ${formatTime(end)}`)] : []),
-      ...bars.map((bar) => h("div", { class: "lj-timeline-entry", "data-run-id": bar.id },
-        h("span", { class: "lj-timeline-label" }, labels.get(bar.id)),
-        h("div", { class: "lj-timeline-row" },
-          bar.segments.map((s) => h("span", { class: badgeClass(s.state), title: s.state, style: `left:${s.x}%;width:${s.w}%` }))))),
+      h("div", { class: "lj-legend" }, STATE_ORDER.filter((s) => states.has(s)).map((s) => h("span", { class: badgeClass(s) }, s))),
+      h("div", { class: "lj-timeline-body" },
+        bars.map((bar) => h("div", { class: "lj-timeline-entry", "data-run-id": bar.id },
+          h("span", { class: "lj-timeline-label", title: labels.get(bar.id) }, labels.get(bar.id)),
+          h("div", { class: "lj-timeline-row" },
+            bar.segments.map((s) => h("span", { class: badgeClass(s.state), title: s.state, style: `left:${Math.min(s.x, 99)}%;width:${Math.min(s.w, 100 - Math.min(s.x, 99))}%` })))))),
+      h("div", { class: "lj-axis" }, axisTicks(start, end).map((t) =>
+        h("span", { class: "lj-tick", style: `left:${t.x}%` }, formatTime(t.t)))),
     );
   };
 
-  // Durations of running rows and the timeline's open ends move with the clock.
-  const tick = setInterval(() => {
-    for (const row of shown) {
+  // Waiting and running durations move with the clock while a run is not over.
+  let tick = setInterval(() => {
+    for (const row of model.get("rows")) {
       if (isTerminal(row.state)) continue;
-      const td = trs.get(row.id)?.querySelector(".lj-duration");
-      if (td) td.textContent = formatDuration(runDuration(row, now()));
+      const tr = tbody.querySelector(`tr.lj-run[data-run-id="${row.id}"]`);
+      if (!tr) continue;
+      const t = durations(row, now());
+      tr.querySelector(".lj-waited").textContent = t.waited;
+      tr.querySelector(".lj-ran").textContent = t.ran;
     }
-    if (shown.some((r) => !isTerminal(r.state))) drawTimeline();
   }, 1000);
-
-  const logTitle = h("div", { class: "lj-muted" });
-  const logPre = h("pre", { class: "lj-log" });
-  const logBox = h("div", { class: "lj-log-box" }, logTitle, logPre,
-    h("button", { class: "lj-btn-hide-logs", onclick: () => act(model, "hide_logs") }, "Hide logs"));
-  const showLog = () => {
-    const run = model.get("log_run");
-    logBox.hidden = !run;
-    logTitle.textContent = run ? `log of ${run}` : "";
-    const atBottom = logPre.scrollTop + logPre.clientHeight >= logPre.scrollHeight - 4;
-    logPre.textContent = model.get("log_lines").join("\n");
-    if (atBottom) logPre.scrollTop = logPre.scrollHeight; // follow the tail unless the user scrolled up
-  };
-  model.on("change:log_run", showLog);
-  model.on("change:log_lines", showLog);
 
   model.on("change:open_request", () => {
     const req = model.get("open_request");
@@ -117,19 +219,35 @@ function render({ model, el }) {
   bindText(model, "error", error);
   bindText(model, "notice", notice);
 
-  const empty = h("div", { class: "lj-muted lj-empty" }, "no runs yet");
   const title = h("strong", {}, model.get("queue") ? `Runs of ${model.get("queue")}` : "Runs");
-  el.replaceChildren(h("div", { class: "lj-widget lj-board" },
-    h("div", { class: "lj-actions" }, title, " ",
+  const root = h("div", { class: "lj-widget lj-board" },
+    h("div", { class: "lj-board-head" }, title, counts),
+    h("div", { class: "lj-board-filters" }, queueSelect, search,
       h("button", { class: "lj-btn-refresh", onclick: () => act(model, "refresh") }, "Refresh")),
-    h("table", { class: "lj-table lj-runs" }, h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", {}, c)))), tbody),
-    empty, timeline, error, notice, logBox));
-  model.on("change:rows", showRows);
-  showRows();
-  showLog();
-  return () => {
+    table, empty, pager, error, notice, timeline);
+  el.replaceChildren(root);
+
+  const all = () => {
+    showCounts();
+    showQueues();
+    showHead();
+    showRows();
+  };
+  const traits = ["rows", "counts", "queues", "total", "page", "states", "sort", "descending", "queue_filter", "log_run"];
+  for (const t of traits) model.on(`change:${t}`, all);
+  const onLog = () => liveLog?.fill();
+  model.on("change:log_lines", onLog);
+  model.on("change:text", () => { if (document.activeElement !== search) search.value = model.get("text"); });
+  all();
+  const unwatch = watchConnection(model, root, () => {
     clearInterval(tick);
-    model.off("change:rows", showRows);
+    tick = null;
+  }, el);
+  return () => {
+    if (tick) clearInterval(tick);
+    unwatch();
+    for (const t of traits) model.off(`change:${t}`, all);
+    model.off("change:log_lines", onLog);
   };
 }
 

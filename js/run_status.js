@@ -1,6 +1,6 @@
 // One line of live status for a submitted run.
 
-import { act, bindText, h, openInLab } from "./dom.js";
+import { act, bindText, confirmButton, h, openInLab, watchConnection } from "./dom.js";
 import { badgeClass, formatDuration, isTerminal, runDuration, vertexConsoleUrl } from "./format.js";
 
 function render({ model, el }) {
@@ -10,7 +10,10 @@ function render({ model, el }) {
   const duration = h("span", { class: "lj-muted lj-duration" });
   const message = h("span", { class: "lj-muted lj-message" });
   const link = h("a", { target: "_blank", rel: "noopener", class: "lj-console-link" }, "Vertex console");
-  const cancel = h("button", { class: "lj-btn-cancel", onclick: () => act(model, "cancel") }, "Cancel");
+  const cancel = confirmButton("Cancel", {
+    cls: "lj-btn-cancel", question: () => `Cancel ${model.get("name") || model.get("run_id")}?`, yes: "Cancel run",
+    no: "Keep running", onConfirm: () => act(model, "cancel"),
+  });
   // How the line ends: the executed notebook and the log when it succeeded, the whole message when it failed.
   const open = h("button", { class: "lj-btn-open", onclick: () => act(model, "open_output") }, "Open notebook");
   const logs = h("button", { class: "lj-btn-logs", onclick: () => act(model, model.get("log_lines").length ? "hide_logs" : "show_logs") }, "Logs");
@@ -53,16 +56,24 @@ function render({ model, el }) {
     "output_notebook", "log_lines"]) {
     model.on(`change:${trait}`, show);
   }
-  const tick = setInterval(() => {
+  let tick = setInterval(() => {
     if (!isTerminal(model.get("state"))) duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
   }, 1000);
   const error = h("span", { class: "lj-error" });
   bindText(model, "error", error);
-  el.replaceChildren(h("div", { class: "lj-widget" },
+  const root = h("div", { class: "lj-widget lj-run-status" },
     h("div", { class: "lj-status-line" }, badge, id, what, duration, message, link, open, logs, cancel),
-    failure, logBox, error));
+    failure, logBox, error);
+  el.replaceChildren(root);
   show();
-  return () => clearInterval(tick);
+  const unwatch = watchConnection(model, root, () => {
+    clearInterval(tick);
+    tick = null;
+  }, el);
+  return () => {
+    if (tick) clearInterval(tick);
+    unwatch();
+  };
 }
 
 export default { render };

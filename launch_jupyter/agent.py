@@ -442,14 +442,15 @@ class Agent:
     def _transition(self, active: _Active, state: RunState, message: str, **fields: Any) -> Run:
         """A state write under this agent's lease; LeaseLost drops the run (raises _Abandoned)."""
         try:
-            run = self.store.transition(active.run.id, state, message, fence=active.fence, **fields)
+            run, stored = self.store.transition(active.run.id, state, message, fence=active.fence, with_event=True,
+                                                **fields)
         except LeaseLost as err:
             self._lose(active, str(err))
             raise _Abandoned from None
         active.run = run
         if active.job is not None:
             active.job.run = run
-        self._emit(run, state, message)
+        self._emit(run, state, message, stored)
         return run
 
     def _update(self, active: _Active, **fields: Any) -> None:
@@ -462,11 +463,11 @@ class Agent:
     def _note(self, active: _Active, message: str) -> None:
         """A history line under this agent's lease."""
         try:
-            self.store.add_event(active.run.id, message[:500], fence=active.fence)
+            stored = self.store.add_event(active.run.id, message[:500], fence=active.fence)
         except LeaseLost as err:
             self._lose(active, str(err))
             raise _Abandoned from None
-        self._emit(active.run, active.run.state, message[:500])
+        self._emit(active.run, active.run.state, message[:500], stored)
 
     def _lose(self, active: _Active, why: str) -> None:
         if active.lost:
@@ -832,8 +833,9 @@ class Agent:
 
     # ------------------------------------------------------------ events
 
-    def _emit(self, run: Run, state: RunState, message: str) -> None:
-        event = Event(run_id=run.id, time=time.time(), state=state, message=message)
+    def _emit(self, run: Run, state: RunState, message: str, stored: Event | None = None) -> None:
+        # Listeners get the stored event (with its id) when there is one: one event path, not two.
+        event = stored or Event(run_id=run.id, time=time.time(), state=state, message=message)
         self._say(f"{run.id} {run.queue_name} {state}{': ' + message if message else ''}")
         for callback in list(self._subscribers):
             try:

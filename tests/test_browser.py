@@ -62,12 +62,11 @@ def test_walkthrough_in_jupyterlab(browser_page, jupyterlab):
     assert api.get_queue("clicked").resource == "local-process"
 
     # Typing an unknown key: the problem shows against its key path, and its line is marked.
-    area = editor.locator('textarea[name="config"]')
-    area.click()
+    editor.locator(".cm-content").click()
     page.keyboard.press("Control+End")
     page.keyboard.type("bogus_key: 1")
     editor.locator(".lj-problems li.lj-severity-error", has_text="bogus_key: unknown key").wait_for()
-    assert editor.locator(".lj-line-error", has_text="bogus_key").count() == 1
+    assert editor.locator(".cm-line", has_text="bogus_key").locator(".cm-lintRange-error").count() == 1
     editor.scroll_into_view_if_needed()
     screenshot(page, "browser-03-validation")
 
@@ -75,6 +74,7 @@ def test_walkthrough_in_jupyterlab(browser_page, jupyterlab):
     long_row = run_row(page, "long")
     long_row.locator(".lj-badge", has_text="running").wait_for(timeout=60_000)
     long_row.locator(".lj-btn-cancel").click()
+    long_row.locator(".lj-btn-cancel-yes").click()  # Cancel asks first
     try:
         long_row.locator(".lj-badge", has_text="cancelled").wait_for(timeout=30_000)
     except Exception:  # say what the store and the kernel saw (a lost click once hid in the kernel's log)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -270,22 +272,42 @@ def test_agent_panel_starts_and_stops_the_in_kernel_agent(store):
     try:
         assert panel.state == "stopped"
         assert sorted(panel.available_queues) == ["alice/local", "alice/other"]
+        assert panel.chosen_queues == []  # no agent ever ran: nothing to preselect
         panel.chosen_queues = ["alice/local"]
         panel.max_jobs = 3
         frontend_click(panel, "start")
         assert panel.error == ""
-        assert panel.state in ("starting", "running")
+        wait_for(lambda: panel.state == "running", 60, "the agent to start")
         assert panel.queues == ["alice/local"] and panel.capacity == 3
         assert api.agent_status()["queues"] == ["alice/local"]
         frontend_click(panel, "start")  # the same queues again: the running agent already serves them
+        wait_for(lambda: panel.notice.startswith("agent started"), 60, "the re-run start to answer")
         assert panel.error == "" and api.agent_status()["queues"] == ["alice/local"]
         panel.chosen_queues = ["alice/other"]
         frontend_click(panel, "start")
+        wait_for(lambda: panel.error, 60, "the refusal")
         assert "already running" in panel.error
         frontend_click(panel, "stop")
         assert panel.state == "stopped" and api.agent_status() is None
     finally:
         panel.close()
+    # A new panel preselects what the last agent served.
+    again = AgentPanel(follow_events=False)
+    assert again.chosen_queues == ["alice/local"]
+
+
+def test_agent_panel_start_needs_a_choice_and_shows_a_failed_preflight_in_the_panel(store):
+    api.create_queue("local")
+    panel = AgentPanel(follow_events=False)
+    frontend_click(panel, "start")  # nothing chosen: serving every queue (Vertex ones too) is never a default
+    assert panel.error == "queues: choose the queues this agent serves (none chosen)"
+    assert panel.state == "stopped" and api.agent_status() is None
+    # The preflight runs on its own thread; its failure lands in the panel, not in the kernel.
+    panel.chosen_queues = ["alice/nowhere"]
+    thread = panel.start(wait=True)
+    assert thread is not threading.current_thread()
+    assert panel.error.startswith("the agent did not start: ") and "nowhere" in panel.error
+    assert panel.state == "stopped" and api.agent_status() is None
 
 
 def test_run_status_follows_its_run_to_the_end(store, tmp_path, monkeypatch):
@@ -338,3 +360,191 @@ def test_each_widget_module_loads_as_one_es_module(module, tmp_path):
     out = subprocess.run([node, "-e", f"import({str(path)!r}).then(m => console.log(typeof m.default.render))"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "function"
+
+
+# ---------------------------------------------------------------- the editor: lines, the text on screen
+
+
+def test_each_problem_names_the_line_of_its_key(store):
+    editor = QueueEditor(resource="vertex")
+    lines = VERTEX_YAML.splitlines()
+    editor.config_text = VERTEX_YAML.replace("machine_type", "machine_typ")
+    typo = next(p for p in editor.problems if p["path"].endswith("machine_typ"))
+    assert lines[typo["line"] - 1].strip().startswith("machine_type")  # the line of the key typed wrong
+    # A missing key is shown on its parent's line; a syntax error on the line the parser names.
+    editor.config_text = VERTEX_YAML.replace("  staging_bucket: gs://my-bucket\n", "")
+    missing = next(p for p in editor.problems if p["path"] == "spec.staging_bucket")
+    assert editor.config_text.splitlines()[missing["line"] - 1].startswith("spec:")
+    editor.config_text = "spec:\n  staging_bucket: gs://b\n  worker_pool_specs: [\n"
+    assert editor.problems and all(p["line"] >= 3 for p in editor.problems)
+    assert editor.checked_text == editor.config_text  # the problems are those of this very text
+
+
+def test_create_stores_the_text_sent_with_the_click_not_the_last_synced_one(store):
+    # A paste and an immediate click: the trait still holds the old text, the click carries the new.
+    editor = QueueEditor(resource="vertex")
+    editor.name = "pasted"
+    assert any(p["severity"] == "error" for p in editor.problems)  # the default lacks a bucket
+    frontend_click(editor, "create", config=VERTEX_YAML)
+    assert editor.error == "" and editor.notice == "created queue alice/pasted"
+    assert api.get_queue("pasted").config_text == VERTEX_YAML
+    assert editor.config_text == VERTEX_YAML and editor.checked_text == VERTEX_YAML and editor.problems == []
+    # Update checks what it was sent first: a bad text stores nothing and says where it is wrong.
+    bad = VERTEX_YAML.replace("replica_count: 1", "replica_count: many")
+    frontend_click(editor, "update", config=bad)
+    line = next(i for i, text in enumerate(bad.splitlines(), 1) if "replica_count" in text)
+    assert editor.error.startswith(f"not updated: line {line}: spec.worker_pool_specs[0].replica_count")
+    assert api.get_queue("pasted").config_text == VERTEX_YAML
+
+
+def test_the_highlighter_reads_plain_values_as_the_parser_does(tmp_path):
+    # js/yaml_scalars.js colours values; launch_jupyter's YAML 1.2 reader decides what they are.
+    from launch_jupyter.core.queue_config import parse_config_text
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is needed to run the editor's highlighter")
+    words = ["on", "off", "yes", "no", "y", "true", "False", "010", "1.5", "-2e3", ".inf", "0x10", "12:30",
+             "2024-01-01", "~", "null", "", "hello"]
+    script = tmp_path / "kinds.mjs"
+    script.write_text(f"import {{ scalarKind }} from {str(_assets.js_dir() / 'yaml_scalars.js')!r};\n"
+                      f"console.log(JSON.stringify({words!r}.map(scalarKind)));\n")
+    kinds = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    python = {bool: "bool", int: "number", float: "number", type(None): "null", str: "string"}
+    for word, kind in zip(words, kinds, strict=True):
+        value = parse_config_text(f"key: {word}\n")["key"]
+        assert python[type(value)] == kind, (word, value, kind)
+
+
+# ---------------------------------------------------------------- the board at scale
+
+
+def fill_board(store_url: str, queue: str, count: int, *, failed_every: int = 5) -> list[str]:
+    """``count`` runs on ``queue`` through the store: every ``failed_every``-th failed with a long
+    message, every 7th cancelled, every 3rd running, the rest queued; returns their ids, oldest first."""
+    from launch_jupyter.core.model import Run
+    from launch_jupyter.core.states import RunState
+
+    store = api.open_store(store_url)
+    q = api.get_queue(queue, store_url=store_url)
+    ids = []
+    for i in range(count):
+        run = store.enqueue(Run(id="", queue_id=q.id, queue_name=q.name, entity=q.entity, author="alice",
+                                resource=q.resource, name=f"job-{i:03d}"))
+        if i % failed_every == 0:
+            store.transition(run.id, RunState.RUNNING)
+            store.transition(run.id, RunState.FAILED, f"job-{i:03d}: cell 4 raised RuntimeError: " + "x" * 300)
+        elif i % 7 == 0:
+            store.transition(run.id, RunState.CANCELLED, "cancelled by alice")
+        elif i % 3 == 0:
+            store.transition(run.id, RunState.RUNNING)
+        ids.append(run.id)
+    return ids
+
+
+def count_statements(store_url: str):
+    """Collect every SQL statement the store's engine runs (SQLAlchemy's ``before_cursor_execute``
+    event): returns the list and the function that stops listening."""
+    from sqlalchemy import event
+
+    engine = api.open_store(store_url)._backend.engine
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listen)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", listen)
+
+
+def test_a_board_page_costs_three_statements_whatever_its_size(pg_url, monkeypatch):
+    monkeypatch.setenv("LAUNCH_JUPYTER_DB", pg_url)
+    api.create_queue("many", store_url=pg_url)
+    fill_board(pg_url, "many", 120, failed_every=1)  # no queued run: the registry is not read
+    board = RunBoard("many", follow_events=False, store_url=pg_url)
+    seen, stop = count_statements(pg_url)
+    try:
+        board.refresh()
+        page_of_50 = list(seen)
+        seen.clear()
+        board.set_view(page=2)
+        page_of_20 = list(seen)
+    finally:
+        stop()
+    statements = [s for s in page_of_50 if not s.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SET"))]
+    assert len(board.rows) == 20 and board.total == 120
+    assert len(statements) == 3, statements
+    assert len([s for s in page_of_20 if s.lstrip().upper().startswith("SELECT")]) == 3
+
+
+def test_batched_events_and_the_newest_event_id(pg_url):
+    store = api.open_store(pg_url)
+    api.create_queue("q", store_url=pg_url)
+    ids = fill_board(pg_url, "q", 4, failed_every=2)
+    found = store.events_for([*ids, "nosuchrun"])
+    assert set(found) == {*ids, "nosuchrun"} and found["nosuchrun"] == []
+    for run_id in ids:
+        assert found[run_id] == store.events(run_id)
+    assert store.last_event_id() == max(e.id for events in found.values() for e in events)
+    assert store.events_for([]) == {}
+
+
+def test_board_counts_filters_sorts_and_pages(store):
+    api.create_queue("big")
+    api.create_queue("small")
+    ids = fill_board(store, "big", 120)
+    fill_board(store, "small", 3)
+    board = RunBoard(follow_events=False)
+    assert board.total == 123 and len(board.rows) == 50 and board.page == 0
+    assert sum(board.counts.values()) == 123
+    assert board.counts["failed"] == 24 + 1 and set(board.queues) == {"alice/big", "alice/small"}
+    assert [r["name"] for r in board.rows[:2]] == ["job-002", "job-001"]  # newest first
+    frontend_click(board, "set_view", page=2)
+    assert len(board.rows) == 23 and board.page == 2
+    frontend_click(board, "set_view", states=["failed"])
+    assert board.page == 0 and board.total == 25 and {r["state"] for r in board.rows} == {"failed"}
+    assert all(r["message"].startswith(r["name"]) for r in board.rows)  # the failure message is in the row
+    frontend_click(board, "set_view", states=[], queue_filter="alice/small")
+    assert board.total == 3 and {r["queue"] for r in board.rows} == {"small"}
+    frontend_click(board, "set_view", queue_filter="", text="job-11")
+    assert sorted(r["name"] for r in board.rows) == [f"job-11{i}" for i in range(10)]
+    frontend_click(board, "set_view", text="", sort="name", descending=False)
+    assert [r["name"] for r in board.rows[:3]] == ["job-000", "job-000", "job-001"]
+    frontend_click(board, "set_view", sort="bogus")
+    assert board.error == "sort: unknown sort 'bogus'; choose from: " + ", ".join(
+        ("created", "name", "state", "queue", "author", "priority", "started", "finished"))
+    assert ids
+
+
+def test_a_queued_run_on_a_queue_nobody_serves_says_so_and_rows_name_their_agent(store):
+    api.create_queue("lonely")
+    handle = api.submit(EXAMPLES / "parameters.ipynb", "lonely", parameters={"seconds": 60})
+    board = RunBoard("lonely", follow_events=False)
+    assert board.rows[0]["note"] == api.serving_note("lonely") == "no agent is serving alice/lonely"
+    agent = api.start_agent(["lonely"])
+    try:
+        wait_for(lambda: handle.refresh().state == "running", 60, "the run to start")
+        board.refresh()
+        row = board.rows[0]
+        assert row["note"] == "" and row["agent_id"] == agent.agent_id and row["agent"].startswith(agent.agent_id + " on ")
+    finally:
+        api.cancel(handle.id)
+
+
+def test_the_agent_publishes_the_events_it_stored(store):
+    api.create_queue("local")
+    pushed = []
+    unsubscribe = api.subscribe(pushed.append)
+    try:
+        handle = api.submit(EXAMPLES / "parameters.ipynb", "local", parameters={"seconds": 0})
+        api.start_agent(["local"])
+        wait_for(lambda: handle.refresh().state == "succeeded", 120, "the run to succeed")
+        wait_for(lambda: any(e.state == "succeeded" for e in pushed), 30, "the final event to be pushed")
+    finally:
+        unsubscribe()
+    stored = {e.id: e for e in api.events(handle.id)}
+    # Every state change after the claim is the stored event itself (the claim's line is still
+    # re-made by the agent: store.claim returns the run, not its event).
+    mine = [e for e in pushed if e.run_id == handle.id and e.state != "claimed"]
+    assert [e.state for e in mine][-1] == "succeeded" and "running" in [e.state for e in mine]
+    assert all(e.id in stored and stored[e.id] == e for e in mine), (mine, stored)

@@ -390,8 +390,11 @@ class QueueStore:
     # --- state and history ----------------------------------------------------------------------
 
     def transition(self, run_id: str, state: RunState, message: str = "", *, fence: Fence | None = None,
-                   **fields: Any) -> Run:
+                   with_event: bool = False, **fields: Any) -> Any:
         """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is.
+
+        Returns the Run; with ``with_event`` the pair (Run, the stored Event with its id, or None when
+        the run had finished already), which is what an agent publishes to its listeners.
 
         With ``fence`` (agent id, lease generation) the write is a compare-and-set: LeaseLost unless
         that agent still holds the run under that generation and the run is not finished."""
@@ -402,7 +405,7 @@ class QueueStore:
             row = _lock_run(conn, run_id)
             _check_fence(row, fence)
             if row.state in TERMINAL_STATES:
-                return run_from_row(row)
+                return (run_from_row(row), None) if with_event else run_from_row(row)
             now = time.time()
             values["state"] = state.value
             values["message"] = message  # the run's message is its latest state's: never a stale one
@@ -412,8 +415,12 @@ class QueueStore:
                 values.setdefault("finished_at", now)
                 values["lease_expires_at"] = None
             _set(conn, run_id, now, **values)
-            _event(conn, run_id, now, state, message, fence[0] if fence else None)
-            return run_from_row(_lock_run(conn, run_id))
+            event_id = _event(conn, run_id, now, state, message, fence[0] if fence else None)
+            run = run_from_row(_lock_run(conn, run_id))
+        if not with_event:
+            return run
+        return run, Event(id=event_id, run_id=run_id, time=now, state=state, message=message,
+                          agent_id=fence[0] if fence else None)
 
     def update(self, run_id: str, *, fence: Fence | None = None, **fields: Any) -> Run:
         """Save Run fields without a state change or event (e.g. the external id the moment it exists);
@@ -454,6 +461,60 @@ class QueueStore:
         with self._backend.read() as conn:
             return [event_from_row(r) for r in conn.execute(query)]
 
+    def events_for(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        """The histories of many runs in one statement: run id → its events, oldest first
+        (every id asked for is a key; a run without events maps to [])."""
+        found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
+        if not found:
+            return found
+        query = select(run_events).where(run_events.c.run_id.in_(list(found))).order_by(run_events.c.id)
+        with self._backend.read() as conn:
+            for row in conn.execute(query):
+                found[row.run_id].append(event_from_row(row))
+        return found
+
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 when there is none): where a follower starts."""
+        with self._backend.read() as conn:
+            return int(conn.execute(select(func.max(run_events.c.id))).scalar() or 0)
+
+    def run_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
+                 text: str | None = None, sort: str = "created", descending: bool = True,
+                 offset: int = 0, limit: int = 50) -> list[Run]:
+        """One page of runs in one statement: of ``queue`` ("entity/name" or a name), in ``states``,
+        whose id, name, author, queue or message contains ``text``; sorted by ``sort``."""
+        query = _page_query(queue, states, text, sort, descending, offset, limit)
+        with self._backend.read() as conn:
+            return [run_from_row(r) for r in conn.execute(query)]
+
+    def run_counts(self, *, queue: str | None = None, text: str | None = None) -> dict[tuple[str, str], int]:
+        """How many runs per (queue "entity/name", state), with the filters of ``run_page`` but the
+        state: one statement that gives a board its counts per state, its queues and its total."""
+        with self._backend.read() as conn:
+            return _counts(conn, queue, text)
+
+    def board_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
+                   text: str | None = None, sort: str = "created", descending: bool = True,
+                   page: int = 0, limit: int = 50
+                   ) -> tuple[dict[tuple[str, str], int], int, list[Run], dict[str, list[Event]]]:
+        """What a run board shows, in one read transaction of three statements whatever the page's
+        size: the counts (as ``run_counts``), the page number actually shown (the last one when
+        ``page`` is past the end), the page of runs (as ``run_page``) and their events."""
+        chosen = None if states is None else [RunState(s).value for s in states]
+        with self._backend.read() as conn:
+            counts = _counts(conn, queue, text)
+            total = sum(n for (_q, state), n in counts.items() if chosen is None or state in chosen)
+            page = min(max(0, page), max(0, (total - 1) // max(1, limit)))
+            query = _page_query(queue, chosen, text, sort, descending, page * limit, limit)
+            found = [run_from_row(r) for r in conn.execute(query)]
+            events: dict[str, list[Event]] = {run.id: [] for run in found}
+            if found:
+                rows = conn.execute(select(run_events).where(run_events.c.run_id.in_(list(events)))
+                                    .order_by(run_events.c.id))
+                for row in rows:
+                    events[row.run_id].append(event_from_row(row))
+        return counts, page, found, events
+
     def request_cancel(self, run_id: str) -> Run:
         """Cancel a run: a queued one at once, an active one by flagging it for its agent."""
         with self._backend.write() as conn:
@@ -491,6 +552,49 @@ class QueueStore:
 
 
 # --- helpers (each runs inside the caller's transaction) ------------------------------------------
+
+
+def _run_filters(query: Any, queue: str | None, text: str | None) -> Any:
+    # The board's filters: a queue as "entity/name" or a bare name, and a case-insensitive substring.
+    if queue:
+        entity, _, name = queue.rpartition("/")
+        query = query.where(runs.c.queue_name == name)
+        if entity:
+            query = query.where(runs.c.entity == entity)
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in (
+            runs.c.id, runs.c.name, runs.c.author, runs.c.queue_name, runs.c.message))))
+    return query
+
+
+RUN_SORTS = ("created", "name", "state", "queue", "author", "priority", "started", "finished")
+
+
+def _page_query(queue: str | None, states: Iterable[RunState | str] | None, text: str | None, sort: str,
+                descending: bool, offset: int, limit: int) -> Any:
+    if sort not in RUN_SORTS:
+        raise RunError(f"unknown sort {sort!r}; choose from: {', '.join(RUN_SORTS)}")
+    column = {"created": runs.c.created_at, "name": runs.c.name, "state": runs.c.state,
+              "queue": runs.c.queue_name, "author": runs.c.author, "priority": runs.c.priority,
+              "started": runs.c.started_at, "finished": runs.c.finished_at}[sort]
+    order = [column.desc() if descending else column.asc()]
+    # Tie-breakers keep the order total, so pages neither repeat nor skip a run.
+    if sort == "created":
+        order.append(runs.c.seq.desc() if descending else runs.c.seq.asc())
+    else:
+        order += [runs.c.created_at.desc(), runs.c.seq.desc()]
+    query = _run_filters(select(runs), queue, text)
+    if states is not None:
+        query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+    return query.order_by(*order).offset(max(0, offset)).limit(max(1, limit))
+
+
+def _counts(conn: Connection, queue: str | None, text: str | None) -> dict[tuple[str, str], int]:
+    path = runs.c.entity + "/" + runs.c.queue_name
+    query = _run_filters(select(path.label("queue"), runs.c.state, func.count().label("n")), queue, text)
+    query = query.group_by(runs.c.entity, runs.c.queue_name, runs.c.state)
+    return {(row.queue, row.state): int(row.n) for row in conn.execute(query)}
 
 
 def _no_queue(path: str) -> QueueError:

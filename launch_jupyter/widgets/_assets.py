@@ -1,6 +1,7 @@
 """The widgets' JavaScript and CSS: plain ES modules in the repo's ``js/`` (editable install) or in
 ``launch_jupyter/_js`` (the wheel), joined into one module per widget because anywidget loads a
-single ES module and we ship no bundler."""
+single ES module. The queue editor imports CodeMirror from npm, so esbuild bundles it at build time
+(``hatch_build.py``): ``js/dist/queue_editor.js`` in the repo, ``_js/queue_editor.js`` in the wheel."""
 
 from __future__ import annotations
 
@@ -33,9 +34,25 @@ def _inline(name: str, seen: set[str]) -> str:
     return "\n".join(parts)
 
 
+BUNDLED = ("queue_editor.js",)  # hatch_build.BUNDLED
+
+
+def bundle_path(name: str) -> Path:
+    """Where the esbuild bundle of ``name`` is (the wheel's ``_js`` or the repo's ``js/dist``)."""
+    folder = js_dir()
+    path = folder / name if folder.name == "_js" else folder / "dist" / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the widget bundle {path} is missing: it is built on install (pip install -e . runs esbuild "
+            "through hatch_build.py; it needs Node.js and npm)")
+    return path
+
+
 @cache
 def esm(name: str) -> str:
-    """The widget module ``name`` (e.g. ``run_board.js``) with its local imports inlined."""
+    """The widget module ``name`` (e.g. ``run_board.js``) with its local imports inlined, or its bundle."""
+    if name in BUNDLED:
+        return bundle_path(name).read_text(encoding="utf-8")
     return _inline(name, {name})
 
 

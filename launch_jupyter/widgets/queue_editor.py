@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import traitlets
 
 from .. import api
-from ..core.errors import LaunchError
+from ..core.errors import ConfigError, LaunchError
 from ..core.model import Queue
 from ..core.overrides import parse_value
 from . import _assets
@@ -30,6 +32,52 @@ def _var_from_row(row: dict) -> dict:
     return var
 
 
+def key_lines(text: str) -> dict[str, int]:
+    """Each key path of a YAML/JSON config → the 1-based line it starts on (empty when unparsable).
+    Reads the same node tree our config parser builds on (PyYAML), so a path means one line."""
+    import yaml
+
+    from ..core.keys import join_path
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = join_path(path, str(key.value)) if isinstance(key, yaml.ScalarNode) else path
+                lines.setdefault(child, key.start_mark.line + 1)
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = join_path(path, index)
+                lines.setdefault(child, item.start_mark.line + 1)
+                walk(item, child)
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+_LAST_SEGMENT = re.compile(r"(?:\.[^.\[]+|\[\d+\])$")
+_MESSAGE_LINE = re.compile(r"\bline (\d+)")
+
+
+def problem_line(lines: dict[str, int], path: str, message: str) -> int:
+    """The line a problem belongs on: its key's, else its nearest present parent's (a missing
+    key), else the line a syntax error names, else 1."""
+    while path:
+        if path in lines:
+            return lines[path]
+        trimmed = _LAST_SEGMENT.sub("", path)
+        path = "" if trimmed == path else trimmed
+    found = _MESSAGE_LINE.search(message)
+    return int(found.group(1)) if found else 1
+
+
 def _row_from_var(var) -> dict:
     return {key: "" if getattr(var, key) is None else str(getattr(var, key)) for key in VAR_FIELDS}
 
@@ -48,7 +96,8 @@ class QueueEditor(ActionWidget):
     prioritization = traitlets.Bool(False).tag(sync=True)
     config_text = traitlets.Unicode("").tag(sync=True)
     template_vars = traitlets.List(traitlets.Dict()).tag(sync=True)
-    problems = traitlets.List(traitlets.Dict()).tag(sync=True)  # [{path, message, severity}]
+    problems = traitlets.List(traitlets.Dict()).tag(sync=True)  # [{path, message, severity, line}]
+    checked_text = traitlets.Unicode("").tag(sync=True)  # the config text ``problems`` are about
     preview_text = traitlets.Unicode("").tag(sync=True)
     exists = traitlets.Bool(False).tag(sync=True)  # the queue named here is in the store
 
@@ -98,10 +147,15 @@ class QueueEditor(ActionWidget):
         try:
             tvars = [_var_from_row(r) for r in self.template_vars]
         except LaunchError as err:
-            self.problems = [{"path": "template_vars", "message": str(err), "severity": "error"}]
+            self.problems = [{"path": "template_vars", "message": str(err), "severity": "error", "line": None}]
+            self.checked_text = self.config_text
             return self.problems
-        found = api.validate_config(self.resource, self.config_text, tvars)
-        self.problems = [{"path": p.path, "message": p.message, "severity": p.severity} for p in found]
+        text = self.config_text
+        found = api.validate_config(self.resource, text, tvars)
+        lines = key_lines(text)
+        self.problems = [{"path": p.path, "message": p.message, "severity": p.severity,
+                          "line": problem_line(lines, p.path, p.message)} for p in found]
+        self.checked_text = text
         return self.problems
 
     def reset_config(self) -> None:
@@ -131,8 +185,23 @@ class QueueEditor(ActionWidget):
     def _vars(self) -> list[dict]:
         return [_var_from_row(r) for r in self.template_vars]
 
-    def create(self) -> Queue:
-        """Create the queue (the Create button)."""
+    def _take_text(self, config: str | None, doing: str) -> None:
+        # The button sends the text on screen: check exactly that text before storing anything.
+        if config is not None and config != self.config_text:
+            self.config_text = config  # validates (the observer)
+        elif self.checked_text != self.config_text:
+            self.validate()
+        errors = [p for p in self.problems if p["severity"] == "error"]
+        if errors:
+            first = errors[0]
+            where = f"line {first['line']}: " if first.get("line") else ""
+            what = f"{first['path']}: {first['message']}" if first["path"] else first["message"]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ConfigError(f"not {doing}: {where}{what}{more}")
+
+    def create(self, config: str | None = None) -> Queue:
+        """Create the queue (the Create button, which sends the config text on screen)."""
+        self._take_text(config, "created")
         queue = api.create_queue(
             self.name, self.resource, entity=self.entity or None, config=self.config_text,
             prioritization=self.prioritization, template_vars=self._vars(), store_url=self._store_url,
@@ -142,8 +211,9 @@ class QueueEditor(ActionWidget):
         self.notice = f"created queue {queue.path}"
         return queue
 
-    def update(self) -> Queue:
-        """Save the changes to the stored queue (the Update button)."""
+    def update(self, config: str | None = None) -> Queue:
+        """Save the changes to the stored queue (the Update button, which sends the text on screen)."""
+        self._take_text(config, "updated")
         queue = api.update_queue(
             self.name, entity=self.entity or None, config=self.config_text,
             prioritization=self.prioritization, template_vars=self._vars(), store_url=self._store_url,

@@ -1,20 +1,31 @@
-"""RunBoard: a live table and timeline of runs, updated from agent events."""
+"""RunBoard: a live, paged table and timeline of runs, updated from agent events.
+
+A page costs three SQL statements whatever its size (counts per queue and state, the page of runs,
+their events in one batch), plus a read of the agent registry at most every REGISTRY_TTL seconds
+when the page holds queued or held runs.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import traitlets
 
 from .. import api
-from ..core.errors import RunError
+from ..core.errors import ConfigError
 from ..core.model import Event, Run
+from ..core.states import RunState
+from ..store._store import RUN_SORTS
 from . import _assets
 from ._base import ActionWidget
 from ._follow import follow
 from ._paths import log_tail, open_request
 
 LOG_TAIL = 200
+PAGE_SIZE = 50
+REGISTRY_TTL = 5.0  # seconds a board reuses its read of the agent registry (agents beat every ~10 s)
+SORTS = RUN_SORTS
 
 
 def run_row(run: Run, events: list[Event]) -> dict:
@@ -37,89 +48,160 @@ def run_row(run: Run, events: list[Event]) -> dict:
         "external_id": run.external_id or "",
         "output_notebook": run.output_notebook or "",
         "cancel_requested": run.cancel_requested,
+        "agent_id": run.agent_id or "",
+        "agent": "",  # filled from the registry: "agent-id on host"
+        "note": "",  # e.g. "no agent is serving alice/laptop"
         "events": [{"state": str(e.state), "time": e.time} for e in events],
     }
 
 
+def serving_notes(rows: list[dict], queue_ids: dict[str, int], agents: list[dict]) -> None:
+    """Fill each row's ``agent`` (who holds it) and, for a queued run on a queue no live agent
+    serves, its ``note`` (the wording of ``api.serving_note``), from one read of the registry."""
+    by_id = {a["id"]: a for a in agents}
+    for row in rows:
+        holder = by_id.get(row["agent_id"])
+        if row["agent_id"]:
+            row["agent"] = f"{row['agent_id']} on {holder['host']}" if holder else row["agent_id"]
+        if row["state"] != RunState.QUEUED.value:
+            continue
+        queue_id = queue_ids.get(row["id"])
+        serving = [a for a in agents if queue_id in (a.get("queue_ids") or [])]
+        if any(a["alive"] for a in serving):
+            continue
+        path = f"{row['entity']}/{row['queue']}"
+        row["note"] = (f"no agent is serving {path} (last seen {serving[0]['last_seen']})" if serving
+                       else f"no agent is serving {path}")
+
+
 class RunBoard(ActionWidget):
-    """Runs of one queue (or all visible runs), newest first, following agents' events live."""
+    """Runs of one queue (or all runs), a page at a time, following agents' events live.
+
+    Filter by state (``states``), queue (``queue_filter``) and text; sort by ``sort``; page with
+    ``page`` (``page_size`` rows each). ``counts`` holds the number of runs per state under the
+    queue and text filters, ``total`` the number matching every filter.
+    """
 
     _esm = _assets.esm("run_board.js")
     _css = _assets.css()
-    _actions = ("cancel", "show_logs", "hide_logs", "refresh", "open_output")
+    _actions = ("cancel", "show_logs", "hide_logs", "refresh", "open_output", "set_view")
 
-    queue = traitlets.Unicode("").tag(sync=True)
-    limit = traitlets.Int(50).tag(sync=True)
+    queue = traitlets.Unicode("").tag(sync=True)  # the board's own queue ("" = every queue)
+    limit = traitlets.Int(PAGE_SIZE).tag(sync=True)  # rows per page
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    counts = traitlets.Dict().tag(sync=True)  # state → runs
+    queues = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the queues with runs, for the filter
+    total = traitlets.Int(0).tag(sync=True)
+    page = traitlets.Int(0).tag(sync=True)
+    states = traitlets.List(traitlets.Unicode()).tag(sync=True)  # [] = every state
+    queue_filter = traitlets.Unicode("").tag(sync=True)
+    text = traitlets.Unicode("").tag(sync=True)
+    sort = traitlets.Unicode("created").tag(sync=True)
+    descending = traitlets.Bool(True).tag(sync=True)
     log_run = traitlets.Unicode("").tag(sync=True)
     log_lines = traitlets.List(traitlets.Unicode()).tag(sync=True)
     open_request = traitlets.Dict().tag(sync=True)  # {"path": server-relative path, "nonce": n}
 
-    def __init__(self, queue: str | None = None, *, limit: int = 50, follow_events: bool = True,
+    def __init__(self, queue: str | None = None, *, limit: int = PAGE_SIZE, follow_events: bool = True,
                  store_url: str | None = None, **kwargs):
         super().__init__(queue=queue or "", limit=limit, **kwargs)
         self._store_url = store_url
         self._lock = threading.RLock()
-        self._by_id: dict[str, dict] = {}
+        self._dirty = False
+        self._refreshed_at = 0.0
+        self._agents: tuple[float, list[dict]] = (float("-inf"), [])
+        if self.queue:
+            api.get_queue(self.queue, store_url=store_url)  # a clear error for a queue that is not there
         self.refresh()
         self._stop_following = follow(self._on_events, self._on_tick, store_url) if follow_events else None
 
     def __repr__(self) -> str:
-        counts: dict[str, int] = {}
-        for row in self.rows:
-            counts[row["state"]] = counts.get(row["state"], 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs"
-        return f"RunBoard({self.queue or 'all queues'}: {summary})"
+        summary = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n) or "no runs"
+        return f"RunBoard({self.queue or 'all queues'}: {summary}; page {self.page + 1}, {len(self.rows)} shown)"
 
     # ---------------------------------------------------------------- data
 
     def refresh(self) -> None:
-        """Reload every row from the store."""
-        runs = api.list_runs(queue=self.queue or None, limit=self.limit, store_url=self._store_url)
-        rows = {r.id: run_row(r, api.events(r.id, store_url=self._store_url)) for r in runs}
+        """Reload the page shown (counts, rows, their events) from the store."""
+        store = api.open_store(self._store_url)
+        queue = self.queue or self.queue_filter or None
         with self._lock:
-            self._by_id = rows
-            self._publish()
+            by_queue, page, runs, events = store.board_page(
+                queue=queue, states=self.states or None, text=self.text or None, sort=self.sort,
+                descending=self.descending, page=self.page, limit=self.limit)
+            counts: dict[str, int] = {}
+            for (_path, state), n in by_queue.items():
+                counts[state] = counts.get(state, 0) + n
+            total = sum(n for state, n in counts.items() if not self.states or state in self.states)
+            rows = [run_row(r, events[r.id]) for r in runs]
+            if any(r.state == RunState.QUEUED or r.agent_id for r in runs):
+                serving_notes(rows, {r.id: r.queue_id for r in runs}, self._registry({r.agent_id for r in runs} - {None}))
+            self.counts = counts
+            self.queues = sorted({path for path, _state in by_queue} | ({self.queue_filter} - {""}))
+            self.total = total
+            self.page = page
+            self.rows = rows
+            self._dirty = False
+            self._refreshed_at = time.monotonic()
+        if self.log_run and any(r["id"] == self.log_run for r in rows):
+            self._load_log(self.log_run)
+
+    def _registry(self, holders: set[str]) -> list[dict]:
+        # Who serves what changes at agent start/stop: one read per REGISTRY_TTL, not per page, and
+        # at once when a run is held by an agent this board has not seen yet.
+        read_at, seen = self._agents
+        if time.monotonic() - read_at > REGISTRY_TTL or not holders <= {a["id"] for a in seen}:
+            seen = api.agents(store_url=self._store_url)
+            self._agents = (time.monotonic(), seen)
+        return seen
 
     def refresh_run(self, run_id: str) -> None:
-        """Reload one run's row (added if it is new and belongs on this board)."""
-        try:
-            run = api.get_run(run_id, store_url=self._store_url).run
-        except RunError:
-            return
-        if self.queue and run.queue_name != self.queue and f"{run.entity}/{run.queue_name}" != self.queue:
-            return
-        row = run_row(run, api.events(run.id, store_url=self._store_url))
-        with self._lock:
-            self._by_id[run.id] = row
-            self._publish()
-        if self.log_run == run.id:
-            self._load_log(run.id)
+        """A run changed: reload the page (it may enter, leave or move on it)."""
+        self.refresh()
 
-    def _publish(self) -> None:
-        rows = sorted(self._by_id.values(), key=lambda r: r["created_at"], reverse=True)[: self.limit]
-        self._by_id = {r["id"]: r for r in rows}
-        self.rows = rows
+    def set_view(self, **view) -> None:
+        """Change the filters, the sort or the page (the board's controls), then reload."""
+        known = {"states", "queue_filter", "text", "sort", "descending", "page"}
+        unknown = set(view) - known
+        if unknown:
+            raise ConfigError(f"unknown board setting {sorted(unknown)[0]!r}; choose from: {', '.join(sorted(known))}")
+        if "sort" in view and view["sort"] not in SORTS:
+            raise ConfigError(f"unknown sort {view['sort']!r}; choose from: {', '.join(SORTS)}", path="sort")
+        for state in view.get("states") or []:
+            if state not in {s.value for s in RunState}:
+                raise ConfigError(f"unknown state {state!r}", path="states")
+        with self.hold_trait_notifications():
+            for key, value in view.items():
+                setattr(self, key, value)
+            if "page" not in view:
+                self.page = 0  # a new filter or sort starts on its first page
+        self.refresh()
 
     def _on_events(self, events: list[Event]) -> None:
-        for run_id in dict.fromkeys(e.run_id for e in events):
-            self.refresh_run(run_id)
+        # Many events come in bursts: refresh at most every 0.3 s, the rest on the next tick.
+        if time.monotonic() - self._refreshed_at >= 0.3:
+            self.refresh()
+        else:
+            self._dirty = True
 
     def _on_tick(self) -> None:
+        if self._dirty:
+            self.refresh()
         # A running job's log grows without state events: keep the open tail fresh.
-        if self.log_run and any(r["id"] == self.log_run and r["state"] not in ("succeeded", "failed", "cancelled")
-                                for r in self.rows):
+        elif self.log_run and any(r["id"] == self.log_run and r["state"] not in ("succeeded", "failed", "cancelled")
+                                  for r in self.rows):
             self._load_log(self.log_run)
 
     # ---------------------------------------------------------------- actions
 
     def cancel(self, run_id: str) -> None:
-        """Cancel a run (the Cancel button)."""
-        api.cancel(run_id, store_url=self._store_url)
-        self.refresh_run(run_id)
+        """Cancel a run (the Cancel button, after its confirmation)."""
+        run = api.cancel(run_id, store_url=self._store_url)
+        self.refresh()
+        self.notice = f"cancel requested for {run.id}"
 
     def show_logs(self, run_id: str) -> None:
-        """Show the tail of a run's log under the table (the Logs button)."""
+        """Show the tail of a run's log under its row (the Logs button)."""
         self.log_run = run_id
         self._load_log(run_id)
 
