@@ -16,9 +16,11 @@ Routes (all JSON unless said)::
     DELETE queues/ENTITY/NAME
     GET    runs?queue=&state=&author=&q=&sort=&order=&limit=&offset=
                                            {total, counts, runs} (filtered, sorted, one page)
+    GET    board?queue=&states=&text=&sort=&descending=&page=&limit=
+                                           one page of the Runs panel (the notebook RunBoard's own view)
     GET    runs/ID                         a run and its events
     POST   runs/ID/cancel
-    GET    runs/ID/logs[?follow=1]         text/plain, streamed while following
+    GET    runs/ID/logs[?follow=1|tail=N]  text/plain, streamed while following
     GET    runs/ID/output?format=ipynb|html
                                            the executed notebook, as a download
     GET    notebook?path=P                 the notebook's parameters cell: names, defaults, types
@@ -140,6 +142,16 @@ class _Handler(APIHandler):
         if value is not None and not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise _Refused(400, {"message": f"{name}: expected {names}, got {type(value).__name__}", "path": name})
+        return value
+
+    def _int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_argument(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise _Refused(400, {"message": f"{name}: expected an integer, got {raw!r}", "path": name}) from None
+        if not low <= value <= high:
+            raise _Refused(400, {"message": f"{name}: must be between {low} and {high}, got {value}", "path": name})
         return value
 
     def send(self, data: Any, status: int = 200) -> None:
@@ -280,16 +292,6 @@ def _page(runs: list, args: dict) -> dict:
 
 
 class RunsHandler(_Handler):
-    def _int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get_argument(name, str(default))
-        try:
-            value = int(raw)
-        except ValueError:
-            raise _Refused(400, {"message": f"{name}: expected an integer, got {raw!r}", "path": name}) from None
-        if not low <= value <= high:
-            raise _Refused(400, {"message": f"{name}: must be between {low} and {high}, got {value}", "path": name})
-        return value
-
     @web.authenticated
     async def get(self):
         from . import api
@@ -313,6 +315,52 @@ class RunsHandler(_Handler):
         runs = await self.call(api.list_runs, queue=self.get_argument("queue", None) or None,
                                author=self.get_argument("author", None) or None)
         self.send(await asyncio.to_thread(_page, runs, args))
+
+
+_registry_cache: dict[str, Any] = {"at": float("-inf"), "agents": []}
+REGISTRY_TTL = 5.0
+
+
+def _registry(holders: set[str]) -> list[dict]:
+    # Shared by every client of this server: one read of the agents registry per REGISTRY_TTL, and at
+    # once when a run is held by an agent not seen yet (as the notebook board does).
+    import time
+
+    from . import api
+
+    seen = _registry_cache["agents"]
+    if time.monotonic() - _registry_cache["at"] > REGISTRY_TTL or not holders <= {a["id"] for a in seen}:
+        _registry_cache.update(at=time.monotonic(), agents=api.agents())
+    return _registry_cache["agents"]
+
+
+class BoardHandler(_Handler):
+    @web.authenticated
+    async def get(self):
+        from . import api
+        from .core.states import RunState
+        from .store._store import RUN_SORTS
+        from .widgets.run_board import PAGE_SIZE, board_view
+
+        sort = self.get_argument("sort", "created")
+        if sort not in RUN_SORTS:
+            raise _Refused(400, {"message": f"sort: unknown key {sort!r}; choose from: {', '.join(RUN_SORTS)}",
+                                 "path": "sort"})
+        states = [s for s in self.get_argument("states", "").split(",") if s]
+        known = {s.value for s in RunState}
+        for state in states:
+            if state not in known:
+                raise _Refused(400, {"message": f"states: unknown state {state!r}; choose from: "
+                                                f"{', '.join(sorted(known))}", "path": "states"})
+        queue = self.get_argument("queue", "") or None
+        if queue:
+            await self.call(api.get_queue, queue)  # 404 for a queue that is not there (or not yours)
+        view = await self.call(
+            lambda: board_view(api.open_store(), queue=queue, states=states, text=self.get_argument("text", ""),
+                               sort=sort, descending=self.get_argument("descending", "1") in ("1", "true"),
+                               page=self._int("page", 0, 0, 10**9), limit=self._int("limit", PAGE_SIZE, 1, PAGE_MAX),
+                               registry=_registry))
+        self.send(view)
 
 
 class RunHandler(_Handler):
@@ -341,6 +389,15 @@ class LogsHandler(_Handler):
         from . import api
 
         follow = self.get_argument("follow", "0") in ("1", "true", "yes")
+        if self.get_argument("tail", None) is not None:  # the last N lines, or the one line saying why none
+            from .widgets._paths import log_tail
+
+            count = self._int("tail", 200, 1, 100_000)
+            await self.call(api.get_run, run_id)  # 404 for a run that is not there
+            lines = await self.call(log_tail, run_id, None, count)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish("".join(line + "\n" for line in lines))
+            return
         lines = await self.call(lambda: iter(api.logs(run_id, follow=follow)))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
@@ -571,6 +628,7 @@ ROUTES = [
     (r"queues/default-config/([^/]+)", DefaultConfigHandler),
     (r"queues/([^/]+)/([^/]+)", QueueHandler),
     (r"runs", RunsHandler),
+    (r"board", BoardHandler),
     (r"runs/([0-9a-zA-Z]+)", RunHandler),
     (r"runs/([0-9a-zA-Z]+)/cancel", CancelHandler),
     (r"runs/([0-9a-zA-Z]+)/logs", LogsHandler),

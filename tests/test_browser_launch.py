@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import urllib.request
 
@@ -102,3 +104,41 @@ def test_launch_notebook_from_the_file_browser_context_menu(browser_page, stock_
     page.locator(".jp-Notification-Toast-success, .Toastify__toast--success").first.wait_for(timeout=60_000)
     (run,) = api.list_runs(queue="laptop")
     assert run.parameters == {"name": "from-the-browser"}
+
+
+def test_the_runs_panel_is_live_without_a_kernel_cancels_with_a_confirm_and_survives_a_reload(
+        browser_page, stock_jupyterlab):
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    api.create_queue("idle", "local-process")
+    write_notebook(lab.root_dir / "train.ipynb")
+    quick = api.submit(lab.root_dir / "train.ipynb", "laptop", name="quick", save=False)
+    waiting = api.submit(lab.root_dir / "train.ipynb", "idle", name="waiting", save=False)
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    page.locator(".jp-LauncherCard", has_text="Launch Runs").click()
+    panel = page.locator(".lj-runs-panel")
+    try:
+        panel.locator(f'tr.lj-run[data-run-id="{quick.id}"]').wait_for(timeout=60_000)
+        panel.locator(".lj-note", has_text="no agent is serving alice/idle").wait_for(timeout=60_000)
+        # An agent in another process moves the run: the panel follows it live (no reload, no kernel).
+        agent = subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"])
+        try:
+            panel.locator(f'tr.lj-run[data-run-id="{quick.id}"] .lj-state-succeeded').wait_for(timeout=180_000)
+        finally:
+            agent.wait(timeout=180)
+        counts = panel.locator(".lj-counts").inner_text()
+        assert "succeeded 1" in counts and "queued 1" in counts, counts
+        # Cancel asks first.
+        row = panel.locator(f'tr.lj-run[data-run-id="{waiting.id}"]')
+        row.locator(".lj-btn-cancel").click()
+        assert api.get_run(waiting.id).run.state.value == "queued"  # only asked, nothing done yet
+        row.locator(".lj-confirm-yes").click()
+        panel.locator(f'tr.lj-run[data-run-id="{waiting.id}"] .lj-state-cancelled').wait_for(timeout=60_000)
+        assert api.get_run(waiting.id).run.state.value == "cancelled"
+        screenshot(page, "runs-panel")
+        page.reload()
+        page.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{quick.id}"]').wait_for(timeout=120_000)
+    except Exception:
+        screenshot(page, "runs-panel-failed")
+        raise
+    assert lab_api(lab, "GET", "api/kernels") == []

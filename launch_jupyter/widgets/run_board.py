@@ -74,6 +74,25 @@ def serving_notes(rows: list[dict], queue_ids: dict[str, int], agents: list[dict
                        else f"no agent is serving {path}")
 
 
+def board_view(store, *, queue: str | None, states: list[str], text: str, sort: str, descending: bool, page: int,
+               limit: int, registry) -> dict:
+    """One page of the board as plain JSON (the notebook widget's traits, and the JupyterLab Runs
+    panel's answer): ``counts`` per state under the queue and text filters, ``total`` matching every
+    filter, the page's ``rows`` with their events and who holds or should serve them. ``registry(
+    holders)`` returns the agents registry (the caller decides how fresh)."""
+    by_queue, page, runs, events = store.board_page(queue=queue, states=states or None, text=text or None, sort=sort,
+                                                    descending=descending, page=page, limit=limit)
+    counts: dict[str, int] = {}
+    for (_path, state), n in by_queue.items():
+        counts[state] = counts.get(state, 0) + n
+    total = sum(n for state, n in counts.items() if not states or state in states)
+    rows = [run_row(r, events[r.id]) for r in runs]
+    if any(r.state == RunState.QUEUED or r.agent_id for r in runs):
+        serving_notes(rows, {r.id: r.queue_id for r in runs}, registry({r.agent_id for r in runs} - {None}))
+    return {"counts": counts, "queues": sorted({path for path, _state in by_queue}), "total": total, "page": page,
+            "rows": rows}
+
+
 class RunBoard(ActionWidget):
     """Runs of one queue (or all runs), a page at a time, following agents' events live.
 
@@ -123,27 +142,18 @@ class RunBoard(ActionWidget):
 
     def refresh(self) -> None:
         """Reload the page shown (counts, rows, their events) from the store."""
-        store = api.open_store(self._store_url)
-        queue = self.queue or self.queue_filter or None
         with self._lock:
-            by_queue, page, runs, events = store.board_page(
-                queue=queue, states=self.states or None, text=self.text or None, sort=self.sort,
-                descending=self.descending, page=self.page, limit=self.limit)
-            counts: dict[str, int] = {}
-            for (_path, state), n in by_queue.items():
-                counts[state] = counts.get(state, 0) + n
-            total = sum(n for state, n in counts.items() if not self.states or state in self.states)
-            rows = [run_row(r, events[r.id]) for r in runs]
-            if any(r.state == RunState.QUEUED or r.agent_id for r in runs):
-                serving_notes(rows, {r.id: r.queue_id for r in runs}, self._registry({r.agent_id for r in runs} - {None}))
-            self.counts = counts
-            self.queues = sorted({path for path, _state in by_queue} | ({self.queue_filter} - {""}))
-            self.total = total
-            self.page = page
-            self.rows = rows
+            view = board_view(api.open_store(self._store_url), queue=self.queue or self.queue_filter or None,
+                              states=self.states, text=self.text, sort=self.sort, descending=self.descending,
+                              page=self.page, limit=self.limit, registry=self._registry)
+            self.counts = view["counts"]
+            self.queues = sorted(set(view["queues"]) | ({self.queue_filter} - {""}))
+            self.total = view["total"]
+            self.page = view["page"]
+            self.rows = view["rows"]
             self._dirty = False
             self._refreshed_at = time.monotonic()
-        if self.log_run and any(r["id"] == self.log_run for r in rows):
+        if self.log_run and any(r["id"] == self.log_run for r in view["rows"]):
             self._load_log(self.log_run)
 
     def _registry(self, holders: set[str]) -> list[dict]:

@@ -6,11 +6,15 @@
 // context, and reply only when the server has written the file: the kernel then reads the file
 // once, knowing it is complete. A stock JupyterLab needs nothing else (no window.jupyterapp).
 
-import { ICommandPalette, ToolbarButton } from "@jupyterlab/apputils";
+import { ILayoutRestorer } from "@jupyterlab/application";
+import { ICommandPalette, ToolbarButton, WidgetTracker } from "@jupyterlab/apputils";
 import { IFileBrowserFactory } from "@jupyterlab/filebrowser";
 import { INotebookTracker } from "@jupyterlab/notebook";
 
+import { ILauncher } from "@jupyterlab/launcher";
+
 import { openLaunchDialog } from "./launch.js";
+import { openRunsPanel } from "./runs_panel.js";
 
 export const TARGET = "launch_jupyter.save";
 
@@ -133,4 +137,29 @@ const launchPlugin = {
   },
 };
 
-export default [plugin, launchPlugin];
+export const RUNS_COMMAND = "launch-jupyter:open-runs";
+
+const runsPlugin = {
+  id: "launch-jupyter:runs-panel",
+  description: "The Runs tab: every run of the store, live, with no kernel.",
+  autoStart: true,
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer],
+  activate: (app, palette, launcher, restorer) => {
+    const tracker = new WidgetTracker({ namespace: "launch-jupyter-runs" });
+    app.commands.addCommand(RUNS_COMMAND, {
+      label: "Launch Runs",
+      caption: "Every run of the launch queues, live (no kernel needed)",
+      execute: () => {
+        const widget = openRunsPanel(app);
+        if (!tracker.has(widget)) void tracker.add(widget);
+        return widget;
+      },
+    });
+    // A page reload brings the Runs tab back where it was.
+    void restorer?.restore(tracker, { command: RUNS_COMMAND, name: () => "runs" });
+    palette?.addItem({ command: RUNS_COMMAND, category: "Launch" });
+    launcher?.add({ command: RUNS_COMMAND, category: "Other", rank: 1 });
+  },
+};
+
+export default [plugin, launchPlugin, runsPlugin];
