@@ -99,6 +99,26 @@ export function watchConnection(model, root, onLost = () => {}, el = null) {
 }
 
 /**
+ * Call `tick()` every second while the widget is connected; watch the connection as
+ * watchConnection does (the ticking stops once the kernel is gone). Returns the cleanup.
+ */
+export function tickWhileConnected(model, root, el, tick, onLost = () => {}) {
+  let timer = setInterval(tick, 1000);
+  const stop = () => {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+  };
+  const unwatch = watchConnection(model, root, () => {
+    stop();
+    onLost();
+  }, el);
+  return () => {
+    stop();
+    unwatch();
+  };
+}
+
+/**
  * A button that asks before it acts: the first click shows "question [yes] [no]" in its place,
  * `yes` runs `onConfirm`. Used for Delete and Cancel, which cannot be undone.
  */

@@ -2,7 +2,7 @@
 // its cell (failure messages in the row, logs and details right under their row), and a bounded
 // timeline with an axis and a legend. The kernel pages, filters and sorts (RunBoard.set_view).
 
-import { act, bindText, confirmButton, debounce, h, openInLab, watchConnection } from "./dom.js";
+import { act, bindText, confirmButton, debounce, h, openInLab, tickWhileConnected } from "./dom.js";
 import {
   STATE_ORDER, axisTicks, badgeClass, formatDuration, formatTime, isTerminal, runTimes, timelineBars,
   vertexConsoleUrl,
@@ -114,7 +114,8 @@ function render({ model, el }) {
     const main = h("tr", { class: "lj-run", "data-run-id": row.id, "data-state": row.state },
       h("td", { class: "lj-col-run", title: `${row.id} ${row.name}` }, h("code", {}, row.id.slice(0, 8)), " ", row.name),
       h("td", { class: "lj-col-state" }, h("span", { class: badgeClass(row.state) }, row.state),
-        row.stage && !isTerminal(row.state) ? h("span", { class: "lj-muted" }, ` ${row.stage}`) : null),
+        row.stage && !isTerminal(row.state) ? h("span", { class: "lj-muted" }, ` ${row.stage}`) : null,
+        row.note ? h("span", { class: "lj-note lj-note-mark", title: row.note }, " ⚠ no agent") : null),
       h("td", { class: "lj-col-queue", title: `${row.entity}/${row.queue}` }, row.queue),
       h("td", { class: "lj-col-who", title: row.agent || "" }, row.author, row.agent ? h("span", { class: "lj-muted lj-agent" }, ` · ${row.agent}`) : null),
       h("td", { class: "lj-col-created", title: new Date(row.created_at * 1000).toString() }, formatTime(row.created_at)),
@@ -132,10 +133,6 @@ function render({ model, el }) {
             onclick: () => { whole ? expanded.delete(row.id) : expanded.add(row.id); showRows(); } },
           row.stage ? `failed at stage ${row.stage}: ` : "", row.message))));
     }
-    if (row.note) {
-      out.push(h("tr", { class: "lj-run-extra", "data-run-id": row.id },
-        h("td", { colspan: span }, h("div", { class: "lj-note" }, row.note))));
-    }
     if (detailsOf === row.id) {
       out.push(h("tr", { class: "lj-run-extra lj-run-details", "data-run-id": row.id }, h("td", { colspan: span }, details(row))));
     }
@@ -148,11 +145,15 @@ function render({ model, el }) {
   };
 
   let liveLog = null;
+  const notes = h("div", { class: "lj-notes" });
   const empty = h("div", { class: "lj-muted lj-empty" }, "no runs yet");
   const showRows = () => {
     liveLog = null;
     const rows = model.get("rows");
     tbody.replaceChildren(...rows.flatMap(rowsFor));
+    // Queues nobody serves, said once above the table (each queued row there is marked too).
+    const unserved = [...new Set(rows.map((r) => r.note).filter(Boolean))];
+    notes.replaceChildren(...unserved.map((n) => h("div", { class: "lj-note" }, `⚠ ${n}: its queued runs wait`)));
     empty.hidden = rows.length > 0;
     empty.textContent = model.get("total") === 0 && Object.keys(model.get("counts")).length ? "no runs match" : "no runs yet";
     showPager();
@@ -198,7 +199,7 @@ function render({ model, el }) {
   };
 
   // Waiting and running durations move with the clock while a run is not over.
-  let tick = setInterval(() => {
+  const tick = () => {
     for (const row of model.get("rows")) {
       if (isTerminal(row.state)) continue;
       const tr = tbody.querySelector(`tr.lj-run[data-run-id="${row.id}"]`);
@@ -207,7 +208,7 @@ function render({ model, el }) {
       tr.querySelector(".lj-waited").textContent = t.waited;
       tr.querySelector(".lj-ran").textContent = t.ran;
     }
-  }, 1000);
+  };
 
   model.on("change:open_request", () => {
     const req = model.get("open_request");
@@ -224,7 +225,7 @@ function render({ model, el }) {
     h("div", { class: "lj-board-head" }, title, counts),
     h("div", { class: "lj-board-filters" }, queueSelect, search,
       h("button", { class: "lj-btn-refresh", onclick: () => act(model, "refresh") }, "Refresh")),
-    table, empty, pager, error, notice, timeline);
+    notes, table, empty, pager, error, notice, timeline);
   el.replaceChildren(root);
 
   const all = () => {
@@ -239,13 +240,9 @@ function render({ model, el }) {
   model.on("change:log_lines", onLog);
   model.on("change:text", () => { if (document.activeElement !== search) search.value = model.get("text"); });
   all();
-  const unwatch = watchConnection(model, root, () => {
-    clearInterval(tick);
-    tick = null;
-  }, el);
+  const stop = tickWhileConnected(model, root, el, tick);
   return () => {
-    if (tick) clearInterval(tick);
-    unwatch();
+    stop();
     for (const t of traits) model.off(`change:${t}`, all);
     model.off("change:log_lines", onLog);
   };

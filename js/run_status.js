@@ -1,6 +1,6 @@
 // One line of live status for a submitted run.
 
-import { act, bindText, confirmButton, h, openInLab, watchConnection } from "./dom.js";
+import { act, bindText, confirmButton, h, openInLab, tickWhileConnected } from "./dom.js";
 import { badgeClass, formatDuration, isTerminal, runDuration, vertexConsoleUrl } from "./format.js";
 
 function render({ model, el }) {
@@ -18,6 +18,8 @@ function render({ model, el }) {
   const open = h("button", { class: "lj-btn-open", onclick: () => act(model, "open_output") }, "Open notebook");
   const logs = h("button", { class: "lj-btn-logs", onclick: () => act(model, model.get("log_lines").length ? "hide_logs" : "show_logs") }, "Logs");
   const failure = h("div", { class: "lj-error lj-failure" });
+  const note = h("div", { class: "lj-note" });
+  const agent = h("span", { class: "lj-muted lj-agent" });
   const logBox = h("pre", { class: "lj-log" });
   const row = () => ({
     state: model.get("state"),
@@ -44,6 +46,9 @@ function render({ model, el }) {
     message.hidden = state === "failed";
     failure.hidden = state !== "failed";
     failure.textContent = state === "failed" ? [stage && `failed at stage ${stage}`, model.get("message")].filter(Boolean).join(": ") : "";
+    note.textContent = model.get("note") ? `⚠ ${model.get("note")}: this run waits until one starts` : "";
+    note.hidden = !model.get("note");
+    agent.textContent = model.get("agent_id") && !isTerminal(state) ? `on ${model.get("agent_id")}` : "";
     logBox.hidden = !model.get("log_lines").length;
     logBox.textContent = model.get("log_lines").join("\n");
     duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
@@ -53,27 +58,20 @@ function render({ model, el }) {
     if (req?.path) openInLab(req.path);
   });
   for (const trait of ["state", "stage", "message", "external_id", "name", "queue", "started_at", "finished_at",
-    "output_notebook", "log_lines"]) {
+    "output_notebook", "log_lines", "note", "agent_id"]) {
     model.on(`change:${trait}`, show);
   }
-  let tick = setInterval(() => {
-    if (!isTerminal(model.get("state"))) duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
-  }, 1000);
   const error = h("span", { class: "lj-error" });
   bindText(model, "error", error);
   const root = h("div", { class: "lj-widget lj-run-status" },
-    h("div", { class: "lj-status-line" }, badge, id, what, duration, message, link, open, logs, cancel),
-    failure, logBox, error);
+    h("div", { class: "lj-status-line" }, badge, id, what, agent, duration, message, link, open, logs, cancel),
+    note, failure, logBox, error);
   el.replaceChildren(root);
   show();
-  const unwatch = watchConnection(model, root, () => {
-    clearInterval(tick);
-    tick = null;
-  }, el);
-  return () => {
-    if (tick) clearInterval(tick);
-    unwatch();
-  };
+  // The duration moves with the clock while the run goes on, and stops when the kernel is gone.
+  return tickWhileConnected(model, root, el, () => {
+    if (!isTerminal(model.get("state"))) duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
+  });
 }
 
 export default { render };

@@ -4,8 +4,6 @@ widget saying "disconnected" after a kernel restart."""
 
 from __future__ import annotations
 
-import time
-
 import nbformat
 import pytest
 
@@ -13,7 +11,7 @@ from launch_jupyter import api
 from tests.fixtures.jupyterlab import screenshot
 from tests.fixtures.vertex import VERTEX_YAML
 from tests.test_browser_save import cell, open_stock, run_cell
-from tests.test_widgets import fill_board
+from tests.test_widgets import fill_board, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,16 +37,6 @@ def write_notebook(path, run_id: str) -> None:
     nbformat.write(nb, path)
 
 
-def wait_until(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     page, lab = browser_page, stock_jupyterlab
     page.set_viewport_size({"width": 1000, "height": 1000})
@@ -70,7 +58,7 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
         editor.locator(".cm-line").nth(line - 1).click()
         page.keyboard.press("End")
         page.keyboard.type(f" # edit{line}")
-    wait_until(lambda: seen.is_file() and "# edit14" in seen.read_text(), "the kernel to hold the edits")
+    wait_for(lambda: seen.is_file() and "# edit14" in seen.read_text(), 60, "the kernel to hold the edits")
     lines = seen.read_text().splitlines()
     for line in (2, 8, 14):
         assert lines[line - 1] == CONFIG.splitlines()[line - 1] + f" # edit{line}", lines
@@ -137,7 +125,7 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     assert not api.get_run(running).run.cancel_requested
     row.locator(".lj-btn-cancel").click()
     row.locator(".lj-btn-cancel-yes").click()
-    wait_until(lambda: api.get_run(running).run.cancel_requested, "the confirmed cancel to reach the store")
+    wait_for(lambda: api.get_run(running).run.cancel_requested, 60, "the confirmed cancel to reach the store")
 
     # ---- restart the kernel: every widget of the old kernel says so and stops.
     page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
@@ -145,7 +133,7 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     page.locator(".jp-Dialog-button", has_text="Restart").click()
     disconnected = page.locator(".lj-disconnected:visible", has_text="disconnected — re-run this cell")
     try:
-        wait_until(lambda: disconnected.count() == 4, "all four widgets to show disconnected", 120)
+        wait_for(lambda: disconnected.count() == 4, 120, "all four widgets to show disconnected")
     except AssertionError:
         print("widgets:", page.locator(".lj-widget").count(), "disconnected:", disconnected.count(),
               "manager-disconnected views:", page.locator(".jupyter-widgets-disconnected").count())

@@ -521,12 +521,15 @@ def test_a_queued_run_on_a_queue_nobody_serves_says_so_and_rows_name_their_agent
     handle = api.submit(EXAMPLES / "parameters.ipynb", "lonely", parameters={"seconds": 60})
     board = RunBoard("lonely", follow_events=False)
     assert board.rows[0]["note"] == api.serving_note("lonely") == "no agent is serving alice/lonely"
+    assert RunStatus(handle.id, follow_events=False).note == "no agent is serving alice/lonely"
     agent = api.start_agent(["lonely"])
     try:
         wait_for(lambda: handle.refresh().state == "running", 60, "the run to start")
         board.refresh()
         row = board.rows[0]
         assert row["note"] == "" and row["agent_id"] == agent.agent_id and row["agent"].startswith(agent.agent_id + " on ")
+        status = RunStatus(handle.id, follow_events=False)
+        assert status.note == "" and status.agent_id == agent.agent_id
     finally:
         api.cancel(handle.id)
 

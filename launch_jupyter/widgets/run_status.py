@@ -34,6 +34,8 @@ class RunStatus(ActionWidget):
     finished_at = traitlets.Float(None, allow_none=True).tag(sync=True)
     open_request = traitlets.Dict().tag(sync=True)  # {"path": server-relative path, "nonce": n}
     log_lines = traitlets.List(traitlets.Unicode()).tag(sync=True)  # shown under the line when not empty
+    agent_id = traitlets.Unicode("").tag(sync=True)  # the agent holding the run
+    note = traitlets.Unicode("").tag(sync=True)  # e.g. "no agent is serving alice/laptop" while queued
 
     def __init__(self, run_id: str, *, follow_events: bool = True, store_url: str | None = None, **kwargs):
         super().__init__(run_id=run_id, **kwargs)
@@ -56,6 +58,9 @@ class RunStatus(ActionWidget):
             self.external_id = run.external_id or ""
             self.output_notebook = run.output_notebook or ""
             self.created_at, self.started_at, self.finished_at = run.created_at, run.started_at, run.finished_at
+            self.agent_id = run.agent_id or ""
+            self.note = (api.serving_note(f"{run.entity}/{run.queue_name}", store_url=self._store_url) or ""
+                         if run.state == "queued" else "")
             self.state = str(run.state)
         if run.state.is_terminal and self._stop_following is not None:
             self._stop_following()
