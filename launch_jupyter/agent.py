@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import shutil
 import socket
 import threading
@@ -511,26 +510,22 @@ class Agent:
 
     def _retry(self, active: _Active, what: str, fn: Callable[[], T], before_retry: Callable[[], Any] | None = None,
                deadline_s: float = SUBMIT_DEADLINE_S) -> T:
-        """The one retry policy: transient DispatchErrors are retried with capped, jittered backoff
-        until ``deadline_s`` passes or the agent stops; anything else is raised at once. A runner
-        that retries by itself (an older one) gets one attempt."""
+        """The one retry policy (``core.retry``): transient DispatchErrors are retried with capped,
+        jittered backoff until ``deadline_s`` passes or the agent stops; anything else is raised at
+        once. A runner that retries by itself (an older one) gets one attempt."""
+        from .core.retry import Stopped, is_transient, retry
+
         runner = active.runner
-        deadline = time.monotonic() + deadline_s
-        delay = RETRY_BASE_S
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._call(runner, fn, what)
-            except DispatchError as err:
-                if not err.transient or runner.retries or time.monotonic() + delay > deadline:
-                    raise
-                self._note(active, f"{what}: retry {attempt} in {delay:.1f} s: {err}")
-                if self._stopping.wait(delay + random.uniform(0, delay / 2)):
-                    raise _Abandoned from None
-                delay = min(delay * 2, RETRY_CAP_S)
-                if before_retry is not None:
-                    before_retry()
+
+        def note(attempt: int, delay: float, err: BaseException) -> None:
+            self._note(active, f"{what}: retry {attempt} in {delay:.1f} s: {err}")
+
+        try:
+            return retry(lambda: self._call(runner, fn, what), deadline_s=deadline_s, stop=self._stopping,
+                         transient=lambda err: is_transient(err) and not runner.retries,
+                         before_retry=before_retry, on_retry=note, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S)
+        except Stopped:
+            raise _Abandoned from None
 
     # ------------------------------------------------------------ build + submit (worker threads)
 
