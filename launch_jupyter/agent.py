@@ -118,6 +118,8 @@ class _Active:
     lost: bool = False
     status_ok_at: float = field(default_factory=time.monotonic)  # the last time its status was read
     status_error: str = ""
+    said: str = ""  # the last status message recorded (a new one in the same state is one event)
+    halt: threading.Event = field(default_factory=threading.Event)  # set when lost or stopping: ends waits
 
 
 @dataclass
@@ -231,6 +233,9 @@ class Agent:
         self._wake.set()
         for done in list(self._calls):
             done.set()
+        with self._lock:
+            for active in self._active.values():
+                active.halt.set()  # a builder waiting on a remote build hears it
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -471,6 +476,7 @@ class Agent:
         if active.lost:
             return
         active.lost = True
+        active.halt.set()
         with self._lock:
             if self._active.get(active.run.id) is active:
                 del self._active[active.run.id]
@@ -606,12 +612,14 @@ class Agent:
                 build_log.flush()
                 if active.lost or self._stopping.is_set():
                     raise _Abandoned  # stops the builder at its next line
-                if line.startswith(("Step ", "ERROR", "error", "image ")) or "skipping build" in line:
+                if line.startswith(("Step ", "ERROR", "error", "image ")) or "skipping build" in line or (
+                        line.startswith("Cloud Build ") and "status not read" not in line):  # a stage change
                     self._note(active, line.strip())
 
             builder = get_builder(bconf, self.config)
             image = run.image or active.runner.configured_image(run.config)
-            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image)
+            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image,
+                                      stop=active.halt)
         if active.lost:
             raise _Abandoned
         if not image_uri:
@@ -752,9 +760,14 @@ class Agent:
             stage = {"stage": "run"} if status.state is RunState.FAILED else {}
             self._finish(active, status.state, status.message, **extra, **stage)
             return
-        if status.state is run.state and not extra:
-            return
+        if status.state is run.state:
+            if status.message and status.message != active.said:
+                active.said = status.message  # same state, new message: one event per change, not per poll
+                self._note(active, status.message)
+            if not extra:
+                return
         if status.state is not run.state:
+            active.said = status.message
             self._transition(active, status.state, status.message, **extra)
         else:
             self._update(active, **extra)
@@ -811,6 +824,8 @@ class Agent:
         self._stopping.set()
         with self._lock:
             held = list(self._active)
+            for active in self._active.values():
+                active.halt.set()
             self._active.clear()
         for run_id in held:
             try:

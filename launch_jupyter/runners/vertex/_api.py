@@ -308,10 +308,14 @@ def _permission_advice(kind: str) -> str:
             f"project and that the {api} API is enabled")
 
 
+_REST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+
+
 def dispatch_error(err: BaseException, action: str, target: Target, kind: str = "create") -> DispatchError:
     """An API error as a DispatchError a user can act on; ``kind`` is one of PERMISSIONS."""
     code = error_code(err)
-    message = getattr(err, "message", None) or str(err)
+    # The API's own text; over REST google-api-core prefixes it with the request ("GET <url>: ").
+    message = _REST_PREFIX.sub("", getattr(err, "message", None) or str(err))
     where = f"{target.parent} at {target.api_endpoint}"
     quota = quota_refusal(err)
     if quota is not None:
