@@ -404,7 +404,7 @@ class Agent:
     def _adopt(self, run: Run) -> None:
         queue = next(q for q in self._queues if q.id == run.queue_id)
         active = _Active(run=run, queue=queue, runner=self._runners[queue.resource],
-                         fence=(self.agent_id, run.lease_generation))
+                         fence=(self.agent_id, run.lease_generation), said=run.message or "")
         with self._lock:
             self._active[run.id] = active
         reattached = run.state is not RunState.CLAIMED
