@@ -4,7 +4,8 @@
   under two transient refusals (UNAVAILABLE: the one retry policy, 3 creates, 1 job);
 - time from a hung Vertex status call to the run's next state, beside the call's deadline
   (``rpc_timeout``; target: at most that): every ListCustomJobs/GetCustomJob hangs, and the run
-  ends ``failed`` with the call's error once ``status_timeout`` (here 1 s) has passed.
+  ends ``failed`` with the call's error once ``status_timeout`` (here 1 s) has passed;
+- (full run) time from a create that hangs to the run being submitted, with one job.
 
 Run: ``.venv/bin/python benchmarks/bench_vertex_faults.py [--quick]`` (quick: 2 runs per row).
 """
@@ -111,6 +112,42 @@ def hung_status_to_next_state(certs) -> tuple[float, float]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def hung_create_to_next_state(certs) -> tuple[float, float]:
+    """Seconds from a create that hangs (before it takes effect) to the run being submitted (the
+    call times out, the run's job is looked up, the agent's policy tries again); and the agent's
+    deadline for one such call (the runner's ``call_timeout``)."""
+    from launch_jupyter import api
+    from launch_jupyter.core.states import RunState
+    from launch_jupyter.runners.vertex import VertexRunner
+    from tests.fakes.vertex_server import FakeVertex
+
+    fake = FakeVertex(certs)
+    work = Path(tempfile.mkdtemp(prefix="bench-vhang-"))
+    agent = None
+    try:
+        _configure(fake, work)
+        fake.script(["PENDING"] + ["RUNNING"] * 1_000_000)
+        fake.delay("CreateCustomJob", None, times=1)
+        run = api.submit(ROOT / "examples" / "notebooks" / "quickstart.ipynb", "vq",
+                         image="us-docker.pkg.dev/proj/launch/nb:1")
+        agent = _agent().start()
+        while not fake.calls("CreateCustomJob"):
+            time.sleep(0.02)
+        hung = time.monotonic()
+        while run.refresh().state in (RunState.CLAIMED, RunState.SUBMITTING) and time.monotonic() < hung + 900:
+            time.sleep(0.1)
+        elapsed = time.monotonic() - hung
+        assert run.state in (RunState.SUBMITTED, RunState.PENDING, RunState.RUNNING), run.run.message
+        assert len(fake.state.jobs) == 1
+        return elapsed, VertexRunner().call_timeout
+    finally:
+        if agent is not None:
+            agent.stop()
+        fake.release()
+        fake.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(quick: bool = False) -> None:
     os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:9")
     os.environ.setdefault("LAUNCH_JUPYTER_USER", "alice")
@@ -124,6 +161,10 @@ def main(quick: bool = False) -> None:
     elapsed, timeout = hung_status_to_next_state(certs)
     print(f"hung status call to the run's next state: {elapsed:.1f} s (the call's deadline: {timeout:.0f} s; "
           "status_timeout 1 s)")
+    if not quick:
+        elapsed, timeout = hung_create_to_next_state(certs)
+        print(f"hung create to the run submitted (one job): {elapsed:.1f} s (the agent's deadline for the call: "
+              f"{timeout:.0f} s)")
 
 
 if __name__ == "__main__":
