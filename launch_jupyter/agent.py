@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import shutil
 import socket
 import threading
@@ -119,6 +118,8 @@ class _Active:
     lost: bool = False
     status_ok_at: float = field(default_factory=time.monotonic)  # the last time its status was read
     status_error: str = ""
+    said: str = ""  # the last status message recorded (a new one in the same state is one event)
+    halt: threading.Event = field(default_factory=threading.Event)  # set when lost or stopping: ends waits
 
 
 @dataclass
@@ -232,6 +233,9 @@ class Agent:
         self._wake.set()
         for done in list(self._calls):
             done.set()
+        with self._lock:
+            for active in self._active.values():
+                active.halt.set()  # a builder waiting on a remote build hears it
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -400,7 +404,7 @@ class Agent:
     def _adopt(self, run: Run) -> None:
         queue = next(q for q in self._queues if q.id == run.queue_id)
         active = _Active(run=run, queue=queue, runner=self._runners[queue.resource],
-                         fence=(self.agent_id, run.lease_generation))
+                         fence=(self.agent_id, run.lease_generation), said=run.message or "")
         with self._lock:
             self._active[run.id] = active
         reattached = run.state is not RunState.CLAIMED
@@ -473,6 +477,7 @@ class Agent:
         if active.lost:
             return
         active.lost = True
+        active.halt.set()
         with self._lock:
             if self._active.get(active.run.id) is active:
                 del self._active[active.run.id]
@@ -512,26 +517,22 @@ class Agent:
 
     def _retry(self, active: _Active, what: str, fn: Callable[[], T], before_retry: Callable[[], Any] | None = None,
                deadline_s: float = SUBMIT_DEADLINE_S) -> T:
-        """The one retry policy: transient DispatchErrors are retried with capped, jittered backoff
-        until ``deadline_s`` passes or the agent stops; anything else is raised at once. A runner
-        that retries by itself (an older one) gets one attempt."""
+        """The one retry policy (``core.retry``): transient DispatchErrors are retried with capped,
+        jittered backoff until ``deadline_s`` passes or the agent stops; anything else is raised at
+        once. A runner that retries by itself (an older one) gets one attempt."""
+        from .core.retry import Stopped, is_transient, retry
+
         runner = active.runner
-        deadline = time.monotonic() + deadline_s
-        delay = RETRY_BASE_S
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._call(runner, fn, what)
-            except DispatchError as err:
-                if not err.transient or runner.retries or time.monotonic() + delay > deadline:
-                    raise
-                self._note(active, f"{what}: retry {attempt} in {delay:.1f} s: {err}")
-                if self._stopping.wait(delay + random.uniform(0, delay / 2)):
-                    raise _Abandoned from None
-                delay = min(delay * 2, RETRY_CAP_S)
-                if before_retry is not None:
-                    before_retry()
+
+        def note(attempt: int, delay: float, err: BaseException) -> None:
+            self._note(active, f"{what}: retry {attempt} in {delay:.1f} s: {err}")
+
+        try:
+            return retry(lambda: self._call(runner, fn, what), deadline_s=deadline_s, stop=self._stopping,
+                         transient=lambda err: is_transient(err) and not runner.retries,
+                         before_retry=before_retry, on_retry=note, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S)
+        except Stopped:
+            raise _Abandoned from None
 
     # ------------------------------------------------------------ build + submit (worker threads)
 
@@ -612,12 +613,14 @@ class Agent:
                 build_log.flush()
                 if active.lost or self._stopping.is_set():
                     raise _Abandoned  # stops the builder at its next line
-                if line.startswith(("Step ", "ERROR", "error", "image ")) or "skipping build" in line:
+                if line.startswith(("Step ", "ERROR", "error", "image ")) or "skipping build" in line or (
+                        line.startswith("Cloud Build ") and "status not read" not in line):  # a stage change
                     self._note(active, line.strip())
 
             builder = get_builder(bconf, self.config)
             image = run.image or active.runner.configured_image(run.config)
-            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image)
+            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image,
+                                      stop=active.halt)
         if active.lost:
             raise _Abandoned
         if not image_uri:
@@ -758,9 +761,14 @@ class Agent:
             stage = {"stage": "run"} if status.state is RunState.FAILED else {}
             self._finish(active, status.state, status.message, **extra, **stage)
             return
-        if status.state is run.state and not extra:
-            return
+        if status.state is run.state:
+            if status.message and status.message != active.said:
+                active.said = status.message  # same state, new message: one event per change, not per poll
+                self._note(active, status.message)
+            if not extra:
+                return
         if status.state is not run.state:
+            active.said = status.message
             self._transition(active, status.state, status.message, **extra)
         else:
             self._update(active, **extra)
@@ -817,6 +825,8 @@ class Agent:
         self._stopping.set()
         with self._lock:
             held = list(self._active)
+            for active in self._active.values():
+                active.halt.set()
             self._active.clear()
         for run_id in held:
             try:

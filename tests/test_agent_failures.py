@@ -156,6 +156,11 @@ def test_a_status_call_that_keeps_failing_ends_the_run_and_until_idle_returns(ve
     ended = run.refresh().run
     assert ended.state is RunState.FAILED and ended.stage == "run", messages(run)
     assert "could not be read for" in ended.message
+    # The API's own code and text, not "the target did not report it".
+    assert "(PERMISSION_DENIED: caller lacks aiplatform.customJobs.get)" in ended.message, ended.message
+    assert "aiplatform.customJobs.list" in ended.message  # the permission of the batched call that failed
+    notes = [e.message for e in run.events() if e.message.startswith("cannot read the job's status")]
+    assert len(notes) == 1, notes  # said once, not once per poll
 
 
 def test_sigterm_is_prompt_while_a_status_call_hangs(vertex_queue):
@@ -202,3 +207,36 @@ def test_a_cancel_goes_out_while_the_status_call_hangs(vertex_queue):
         assert run.wait(timeout=60) is RunState.CANCELLED, messages(run)
     finally:
         agent.stop()
+
+
+def test_same_state_new_message_is_one_event_per_change_not_per_poll(vertex_queue):
+    fake, _ = vertex_queue
+    # RUNNING, then UPDATING (also running, with its own message), then RUNNING, then done; the fake
+    # clock moves only when the test says, so each state is polled many times.
+    fake.script(["RUNNING", "UPDATING", "RUNNING", "SUCCEEDED"], step=3600)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = Agent(config=api.agent_config(overrides={"queues": ["vq"]})).start()
+
+    def polls_go_by(n: int = 4) -> None:
+        seen = len(fake.calls("ListCustomJobs"))
+        deadline = time.monotonic() + 60
+        while len(fake.calls("ListCustomJobs")) < seen + n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(fake.calls("ListCustomJobs")) >= seen + n
+
+    try:
+        deadline = time.monotonic() + 60
+        while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        polls_go_by()
+        fake.advance(3600)  # UPDATING
+        polls_go_by()
+        fake.advance(3600)  # RUNNING again
+        polls_go_by()
+        fake.advance(3600)  # SUCCEEDED
+        assert run.wait(timeout=60) is RunState.SUCCEEDED, messages(run)
+    finally:
+        agent.stop()
+    updating = [e for e in run.events() if e.message == "Vertex AI is updating the job"]
+    assert len(updating) == 1, messages(run)
+    assert updating[0].state is RunState.RUNNING

@@ -216,6 +216,116 @@ def test_an_agent_paused_while_its_run_runs_loses_it_and_writes_nothing_more(ver
         print(f"\n[figure] mid-run stall (vertex): creates per run 1, takeover after {took_over:.1f} s")
 
 
+def test_an_agent_taking_over_a_run_left_submitting_looks_again_before_it_creates(vertex_queue, tmp_path, capsys):
+    fake, config = vertex_queue
+    _short_lease(config)
+    # A new job is missing from lists for 6 s: less than the runner's list_lag_seconds (10 s), more
+    # than a takeover takes, so a look-up right at the takeover would miss it and create a second.
+    fake.state.list_lag_s = 6.0
+    # The stale agent's create takes effect, then its answer hangs: it stalls inside the window
+    # between "submitting" and knowing the job's name.
+    fake.delay("CreateCustomJob", None, times=1, after=True)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    stale = start_cli_agent(config, tmp_path / "stale.log", "vq")
+    fresh = None
+    try:
+        wait_for(lambda: len(fake.state.jobs) == 1, what="the stale agent's create to take effect")
+        assert run.refresh().state is RunState.SUBMITTING
+        stale_id = run.run.agent_id
+        stale.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        fresh = thread_agent("vq")
+        wait_for(lambda: run.refresh().run.agent_id == fresh.agent_id, what="the takeover")
+        wait_for(lambda: run.refresh().run.external_id, what="the new agent to find the job")
+        found_after = time.monotonic() - paused
+        stale.send_signal(signal.SIGCONT)
+        fake.release()  # the stale create's answer arrives now
+        wait_for(lambda: "dropped" in (tmp_path / "stale.log").read_text(), what="the stale agent to drop it")
+        assert run.wait(timeout=60) is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
+    finally:
+        if fresh is not None:
+            fresh.stop()
+        stop_process(stale)
+    assert creates_for(fake, run.id) == 1 and len(fake.state.jobs) == 1  # one CustomJob
+    assert run.run.external_id == next(iter(fake.state.jobs))
+    assert any(e.message.startswith("found its job at the target") for e in run.events())
+    assert written_after_takeover(run, stale_id, fresh.agent_id) == []
+    with capsys.disabled():
+        print(f"\n[figure] submitting→create window: CustomJobs per run 1, job found {found_after:.1f} s "
+              "after the stall (list lag 6 s, waited out)")
+
+
+KANIKO_BUILDER = """\
+builder:
+  type: kaniko
+  destination: us-docker.pkg.dev/proj/launch/notebooks
+  build_context_store: gs://contexts-bucket/launch
+"""
+
+
+@pytest.fixture
+def kaniko_set_up(vertex_queue, tmp_path, adc_token, monkeypatch):
+    """The vertex queue's agents build with kaniko: fake Cloud Build and GCS, and a fake Artifact
+    Registry (us-docker.pkg.dev through an HTTPS proxy) that has no image yet. Yields the fakes."""
+    from tests.fakes import cloudbuild_server, gcs_server, registry_server
+
+    fake, config = vertex_queue
+    gcs_srv, gcs = gcs_server.start()
+    build_srv, cloud_build = cloudbuild_server.start(cloudbuild_server.CloudBuildState(gcs=gcs))
+    registry_srv, registry = registry_server.start(tmp_path / "registry-tls", adc_token)
+    for name, value in {
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_srv.server_port}",
+        "LAUNCH_JUPYTER_CLOUDBUILD_ENDPOINT": cloud_build.base_url,
+        "https_proxy": registry.proxy_url, "no_proxy": "127.0.0.1,localhost",
+        "SSL_CERT_FILE": str(registry.ca_file),
+    }.items():
+        monkeypatch.setenv(name, value)  # for the agent in this process and the CLI agents it starts
+    config.write_text(config.read_text().replace("builder:\n  type: noop\n", KANIKO_BUILDER))
+    _short_lease(config)
+    yield fake, config, cloud_build, registry
+    for server in (gcs_srv, build_srv, registry_srv):
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_agent_paused_mid_build_never_uses_its_build_or_creates_a_job(kaniko_set_up, tmp_path, capsys):
+    fake, config, cloud_build, registry = kaniko_set_up
+    cloud_build.hold = True  # builds stay WORKING until the test lets them finish
+    run = api.submit(QUICKSTART, "vq")  # no image: the agent builds one
+    stale = start_cli_agent(config, tmp_path / "stale.log", "vq")
+    fresh = None
+    try:
+        wait_for(lambda: len(cloud_build.created) == 1, what="the stale agent's Cloud Build build")
+        wait_for(lambda: "WORKING" in run.refresh().run.message or any(
+            "WORKING" in e.message for e in run.events()), what="the stale agent waiting on its build")
+        assert run.run.state is RunState.BUILDING
+        stale_id = run.run.agent_id
+        stale.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        fresh = thread_agent("vq")
+        wait_for(lambda: run.refresh().run.agent_id == fresh.agent_id, what="the takeover")
+        took_over = time.monotonic() - paused
+        wait_for(lambda: len(cloud_build.created) == 2, what="the new agent's build")
+        stale.send_signal(signal.SIGCONT)
+        # Its wait for the build ends when it learns it lost the run, while the build still runs.
+        wait_for(lambda: "dropped" in (tmp_path / "stale.log").read_text(), what="the stale agent to drop it")
+        cloud_build.hold = False
+        assert run.wait(timeout=120) is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
+    finally:
+        if fresh is not None:
+            fresh.stop()
+        stop_process(stale)
+    assert creates_for(fake, run.id) == 1
+    [create] = [r for r in fake.calls("CreateCustomJob")]
+    image = create.request["custom_job"]["job_spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"]
+    assert image == run.refresh().run.image_uri and image.startswith("us-docker.pkg.dev/proj/launch/notebooks:")
+    assert written_after_takeover(run, stale_id, fresh.agent_id) == []
+    assert len(cloud_build.created) == 2  # the stale build went on at Cloud Build; its result was not used
+    with capsys.disabled():
+        print(f"\n[figure] mid-build stall (kaniko): creates per run 1, builds 2 (one used), takeover after "
+              f"{took_over:.1f} s (lease {LEASE} s)")
+
+
 def marker_notebook(path: Path) -> Path:
     """A notebook that appends one line to ``marker`` per execution, then waits for ``go`` to exist."""
     nb = nbformat.v4.new_notebook()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import uuid
 
 import pytest
 
 from launch_jupyter.builders import get_builder
-from launch_jupyter.builders.kaniko import ENDPOINT_ENV, KanikoBuilder
+from launch_jupyter.builders.kaniko import ENDPOINT_ENV, BuildStopped, KanikoBuilder
 from launch_jupyter.core.config import AgentConfig, BuilderConfig, EnvironmentConfig
 from launch_jupyter.core.errors import BuildError, ConfigError
 from launch_jupyter.packaging.context import create_context, pack_context
@@ -134,3 +135,59 @@ def test_missing_settings_are_named(context, cloud_build):
     with pytest.raises(ConfigError, match=r"builder\.build_context_store"):
         KanikoBuilder(BuilderConfig(type="kaniko", build_context_store="s3://x"), AgentConfig(environment=env)).preflight()
     assert cloud_build.created == []
+
+
+def test_the_wait_for_a_build_hears_stop(builder, context, cloud_build):
+    cloud_build.hold = True  # the build stays WORKING
+    log: list[str] = []
+    stop = threading.Event()
+    outcome: list[BaseException | str] = []
+
+    def build() -> None:
+        try:
+            outcome.append(builder.build(context, None, "linux/amd64", log.append, stop=stop))
+        except BaseException as err:  # handed to the test
+            outcome.append(err)
+
+    worker = threading.Thread(target=build, daemon=True)
+    worker.start()
+    for _ in range(600):  # until the build is being waited on (a readiness wait, not a timing)
+        if any(line.endswith(": WORKING") for line in log):
+            break
+        worker.join(0.1)
+    assert any(line.endswith(": WORKING") for line in log), log
+    stop.set()
+    worker.join(60)
+    assert not worker.is_alive()
+    [err] = outcome
+    assert isinstance(err, BuildStopped) and "stopped waiting for Cloud Build" in str(err)
+    assert len(cloud_build.created) == 1
+
+
+def test_the_wait_for_a_build_has_a_deadline(builder, context, cloud_build):
+    cloud_build.hold = True
+    builder.wait_timeout = 1.0
+    with pytest.raises(BuildError, match=r"did not finish within 1 s \(last status WORKING\); build log: http"):
+        builder.build(context, None, "linux/amd64", lambda line: None)
+    assert len(cloud_build.created) == 1
+
+
+@pytest.mark.parametrize("image", ["gcr.io/kaniko-project/executor:latest", "gcr.io/kaniko-project/executor"])
+def test_an_unpinned_executor_is_refused_before_anything_is_uploaded(image, context, gcs, cloud_build):
+    config = BuilderConfig(type="kaniko", destination="127.0.0.1:1/p/i", build_context_store="gs://b/p", kaniko_image=image)
+    builder = KanikoBuilder(config, AgentConfig(environment=EnvironmentConfig(project="proj-1")))
+    for attempt in (builder.preflight, lambda: builder.build(context, None, "linux/amd64", print)):
+        with pytest.raises(ConfigError, match=r"builder\.kaniko_image: .* is not pinned: .*osscontainertools"):
+            attempt()
+    assert cloud_build.created == [] and gcs.objects == {}
+
+
+def test_the_default_executor_is_the_maintained_fork_pinned_by_digest():
+    from launch_jupyter.builders.kaniko import check_kaniko_image
+    from launch_jupyter.builders.registry import parse_image
+
+    default = BuilderConfig().kaniko_image
+    registry, repository, reference = parse_image(default)
+    assert (registry, repository) == ("ghcr.io", "osscontainertools/kaniko")  # not archived upstream
+    assert reference.startswith("sha256:") and len(reference) == len("sha256:") + 64
+    assert check_kaniko_image(default) == default

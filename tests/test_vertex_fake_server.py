@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_standalone_fake_server(tmp_path):
     from launch_jupyter.core.config import AgentConfig, EnvironmentConfig
+    from launch_jupyter.core.retry import retry
     from launch_jupyter.runners.vertex import VertexRunner
 
     port_file = tmp_path / "ports.json"
@@ -34,14 +35,16 @@ def test_standalone_fake_server(tmp_path):
         requests.post(f"{info['rest_endpoint']}/_debug/fail",
                       json={"method": "CreateCustomJob", "code": "UNAVAILABLE"}, timeout=10).raise_for_status()
         env = EnvironmentConfig(project="proj", api_endpoint=info["grpc_endpoint"], credentials="anonymous")
-        runner = VertexRunner(AgentConfig(environment=env), retry_base=0.01, retry_cap=0.05, lookup_attempts=1)
+        runner = VertexRunner(AgentConfig(environment=env), lookup_attempts=1)
         job = make_job()
-        job.run.external_id = runner.submit(job)
+        job.run.external_id = retry(lambda: runner.submit(job), deadline_s=30, base_s=0.01, cap_s=0.05)
         assert runner.poll([job])[job.run.id].state.value == "running"
         seen = requests.get(f"{info['rest_endpoint']}/_debug/requests", timeout=10).json()
         methods = [r["method"] for r in seen]
-        assert methods == ["ListCustomJobs", "CreateCustomJob", "ListCustomJobs", "CreateCustomJob", "ListCustomJobs"]
-        assert seen[3]["request"]["custom_job"]["labels"]["launch-run-id"] == "run-1"
+        # look-up, create (refused), its look-up (did it take effect?), the retry's look-up, create, poll
+        assert methods == ["ListCustomJobs", "CreateCustomJob", "ListCustomJobs", "ListCustomJobs", "CreateCustomJob",
+                           "ListCustomJobs"]
+        assert seen[4]["request"]["custom_job"]["labels"]["launch-run-id"] == "run-1"
     finally:
         proc.terminate()
         proc.wait(10)

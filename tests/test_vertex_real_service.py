@@ -9,6 +9,7 @@ import pytest
 
 from launch_jupyter.core.config import AgentConfig, EnvironmentConfig
 from launch_jupyter.core.errors import DispatchError, LaunchError
+from launch_jupyter.core.retry import retry
 from launch_jupyter.core.states import RunState
 from launch_jupyter.runners.vertex import VertexRunner
 from launch_jupyter.runners.vertex._api import Target, resolve_target
@@ -205,7 +206,11 @@ def test_7_a_quota_refusal_fails_at_once_naming_the_metric(fake_vertex, vertex_r
 def test_7_a_rate_limit_stays_transient(fake_vertex, vertex_runner, transport):
     fake_vertex.fail("CreateCustomJob", "RESOURCE_EXHAUSTED", times=2, message="Too many requests",
                      retry_after=0.01)
-    assert vertex_runner(transport).submit(make_job()).endswith("/customJobs/1001")
+    runner = vertex_runner(transport)
+    with pytest.raises(DispatchError) as caught:  # one attempt, marked worth another
+        runner.submit(make_job())
+    assert caught.value.transient is True
+    assert retry(lambda: runner.submit(make_job()), deadline_s=30, base_s=0.01).endswith("/customJobs/1001")
     assert len(fake_vertex.calls("CreateCustomJob")) == 3
 
 
@@ -251,18 +256,26 @@ def test_8_an_unknown_state_keeps_the_run_where_it_is_until_the_job_ends(fake_ve
 
 
 def test_9_a_hung_status_call_gives_up_at_the_timeout(fake_vertex, vertex_runner, transport):
-    runner = vertex_runner(transport, rpc_timeout=1.0, retry_attempts=1)
+    runner = vertex_runner(transport, rpc_timeout=1.0)
     fake_vertex.script(["RUNNING"], step=3600)
     job = make_job()
     job.run.external_id = runner.submit(job)
     fake_vertex.delay("ListCustomJobs", None)  # hangs until released
     fake_vertex.delay("GetCustomJob", None)
-    result: dict = {}
-    poller = threading.Thread(target=lambda: result.update(runner.poll([job])))
+    result: list = []
+
+    def poll() -> None:
+        try:
+            result.append(runner.poll([job]))
+        except DispatchError as err:
+            result.append(err)
+
+    poller = threading.Thread(target=poll)
     poller.start()
     poller.join(60)
     assert not poller.is_alive(), "poll hung on a hung connection"
-    assert result == {}  # nothing read this cycle; the next one tries again
+    [err] = result  # nothing read this cycle, and why: the next cycle tries again
+    assert isinstance(err, DispatchError) and err.transient and "DEADLINE_EXCEEDED" in str(err)
 
 
 def test_9_a_hung_create_is_deadline_exceeded_and_retried(fake_vertex, vertex_runner, transport):
@@ -270,7 +283,7 @@ def test_9_a_hung_create_is_deadline_exceeded_and_retried(fake_vertex, vertex_ru
 
     runner = vertex_runner(transport, rpc_timeout=1.0)
     fake_vertex.delay("CreateCustomJob", None)  # the first create hangs before it takes effect
-    name = runner.submit(make_job())
+    name = retry(lambda: runner.submit(make_job()), deadline_s=60, base_s=0.01)
     assert name.endswith("/customJobs/1001")
     assert len(fake_vertex.state.jobs) == 1
     from google.api_core.exceptions import DeadlineExceeded

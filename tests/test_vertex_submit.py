@@ -17,7 +17,7 @@ IMAGE = "us-docker.pkg.dev/proj/repo/train:abc123"
 OUT = "/gcs/my-bucket/launch-runs/run-1/output.ipynb"
 
 
-def run_env(run_id="run-1", queue="q", output=OUT, parameters="{}"):
+def run_env(run_id="run-1", queue="alice/q", output=OUT, parameters="{}"):
     return [
         {"name": "LAUNCH_RUN_ID", "value": run_id},
         {"name": "LAUNCH_QUEUE", "value": queue},
@@ -140,7 +140,7 @@ def test_env_and_labels_merge_with_the_pools_own(fake_vertex, vertex_runner):
     assert container["env"][0] == {"name": "MY_VAR", "value": "1"}
     assert container["env"][1:] == [
         {"name": "LAUNCH_RUN_ID", "value": "Run_ID.With/Odd:Chars"},
-        {"name": "LAUNCH_QUEUE", "value": "GPU Queue"},
+        {"name": "LAUNCH_QUEUE", "value": "alice/GPU Queue"},  # entity/name, as on every target
         {"name": "LAUNCH_ENTITY", "value": "alice"},
         {"name": "LAUNCH_AUTHOR", "value": "Bob@Example.com"},
         {"name": "LAUNCH_OUTPUT", "value": output},
@@ -283,3 +283,16 @@ def test_an_emulator_needs_only_endpoint_and_anonymous_credentials(fake_vertex, 
                             credentials="anonymous")
     runner = get_runner("vertex", AgentConfig(environment=env))
     assert runner.submit(make_job()).startswith(f"projects/{fake_vertex.project_number('emu')}/locations/us-central1/customJobs/")
+
+
+def test_the_run_identity_is_the_one_every_target_gives(vertex_runner):
+    from launch_jupyter.core.identity import run_identity
+
+    job = make_job()
+    request = vertex_runner("grpc").dry_run(job)
+    container = request["custom_job"]["job_spec"]["worker_pool_specs"][0]["container_spec"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    expected = run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
+                            author=job.run.author, output=OUT)
+    assert {name: env[name] for name in expected} == expected  # the local runners' names and meanings
+    assert env["LAUNCH_QUEUE"] == "alice/q"  # entity/name, not the bare queue name

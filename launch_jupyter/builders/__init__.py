@@ -5,6 +5,7 @@ Registered through the ``launch_jupyter.builders`` entry-point group, loaded laz
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -14,6 +15,7 @@ from ..core.errors import ConfigError
 if TYPE_CHECKING:
     from ..core.config import AgentConfig, BuilderConfig
     from ..packaging import BuildContext
+    from .registry import RegistryAuth
 
 GROUP = "launch_jupyter.builders"
 
@@ -36,21 +38,29 @@ class Builder(Protocol):
         log: LogFn,
         *,
         image: str | None = None,
+        stop: threading.Event | None = None,
     ) -> str:
         """Build (or find) the image for ``context`` and return its full URI.
 
         ``image`` is one the run or queue names: it is used as it is. Otherwise the tag is the
         context's content hash; if ``destination:tag`` already exists (one manifest HEAD), nothing is
-        built. ``log`` receives build output line by line (never a secret)."""
+        built. ``log`` receives build output line by line (never a secret). One attempt: a failure
+        is a BuildError; every wait the builder makes ends when ``stop`` is set."""
 
 
 @dataclass(frozen=True)
 class BuildTarget:
-    """Where a build goes: the repository, the full ``repository:<content hash>`` and its credentials."""
+    """Where a build goes: the repository, the full ``repository:<content hash>`` and its
+    credentials, asked for (``credentials.config()``) right before each use: a token read before a
+    long build would have run out by the push."""
 
     repository: str
     uri: str
-    auth: dict | None  # registry credentials from ADC; never logged
+    credentials: RegistryAuth
+
+    def auth(self) -> dict | None:
+        """The registry credentials as they are now (never logged)."""
+        return self.credentials.config()
 
 
 def reuse_or_target(
@@ -59,7 +69,7 @@ def reuse_or_target(
     """The first step every builder shares: an image the run names is used as it is, an image the
     registry already holds under the content-hash tag is reused (one manifest HEAD); otherwise the
     BuildTarget to build and push."""
-    from .registry import check_destination, google_auth_config, image_exists, parse_image
+    from .registry import check_destination, image_exists, parse_image, registry_auth
 
     if image:
         log(f"image given, nothing to build: {image}")
@@ -71,8 +81,8 @@ def reuse_or_target(
             path="builder.destination",
         )
     repository = check_destination(destination)
-    target = BuildTarget(repository, f"{repository}:{context.tag}", google_auth_config(parse_image(repository)[0]))
-    if image_exists(target.uri, target.auth):
+    target = BuildTarget(repository, f"{repository}:{context.tag}", registry_auth(parse_image(repository)[0]))
+    if image_exists(target.uri, target.auth()):
         log(f"image exists, skipping build: {target.uri}")
         return target.uri
     return target

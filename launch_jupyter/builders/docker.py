@@ -7,6 +7,7 @@ HEAD) is not built again, and a code-only change rebuilds only the layers after 
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING
 
 from ..core.config import BuilderConfig
@@ -81,15 +82,19 @@ class DockerBuilder:
         log: LogFn,
         *,
         image: str | None = None,
+        stop: threading.Event | None = None,
     ) -> str:
-        """Build and push ``destination:<content hash>`` unless the registry has it; return its URI."""
+        """Build and push ``destination:<content hash>`` unless the registry has it; return its URI.
+        The registry credentials are read again right before the push (a build can outlive a token)."""
         target = reuse_or_target(self.type, context, destination or self.config.destination, image, log)
         if isinstance(target, str):
             return target
         client = engine_client()
         try:
             self._build(client, context, target.uri, platform or self.config.platform, log)
-            self.last_digest = self._push(client, target.repository, context.tag, target.auth, log)
+            if stop is not None and stop.is_set():
+                raise BuildError(f"stopped before pushing {target.uri}")
+            self.last_digest = self._push(client, target.repository, context.tag, target.auth(), log)
         finally:
             client.close()
         log(f"image pushed: {target.uri} digest {self.last_digest}")

@@ -10,6 +10,7 @@ google-cloud-storage honours ``STORAGE_EMULATOR_HOST`` the same way.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 ENDPOINT_ENV = "LAUNCH_JUPYTER_CLOUDBUILD_ENDPOINT"
 BUILD_TIMEOUT_SECONDS = 3600
+# How long we wait for a build: Cloud Build stops it at BUILD_TIMEOUT_SECONDS (after its queue time),
+# so a build still not done well past that is one we stop waiting for.
+WAIT_TIMEOUT_SECONDS = BUILD_TIMEOUT_SECONDS + 900
 _FIRST_POLL, _MAX_POLL = 0.5, 10.0  # seconds between GetBuild calls, growing
 _GET_RETRIES = 8  # transient GetBuild failures in a row before the build is given up on
 _RPC_TIMEOUT = 60.0  # seconds; the client's default is no deadline
@@ -53,6 +57,25 @@ def executor_args(context_uri: str, image_uri: str, cache_repo: str, platform: s
     ]
 
 
+def check_kaniko_image(ref: str) -> str:
+    """The executor image must be pinned (a version tag or a digest): ``:latest`` (or no tag) of an
+    executor is whatever was pushed last, so the same context could build differently tomorrow,
+    and upstream kaniko's ``:latest`` belongs to a project archived in 2025."""
+    from .registry import parse_image
+
+    _, _, reference = parse_image(ref)
+    if reference is None or reference == "latest":
+        from ..core.config import BuilderConfig
+
+        raise ConfigError(
+            f"{ref!r} is not pinned: name a version tag or a digest of the executor, e.g. the "
+            f"default {BuilderConfig().kaniko_image} (a maintained kaniko fork; upstream kaniko was "
+            "archived in 2025)",
+            path="builder.kaniko_image",
+        )
+    return ref
+
+
 class KanikoBuilder:
     """Uploads the context to Cloud Storage and runs kaniko on Google Cloud Build."""
 
@@ -65,6 +88,7 @@ class KanikoBuilder:
         self.builds = 0  # Cloud Build builds this builder created (a skipped build does not count)
         self.last_build_id: str | None = None
         self.last_log_url: str | None = None
+        self.wait_timeout = WAIT_TIMEOUT_SECONDS  # the deadline of the wait for one Cloud Build build
 
     def preflight(self) -> None:
         """Settings are complete and the Google packages are installed."""
@@ -72,6 +96,7 @@ class KanikoBuilder:
             check_destination(self.config.destination)
         split_gs_uri(self.config.build_context_store or "")
         self._project()
+        check_kaniko_image(self.config.kaniko_image)
         try:
             # Only to check they are installed; the builder imports them again where used.
             import google.cloud.devtools.cloudbuild_v1  # noqa: F401
@@ -89,21 +114,24 @@ class KanikoBuilder:
         log: LogFn,
         *,
         image: str | None = None,
+        stop: threading.Event | None = None,
     ) -> str:
-        """Build ``destination:<content hash>`` on Cloud Build unless the registry has it; return its URI."""
+        """Build ``destination:<content hash>`` on Cloud Build unless the registry has it; return its URI.
+        The wait for the build ends when ``stop`` is set (the agent stops or lost the run)."""
         repository = destination or self.config.destination
         if not image:  # settings errors first, whether or not a build turns out to be needed
             if repository:
                 check_destination(repository)
             bucket, prefix = split_gs_uri(self.config.build_context_store or "")
             project = self._project()
+            check_kaniko_image(self.config.kaniko_image)
         target = reuse_or_target(self.type, context, repository, image, log)
         if isinstance(target, str):
             return target
         context_uri = self._upload(context, bucket, prefix, log)
         args = executor_args(context_uri, target.uri, f"{target.repository}/cache",
                              platform or self.config.platform)
-        self._run_build(project, args, target.uri, log)
+        self._run_build(project, args, target.uri, log, stop or threading.Event())
         log(f"image pushed: {target.uri}")
         return target.uri
 
@@ -162,7 +190,7 @@ class KanikoBuilder:
         region = (environment.region if environment else None) or "global"
         return f"projects/{project}/locations/{region}"
 
-    def _run_build(self, project: str, args: list[str], uri: str, log: LogFn) -> None:
+    def _run_build(self, project: str, args: list[str], uri: str, log: LogFn, stop: threading.Event) -> None:
         from google.api_core import exceptions
         from google.cloud.devtools import cloudbuild_v1  # see _client
 
@@ -180,7 +208,7 @@ class KanikoBuilder:
             self.builds += 1
             self.last_build_id, self.last_log_url = started.id, started.log_url
             log(f"Cloud Build {started.id} started for {uri}; build log: {started.log_url}")
-            finished = self._follow(client, project, started.id, log)
+            finished = self._follow(client, project, started.id, log, stop)
         except exceptions.GoogleAPICallError as err:
             raise BuildError(f"Cloud Build refused the build of {uri}: {err.message}") from None
         status = cloudbuild_v1.Build.Status(finished.status).name
@@ -190,33 +218,43 @@ class KanikoBuilder:
                 f"Cloud Build {finished.id} for {uri} ended {status}: {detail}; build log: {finished.log_url}"
             )
 
-    def _follow(self, client, project: str, build_id: str, log: LogFn):
+    def _follow(self, client, project: str, build_id: str, log: LogFn, stop: threading.Event):
+        """GetBuild until the build is done, ``stop`` is set (BuildStopped) or ``wait_timeout``
+        passes (BuildError). A status read that fails transiently says nothing about the build: it
+        is read again on the same clock (the poll is the loop; there is no second retry layer)."""
         from google.api_core import exceptions
         from google.cloud.devtools import cloudbuild_v1  # see _client
 
         delay, last, failures = _FIRST_POLL, None, 0
         name = f"{self._parent(project)}/builds/{build_id}"
+        deadline = time.monotonic() + self.wait_timeout
         while True:
+            if stop.is_set():
+                raise BuildStopped(f"stopped waiting for Cloud Build {build_id} (it goes on at Cloud Build)")
             try:
                 build = client.get_build(request=cloudbuild_v1.GetBuildRequest(name=name), timeout=_RPC_TIMEOUT)
             except (exceptions.ServiceUnavailable, exceptions.InternalServerError, exceptions.DeadlineExceeded,
                     exceptions.TooManyRequests) as err:
-                # A status read that fails now and then says nothing about the build: read again.
                 failures += 1
                 if failures > _GET_RETRIES:
                     raise
                 log(f"Cloud Build {build_id}: status not read ({type(err).__name__}); trying again")
-                time.sleep(delay)
-                delay = min(delay * 1.5, _MAX_POLL)
-                continue
-            failures = 0
-            status = cloudbuild_v1.Build.Status(build.status).name
-            if status != last:
-                log(f"Cloud Build {build_id}: {status}")
-                last = status
-            if status in _DONE:
-                return build
-            time.sleep(delay)
+            else:
+                failures = 0
+                status = cloudbuild_v1.Build.Status(build.status).name
+                if status != last:
+                    log(f"Cloud Build {build_id}: {status}")
+                    last = status
+                if status in _DONE:
+                    return build
+            if time.monotonic() + delay > deadline:
+                raise BuildError(
+                    f"Cloud Build {build_id} did not finish within {self.wait_timeout:.0f} s "
+                    f"(last status {last or 'unknown'}); build log: {self.last_log_url}"
+                )
+            stop.wait(delay)
             delay = min(delay * 1.5, _MAX_POLL)
 
 
+class BuildStopped(BuildError):
+    """The wait for a build ended because the agent stops (or lost the run); nothing failed."""

@@ -40,6 +40,7 @@ class NoopBuilder:
         log: LogFn,
         *,
         image: str | None = None,
+        stop: object = None,  # nothing to wait for
     ) -> str:
         """Return ``image`` (the run's or queue's image); without one, BuildError says how to give one."""
         if not image:

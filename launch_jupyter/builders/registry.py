@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,27 +34,63 @@ MANIFEST_TYPES = ", ".join([
 TIMEOUT = 30.0
 
 
+class RegistryAuth:
+    """Credentials for one registry, current whenever they are asked for.
+
+    For a Google registry: Application Default Credentials, found once, and their access token
+    refreshed whenever it has expired or is about to (google-auth's ``valid`` already allows for
+    its refresh margin). So a push right after a long build, or by an agent that has run for
+    hours, never carries a token that ran out (ADC tokens live about an hour). Any other registry:
+    None (the engine's own credentials, if any). Never log what ``config`` returns."""
+
+    def __init__(self, registry: str):
+        self.registry = registry
+        self._credentials = None
+        self._lock = threading.Lock()
+
+    def config(self) -> dict | None:
+        """``{"username": "oauth2accesstoken", "password": <current ADC token>}``, or None."""
+        if not is_google_registry(self.registry):
+            return None
+        # google.auth is only needed when a Google registry is in play.
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+
+        with self._lock:
+            try:
+                if self._credentials is None:
+                    self._credentials, _ = google.auth.default(
+                        scopes=["https://www.googleapis.com/auth/cloud-platform"]
+                    )
+                if not self._credentials.valid:
+                    self._credentials.refresh(google.auth.transport.requests.Request())
+            except google.auth.exceptions.GoogleAuthError as err:
+                raise BuildError(
+                    f"no usable Application Default Credentials for {self.registry} ({type(err).__name__}); "
+                    "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+                ) from None
+            return {"username": "oauth2accesstoken", "password": self._credentials.token}
+
+
+_auths: dict[tuple[str, str], RegistryAuth] = {}
+_auths_lock = threading.Lock()
+
+
+def registry_auth(registry: str) -> RegistryAuth:
+    """The process's one RegistryAuth for ``registry`` (its token is refreshed only when stale),
+    per ADC key file (a changed GOOGLE_APPLICATION_CREDENTIALS is other credentials)."""
+    key = (registry, os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", ""))
+    with _auths_lock:
+        if key not in _auths:
+            _auths[key] = RegistryAuth(registry)
+        return _auths[key]
+
+
 def google_auth_config(registry: str) -> dict | None:
     """``{"username": "oauth2accesstoken", "password": <ADC access token>}`` for a Google registry,
-    None for any other. The token is for the docker SDK's ``auth_config`` only: never log it."""
-    if not is_google_registry(registry):
-        return None
-    # google.auth is only needed when a Google registry is in play.
-    import google.auth
-    import google.auth.exceptions
-    import google.auth.transport.requests
-
-    try:
-        credentials, _ = google.auth.default(
-            scopes=["https://www.googleapis.com/auth/cloud-platform"]
-        )
-        credentials.refresh(google.auth.transport.requests.Request())
-    except google.auth.exceptions.GoogleAuthError as err:
-        raise BuildError(
-            f"no usable Application Default Credentials for {registry} ({type(err).__name__}); "
-            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
-        ) from None
-    return {"username": "oauth2accesstoken", "password": credentials.token}
+    None for any other: a fresh RegistryAuth's ``config``. Never log it."""
+    return RegistryAuth(registry).config()
 
 
 def manifest_url(uri: str) -> str:

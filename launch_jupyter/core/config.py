@@ -45,7 +45,14 @@ class BuilderConfig:
     destination: str | None = None  # repository without tag, e.g. us-docker.pkg.dev/p/r/img
     platform: str = "linux/amd64"
     build_context_store: str | None = None  # gs://bucket/prefix (kaniko)
-    kaniko_image: str = "gcr.io/kaniko-project/executor:latest"
+    # The maintained kaniko fork, osscontainertools/kaniko (upstream GoogleContainerTools/kaniko was
+    # archived in June 2025; Chainguard's fork publishes no public image), v1.28.2 pinned by digest.
+    # The digest is that tag's index digest as pinned in a public third-party Dockerfile ("resolved
+    # from ghcr.io on 2026-09-18"), not resolved by us (no network here): check it with
+    # `crane digest ghcr.io/osscontainertools/kaniko:v1.28.2`, and again when you bump the version.
+    kaniko_image: str = (
+        "ghcr.io/osscontainertools/kaniko@sha256:4ea0e7301e3f6806de15150e4982c73018351e28c1dca6947bd3b4afb5ae3c60"
+    )
     network: str | None = None  # docker build network mode (e.g. "host"); default: the engine's
     base_image: str | None = None  # overrides the generated Dockerfile's FROM
 

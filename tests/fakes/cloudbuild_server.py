@@ -28,6 +28,7 @@ class CloudBuildState:
         self.parents: list[str] = []  # the parent (projects/P or projects/P/locations/R) of each create
         self.get_errors = 0  # the next GetBuild calls that answer 500 INTERNAL (transient, and not
         # in the client library's own GetBuild retry, which covers UNAVAILABLE and DEADLINE_EXCEEDED)
+        self.hold = False  # builds stay WORKING while set (a real build takes as long as its steps)
         self._failures: list[str] = []
         self.base_url = ""
         self.lock = threading.Lock()
@@ -62,7 +63,7 @@ class CloudBuildState:
             if build.status == Status.QUEUED:
                 build.status = Status.WORKING
                 build.start_time = _now()
-            elif build.status == Status.WORKING:
+            elif build.status == Status.WORKING and not self.hold:
                 failure = failure or self._missing_context(build)
                 build.status = Status.FAILURE if failure else Status.SUCCESS
                 build.finish_time = _now()

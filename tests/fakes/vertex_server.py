@@ -287,6 +287,7 @@ class VertexState:
         self.hidden_logs: dict[str, int] = {}  # insert id -> ListLogEntries calls still blind to it
         self.page_size_cap = 100  # the real service caps pages too; small enough to exercise paging
         self.list_lag = 0  # a new job is missing from this many List calls (eventual consistency)
+        self.list_lag_s = 0.0  # ... and from every List call this many seconds (fake clock) after its create
         self.cancel_wins = True  # False: a cancelled job still succeeds (cancel is best effort)
         self.listed_jobs: list[int] = []  # how many jobs each ListCustomJobs call returned
         self._next_id = 1000
@@ -500,6 +501,8 @@ class VertexState:
                 if entry.hidden_lists > 0:
                     entry.hidden_lists -= 1
                     continue
+                if self.now() - entry.proto.create_time.timestamp() < self.list_lag_s:
+                    continue  # eventual consistency by time: a real list lags for a while, not per call
                 self._advance(entry)
                 if match(entry.proto):
                     chosen.append(entry)

@@ -13,6 +13,12 @@ How the SDK is used without its process-global state (``aiplatform.init``):
   ``aiplatform.init(...)`` never leaks into a job.
 - A dry run is the same ``submit`` path with a client that records the request instead of sending.
 - Every call has a deadline (``rpc_timeout``); the SDK's default is none.
+- One attempt per call: an API error becomes a DispatchError that says whether it is transient
+  (``_api.is_transient``: a quota refusal is not); the agent owns the one retry policy
+  (``core.retry``). The one thing a create does beyond its single request is to settle an
+  ambiguous outcome: a create that was sent and then failed transiently (or whose answer could
+  not be read) may have made the job, so it is looked up by label a few times, ``lookup_interval``
+  apart (the list lags), before the create reports a failure the agent may retry.
 
 Status is read in batches: one ``ListCustomJobs`` per (endpoint, project, location) and cycle for
 the jobs that are still active (``labels.launch-run-id:*``, non-terminal states, created after the
@@ -33,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import LaunchError, RunError
 from ...core.model import Job, Problem, Queue, Run, Status
 from ...core.states import RunState
+from .. import Runner
 from ._api import (
     RPC_TIMEOUT,
-    Backoff,
     Clients,
     Target,
     credentials,
@@ -75,7 +81,7 @@ TERMINAL_JOB_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CAN
                        "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED")
 
 
-class VertexRunner:
+class VertexRunner(Runner):
     """Runs jobs as Vertex AI CustomJobs; see the module docstring for how the SDK is driven."""
 
     resource = "vertex"
@@ -86,25 +92,24 @@ class VertexRunner:
         self,
         agent_config: AgentConfig | None = None,
         *,
-        retry_base: float = 1.0,
-        retry_cap: float = 30.0,
-        retry_attempts: int = 6,
         log_interval: float = 5.0,
         rpc_timeout: float = RPC_TIMEOUT,
         lookup_attempts: int = 3,
         lookup_interval: float = 3.0,
         log_grace: float = 30.0,
+        log_deadline: float = 120.0,
     ):
-        self.agent_config = agent_config
-        self.backoff = Backoff(retry_base, retry_cap, retry_attempts)
+        super().__init__(agent_config)
         self.log_interval = log_interval
         self.rpc_timeout = rpc_timeout
         self.lookup_attempts = lookup_attempts  # a lost create: the list may lag behind the create
         self.lookup_interval = lookup_interval
         self.log_grace = log_grace  # log ingestion lags the job's end
-        # The agent's deadline for one of our calls: every RPC has rpc_timeout, and a call makes at
-        # most retry_attempts tries plus lookup_attempts look-ups, with backoff between them.
-        self.call_timeout = (rpc_timeout + retry_cap) * (retry_attempts + lookup_attempts) + 30.0
+        self.log_deadline = log_deadline  # how long a log read is retried (core.retry) before it fails
+        # The agent's deadline for one of our calls: one RPC, or a create plus its look-ups (each an
+        # RPC with rpc_timeout, lookup_interval apart); a poll is one List plus a Get per job that
+        # left the list, and stays well within it for the runs one agent holds.
+        self.call_timeout = rpc_timeout * (2 + lookup_attempts) + lookup_interval * lookup_attempts + 30.0
         self._clients = Clients()
         self._cancel_sent: set[str] = set()  # job names this runner asked Vertex AI to cancel
         self._warned: set[str] = set()
@@ -167,25 +172,13 @@ class VertexRunner:
         target = self._target(job)
         spec, run = build_arguments(job, target.project)
         client = self._clients.get(target)
-        found: list[str] = []
         scoped = _ScopedClient(client, spec, run, self.rpc_timeout)
-
-        def look_again() -> None:  # a failed create may still have made the job
-            name = self._find_settled(client, target, job.run.id)
-            if name:
-                found.append(name)
-
-        def create() -> str:
-            if found:
-                return found[0]
-            return _sdk_submit(spec, run, target, scoped).name
-
         try:
-            return self.backoff.call(create, before_retry=look_again)
+            return _sdk_submit(spec, run, target, scoped).name
         except Exception as err:
             if scoped.sent and (is_transient(err) or not is_api_error(err)):
                 # Sent, then the answer was lost or could not be read: the job may exist.
-                name = found[0] if found else self._find_settled(client, target, job.run.id)
+                name = self._find_settled(client, target, job.run.id)
                 if name:
                     log.info("run %s: the create's answer was lost; found %s", job.run.id, name)
                     return name
@@ -224,13 +217,7 @@ class VertexRunner:
 
     def _poll_group(self, target: Target, jobs: list[Job]) -> dict[str, Status]:
         client = self._clients.get(target)
-        try:
-            listed = self.backoff.call(lambda: self._list_active(client, target, jobs))
-        except Exception as err:
-            if not is_api_error(err):
-                raise
-            log.warning("could not list Vertex AI jobs in %s: %s", target.parent, err)
-            return {}
+        listed = self._api_call(lambda: self._list_active(client, target, jobs), "list the runs' jobs", target, "list")
         out = {}
         for job in jobs:
             resource = listed.get(_job_id(job.run.external_id))
@@ -261,14 +248,13 @@ class VertexRunner:
     def _get_one(self, client: Any, target: Target, job: Job) -> Any:
         name = job.run.external_id
         try:
-            return self.backoff.call(lambda: client.get_custom_job(name=name, timeout=self.rpc_timeout))
+            return client.get_custom_job(name=name, timeout=self.rpc_timeout)
         except Exception as err:
             if not is_api_error(err):
                 raise
             if error_code(err) == "NOT_FOUND":
                 return Status(RunState.FAILED, f"the Vertex AI job {name} no longer exists (deleted?)")
-            log.warning("could not read Vertex AI job %s: %s", name, err)
-            return None
+            raise dispatch_error(err, f"read {name}", target, "get") from None
 
     def _status(self, resource: Any, job: Job) -> Status:
         run = job.run
@@ -290,7 +276,7 @@ class VertexRunner:
         if not name:
             return
         try:
-            self.backoff.call(lambda: client.cancel_custom_job(name=name, timeout=self.rpc_timeout))
+            client.cancel_custom_job(name=name, timeout=self.rpc_timeout)
         except Exception as err:
             if not is_api_error(err):
                 raise
@@ -338,9 +324,10 @@ class VertexRunner:
         return self._api_call(lookup, "look for the run's existing job", target, "list")
 
     def _api_call(self, fn: Any, action: str, target: Target, kind: str) -> Any:
-        """``fn()`` with retries; an API error that stays becomes a DispatchError for ``action``."""
+        """``fn()``, once; an API error becomes a DispatchError for ``action`` that says whether it
+        is transient (the caller's retry policy decides what to do with it)."""
         try:
-            return self.backoff.call(fn)
+            return fn()
         except Exception as err:
             if is_api_error(err):
                 raise dispatch_error(err, action, target, kind) from None
@@ -604,7 +591,11 @@ def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) ->
             page_size=1000,
         ))
 
-    return runner._api_call(fetch, "read the job's logs", target, "logs")
+    from ...core.retry import retry
+
+    # Log following is driven here, not by the agent: the one retry policy, with its own deadline.
+    return retry(lambda: runner._api_call(fetch, "read the job's logs", target, "logs"),
+                 deadline_s=runner.log_deadline)
 
 
 def _logging_client(target: Target) -> Any:
@@ -632,7 +623,9 @@ def _get_job(runner: VertexRunner, client: Any, target: Target, name: str) -> An
                 return None
             raise
 
-    return runner._api_call(get, f"read {name}", target, "get")
+    from ...core.retry import retry
+
+    return retry(lambda: runner._api_call(get, f"read {name}", target, "get"), deadline_s=runner.log_deadline)
 
 
 def _finished(runner: VertexRunner, client: Any, target: Target, name: str) -> bool:

@@ -1,23 +1,20 @@
 """Talking to Vertex AI: per-queue targets, credentials, cached per-endpoint JobService clients,
-retries with capped exponential backoff and jitter, and API errors turned into DispatchErrors."""
+and API errors classified (transient or not) and turned into DispatchErrors. Nothing here retries:
+the one retry policy is ``core.retry``, applied by the agent."""
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from ...core.config import EnvironmentConfig
 from ...core.errors import DispatchError, LaunchError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Codes worth another try. RESOURCE_EXHAUSTED only when it is a rate limit, not a quota (see
 # quota_refusal); DEADLINE_EXCEEDED is our own per-call timeout firing on a hung connection.
@@ -283,31 +280,6 @@ def is_transient(err: BaseException) -> bool:
     return is_api_error(err) and error_code(err) in TRANSIENT and quota_refusal(err) is None
 
 
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    base: float = 1.0
-    cap: float = 30.0
-    attempts: int = 6
-
-    def call(self, fn: Callable[[], T], before_retry: Callable[[], Any] | None = None) -> T:
-        """Call ``fn``; retry transient API errors; re-raise anything else at once.
-        ``before_retry`` runs before each retry (e.g. to look for a job the failed call made)."""
-        for attempt in range(self.attempts):
-            try:
-                return fn()
-            except Exception as err:
-                if not is_transient(err) or attempt == self.attempts - 1:
-                    raise
-                delay = random.uniform(0, min(self.cap, self.base * 2**attempt))
-                log.info("Vertex AI %s; retrying in %.2fs", error_code(err), delay)
-                time.sleep(delay)
-                if before_retry is not None:
-                    before_retry()
-        raise AssertionError("unreachable")
-
-
 # The permission each action needs (IAM permissions of roles/aiplatform.user and
 # roles/logging.viewer).
 PERMISSIONS = {
@@ -336,10 +308,14 @@ def _permission_advice(kind: str) -> str:
             f"project and that the {api} API is enabled")
 
 
+_REST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+
+
 def dispatch_error(err: BaseException, action: str, target: Target, kind: str = "create") -> DispatchError:
     """An API error as a DispatchError a user can act on; ``kind`` is one of PERMISSIONS."""
     code = error_code(err)
-    message = getattr(err, "message", None) or str(err)
+    # The API's own text; over REST google-api-core prefixes it with the request ("GET <url>: ").
+    message = _REST_PREFIX.sub("", getattr(err, "message", None) or str(err))
     where = f"{target.parent} at {target.api_endpoint}"
     quota = quota_refusal(err)
     if quota is not None:
@@ -350,8 +326,8 @@ def dispatch_error(err: BaseException, action: str, target: Target, kind: str = 
         )
     if is_transient(err):
         return DispatchError(
-            f"Vertex AI did not answer {action} in {where} ({code}: {message}); gave up after "
-            "retries, the agent will try again later",
+            f"Vertex AI did not answer {action} in {where} ({code}: {message}); this is usually "
+            "temporary and worth another try",
             transient=True,
         )
     advice = _permission_advice(kind) if code == "PERMISSION_DENIED" else _ADVICE.get(code, "check the message above")

@@ -160,16 +160,16 @@ def run_labels(job: Job) -> dict[str, str]:
 
 
 def run_env(job: Job, output: str) -> list[dict]:
-    """The run's identity for the container; never anything from the agent's own environment."""
+    """The run's identity for the container (``core.identity.run_identity``: the same names and
+    meanings on every target, ``LAUNCH_QUEUE`` is ``entity/name``), plus its parameters; never
+    anything from the agent's own environment."""
+    from ...core.identity import run_identity
+
     run = job.run
-    return [
-        {"name": "LAUNCH_RUN_ID", "value": run.id},
-        {"name": "LAUNCH_QUEUE", "value": job.queue.name},
-        {"name": "LAUNCH_ENTITY", "value": run.entity},
-        {"name": "LAUNCH_AUTHOR", "value": run.author},
-        {"name": "LAUNCH_OUTPUT", "value": output},
-        {"name": "LAUNCH_PARAMETERS", "value": json.dumps(run.parameters or {}, sort_keys=True)},
-    ]
+    identity = run_identity(run_id=run.id, entity=job.queue.entity, queue=job.queue.path,
+                            author=run.author, output=output)
+    env = [{"name": name, "value": value} for name, value in identity.items()]
+    return env + [{"name": "LAUNCH_PARAMETERS", "value": json.dumps(run.parameters or {}, sort_keys=True)}]
 
 
 def run_env_names() -> tuple[str, ...]:
