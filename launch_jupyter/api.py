@@ -442,6 +442,8 @@ def submit(
     save: SaveFunction | None | bool = True,
     allow_nested: bool = False,
     store_url: str | None = None,
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
 ) -> RunHandle | str:
     """Put one run of ``notebook`` (default: the current one) on ``queue`` and return at once.
 
@@ -449,6 +451,8 @@ def submit(
     others on purpose) and are typed against its defaults. For the current notebook, ``save`` asks
     JupyterLab to save it first (``False``: submit it as last saved). Inside a run this refuses
     unless ``allow_nested``. With ``dry_run`` nothing is queued: the request comes back as YAML.
+    The notebook ships without its outputs unless ``keep_outputs``; ``allow_secrets`` lists files
+    (globs) that may ship although their content looks like a credential (a false positive).
     """
     from .packaging import check_parameters, create_context, pack_context, read_notebook_json
 
@@ -467,7 +471,9 @@ def submit(
     builder = config.get("builder") or {}
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
-        context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"))
+        context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"),
+                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
+                                 protected=_store_paths(store))
         run = Run(
             id="",
             queue_id=q.id or 0,
@@ -493,6 +499,15 @@ def submit(
         shutil.rmtree(tmp, ignore_errors=True)
     _wake_local_agent()
     return RunHandle(run, store_url)
+
+
+def _store_paths(store: QueueStore) -> list[Path]:
+    """The data dir and a SQLite store's file: never shipped in a build context."""
+    paths = [agent_config().data_dir]
+    url = str(store.url)
+    if url.startswith("sqlite:///"):
+        paths.append(Path(url[len("sqlite:///"):]))
+    return paths
 
 
 def _dry_run(queue: Queue, run: Run, context: Any) -> str:
@@ -595,7 +610,12 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
         for event in events(run.id, store_url=store_url):
             yield f"{time.strftime('%H:%M:%S', time.localtime(event.time))} {event.state} {event.message}"
         return
-    yield from get_runner(run.resource, agent_config()).logs(run, follow=follow)
+    cfg = agent_config()
+    if run.log_path is not None:  # the row says where: only ever inside this run's own folder
+        from .core.trust import checked_inside, run_folder
+
+        checked_inside(run.log_path, run_folder(cfg.data_dir, run.id), "the log")
+    yield from get_runner(run.resource, cfg).logs(run, follow=follow)
 
 
 # ---------------------------------------------------------------- who is serving

@@ -116,6 +116,10 @@ def add_submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include", action="append", default=[], metavar="GLOB",
                    help="extra files to ship, relative to the notebook")
     p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
+    p.add_argument("--keep-outputs", action="store_true",
+                   help="ship the notebook with its saved outputs (by default they are stripped)")
+    p.add_argument("--allow-secret", action="append", default=[], metavar="GLOB",
+                   help="a file that may ship although its content looks like a credential (a false positive)")
 
 
 def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,6 +136,8 @@ def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name,
         "include": args.include,
         "dry_run": args.dry_run,
+        "keep_outputs": args.keep_outputs,
+        "allow_secrets": args.allow_secret,
     }
 
 
