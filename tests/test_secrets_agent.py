@@ -65,7 +65,7 @@ def test_a_run_id_that_would_escape_the_data_folder_is_refused(isolated_home):
     api.create_queue("laptop", "local-process")
     run = api.submit(QUICKSTART, "laptop", parameters={"name": "ok"})
     bad = "../../../../escaped"
-    for table, column in (("runs", "id"), ("run_contexts", "run_id"), ("events", "run_id")):
+    for table, column in (("runs", "id"), ("run_contexts", "run_id"), ("run_events", "run_id")):
         sql(isolated_home, f"UPDATE {table} SET {column} = ? WHERE {column} = ?", bad, run.id)
     run_until_idle(queues=["laptop"])
     stored = api.get_run(bad)
