@@ -128,8 +128,12 @@ def _split_builder(config: dict) -> tuple[dict, dict]:
 
 
 def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None) -> list[Problem]:
+    from .core.queue_config import secret_problems
     from .core.templates import check_template_usage, fill_template_vars, sample_template_values
 
+    secrets = secret_problems(config)
+    if secrets:
+        return secrets
     undeclared = check_template_usage(config, template_vars)
     if undeclared:
         return undeclared
@@ -173,10 +177,22 @@ def _raise_problems(problems: list[Problem], what: str) -> None:
 
 
 def _check_name(name: str) -> None:
-    if not QUEUE_NAME.match(name or ""):
+    # fullmatch: "$" alone lets a trailing newline in; "." and ".." would read as paths
+    if not QUEUE_NAME.fullmatch(name or "") or set(name) == {"."}:
         raise QueueError(
-            f'bad queue name "{name}": use 1 to 64 characters from letters, digits, ".", "_" and "-"'
+            f'bad queue name "{_shown(name)}": use 1 to 64 characters from letters, digits, ".", "_" and "-"'
         )
+
+
+def _shown(text: str) -> str:
+    """``text`` as written, or escaped when it holds a newline or another unprintable character."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def _check_entity(entity: str | None) -> None:
+    if entity is not None and (not QUEUE_NAME.fullmatch(entity) or set(entity) == {"."}):
+        raise QueueError(f'bad entity "{_shown(entity)}": use 1 to 64 characters from letters, digits, ".", "_" and "-" '
+                         "(no '/')")
 
 
 def _split_queue_ref(name: str, entity: str | None) -> tuple[str, str | None]:
@@ -205,6 +221,7 @@ def create_queue(
 
     name, entity = _split_queue_ref(name, entity)
     _check_name(name)
+    _check_entity(entity)
     get_runner(resource)  # unknown resource → error listing the known ones
     parsed, text = _parse_config(resource, config)
     tvars = _template_vars(template_vars)
@@ -365,9 +382,13 @@ def resolve_run_config(
     resource_args: Mapping[str, Any] | None = None,
 ) -> dict:
     """The queue config merged with this run's overrides and template values, validated like a queue config."""
-    from .core.overrides import deep_merge
+    from .core.overrides import deep_merge, run_override_problems
+    from .core.queue_config import secret_problems
     from .core.templates import fill_template_vars
 
+    _raise_problems(run_override_problems(dict(resource_args or {})), "--resource-arg")
+    _raise_problems(secret_problems(dict(resource_args or {})) + secret_problems(dict(template_values or {})),
+                    "this run's overrides")
     merged = deep_merge(queue.config, dict(resource_args or {}))
     filled = fill_template_vars(merged, queue.template_vars, template_values or {})
     _raise_problems(_filled_config_problems(queue.resource, filled), "this run's config")
@@ -464,6 +485,13 @@ def submit(
         prio = Priority.parse(priority)
     except ValueError as err:
         raise ConfigError(str(err), path="priority") from None
+    if image is not None:  # it lands in a job spec or a docker command line: one reference, no spaces
+        from .core.images import parse_image
+
+        try:
+            parse_image(image)
+        except ConfigError as err:
+            raise ConfigError(str(err), path="image") from None
     config = resolve_run_config(q, template_values, resource_args)
     saver = _default_save() if save is True else (save or None)
     path, note = _locate_notebook(notebook, user_ns, saver)
@@ -564,6 +592,8 @@ def list_runs(
     store_url: str | None = None,
 ) -> list[Run]:
     """Runs, newest first, optionally of one queue / in some states / by one author."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"must be a whole number of at least 1, not {limit!r}", path="limit")
     store = open_store(store_url)
     queue_id = get_queue(queue, store_url=store_url).id if queue else None
     states = None

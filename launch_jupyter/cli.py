@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -162,6 +162,9 @@ def _read_config(path: str | None) -> str | None:
             return f.read()
     except OSError as err:
         raise LaunchError(f"--config: cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise LaunchError(f"--config: {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                          f"position {err.start}); save it as UTF-8") from None
 
 
 def _print_json(data: Any) -> None:
@@ -223,9 +226,19 @@ def _queue_dict(q: Any) -> dict:
 
 
 def _run_dict(run: Any) -> dict:
+    from .core.queue_config import mask_config
+    from .core.secrets import mask_secrets
+
     d = asdict(run)
     d["state"] = str(run.state)
     d["priority"] = str(run.priority)
+    # What could not be refused at create (a config written before the check, a row edited in
+    # SQL) is masked for display.
+    for key in ("config", "parameters", "template_values", "resource_args"):
+        if isinstance(d.get(key), dict):
+            d[key] = mask_config(d[key])
+    if isinstance(d.get("message"), str):
+        d["message"] = mask_secrets(d["message"])
     return d
 
 
@@ -245,14 +258,16 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_run_show(args: argparse.Namespace) -> int:
     from . import api
+    from .core.secrets import mask_secrets
 
     handle = api.get_run(args.run_id)
     events = handle.events()
     if args.json:
         _print_json({**_run_dict(handle.run), "events": [
-            {"time": e.time, "state": str(e.state), "message": e.message} for e in events]})
+            {"time": e.time, "state": str(e.state), "message": mask_secrets(e.message)} for e in events]})
         return 0
-    r = handle.run
+    r = replace(handle.run, **{k: v for k, v in _run_dict(handle.run).items()
+                               if k in ("parameters", "message")})
     for key, value in [("run", r.id), ("name", r.name), ("queue", f"{r.entity}/{r.queue_name}"), ("state", r.state),
                        ("author", r.author), ("priority", r.priority), ("notebook", r.notebook),
                        ("parameters", json.dumps(r.parameters)), ("image", r.image_uri or r.image or "-"),
@@ -261,7 +276,7 @@ def _cmd_run_show(args: argparse.Namespace) -> int:
         print(f"{key + ':':17}{value}")
     print("events:")
     for e in events:
-        print(f"  {_when(e.time)}  {str(e.state):10}  {e.message}")
+        print(f"  {_when(e.time)}  {str(e.state):10}  {mask_secrets(e.message)}")
     return 0
 
 
@@ -314,7 +329,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         overrides["max_jobs"] = args.max_jobs
     if args.poll_interval is not None:
         overrides["poll_interval"] = args.poll_interval
-    log_file = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+    try:
+        log_file = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+    except OSError as err:
+        raise LaunchError(f"--log-file {args.log_file}: cannot write there: {err.strerror}") from None
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -365,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agents":
             return _cmd_agents(args)
     except LaunchError as err:
-        sys.stderr.write(f"launch-jupyter: error: {err}\n")
+        # One line whatever the message echoes back (a name or value with a newline in it).
+        message = str(err).replace("\r", "\\r").replace("\n", "\\n")
+        sys.stderr.write(f"launch-jupyter: error: {message}\n")
         return USAGE_ERROR
     except BrokenPipeError:
         return 0
