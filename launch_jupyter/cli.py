@@ -97,7 +97,56 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--poll-interval", type=float)
     agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
     agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
+    _add_team_commands(sub)
     return p
+
+
+def _add_team_commands(sub: Any) -> None:
+    """``store init --team`` and ``entity create/add-member``: access the database enforces."""
+    store = sub.add_parser("store", help="set up a shared PostgreSQL store")
+    ssub = store.add_subparsers(dest="store_command", required=True, parser_class=_Parser)
+    init = ssub.add_parser("init", help="create the tables; with --team also roles, grants and row-level security")
+    init.add_argument("--team", action="store_true", help="install row-level security (run as the store's owner)")
+    init.add_argument("--group", default="launch_jupyter_users", help="the role every person's role joins")
+    init.add_argument("--add-person", action="append", default=[], metavar="ROLE",
+                      help="let this database role use the store (grants it the group)")
+    init.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
+    entity = sub.add_parser("entity", help="team entities and their members (a --team store)")
+    esub = entity.add_subparsers(dest="entity_command", required=True, parser_class=_Parser)
+    create = esub.add_parser("create", help="create a team entity; you become its owner (an admin)")
+    create.add_argument("name")
+    member = esub.add_parser("add-member", help="add a database role to a team entity (admins only)")
+    member.add_argument("entity")
+    member.add_argument("role")
+    member.add_argument("--admin", action="store_true", help="may edit the team's queues and members")
+
+
+def _cmd_team(args: argparse.Namespace) -> int:
+    from . import api
+    from .store import _team
+
+    url = args.store or api.agent_config().store
+    if args.command == "store":
+        if args.print_sql:
+            print(_team.team_sql(group=args.group))
+            return 0
+        if not args.team:
+            api.open_store(url)
+            print("store ready (one person's store: pass --team on PostgreSQL for row-level security)")
+            return 0
+        schema = _team.init_team(url, group=args.group)
+        for role in args.add_person:
+            _team.add_person(url, role, group=args.group)
+        print(f"row-level security installed in schema {schema}; each person connects as their own role "
+              f"(member of {args.group})")
+        return 0
+    if args.entity_command == "create":
+        _team.create_entity(url, args.name)
+        print(f"created team entity {args.name}")
+        return 0
+    _team.add_member(url, args.entity, args.role, admin=args.admin)
+    print(f"{args.role} is {'an admin' if args.admin else 'a member'} of {args.entity}")
+    return 0
 
 
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
@@ -382,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_agent(args)
         if args.command == "agents":
             return _cmd_agents(args)
+        if args.command in ("store", "entity"):
+            return _cmd_team(args)
     except LaunchError as err:
         # One line whatever the message echoes back (a name or value with a newline in it).
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")

@@ -316,7 +316,10 @@ def _create_sqlite_engine(parsed) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).expanduser().parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            # One person's file: a folder we create is 0700, a new store file 0600 (SQLite gives
+            # its -wal/-shm files the store file's mode).
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(Path(database).expanduser(), os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as err:
             raise StoreError(f"cannot create the store folder {folder}: {err.strerror}") from err
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
