@@ -262,6 +262,13 @@ def test_the_store_and_the_data_dir_never_ship(tmp_path, monkeypatch):
     assert_no_marker(shipped_bytes(ctx))
 
 
+def test_a_notebook_inside_the_data_dir_still_ships_its_own_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    nb = project(tmp_path / "xdg" / "launch_jupyter" / "runs" / "r1" / "context")  # a run submitting itself
+    ctx = create_context(nb, tmp_path / "ctx", wheel=False)
+    assert (ctx.directory / "data.csv").is_file()
+
+
 def test_over_the_size_limit_the_biggest_files_are_named(tmp_path):
     nb = project(tmp_path / "src")
     (nb.parent / "huge.parquet").write_bytes(os.urandom(300_000))

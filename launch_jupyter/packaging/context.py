@@ -139,7 +139,9 @@ class _Guard:
         self._always = pathspec.GitIgnoreSpec.from_lines(DEFAULT_EXCLUDES)
         self._user = pathspec.GitIgnoreSpec.from_lines(_lines(folder / IGNORE_FILE))
         self._allow = pathspec.GitIgnoreSpec.from_lines([*_lines(folder / ALLOW_FILE), *allow])
-        self.protected = _protected_paths(protected)
+        # Only what lies inside the folder: a notebook that runs inside the data dir (a run that
+        # submits itself) still ships its own files.
+        self.protected = [p for p in _protected_paths(protected) if p != self.root and p.is_relative_to(self.root)]
 
     def ignore(self, rel: str) -> bool:
         return self._always.match_file(rel) or self._user.match_file(rel)
