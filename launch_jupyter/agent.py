@@ -201,9 +201,14 @@ class Agent:
                 entity, _, name = ref.rpartition("/")
                 queues.append(self.store.find_queue(name, user, entity or None))
         else:
-            queues = self.store.list_queues(user)
+            # Without -q only the queues this user created: a shared queue someone else made must
+            # not run that person's notebooks under this user's credentials.
+            queues = [q for q in self.store.list_queues(user) if q.created_by == user]
             if not queues:
-                raise LaunchError("no queues to serve: create one, or name them with -q QUEUE")
+                raise LaunchError(f"no queues to serve: {user} created none; create one, or name them with -q QUEUE")
+            self._say(f"no -q given: serving the queues {user} created ({', '.join(q.path for q in queues)}); "
+                      "name others' shared queues with -q ENTITY/QUEUE")
+        _check_writable(self.config.data_dir)
         for queue in queues:
             runner = self._runners.get(queue.resource) or as_runner(get_runner(queue.resource, self.config))
             runner.preflight(queue, self.config)
@@ -537,9 +542,10 @@ class Agent:
     # ------------------------------------------------------------ build + submit (worker threads)
 
     def _context(self, run: Run) -> tuple[Path, str]:
+        from .core.trust import run_folder
         from .packaging import unpack_context
 
-        context_dir = self.config.data_dir / "runs" / run.id / "context"
+        context_dir = run_folder(self.config.data_dir, run.id) / "context"
         if not context_dir.exists():
             data = self.store.get_context(run.id)
             if data is None:
@@ -547,9 +553,13 @@ class Agent:
             partial = context_dir.with_name(f"context.partial-{uuid.uuid4().hex[:6]}")
             unpack_context(data, partial)
             try:
+                _check_context_hash(run, partial)
                 partial.rename(context_dir)
             except OSError:
                 shutil.rmtree(partial, ignore_errors=True)  # another attempt won the race
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
         return context_dir, Path(run.notebook).name
 
     def _job(self, run: Run, queue: Queue, image_uri: str | None) -> Job:
@@ -856,6 +866,34 @@ class Agent:
     def _say(self, line: str) -> None:
         if self._log is not None:
             self._log(f"{time.strftime('%H:%M:%S')} {line}")
+
+
+def _check_writable(data_dir: Path) -> None:
+    """Refuse to start when runs could not be unpacked: else every claimed run would fail."""
+    import tempfile
+
+    try:
+        runs = Path(data_dir) / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=runs)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise LaunchError(f"data_dir {data_dir} is not writable ({err.strerror or err}): the agent unpacks "
+                          "each run there; set data_dir in launch-config.yaml (or XDG_DATA_HOME) to a "
+                          "folder you can write") from None
+
+
+def _check_context_hash(run: Run, folder: Path) -> None:
+    """The context must be the one submitted: its hash is the run's ``content_hash``."""
+    from .packaging import hash_directory
+
+    if not run.content_hash:
+        raise LaunchError(f"run {run.id} has no content hash, so its build context cannot be checked; not used")
+    actual = hash_directory(folder)
+    if actual != run.content_hash:
+        raise LaunchError(f"run {run.id}: the build context in the store does not match the run's content hash "
+                          f"({actual[:12]} ≠ {run.content_hash[:12]}): it was changed after submit; not used")
 
 
 class _CancelledBeforeCreate(LaunchError):

@@ -128,8 +128,12 @@ def _split_builder(config: dict) -> tuple[dict, dict]:
 
 
 def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None) -> list[Problem]:
+    from .core.queue_config import secret_problems
     from .core.templates import check_template_usage, fill_template_vars, sample_template_values
 
+    secrets = secret_problems(config)
+    if secrets:
+        return secrets
     undeclared = check_template_usage(config, template_vars)
     if undeclared:
         return undeclared
@@ -173,10 +177,22 @@ def _raise_problems(problems: list[Problem], what: str) -> None:
 
 
 def _check_name(name: str) -> None:
-    if not QUEUE_NAME.match(name or ""):
+    # fullmatch: "$" alone lets a trailing newline in; "." and ".." would read as paths
+    if not QUEUE_NAME.fullmatch(name or "") or set(name) == {"."}:
         raise QueueError(
-            f'bad queue name "{name}": use 1 to 64 characters from letters, digits, ".", "_" and "-"'
+            f'bad queue name "{_shown(name)}": use 1 to 64 characters from letters, digits, ".", "_" and "-"'
         )
+
+
+def _shown(text: str) -> str:
+    """``text`` as written, or escaped when it holds a newline or another unprintable character."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def _check_entity(entity: str | None) -> None:
+    if entity is not None and (not QUEUE_NAME.fullmatch(entity) or set(entity) == {"."}):
+        raise QueueError(f'bad entity "{_shown(entity)}": use 1 to 64 characters from letters, digits, ".", "_" and "-" '
+                         "(no '/')")
 
 
 def _split_queue_ref(name: str, entity: str | None) -> tuple[str, str | None]:
@@ -205,6 +221,7 @@ def create_queue(
 
     name, entity = _split_queue_ref(name, entity)
     _check_name(name)
+    _check_entity(entity)
     get_runner(resource)  # unknown resource → error listing the known ones
     parsed, text = _parse_config(resource, config)
     tvars = _template_vars(template_vars)
@@ -365,9 +382,13 @@ def resolve_run_config(
     resource_args: Mapping[str, Any] | None = None,
 ) -> dict:
     """The queue config merged with this run's overrides and template values, validated like a queue config."""
-    from .core.overrides import deep_merge
+    from .core.overrides import deep_merge, run_override_problems
+    from .core.queue_config import secret_problems
     from .core.templates import fill_template_vars
 
+    _raise_problems(run_override_problems(dict(resource_args or {})), "--resource-arg")
+    _raise_problems(secret_problems(dict(resource_args or {})) + secret_problems(dict(template_values or {})),
+                    "this run's overrides")
     merged = deep_merge(queue.config, dict(resource_args or {}))
     filled = fill_template_vars(merged, queue.template_vars, template_values or {})
     _raise_problems(_filled_config_problems(queue.resource, filled), "this run's config")
@@ -442,6 +463,8 @@ def submit(
     save: SaveFunction | None | bool = True,
     allow_nested: bool = False,
     store_url: str | None = None,
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
 ) -> RunHandle | str:
     """Put one run of ``notebook`` (default: the current one) on ``queue`` and return at once.
 
@@ -449,6 +472,8 @@ def submit(
     others on purpose) and are typed against its defaults. For the current notebook, ``save`` asks
     JupyterLab to save it first (``False``: submit it as last saved). Inside a run this refuses
     unless ``allow_nested``. With ``dry_run`` nothing is queued: the request comes back as YAML.
+    The notebook ships without its outputs unless ``keep_outputs``; ``allow_secrets`` lists files
+    (globs) that may ship although their content looks like a credential (a false positive).
     """
     from .packaging import check_parameters, create_context, pack_context, read_notebook_json
 
@@ -460,6 +485,13 @@ def submit(
         prio = Priority.parse(priority)
     except ValueError as err:
         raise ConfigError(str(err), path="priority") from None
+    if image is not None:  # it lands in a job spec or a docker command line: one reference, no spaces
+        from .core.images import parse_image
+
+        try:
+            parse_image(image)
+        except ConfigError as err:
+            raise ConfigError(str(err), path="image") from None
     config = resolve_run_config(q, template_values, resource_args)
     saver = _default_save() if save is True else (save or None)
     path, note = _locate_notebook(notebook, user_ns, saver)
@@ -467,7 +499,9 @@ def submit(
     builder = config.get("builder") or {}
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
-        context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"))
+        context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"),
+                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
+                                 protected=_store_paths(store))
         run = Run(
             id="",
             queue_id=q.id or 0,
@@ -493,6 +527,15 @@ def submit(
         shutil.rmtree(tmp, ignore_errors=True)
     _wake_local_agent()
     return RunHandle(run, store_url)
+
+
+def _store_paths(store: QueueStore) -> list[Path]:
+    """The data dir and a SQLite store's file: never shipped in a build context."""
+    paths = [agent_config().data_dir]
+    url = str(store.url)
+    if url.startswith("sqlite:///"):
+        paths.append(Path(url[len("sqlite:///"):]))
+    return paths
 
 
 def _dry_run(queue: Queue, run: Run, context: Any) -> str:
@@ -549,6 +592,8 @@ def list_runs(
     store_url: str | None = None,
 ) -> list[Run]:
     """Runs, newest first, optionally of one queue / in some states / by one author."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"must be a whole number of at least 1, not {limit!r}", path="limit")
     store = open_store(store_url)
     queue_id = get_queue(queue, store_url=store_url).id if queue else None
     states = None
@@ -595,7 +640,12 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
         for event in events(run.id, store_url=store_url):
             yield f"{time.strftime('%H:%M:%S', time.localtime(event.time))} {event.state} {event.message}"
         return
-    yield from get_runner(run.resource, agent_config()).logs(run, follow=follow)
+    cfg = agent_config()
+    if run.log_path is not None:  # the row says where: only ever inside this run's own folder
+        from .core.trust import checked_inside, run_folder
+
+        checked_inside(run.log_path, run_folder(cfg.data_dir, run.id), "the log")
+    yield from get_runner(run.resource, cfg).logs(run, follow=follow)
 
 
 # ---------------------------------------------------------------- who is serving

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -100,7 +100,56 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--poll-interval", type=float)
     agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
     agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
+    _add_team_commands(sub)
     return p
+
+
+def _add_team_commands(sub: Any) -> None:
+    """``store init --team`` and ``entity create/add-member``: access the database enforces."""
+    store = sub.add_parser("store", help="set up a shared PostgreSQL store")
+    ssub = store.add_subparsers(dest="store_command", required=True, parser_class=_Parser)
+    init = ssub.add_parser("init", help="create the tables; with --team also roles, grants and row-level security")
+    init.add_argument("--team", action="store_true", help="install row-level security (run as the store's owner)")
+    init.add_argument("--group", default="launch_jupyter_users", help="the role every person's role joins")
+    init.add_argument("--add-person", action="append", default=[], metavar="ROLE",
+                      help="let this database role use the store (grants it the group)")
+    init.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
+    entity = sub.add_parser("entity", help="team entities and their members (a --team store)")
+    esub = entity.add_subparsers(dest="entity_command", required=True, parser_class=_Parser)
+    create = esub.add_parser("create", help="create a team entity; you become its owner (an admin)")
+    create.add_argument("name")
+    member = esub.add_parser("add-member", help="add a database role to a team entity (admins only)")
+    member.add_argument("entity")
+    member.add_argument("role")
+    member.add_argument("--admin", action="store_true", help="may edit the team's queues and members")
+
+
+def _cmd_team(args: argparse.Namespace) -> int:
+    from . import api
+    from .store import _team
+
+    url = args.store or api.agent_config().store
+    if args.command == "store":
+        if args.print_sql:
+            print(_team.team_sql(group=args.group))
+            return 0
+        if not args.team:
+            api.open_store(url)
+            print("store ready (one person's store: pass --team on PostgreSQL for row-level security)")
+            return 0
+        schema = _team.init_team(url, group=args.group)
+        for role in args.add_person:
+            _team.add_person(url, role, group=args.group)
+        print(f"row-level security installed in schema {schema}; each person connects as their own role "
+              f"(member of {args.group})")
+        return 0
+    if args.entity_command == "create":
+        _team.create_entity(url, args.name)
+        print(f"created team entity {args.name}")
+        return 0
+    _team.add_member(url, args.entity, args.role, admin=args.admin)
+    print(f"{args.role} is {'an admin' if args.admin else 'a member'} of {args.entity}")
+    return 0
 
 
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
@@ -119,6 +168,10 @@ def add_submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include", action="append", default=[], metavar="GLOB",
                    help="extra files to ship, relative to the notebook")
     p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
+    p.add_argument("--keep-outputs", action="store_true",
+                   help="ship the notebook with its saved outputs (by default they are stripped)")
+    p.add_argument("--allow-secret", action="append", default=[], metavar="GLOB",
+                   help="a file that may ship although its content looks like a credential (a false positive)")
 
 
 def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,6 +188,8 @@ def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name,
         "include": args.include,
         "dry_run": args.dry_run,
+        "keep_outputs": args.keep_outputs,
+        "allow_secrets": args.allow_secret,
     }
 
 
@@ -159,6 +214,9 @@ def _read_config(path: str | None) -> str | None:
             return f.read()
     except OSError as err:
         raise LaunchError(f"--config: cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise LaunchError(f"--config: {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                          f"position {err.start}); save it as UTF-8") from None
 
 
 def _print_json(data: Any) -> None:
@@ -220,9 +278,19 @@ def _queue_dict(q: Any) -> dict:
 
 
 def _run_dict(run: Any) -> dict:
+    from .core.queue_config import mask_config
+    from .core.secrets import mask_secrets
+
     d = asdict(run)
     d["state"] = str(run.state)
     d["priority"] = str(run.priority)
+    # What could not be refused at create (a config written before the check, a row edited in
+    # SQL) is masked for display.
+    for key in ("config", "parameters", "template_values", "resource_args"):
+        if isinstance(d.get(key), dict):
+            d[key] = mask_config(d[key])
+    if isinstance(d.get("message"), str):
+        d["message"] = mask_secrets(d["message"])
     return d
 
 
@@ -242,14 +310,16 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_run_show(args: argparse.Namespace) -> int:
     from . import api
+    from .core.secrets import mask_secrets
 
     handle = api.get_run(args.run_id)
     events = handle.events()
     if args.json:
         _print_json({**_run_dict(handle.run), "events": [
-            {"time": e.time, "state": str(e.state), "message": e.message} for e in events]})
+            {"time": e.time, "state": str(e.state), "message": mask_secrets(e.message)} for e in events]})
         return 0
-    r = handle.run
+    r = replace(handle.run, **{k: v for k, v in _run_dict(handle.run).items()
+                               if k in ("parameters", "message")})
     for key, value in [("run", r.id), ("name", r.name), ("queue", f"{r.entity}/{r.queue_name}"), ("state", r.state),
                        ("author", r.author), ("priority", r.priority), ("notebook", r.notebook),
                        ("parameters", json.dumps(r.parameters)), ("image", r.image_uri or r.image or "-"),
@@ -258,7 +328,7 @@ def _cmd_run_show(args: argparse.Namespace) -> int:
         print(f"{key + ':':17}{value}")
     print("events:")
     for e in events:
-        print(f"  {_when(e.time)}  {str(e.state):10}  {e.message}")
+        print(f"  {_when(e.time)}  {str(e.state):10}  {mask_secrets(e.message)}")
     return 0
 
 
@@ -311,7 +381,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         overrides["max_jobs"] = args.max_jobs
     if args.poll_interval is not None:
         overrides["poll_interval"] = args.poll_interval
-    log_file = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+    try:
+        log_file = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+    except OSError as err:
+        raise LaunchError(f"--log-file {args.log_file}: cannot write there: {err.strerror}") from None
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -361,8 +434,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_agent(args)
         if args.command == "agents":
             return _cmd_agents(args)
+        if args.command in ("store", "entity"):
+            return _cmd_team(args)
     except LaunchError as err:
-        sys.stderr.write(f"launch-jupyter: error: {err}\n")
+        # One line whatever the message echoes back (a name or value with a newline in it).
+        message = str(err).replace("\r", "\\r").replace("\n", "\\n")
+        sys.stderr.write(f"launch-jupyter: error: {message}\n")
         return RUNTIME_ERROR if isinstance(err, _RUNTIME_ERRORS) else USAGE_ERROR
     except BrokenPipeError:
         return 0

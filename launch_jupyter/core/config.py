@@ -485,6 +485,23 @@ def builder_problems(overrides: Mapping[str, Any]) -> list[Problem]:
             hint = closest(key, known)
             suffix = f', did you mean "{hint}"?' if hint else ""
             problems.append(Problem(f"builder.{key}", f"unknown builder setting{suffix}"))
+    problems += _image_problems(overrides)
+    return problems
+
+
+def _image_problems(builder: Mapping[str, Any]) -> list[Problem]:
+    """Images land in a Dockerfile's FROM or a build step: each must parse as one reference."""
+    from .images import parse_image
+
+    problems = []
+    for key in ("base_image", "kaniko_image"):
+        value = builder.get(key)
+        if value is None:
+            continue
+        try:
+            parse_image(value if isinstance(value, str) else "")
+        except ConfigError as err:
+            problems.append(Problem(f"builder.{key}", str(err)))
     return problems
 
 

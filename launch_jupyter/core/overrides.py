@@ -10,7 +10,7 @@ booleans, ``null`` is None, ``[...]``/``{...}`` are a list/mapping (JSON or YAML
 from __future__ import annotations
 
 import copy
-import json
+import keyword
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -176,11 +176,7 @@ def parse_value(text: str, where: str = "value") -> Any:
 
 def _parse_collection(text: str, where: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:
-        pass  # not JSON; YAML flow style such as [a, b] or {a: 1}
-    try:
-        value = load_yaml(text, where)
+        value = load_yaml(text, where)  # JSON first, then YAML flow style, both with size limits
     except ConfigError as err:
         raise ConfigError(
             f"{err}; a value starting with [ or {{ must be a JSON or YAML list/mapping"
@@ -234,18 +230,52 @@ def parse_parameters(items: Sequence[str]) -> dict:
 
 def _split_parameter(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
-    if sep and _IDENTIFIER.fullmatch(key.strip()):
+    if sep and _is_name(key.strip()):
         return key.strip(), value
     parts = item.strip().split(None, 1)
-    if len(parts) == 2 and _IDENTIFIER.fullmatch(parts[0]):
+    if len(parts) == 2 and _is_name(parts[0]):
         return parts[0], parts[1]
     name = (key if sep else parts[0] if parts else "").strip()
     if not name:
         problem = "the parameter has no name"
     elif not (sep or len(parts) == 2):
         problem = "the parameter has no value"
+    elif keyword.iskeyword(name):
+        problem = f'"{name}" is a Python keyword, not a name a notebook can assign'
     else:
         problem = f'"{name}" is not a Python identifier'
     raise ConfigError(
         f"-p {item!r}: {problem}; write -p name=value or -p name value, e.g. -p lr=0.1"
     )
+
+
+def _is_name(text: str) -> bool:
+    return bool(_IDENTIFIER.fullmatch(text)) and not keyword.iskeyword(text)
+
+
+def parameter_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a notebook parameter (None when it can): it is injected as code."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or not name.isascii():
+        return f"{name!r} is not a Python identifier (letters, digits and _, not starting with a digit)"
+    if keyword.iskeyword(name):
+        return f'"{name}" is a Python keyword, not a name a notebook can assign'
+    return None
+
+
+# What a submitter may steer in ``builder:`` for one run: the queue owns the kaniko image, the
+# network and the destination (they run with the agent's credentials), W&B's model of resource
+# args limited to the runner's settings.
+RUN_BUILDER_KEYS = ("base_image", "accelerator")
+
+
+def run_override_problems(resource_args: dict) -> list:
+    """A Problem for each ``builder.*`` key a per-run override may not set."""
+    from .model import Problem
+
+    builder = resource_args.get("builder")
+    if builder is None:
+        return []
+    if not isinstance(builder, dict):
+        return [Problem("builder", "a run may only set builder.base_image")]
+    return [Problem(f"builder.{key}", "is the queue's to set, not a run's (a run may only set builder.base_image); "
+                    "edit the queue, or ask its owner") for key in builder if key not in RUN_BUILDER_KEYS]

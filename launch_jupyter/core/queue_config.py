@@ -93,15 +93,28 @@ def _install_core_schema() -> None:
 _install_core_schema()
 
 
+# Limits checked before any object is built: a few hundred bytes of nested aliases (a "billion
+# laughs") would otherwise expand to billions of nodes, and deep nesting overflows the stack.
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # after alias expansion
+MAX_ALIASES = 1_000
+
+
 def load_yaml(text: str, source: str = "config") -> Any:
-    """Parse YAML (or JSON) text with the rules above; a syntax error names ``source``, line and column."""
+    """Parse YAML (or JSON) text with the rules above; a syntax error names ``source``, line and column.
+    Deeper than MAX_DEPTH, or more than MAX_NODES nodes once aliases are expanded, is refused."""
     if text.lstrip().startswith(("{", "[")):
         try:
-            return json.loads(text)
+            data = json.loads(text)
+        except RecursionError:
+            raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
         except ValueError:
             pass  # YAML flow style, e.g. {a: 1}; the YAML reader gives the error if any
+        else:
+            _check_json_size(data, source)
+            return data
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return _load_limited(text, source)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -113,6 +126,80 @@ def load_yaml(text: str, source: str = "config") -> Any:
         raise ConfigError(f"{source}: not valid YAML ({err})") from None
 
 
+def _load_limited(text: str, source: str) -> Any:
+    _check_events(text, source)  # depth and alias count from the event stream: nothing built yet
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_events(text: str, source: str) -> None:
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{source}: line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise ConfigError(f"{source}: more than {MAX_ALIASES} aliases (*name); write the values out")
+
+
+def _check_expanded(root: yaml.Node, source: str) -> None:
+    """The node count once every alias is expanded, computed without expanding (memoized)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            if known < 0:
+                raise ConfigError(f"{source}: line {node.start_mark.line + 1}: an alias refers to the value "
+                                  "that holds it (a loop); write the value out")
+            return known
+        sizes[id(node)] = -1  # in progress: meeting it again below is a loop
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                break
+        sizes[id(node)] = total
+        return total
+
+    if size(root) > MAX_NODES:
+        raise ConfigError(f"{source}: expands to more than {MAX_NODES} values (aliases of aliases?); "
+                          "a config is a few hundred at most")
+
+
+def _check_json_size(data: Any, source: str) -> None:
+    stack = [(data, 1)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+        if count > MAX_NODES:
+            raise ConfigError(f"{source}: more than {MAX_NODES} values; a config is a few hundred at most")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def parse_config_text(text: str, source: str = "config") -> dict:
     """YAML or JSON text → dict; empty text → ``{}``; a syntax error or a non-mapping is a ConfigError."""
     data = load_yaml(text, source)
@@ -122,6 +209,60 @@ def parse_config_text(text: str, source: str = "config") -> dict:
         raise ConfigError(
             f"{source}: the top level must be a mapping of keys (e.g. 'spec: ...'), not {kind_of(data)}"
         )
+    return data
+
+
+# Names that say a value is a credential; a literal value under one is refused (a reference
+# such as ${...} or {{...}}, or an empty value, is fine).
+_SECRET_NAME = re.compile(r"(?i)(?:^|_|-)(?:api_?key|token|secret|password|passwd|credentials?|private_key|access_key)s?$")
+_REFERENCE = re.compile(r"^\s*(?:\$\{[^}]*\}|\{\{[^}]*\}\})\s*$")
+SECRET_HINT = ("a queue config is stored in the shared store and shown by `run show`: give the job the "
+               "value through the agent's environment (a local runner passes the agent's env vars on) or "
+               "Secret Manager, and leave it out of the config")
+
+
+def secret_problems(data: Any, path: str = "") -> list[Problem]:
+    """A Problem for each value that looks like a credential (a token format, a private key, a
+    literal value under a name such as ``*_API_KEY``/``*_TOKEN``/``*PASSWORD``)."""
+    from .secrets import first_secret
+
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            key_path = join_path(path, str(key))
+            if isinstance(value, (dict, list)):
+                problems.extend(secret_problems(value, key_path))
+                continue
+            found = first_secret(f"{key}: {value}") if isinstance(value, str) else None
+            if found is not None:
+                problems.append(Problem(key_path, f"looks like a credential ({found.kind}); {SECRET_HINT}"))
+            elif _looks_named_secret(str(key), value):
+                problems.append(Problem(key_path, f"holds a literal value under a credential's name; {SECRET_HINT}"))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            if isinstance(item, str) and first_secret(item) is not None:
+                problems.append(Problem(join_path(path, index), f"looks like a credential; {SECRET_HINT}"))
+            elif isinstance(item, (dict, list)):
+                problems.extend(secret_problems(item, join_path(path, index)))
+    return problems
+
+
+def _looks_named_secret(key: str, value: Any) -> bool:
+    if not isinstance(value, str) or len(value.strip()) < 8 or _REFERENCE.match(value):
+        return False
+    return bool(_SECRET_NAME.search(key))
+
+
+def mask_config(data: Any, key: str = "") -> Any:
+    """A copy with every credential-looking value replaced by ``****`` (for ``run show``)."""
+    from .secrets import first_secret
+
+    if isinstance(data, dict):
+        return {k: mask_config(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [mask_config(item, key) for item in data]
+    if isinstance(data, str) and (first_secret(f"{key}: {data}") is not None or _looks_named_secret(key, data)):
+        return "****"
     return data
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from ..core.errors import NotebookError, SecretError
@@ -22,17 +22,23 @@ from . import BuildContext
 # Never shipped, whatever .launchignore says: secrets, VCS data, caches, environments.
 DEFAULT_EXCLUDES = (
     ".env*", "*.pem", "*.p12", "*.pfx", "*.key", "*.jks", "*.keystore",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pypirc", ".npmrc",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", "_netrc", ".pypirc", ".npmrc",
+    # Credential files of the usual tools, found at any depth (a home folder copied in).
+    ".ssh/", ".aws/", ".kube/", ".gnupg/", ".git-credentials", ".pgpass", ".vault-token",
+    "**/.docker/config.json", "**/.config/gcloud/", "application_default_credentials.json",
+    "credentials.db", "access_tokens.db", "legacy_credentials/", "**/.kaggle/kaggle.json",
     ".git/", ".hg/", ".svn/", ".ipynb_checkpoints/", "__pycache__/", "*.pyc",
     ".venv/", "venv/", ".tox/", ".nox/", "node_modules/", ".mypy_cache/", ".pytest_cache/",
-    ".ruff_cache/", ".DS_Store", ".launchignore",
+    ".ruff_cache/", ".DS_Store", ".launchignore", ".launchallow",
     ".~*",  # a Jupyter server's backup of a notebook while it saves it (gone a moment later)
 )
 IGNORE_FILE = ".launchignore"
+# Files (.gitignore syntax) that may ship although their content looks like a credential: the
+# explicit way to pass a false positive. It never brings back a DEFAULT_EXCLUDES name.
+ALLOW_FILE = ".launchallow"
 GENERATED = ("Dockerfile", "requirements.txt", "wheels")  # names the context writes itself
 MAX_FILES = 5000
-MAX_BYTES = 500 * 1024 * 1024
-_SECRET_SCAN_LIMIT = 1024 * 1024  # credential files are small; larger files are not parsed
+MAX_BYTES = 100 * 1024 * 1024  # the packed context is stored in the store, once per run
 _HASH_VERSION = b"launch-jupyter context v1\0"
 
 
@@ -44,11 +50,20 @@ def create_context(
     base_image: str | None = None,
     requirements: str | None = None,
     wheel: bool = True,
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
+    protected: Sequence[Path] = (),
+    max_bytes: int = MAX_BYTES,
 ) -> BuildContext:
     """Copy ``notebook`` and its files into ``dest`` (new or empty) with requirements.txt and a
     Dockerfile, and hash it all. ``requirements`` (text) replaces the resolved requirements.
     ``wheel``: when launch-jupyter is installed from local source, put a wheel of it in the
-    context (cached, so cheap after the first time). On any error ``dest`` is left as it was."""
+    context (cached, so cheap after the first time). On any error ``dest`` is left as it was.
+
+    Notebooks ship without their outputs unless ``keep_outputs`` (the run re-executes them). A
+    file whose content looks like a credential is refused (SecretError naming it) unless it
+    matches ``allow_secrets`` or a line of ``.launchallow`` beside the notebook. ``protected``
+    paths (the store file, the data dir) never ship; the default ones are always protected."""
     from .dockerfile import WHEEL_DIR, default_base_image, render_dockerfile
     from .requirements import _read_notebook, launch_jupyter_wheel, resolve_requirements
 
@@ -58,12 +73,14 @@ def create_context(
     created = _prepare_dest(dest)
     try:
         warnings: list[str] = []
-        files = _select_files(notebook, include, warnings)
+        _refuse_folder(notebook.parent)
+        guard = _Guard(notebook.parent, allow_secrets, protected)
+        files = _select_files(notebook, include, warnings, guard, max_bytes)
         if requirements is None:
             requirements, more = resolve_requirements(notebook)
             warnings += more
         for rel, src in files:
-            _copy_checked(src, dest / rel, rel)
+            _copy_checked(src, dest / rel, rel, guard, keep_outputs)
         (dest / "requirements.txt").write_text(requirements)
         has_wheel = _add_wheel(dest / WHEEL_DIR, launch_jupyter_wheel, warnings) if wheel else False
         base = base_image or default_base_image()
@@ -109,24 +126,72 @@ def _add_wheel(folder: Path, build, warnings: list[str]) -> bool:
     return True
 
 
-def _select_files(notebook: Path, include: Sequence[str], warnings: list[str]) -> list[tuple[str, Path]]:
+class _Guard:
+    """What may not ship from ``folder``: exclusion rules, protected paths, the allow list."""
+
+    def __init__(self, folder: Path, allow: Sequence[str], protected: Sequence[Path]) -> None:
+        # pathspec is only needed when packaging; it is small but not needed by `import launch_jupyter`.
+        import pathspec
+
+        self.folder = folder
+        self.root = folder.resolve()
+        # Two specs, not one: a "!.env" line in .launchignore must not bring a default exclusion back.
+        self._always = pathspec.GitIgnoreSpec.from_lines(DEFAULT_EXCLUDES)
+        self._user = pathspec.GitIgnoreSpec.from_lines(_lines(folder / IGNORE_FILE))
+        self._allow = pathspec.GitIgnoreSpec.from_lines([*_lines(folder / ALLOW_FILE), *allow])
+        # Only what lies inside the folder: a notebook that runs inside the data dir (a run that
+        # submits itself) still ships its own files.
+        self.protected = [p for p in _protected_paths(protected) if p != self.root and p.is_relative_to(self.root)]
+
+    def ignore(self, rel: str) -> bool:
+        return self._always.match_file(rel) or self._user.match_file(rel)
+
+    def is_protected(self, path: Path) -> bool:
+        resolved = path.resolve()
+        return any(resolved == p or resolved.is_relative_to(p) for p in self.protected)
+
+    def allowed(self, rel: str) -> bool:
+        return self._allow.match_file(rel)
+
+
+def _protected_paths(extra: Sequence[Path]) -> list[Path]:
+    """The store file (with SQLite's side files) and the data dir: never in a context."""
+    from ..core.config import data_home, default_store_url
+
+    paths = [data_home(), *map(Path, extra)]
+    url = default_store_url()
+    if url.startswith("sqlite:///"):
+        paths.append(Path(url[len("sqlite:///"):]))
+    out = []
+    for path in paths:
+        path = Path(path).expanduser().resolve()
+        out += [path] if path.is_dir() else [path, *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))]
+    return out
+
+
+def _refuse_folder(folder: Path) -> None:
+    """A notebook at the top of a home folder (or of the disk) would ship everything in it."""
+    here = folder.resolve()
+    home = Path.home().resolve()
+    if here == home or home.is_relative_to(here):
+        what = "your home folder" if here == home else f"a folder that holds your home folder ({home})"
+        raise NotebookError(
+            f"refusing to package {here}: it is {what}, and everything in it would ship with the job "
+            "(keys, the launch-jupyter store, other projects). Move the notebook into a project folder")
+
+
+def _select_files(
+    notebook: Path, include: Sequence[str], warnings: list[str], guard: _Guard, max_bytes: int
+) -> list[tuple[str, Path]]:
     """(relative posix path, source) for every file that goes in, the notebook first, sorted after."""
-    # pathspec is only needed when packaging; it is small but not needed by `import launch_jupyter`.
     import pathspec
 
     folder = notebook.parent
-    # Two specs, not one: a "!.env" line in .launchignore must not bring a default exclusion back.
-    always = pathspec.GitIgnoreSpec.from_lines(DEFAULT_EXCLUDES)
-    user = pathspec.GitIgnoreSpec.from_lines(_ignore_lines(folder))
-
-    def ignore(rel: str) -> bool:
-        return always.match_file(rel) or user.match_file(rel)
-
     wanted = [(p, pathspec.GitIgnoreSpec.from_lines([p])) for p in include]
     chosen = {notebook.name: notebook}
     matched: set[str] = set()
-    total = notebook.stat().st_size
-    for rel, path in _walk(folder, ignore):
+    sizes = {notebook.name: notebook.stat().st_size}
+    for rel, path in _walk(folder, guard, warnings):
         top = rel.split("/")[0]
         if rel == notebook.name or top in GENERATED:
             if top in ("Dockerfile", "wheels"):
@@ -138,68 +203,121 @@ def _select_files(notebook: Path, include: Sequence[str], warnings: list[str]) -
                 continue
             matched.update(hits)
         chosen[rel] = path
-        total += path.stat().st_size
-        if len(chosen) > MAX_FILES or total > MAX_BYTES:
+        sizes[rel] = path.stat().st_size
+        if len(chosen) > MAX_FILES:
             raise NotebookError(
-                f"{folder} holds more than {MAX_FILES} files or {MAX_BYTES >> 20} MB; list what the "
-                f"job needs with include=[...] or exclude the rest in {folder / IGNORE_FILE}"
-            )
+                f"{folder} holds more than {MAX_FILES} files; list what the job needs with include=[...] "
+                f"(--include) or exclude the rest in {folder / IGNORE_FILE}")
+    _check_size(folder, sizes, max_bytes)
     warnings += [f"include pattern {p!r} matched no file in {folder}" for p in include if p not in matched]
     return sorted(chosen.items())
 
 
-def _ignore_lines(folder: Path) -> list[str]:
-    path = folder / IGNORE_FILE
-    return path.read_text().splitlines() if path.is_file() else []
+def _check_size(folder: Path, sizes: dict[str, int], max_bytes: int) -> None:
+    total = sum(sizes.values())
+    if total <= max_bytes:
+        return
+    biggest = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    listed = ", ".join(f"{rel} ({_mb(size)})" for rel, size in biggest)
+    raise NotebookError(
+        f"{folder}: the build context would be {_mb(total)}, over the limit of {_mb(max_bytes)}; the "
+        f"biggest files: {listed}. Exclude them in {folder / IGNORE_FILE} (read large data from a "
+        "bucket in the job instead) or list what the job needs with include=[...] (--include)")
 
 
-def _walk(folder: Path, ignore: Callable[[str], bool]) -> Iterator[tuple[str, Path]]:
-    root = folder.resolve()
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+
+
+def _walk(folder: Path, guard: _Guard, warnings: list[str]) -> Iterator[tuple[str, Path]]:
     for current, dirs, names in os.walk(folder):
         base = Path(current).relative_to(folder).as_posix()
         prefix = "" if base == "." else base + "/"
         # Prune ignored folders here so .git or .venv are never even listed.
-        dirs[:] = sorted(d for d in dirs if not ignore(prefix + d + "/"))
+        kept = []
+        for d in sorted(dirs):
+            path = Path(current) / d
+            if guard.ignore(prefix + d + "/") or guard.is_protected(path):
+                continue
+            if path.is_symlink():  # os.walk does not follow it: say so rather than drop it silently
+                warnings.append(f"{prefix + d}/ is a link to a folder and is not shipped; copy it in instead")
+                continue
+            kept.append(d)
+        dirs[:] = kept
         for name in sorted(names):
             rel = prefix + name
             path = Path(current) / name
-            if ignore(rel) or not path.is_file():
+            if guard.ignore(rel) or guard.is_protected(path):
                 continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                continue  # a link out of the folder could pull in anything (keys, home files)
-            yield rel, path
+            if path.is_symlink() and not _link_ok(rel, path, guard, warnings):
+                continue
+            if path.is_file():
+                yield rel, path
 
 
-def _copy_checked(src: Path, dst: Path, rel: str) -> None:
+def _link_ok(rel: str, path: Path, guard: _Guard, warnings: list[str]) -> bool:
+    """A link is judged by its target: out of the folder it is refused, to an excluded file skipped."""
+    target = path.resolve()
+    if not target.is_relative_to(guard.root):
+        raise SecretError(
+            f"{rel} is a link to {target}, outside {guard.folder}: a link out of the notebook's folder "
+            f"could ship anything (keys, home files). Copy the file in, or add the line '{rel}' to "
+            f"{guard.folder / IGNORE_FILE}")
+    target_rel = target.relative_to(guard.root).as_posix()
+    if guard.ignore(target_rel) or guard.is_protected(target):
+        warnings.append(f"{rel} is a link to {target_rel}, which is excluded: not shipped")
+        return False
+    return True
+
+
+def _copy_checked(src: Path, dst: Path, rel: str, guard: _Guard, keep_outputs: bool) -> None:
     try:
         data = src.read_bytes()
     except FileNotFoundError:  # gone since the folder was listed (a server's temporary file)
         return
-    if len(data) <= _SECRET_SCAN_LIMIT:
-        _refuse_credentials(data, rel, src)
+    if rel.endswith(".ipynb") and not keep_outputs:
+        data = strip_outputs(data)
+    if not guard.allowed(rel):
+        _refuse_credentials(data, rel, guard.folder)
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(data)
 
 
-def _refuse_credentials(data: bytes, rel: str, src: Path) -> None:
-    if b'"private_key"' not in data and b'"refresh_token"' not in data:
-        return
+def strip_outputs(data: bytes) -> bytes:
+    """A notebook's bytes without outputs, execution counts and saved widget state (which can
+    hold whatever a cell printed); anything that is not a notebook comes back unchanged."""
     try:
-        doc = json.loads(data)
+        nb = json.loads(data)
     except (ValueError, UnicodeDecodeError):
+        return data
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return data
+    for cell in nb["cells"]:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    if isinstance(nb.get("metadata"), dict):
+        nb["metadata"].pop("widgets", None)
+    # nbformat's own layout (indent 1, sorted keys, trailing newline) so a diff stays readable.
+    return (json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _refuse_credentials(data: bytes, rel: str, folder: Path) -> None:
+    from ..core.secrets import scan_bytes
+
+    found = scan_bytes(data)
+    if found is None:
         return
-    if not isinstance(doc, dict):
-        return
-    kind = doc.get("type")
-    if (kind == "service_account" and "private_key" in doc) or (
-        kind == "authorized_user" and "refresh_token" in doc
-    ):
-        what = "service-account key" if kind == "service_account" else "user credential"
-        raise SecretError(
-            f"{src} looks like a Google {what}; keys must never ship in a job's image. Move it out "
-            f"of the notebook's folder, or add the line '{rel}' to {src.parent / IGNORE_FILE}, and "
-            "give the job its identity through the queue's service_account instead"
-        )
+    raise SecretError(
+        f"{folder / rel} (line {found.line}) looks like a {found.kind}; keys must never ship in a "
+        f"job's image. Move it out of the notebook's folder or add the line '{rel}' to "
+        f"{folder / IGNORE_FILE}, and give the job its identity through the queue's service_account "
+        f"or an env var of the agent. If it is not a secret, add the line '{rel}' to "
+        f"{folder / ALLOW_FILE} (or pass --allow-secret '{rel}')")
 
 
 def hash_directory(directory: Path) -> str:

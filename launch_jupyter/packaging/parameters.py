@@ -161,6 +161,12 @@ def check_parameters(
     """
     if not given:
         return {}
+    from ..core.overrides import parameter_name_problem
+
+    for name in [*given, *new_parameters]:  # names become code in the injected cell
+        problem = parameter_name_problem(name)
+        if problem:
+            raise ParameterError(f"parameter {problem}")
     offered = read_parameters(nb)
     unknown = [name for name in given if name not in offered.names() and name not in new_parameters]
     if offered.tagged is None and unknown:

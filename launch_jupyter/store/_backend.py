@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -299,8 +300,8 @@ class _Listener:
 def _create_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError as err:
-        raise StoreError(f"store URL {url!r} is not a database URL: {err}") from err
+    except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        raise StoreError(f"store URL {_safe(url)} is not a database URL: {err}") from None
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed)
     if parsed.get_backend_name() != "postgresql":
@@ -315,7 +316,10 @@ def _create_sqlite_engine(parsed) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).expanduser().parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            # One person's file: a folder we create is 0700, a new store file 0600 (SQLite gives
+            # its -wal/-shm files the store file's mode).
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(Path(database).expanduser(), os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as err:
             raise StoreError(f"cannot create the store folder {folder}: {err.strerror}") from err
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
@@ -349,8 +353,8 @@ def _channel_name(engine: Engine) -> str:
 def _safe(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid URL>"
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _first_line(err: BaseException) -> str:
