@@ -1,0 +1,156 @@
+"""SageMaker queue configs, offline: the bad-config corpus (tests/bad_configs/sagemaker/, each file
+naming the key path and message expected), checked against botocore's own CreateTrainingJob model;
+the default config; the request a run sends (dry run); the ECR registry rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launch_jupyter.core.errors import DispatchError
+from launch_jupyter.core.queue_config import parse_config_text
+from launch_jupyter.runners.sagemaker import DEFAULT_CONFIG, SageMakerRunner
+from launch_jupyter.runners.sagemaker._request import job_name
+from tests.fixtures.aws import IMAGE, ROLE, sagemaker_config, sagemaker_job
+
+CORPUS = sorted((Path(__file__).parent / "bad_configs" / "sagemaker").glob("*.yaml"))
+
+
+def header(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        if not line.startswith("# "):
+            break
+        key, _, value = line[2:].partition(": ")
+        fields[key] = value
+    return fields
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CORPUS) >= 10
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[p.stem for p in CORPUS])
+def test_bad_config(case):
+    text = case.read_text()
+    want = header(text)
+    problems = SageMakerRunner().validate(parse_config_text(text))
+    errors = [p for p in problems if p.severity == "error"]
+    assert [p.path for p in errors] == [want["path"]], [str(p) for p in problems]
+    assert want["message"] in errors[0].message, str(errors[0])
+
+
+def test_every_corpus_case_is_otherwise_the_valid_base():
+    """A case fails for its one reason: the same file without it validates."""
+    base = sagemaker_config(StoppingCondition={"MaxRuntimeInSeconds": 3600})
+    assert SageMakerRunner().validate(base) == []
+
+
+def test_the_rules_come_from_botocore_itself():
+    """An instance type botocore's model lists is accepted, one it does not list is refused: the
+    enum is read from the installed service model, not from a list of ours."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    types = model.shape_for("TrainingInstanceType").enum
+    runner = SageMakerRunner()
+    for instance in (types[0], types[-1]):
+        config = sagemaker_config()
+        config["ResourceConfig"]["InstanceType"] = instance
+        assert runner.validate(config) == [], instance
+    config = sagemaker_config()
+    config["ResourceConfig"]["InstanceType"] = "ml.p99.mega"
+    assert [p.path for p in runner.validate(config)] == ["ResourceConfig.InstanceType"]
+
+
+def test_the_default_config_names_what_to_fill_in():
+    runner = SageMakerRunner()
+    assert runner.default_config() == DEFAULT_CONFIG
+    problems = runner.validate(yaml.safe_load(DEFAULT_CONFIG))
+    assert sorted(p.path for p in problems) == ["OutputDataConfig.S3OutputPath", "RoleArn"]
+    assert all("placeholder" in p.message for p in problems)
+
+
+def test_wandb_shape_without_algorithm_specification_is_valid():
+    """W&B's SageMaker example names no AlgorithmSpecification: the runner fills it."""
+    config = {"RoleArn": ROLE, "ResourceConfig": {"InstanceType": "ml.m4.xlarge", "InstanceCount": 1,
+                                                  "VolumeSizeInGB": 2},
+              "OutputDataConfig": {"S3OutputPath": "s3://bucket/prefix"},
+              "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}
+    assert SageMakerRunner().validate(config) == []
+
+
+def test_dry_run_is_the_exact_request(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    config = sagemaker_config(Environment={"MY_FLAG": "1"}, Tags=[{"Key": "team", "Value": "ml"}])
+    config["region"] = "eu-west-1"
+    job = sagemaker_job(config, run_id="abc123", parameters={"lr": 0.1})
+    request = SageMakerRunner().dry_run(job)
+    assert request["region"] == "eu-west-1"
+    sent = request["CreateTrainingJob"]
+    assert sent["TrainingJobName"] == "launch-abc123"
+    assert sent["RoleArn"] == ROLE
+    assert sent["AlgorithmSpecification"] == {
+        "TrainingImage": IMAGE, "TrainingInputMode": "File",
+        "ContainerEntrypoint": ["python", "-m", "launch_jupyter.execute"],
+        "ContainerArguments": ["--notebook", "train.ipynb", "--output", "/opt/ml/model/output.ipynb"],
+    }
+    env = sent["Environment"]
+    assert env["MY_FLAG"] == "1"
+    assert env["LAUNCH_RUN_ID"] == "abc123" and env["LAUNCH_QUEUE"] == "alice/sq"
+    assert env["LAUNCH_OUTPUT"] == "/opt/ml/model/output.ipynb"
+    assert env["LAUNCH_PARAMETERS"] == '{"lr": 0.1}'
+    assert {"Key": "launch-run-id", "Value": "abc123"} in sent["Tags"]
+    assert {"Key": "team", "Value": "ml"} in sent["Tags"]
+    assert "region" not in sent and "profile" not in sent
+    assert not any("SECRET" in k or "AWS_" in k for k in env)
+
+
+def test_dry_run_through_the_cli_prints_the_request(tmp_path, capsys):
+    from launch_jupyter import cli
+    from tests.fixtures.common import EXAMPLES
+
+    config = tmp_path / "q.yaml"
+    config.write_text(yaml.safe_dump(sagemaker_config()))
+    assert cli.main(["queue", "create", "sq", "--resource", "sagemaker", "--config", str(config)]) == 0
+    capsys.readouterr()
+    code = cli.main(["submit", str(EXAMPLES / "quickstart.ipynb"), "-q", "sq", "--image", IMAGE, "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "CreateTrainingJob" in out and "TrainingJobName: launch-" in out and IMAGE in out
+
+
+def test_a_filled_macro_that_breaks_a_limit_is_refused_with_its_key():
+    config = sagemaker_config(Environment={"NOTE": "${run_id}"})
+    job = sagemaker_job(config, run_id="r" * 600)
+    with pytest.raises(DispatchError, match=r"Environment\.NOTE"):
+        SageMakerRunner().dry_run(job)
+
+
+def test_job_names_follow_the_service_model_pattern():
+    import re
+
+    assert job_name("0a1b2c3d4e5f") == "launch-0a1b2c3d4e5f"
+    odd = job_name("a_b.c/" + "x" * 80)
+    assert len(odd) <= 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", odd)
+    assert job_name("a_b") != job_name("a.b")
+
+
+def test_default_config_through_the_cli(capsys):
+    from launch_jupyter import cli
+
+    assert cli.main(["queue", "default-config", "sagemaker"]) == 0
+    assert capsys.readouterr().out == DEFAULT_CONFIG
+
+
+def test_ecr_is_a_known_registry():
+    from launch_jupyter.core.images import ecr_region, is_ecr_registry, is_public_registry
+
+    assert is_ecr_registry("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+    assert is_ecr_registry("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com")
+    assert is_ecr_registry("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
+    assert not is_ecr_registry("dkr.ecr.us-east-1.amazonaws.com.evil.example")
+    assert not is_ecr_registry("public.ecr.aws") and is_public_registry("public.ecr.aws")
+    assert ecr_region("123456789012.dkr.ecr.eu-west-2.amazonaws.com") == "eu-west-2"
