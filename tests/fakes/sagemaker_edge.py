@@ -133,7 +133,7 @@ class SageMakerEdge:
     # ------------------------------------------------------------------ internals
     def _current(self, name: str) -> tuple[str, str]:
         script = self.scripts.get(name) or [("Completed", "Completed")]
-        return script[min(self.steps.get(name, 0), len(script) - 1)]
+        return script[max(0, min(self.steps.get(name, 0), len(script) - 1))]
 
     def _handle(self, headers: Any, body: bytes) -> tuple[int, dict, bytes]:
         target = headers.get("X-Amz-Target", "")
@@ -242,7 +242,8 @@ class SageMakerEdge:
             if status != "InProgress":
                 return _error(400, "ValidationException", f"The request was rejected because the training job "
                               f"is in status {status}.")
-            self.scripts[name], self.steps[name] = [("Stopping", "Stopping"), ("Stopped", "Stopped")], 0
+            # -1: the next list (one step) shows Stopping, the one after Stopped
+            self.scripts[name], self.steps[name] = [("Stopping", "Stopping"), ("Stopped", "Stopped")], -1
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}"
 
 

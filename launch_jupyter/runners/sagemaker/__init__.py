@@ -445,7 +445,8 @@ def _not_found(err: Exception) -> bool:
     if code in ("ResourceNotFound", "ResourceNotFoundException", "NoSuchKey", "NotFound"):
         return True
     # DescribeTrainingJob answers an unknown name with ValidationException "Requested resource not found".
-    return code == "ValidationException" and "not found" in str(err).lower()
+    text = str(err).lower()
+    return code == "ValidationException" and ("not found" in text or "could not find" in text)
 
 
 def _dispatch_error(err: Exception, action: str, target: _Target) -> Exception:
