@@ -70,8 +70,11 @@ def reuse_or_target(
             "us-docker.pkg.dev/PROJECT/REPO/IMAGE (builder.destination or registry.uri in launch-config.yaml)",
             path="builder.destination",
         )
+    from .docker import ecr_auth_config
+
     repository = check_destination(destination)
-    target = BuildTarget(repository, f"{repository}:{context.tag}", google_auth_config(parse_image(repository)[0]))
+    host = parse_image(repository)[0]
+    target = BuildTarget(repository, f"{repository}:{context.tag}", google_auth_config(host) or ecr_auth_config(host))
     if image_exists(target.uri, target.auth):
         log(f"image exists, skipping build: {target.uri}")
         return target.uri

@@ -77,8 +77,11 @@ def image_exists(uri: str, auth: dict | None = None) -> bool:
         challenge = headers.get("WWW-Authenticate", "")
         if auth is None:
             auth = google_auth_config(parse_image(uri)[0])
-        token = _bearer_token(challenge, auth, uri)
-        status, headers = _head(url, {"Authorization": f"Bearer {token}"})
+        if _parse_challenge(challenge)[0] == "basic" and auth and auth.get("username"):
+            status, headers = _head(url, {"Authorization": _basic(auth)})  # e.g. Amazon ECR
+        else:
+            token = _bearer_token(challenge, auth, uri)
+            status, headers = _head(url, {"Authorization": f"Bearer {token}"})
     if status == 200:
         return True
     if status == 404:
@@ -114,6 +117,11 @@ def _parse_challenge(challenge: str) -> tuple[str, dict]:
     return scheme.lower(), fields
 
 
+def _basic(auth: dict) -> str:
+    pair = f"{auth['username']}:{auth.get('password', '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
+
+
 def _bearer_token(challenge: str, auth: dict | None, uri: str) -> str:
     """Answer a registry's Bearer challenge (the Docker token protocol) and return the token."""
     scheme, fields = _parse_challenge(challenge)
@@ -123,8 +131,7 @@ def _bearer_token(challenge: str, auth: dict | None, uri: str) -> str:
     url = fields["realm"] + ("?" + urllib.parse.urlencode(query) if query else "")
     headers = {}
     if auth and auth.get("username"):
-        pair = f"{auth['username']}:{auth.get('password', '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["Authorization"] = _basic(auth)
     try:
         with _opener(url).open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT) as resp:
             body = json.loads(resp.read() or b"{}")
