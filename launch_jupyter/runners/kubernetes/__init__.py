@@ -338,10 +338,9 @@ class KubernetesRunner(Runner):
         try:
             from kubernetes import config as kube_config
 
-            _, active = kube_config.list_kube_config_contexts()
+            contexts, active = kube_config.list_kube_config_contexts(config_file=_kubeconfig())
             wanted = config.get("context")
             if wanted:
-                contexts, _ = kube_config.list_kube_config_contexts()
                 active = next((c for c in contexts if c["name"] == wanted), active)
             return (active or {}).get("context", {}).get("namespace") or "default"
         except Exception:  # no kubeconfig (in a pod): the pod's namespace file, else default
@@ -360,7 +359,8 @@ class KubernetesRunner(Runner):
                 from kubernetes import config as kube_config
 
                 try:
-                    api_client = kube_config.new_client_from_config(context=key, persist_config=False)
+                    api_client = kube_config.new_client_from_config(config_file=_kubeconfig(), context=key,
+                                                                    persist_config=False)
                 except Exception as err:  # no kubeconfig: are we in a pod?
                     try:
                         configuration = client.Configuration()
@@ -371,6 +371,13 @@ class KubernetesRunner(Runner):
                                           "the agent in a pod with a service account") from None
                 self._clients[key] = (client.BatchV1Api(api_client), client.CoreV1Api(api_client))
             return self._clients[key]
+
+
+def _kubeconfig() -> str | None:
+    """``KUBECONFIG`` as it is now (the client reads it once, at import), else its default."""
+    import os
+
+    return os.environ.get("KUBECONFIG") or None
 
 
 def to_status(job: Any, pods: list, *, cancelling: bool = False) -> Status:
