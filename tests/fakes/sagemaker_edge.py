@@ -70,12 +70,15 @@ class SageMakerEdge:
             def do_POST(self) -> None:  # the JSON protocol: POST / with X-Amz-Target
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, headers, payload = edge._handle(self.headers, body)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a hung answer after its read timeout)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
