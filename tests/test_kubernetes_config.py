@@ -122,3 +122,46 @@ def test_the_same_validation_catches_a_broken_deployment():
     document["spec"]["replica"] = 2
     paths = sorted(p.path for p in model_problems(document, "V1Deployment"))
     assert paths == ["spec.replica", "spec.template.spec.containers[0].imagePullPolicy"]
+
+
+def _pod(phase: str, waiting: str | None = None, unscheduled: str | None = None):
+    from kubernetes import client
+
+    state = client.V1ContainerState(waiting=client.V1ContainerStateWaiting(reason=waiting, message="no such image")) \
+        if waiting else client.V1ContainerState(running=client.V1ContainerStateRunning())
+    conditions = [client.V1PodCondition(type="PodScheduled", status="False", reason="Unschedulable",
+                                        message=unscheduled)] if unscheduled else None
+    return client.V1Pod(metadata=client.V1ObjectMeta(name="p-1"), status=client.V1PodStatus(
+        phase=phase, conditions=conditions,
+        container_statuses=[client.V1ContainerStatus(name="notebook", image="i", image_id="", ready=False,
+                                                     restart_count=0, state=state)]))
+
+
+def test_pod_troubles_are_named_in_the_status():
+    from kubernetes import client
+
+    from launch_jupyter.core.states import RunState
+    from launch_jupyter.runners.kubernetes import to_status
+
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="launch-x"), status=client.V1JobStatus(active=1))
+    pulled = to_status(job, [_pod("Pending", waiting="ImagePullBackOff")])
+    assert pulled.state is RunState.PENDING and "ImagePullBackOff" in pulled.message
+    unscheduled = to_status(job, [_pod("Pending", unscheduled="0/3 nodes have enough GPUs")])
+    assert unscheduled.state is RunState.PENDING and "enough GPUs" in unscheduled.message
+    assert to_status(job, [_pod("Running")]).state is RunState.RUNNING
+    assert to_status(job, [_pod("Running")], cancelling=True).state is RunState.CANCELLING
+
+
+def test_kubernetes_dry_run_through_the_cli(tmp_path, capsys, monkeypatch):
+    from launch_jupyter import cli
+    from tests.fixtures.common import EXAMPLES
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    config = tmp_path / "q.yaml"
+    config.write_text(DEFAULT_CONFIG)
+    assert cli.main(["queue", "create", "kq", "--resource", "kubernetes", "--config", str(config)]) == 0
+    capsys.readouterr()
+    code = cli.main(["submit", str(EXAMPLES / "quickstart.ipynb"), "-q", "kq", "--image", IMAGE, "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "kind: Job" in out and "name: launch-" in out and IMAGE in out and "launch-run-id" in out

@@ -154,3 +154,47 @@ def test_ecr_is_a_known_registry():
     assert not is_ecr_registry("dkr.ecr.us-east-1.amazonaws.com.evil.example")
     assert not is_ecr_registry("public.ecr.aws") and is_public_registry("public.ecr.aws")
     assert ecr_region("123456789012.dkr.ecr.eu-west-2.amazonaws.com") == "eu-west-2"
+
+
+def test_every_status_pair_of_the_service_model_has_a_meaning():
+    """Every TrainingJobStatus × SecondaryStatus value botocore's model knows maps to a run state
+    (none falls through to "unknown, keep the current state")."""
+    import botocore.session
+
+    from launch_jupyter.core.states import RunState
+    from launch_jupyter.runners.sagemaker import to_status
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("DescribeTrainingJob").output_shape
+    for status in shape.members["TrainingJobStatus"].enum:
+        for secondary in shape.members["SecondaryStatus"].enum:
+            result = to_status({"TrainingJobStatus": status, "SecondaryStatus": secondary},
+                               current=RunState.RUNNING)
+            assert "keeping" not in result.message, (status, secondary)
+            if status in ("Completed", "Failed", "Stopped", "Deleting"):
+                assert result.state.is_terminal, (status, secondary)
+    assert to_status({"TrainingJobStatus": "Paused?", "SecondaryStatus": "x"},
+                     current=RunState.RUNNING).state is RunState.RUNNING
+
+
+def test_preflight_needs_credentials_and_a_region(monkeypatch, tmp_path):
+    from launch_jupyter.core.errors import LaunchError
+    from launch_jupyter.core.model import Queue
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+                "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    config = sagemaker_config()
+    config.pop("region")
+    queue = Queue(entity="alice", name="sq", resource="sagemaker", config=config)
+    with pytest.raises(LaunchError, match="region"):
+        SageMakerRunner().preflight(queue, None)
+    queue.config["region"] = "us-east-1"
+    with pytest.raises(LaunchError, match="credentials"):
+        SageMakerRunner().preflight(queue, None)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    SageMakerRunner().preflight(queue, None)
