@@ -198,3 +198,42 @@ def test_preflight_needs_credentials_and_a_region(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     SageMakerRunner().preflight(queue, None)
+
+
+def test_an_instance_type_for_one_job(tmp_path, capsys):
+    """The "Set up Launch" page's example of a per-job override: a SageMaker instance type for one
+    job, checked against the same service model."""
+    from launch_jupyter import cli
+    from tests.fixtures.common import EXAMPLES
+
+    config = tmp_path / "q.yaml"
+    config.write_text(yaml.safe_dump(sagemaker_config()))
+    assert cli.main(["queue", "create", "sq", "--resource", "sagemaker", "--config", str(config)]) == 0
+    notebook = str(EXAMPLES / "quickstart.ipynb")
+    capsys.readouterr()
+    assert cli.main(["submit", notebook, "-q", "sq", "--image", IMAGE, "--dry-run",
+                     "--resource-arg", "ResourceConfig.InstanceType=ml.g5.xlarge"]) == 0
+    assert "InstanceType: ml.g5.xlarge" in capsys.readouterr().out
+    code = cli.main(["submit", notebook, "-q", "sq", "--image", IMAGE,
+                     "--resource-arg", "ResourceConfig.InstanceType=ml.g5.huge"])
+    err = capsys.readouterr().err
+    assert code != 0 and "ResourceConfig.InstanceType" in err and 'did you mean "ml.g5.xlarge"' in err
+    from launch_jupyter import api
+
+    assert api.list_runs() == []  # nothing queued
+
+
+@pytest.mark.parametrize("resource, text, path", [
+    ("sagemaker", "RoleArn: arn:aws:iam::123456789012:role/x\nOutputDataConfig: {S3OutputPath: s3://b/p}\n"
+                  "ResourceConfig: {InstanceTyp: ml.m5.xlarge, VolumeSizeInGB: 30}\n", "ResourceConfig.InstanceTyp"),
+    ("kubernetes", "spec:\n  template:\n    spec:\n      containers:\n        - {name: n, image: i, imagePullPolicy: 3}\n",
+     "spec.template.spec.containers[0].imagePullPolicy"),
+])
+def test_a_bad_queue_config_creates_no_queue(tmp_path, capsys, resource, text, path):
+    from launch_jupyter import api, cli
+
+    config = tmp_path / "q.yaml"
+    config.write_text(text)
+    code = cli.main(["queue", "create", "bad", "--resource", resource, "--config", str(config)])
+    assert code != 0 and path in capsys.readouterr().err
+    assert [q.name for q in api.list_queues()] == []
