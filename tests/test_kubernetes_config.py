@@ -165,3 +165,15 @@ def test_kubernetes_dry_run_through_the_cli(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "kind: Job" in out and "name: launch-" in out and IMAGE in out and "launch-run-id" in out
+
+
+def test_preflight_needs_a_cluster(tmp_path, monkeypatch, fake_kubernetes):
+    from launch_jupyter.core.errors import LaunchError
+    from launch_jupyter.core.model import Queue
+
+    queue = Queue(entity="alice", name="kq", resource="kubernetes", config=kubernetes_config())
+    KubernetesRunner().preflight(queue, None)  # the fake's kubeconfig loads
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(LaunchError, match="no Kubernetes cluster configured"):
+        KubernetesRunner().preflight(queue, None)
