@@ -237,3 +237,22 @@ def test_a_bad_queue_config_creates_no_queue(tmp_path, capsys, resource, text, p
     code = cli.main(["queue", "create", "bad", "--resource", resource, "--config", str(config)])
     assert code != 0 and path in capsys.readouterr().err
     assert [q.name for q in api.list_queues()] == []
+
+
+def test_a_template_variable_for_the_instance_type():
+    """W&B-style queue template variables: the queue's sample value and each run's value are
+    checked against the service model like any other value."""
+    from launch_jupyter import api
+    from launch_jupyter.core.errors import LaunchError
+    from tests.fixtures.common import EXAMPLES
+
+    config = sagemaker_config()
+    config["ResourceConfig"]["InstanceType"] = "{{instance}}"
+    api.create_queue("tq", "sagemaker", config=yaml.safe_dump(config),
+                     template_vars=[{"name": "instance", "type": "string", "default": "ml.m5.xlarge"}])
+    out = api.submit(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, dry_run=True,
+                     template_values={"instance": "ml.g5.2xlarge"})
+    assert "InstanceType: ml.g5.2xlarge" in out
+    with pytest.raises(LaunchError, match=r"ResourceConfig\.InstanceType"):
+        api.submit(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, template_values={"instance": "big"})
+    assert api.list_runs() == []
