@@ -77,3 +77,13 @@ def test_a_build_already_running_for_the_image_is_followed(builder, context, fak
     again._run_build("proj-1", ["--x"], f"{builder.config.destination}:{context.tag}", log.append)
     assert any("already building" in line for line in log)
     assert len(fake_kubernetes.jobs) == 1 and again.builds == 0
+
+
+def test_the_agent_config_takes_the_builder(tmp_path):
+    from launch_jupyter.core.config import load_agent_config
+
+    path = tmp_path / "launch-config.yaml"
+    path.write_text("builder:\n  type: kaniko-kubernetes\n  destination: 127.0.0.1:5000/p/i\n"
+                    "  build_context_store: gs://contexts-bucket/launch\nenvironment:\n  region: eu-west-1\n")
+    config = load_agent_config(path)
+    assert config.builder.type == "kaniko-kubernetes" and config.environment.region == "eu-west-1"
