@@ -54,7 +54,8 @@ def test_the_default_config_is_valid():
 def test_dry_run_is_the_exact_job(monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     config = kubernetes_config(namespace="ml")
-    config["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "fast"}]
+    config["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "fast"},
+                                                                 {"name": "API_TOKEN", "value": "abc"}]
     job = kubernetes_job(config, run_id="abc123", parameters={"lr": 0.1})
     request = KubernetesRunner().dry_run(job)
     assert request["namespace"] == "ml"
@@ -68,6 +69,7 @@ def test_dry_run_is_the_exact_job(monkeypatch, tmp_path):
     assert container["command"] == ["python", "-m", "launch_jupyter.execute"]
     assert container["args"][:2] == ["--notebook", "train.ipynb"]
     env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["API_TOKEN"] == "***"  # masked in the printout
     assert env["MODE"] == "fast" and env["LAUNCH_RUN_ID"] == "abc123" and env["LAUNCH_QUEUE"] == "alice/kq"
     assert env["LAUNCH_PARAMETERS"] == '{"lr": 0.1}'
     assert container["resources"]["requests"]["cpu"] == "1"

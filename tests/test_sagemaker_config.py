@@ -84,7 +84,7 @@ def test_wandb_shape_without_algorithm_specification_is_valid():
 
 def test_dry_run_is_the_exact_request(monkeypatch):
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    config = sagemaker_config(Environment={"MY_FLAG": "1"}, Tags=[{"Key": "team", "Value": "ml"}])
+    config = sagemaker_config(Environment={"MY_FLAG": "1", "HF_TOKEN": "hf_abc"}, Tags=[{"Key": "team", "Value": "ml"}])
     config["region"] = "eu-west-1"
     job = sagemaker_job(config, run_id="abc123", parameters={"lr": 0.1})
     request = SageMakerRunner().dry_run(job)
@@ -98,7 +98,7 @@ def test_dry_run_is_the_exact_request(monkeypatch):
         "ContainerArguments": ["--notebook", "train.ipynb", "--output", "/opt/ml/model/output.ipynb"],
     }
     env = sent["Environment"]
-    assert env["MY_FLAG"] == "1"
+    assert env["MY_FLAG"] == "1" and env["HF_TOKEN"] == "***"  # masked in the printout
     assert env["LAUNCH_RUN_ID"] == "abc123" and env["LAUNCH_QUEUE"] == "alice/sq"
     assert env["LAUNCH_OUTPUT"] == "/opt/ml/model/output.ipynb"
     assert env["LAUNCH_PARAMETERS"] == '{"lr": 0.1}'

@@ -176,8 +176,15 @@ class KubernetesRunner(Runner):
         return manifest
 
     def dry_run(self, job: Job) -> dict:
-        """The exact Job manifest ``create`` would POST, with its namespace."""
+        """The exact Job manifest ``create`` would POST, with its namespace (values of variables whose
+        names look secret shown as ``***``)."""
+        from .._local import mask
+
         manifest = self.build_job(job)
+        for container in manifest["spec"]["template"]["spec"]["containers"]:
+            for env in container.get("env") or []:
+                if "value" in env:
+                    env["value"] = mask(env["name"], env["value"])
         return {"namespace": manifest["metadata"]["namespace"], "job": manifest}
 
     # ------------------------------------------------------------------ submit

@@ -174,9 +174,14 @@ class SageMakerRunner(Runner):
         return request["TrainingJobName"]
 
     def dry_run(self, job: Job) -> dict:
-        """The exact CreateTrainingJob arguments ``create`` would send, with the region."""
+        """The exact CreateTrainingJob arguments ``create`` would send, with the region (the values of
+        variables whose names look secret shown as ``***``)."""
+        from .._local import mask
+
         target = self._target(job)
-        return {"region": target.region, "profile": target.profile, "CreateTrainingJob": build_request(job)}
+        request = build_request(job)
+        request["Environment"] = {k: mask(k, v) for k, v in request["Environment"].items()}  # as in logs
+        return {"region": target.region, "profile": target.profile, "CreateTrainingJob": request}
 
     # ------------------------------------------------------------------ status
     def poll(self, jobs: list[Job]) -> dict[str, Status]:
