@@ -13,4 +13,6 @@ pytest_plugins = [
     "tests.fixtures.vertex",  # sets GRPC_DEFAULT_SSL_ROOTS_FILE_PATH at import: before any channel
     "tests.fixtures.docker",
     "tests.fixtures.jupyter",
+    "tests.fixtures.aws",  # moto_server and the SageMaker edge fake
+    "tests.fixtures.kubernetes",  # the fake Kubernetes API server
 ]

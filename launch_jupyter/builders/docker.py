@@ -142,6 +142,29 @@ class DockerBuilder:
         return digest
 
 
+def ecr_auth_config(registry: str) -> dict | None:
+    """``{"username": "AWS", "password": <token>}`` for an Amazon ECR registry, from boto3's
+    ``ecr.get_authorization_token`` in the registry's region (the default credentials chain,
+    ``AWS_PROFILE`` honoured); None for any other registry. For ``auth_config`` only: never log it."""
+    from ..core.images import ecr_region
+
+    region = ecr_region(registry)
+    if region is None:
+        return None
+    import base64
+
+    try:
+        import boto3  # lazy: only when an ECR registry is in play
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError as err:
+        raise BuildError(f"pushing to {registry} needs boto3 ({err}); pip install boto3") from None
+    try:
+        answer = boto3.client("ecr", region_name=region).get_authorization_token()
+        token = answer["authorizationData"][0]["authorizationToken"]
+    except (BotoCoreError, ClientError, KeyError, IndexError) as err:
+        raise BuildError(f"no ECR credentials for {registry}: {type(err).__name__}: {err}") from None
+    username, _, password = base64.b64decode(token).decode().partition(":")
+    return {"username": username, "password": password}
 
 
 def _item_lines(item: dict) -> list[str]:

@@ -40,8 +40,9 @@ class RegistryAuth:
     For a Google registry: Application Default Credentials, found once, and their access token
     refreshed whenever it has expired or is about to (google-auth's ``valid`` already allows for
     its refresh margin). So a push right after a long build, or by an agent that has run for
-    hours, never carries a token that ran out (ADC tokens live about an hour). Any other registry:
-    None (the engine's own credentials, if any). Never log what ``config`` returns."""
+    hours, never carries a token that ran out (ADC tokens live about an hour). Amazon ECR: a token
+    from ``ecr.get_authorization_token``, asked for each time. Any other registry: None (the engine's
+    own credentials, if any). Never log what ``config`` returns."""
 
     def __init__(self, registry: str):
         self.registry = registry
@@ -51,7 +52,10 @@ class RegistryAuth:
     def config(self) -> dict | None:
         """``{"username": "oauth2accesstoken", "password": <current ADC token>}``, or None."""
         if not is_google_registry(self.registry):
-            return None
+            # Amazon ECR: a fresh token from boto3; any other registry: None.
+            from .docker import ecr_auth_config
+
+            return ecr_auth_config(self.registry)
         # google.auth is only needed when a Google registry is in play.
         import google.auth
         import google.auth.exceptions
@@ -115,8 +119,11 @@ def image_exists(uri: str, auth: dict | None = None) -> bool:
         challenge = headers.get("WWW-Authenticate", "")
         if auth is None:
             auth = google_auth_config(parse_image(uri)[0])
-        token = _bearer_token(challenge, auth, uri)
-        status, headers = _head(url, {"Authorization": f"Bearer {token}"})
+        if _parse_challenge(challenge)[0] == "basic" and auth and auth.get("username"):
+            status, headers = _head(url, {"Authorization": _basic(auth)})  # e.g. Amazon ECR
+        else:
+            token = _bearer_token(challenge, auth, uri)
+            status, headers = _head(url, {"Authorization": f"Bearer {token}"})
     if status == 200:
         return True
     if status == 404:
@@ -152,6 +159,11 @@ def _parse_challenge(challenge: str) -> tuple[str, dict]:
     return scheme.lower(), fields
 
 
+def _basic(auth: dict) -> str:
+    pair = f"{auth['username']}:{auth.get('password', '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
+
+
 def _bearer_token(challenge: str, auth: dict | None, uri: str) -> str:
     """Answer a registry's Bearer challenge (the Docker token protocol) and return the token."""
     scheme, fields = _parse_challenge(challenge)
@@ -161,8 +173,7 @@ def _bearer_token(challenge: str, auth: dict | None, uri: str) -> str:
     url = fields["realm"] + ("?" + urllib.parse.urlencode(query) if query else "")
     headers = {}
     if auth and auth.get("username"):
-        pair = f"{auth['username']}:{auth.get('password', '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["Authorization"] = _basic(auth)
     try:
         with _opener(url).open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT) as resp:
             body = json.loads(resp.read() or b"{}")

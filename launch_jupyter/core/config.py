@@ -424,7 +424,7 @@ _BY_KEY: dict[str, Callable[[Any, bool], Any]] = {
     "poll_interval": _positive_number,
     "lease_seconds": _positive_number,
     "data_dir": _path,
-    "builder.type": _choice("docker", "kaniko", "noop"),
+    "builder.type": _choice("docker", "kaniko", "noop", "kaniko-kubernetes"),
     "builder.destination": _destination,
     "builder.build_context_store": _gcs_uri,
     "environment.type": _choice("gcp"),

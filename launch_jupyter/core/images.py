@@ -81,3 +81,19 @@ def is_google_registry(host: str) -> bool:
 def is_public_registry(host: str) -> bool:
     """A registry known to serve public images without credentials (Docker Hub, quay.io, ghcr.io…)."""
     return host.lower() in _PUBLIC
+
+
+# Amazon ECR private registries: <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]
+# (docs.aws.amazon.com/AmazonECR/latest/userguide/Registries.html; the .cn suffix for China regions).
+_ECR = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+def is_ecr_registry(host: str) -> bool:
+    """An Amazon ECR private registry host (``123456789012.dkr.ecr.us-east-1.amazonaws.com``)."""
+    return _ECR.match(host.lower()) is not None
+
+
+def ecr_region(host: str) -> str | None:
+    """The AWS region of an ECR registry host, None for any other host."""
+    match = _ECR.match(host.lower())
+    return match.group(2) if match else None
