@@ -5,6 +5,7 @@ the image is not really built; what is checked is the Job the builder asks for a
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -74,7 +75,7 @@ def test_a_build_already_running_for_the_image_is_followed(builder, context, fak
     builder.build(context, None, "linux/amd64", lambda line: None)
     again = KanikoKubernetesBuilder(builder.config, builder.agent_config)
     log: list[str] = []
-    again._run_build("proj-1", ["--x"], f"{builder.config.destination}:{context.tag}", log.append)
+    again._run_build("proj-1", ["--x"], f"{builder.config.destination}:{context.tag}", log.append, threading.Event())
     assert any("already building" in line for line in log)
     assert len(fake_kubernetes.jobs) == 1 and again.builds == 0
 
@@ -87,3 +88,13 @@ def test_the_agent_config_takes_the_builder(tmp_path):
                     "  build_context_store: gs://contexts-bucket/launch\nenvironment:\n  region: eu-west-1\n")
     config = load_agent_config(path)
     assert config.builder.type == "kaniko-kubernetes" and config.environment.region == "eu-west-1"
+
+
+def test_the_wait_for_a_build_job_hears_the_agents_stop(builder, context, fake_kubernetes):
+    from launch_jupyter.builders.kaniko import BuildStopped
+
+    fake_kubernetes.script(["Running"] * 1000)  # a build that does not end
+    stop = threading.Event()
+    stop.set()  # the agent stops (or lost the run) while the Job runs
+    with pytest.raises(BuildStopped, match="stopped waiting for the kaniko Job"):
+        builder._run_build("proj-1", ["--x"], f"{builder.config.destination}:{context.tag}", lambda line: None, stop)

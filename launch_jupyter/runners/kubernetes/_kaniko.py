@@ -37,7 +37,7 @@ class KanikoKubernetesBuilder(KanikoBuilder):
                 raise
         KubernetesRunner()._api({})
 
-    def _run_build(self, project: str, args: list[str], uri: str, log) -> None:
+    def _run_build(self, project: str, args: list[str], uri: str, log, stop) -> None:
         from kubernetes import client  # lazy
 
         runner = KubernetesRunner()
@@ -65,7 +65,7 @@ class KanikoKubernetesBuilder(KanikoBuilder):
                 raise BuildError(f"cannot start the kaniko Job for {uri}: {_dispatch_error(err, 'create the Job')}") from None
             log(f"kaniko Job {namespace}/{name} is already building {uri}; following it")
         self.last_build_id = name
-        ended = self._wait(batch, namespace, name, uri)
+        ended = self._wait(batch, namespace, name, uri, stop)
         lines = self._log_lines(core, namespace, name)
         for line in lines:
             log(line)
@@ -74,9 +74,16 @@ class KanikoKubernetesBuilder(KanikoBuilder):
             raise BuildError(f"kaniko Job {namespace}/{name} for {uri} ended {ended}:\n{tail}")
         log(f"kaniko Job {name}: SUCCESS")
 
-    def _wait(self, batch, namespace: str, name: str, uri: str) -> str:
+    def _wait(self, batch, namespace: str, name: str, uri: str, stop) -> str:
+        """Read the build Job until it ends, ``stop`` is set (the agent stops or lost the run:
+        BuildStopped) or the kaniko builder's ``wait_timeout`` passes (BuildError)."""
+        from ...builders.kaniko import BuildStopped
+
         delay = _FIRST_POLL
+        deadline = time.monotonic() + self.wait_timeout
         while True:
+            if stop.is_set():
+                raise BuildStopped(f"stopped waiting for the kaniko Job {namespace}/{name} (it goes on in the cluster)")
             try:  # a list by label, as the runner reads its Jobs
                 found = batch.list_namespaced_job(namespace, label_selector=f"launch-build={name}",
                                                   _request_timeout=60).items
@@ -88,7 +95,10 @@ class KanikoKubernetesBuilder(KanikoBuilder):
             for condition in (job.status.conditions if job.status else None) or []:
                 if condition.status == "True" and condition.type in ("Complete", "Failed"):
                     return condition.type if condition.type == "Complete" else f"Failed ({condition.reason})"
-            time.sleep(delay)
+            if time.monotonic() + delay > deadline:
+                raise BuildError(f"the kaniko Job {namespace}/{name} for {uri} did not finish within "
+                                 f"{self.wait_timeout:.0f} s")
+            stop.wait(delay)
             delay = min(delay * 2, _MAX_POLL)
 
     def _log_lines(self, core, namespace: str, name: str) -> list[str]:
