@@ -35,6 +35,7 @@ from .core.errors import BuildError, ConfigError, DispatchError, LaunchError
 from .core.identity import host_identity, host_name, macro_values
 from .core.model import Event, Job, Queue, Run
 from .core.states import AT_TARGET, TERMINAL, RunState
+from .schedules import fire_due
 from .store import LeaseLost
 
 if TYPE_CHECKING:
@@ -293,6 +294,7 @@ class Agent:
                 if now - last_stranded >= STRANDED_EVERY_S:
                     self._fail_stranded()
                     last_stranded = now
+                woken = fire_due(self.store, self._queues, self.agent_id, self._say) or woken  # schedules' ticks
                 self._sync_with_store()
                 # New work wakes us (NOTIFY, the SQLite watcher, this process); leases that lapse
                 # are looked for on a slower clock, so an idle agent costs next to nothing.

@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--poll-interval", type=float)
     agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
     agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
+
+    from ._schedule_commands import add_schedule_parser
+
+    add_schedule_parser(sub, _Parser)
     return p
 
 
@@ -358,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_agent(args)
         if args.command == "agents":
             return _cmd_agents(args)
+        if args.command == "schedule":
+            from ._schedule_commands import run_schedule_command
+
+            return run_schedule_command(args)
     except LaunchError as err:
         sys.stderr.write(f"launch-jupyter: error: {err}\n")
         return USAGE_ERROR
