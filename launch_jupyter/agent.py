@@ -35,6 +35,7 @@ from .core.errors import BuildError, ConfigError, DispatchError, LaunchError
 from .core.identity import host_identity, host_name, macro_values
 from .core.model import Event, Job, Queue, Run
 from .core.states import AT_TARGET, TERMINAL, RunState
+from .progress import record as record_progress
 from .schedules import fire_due
 from .store import LeaseLost
 
@@ -302,6 +303,7 @@ class Agent:
                     self._claim_while_capacity()
                     last_claim = now
                 self._track(last_track)
+                record_progress(self.store, [a.job for a in list(self._active.values()) if a.job is not None])
                 if until_idle and self._idle():
                     break
                 with self._lock:

@@ -599,6 +599,15 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
     yield from get_runner(run.resource, agent_config()).logs(run, follow=follow)
 
 
+def run_progress(run_ids: str | Sequence[str], *, store_url: str | None = None) -> dict[str, dict]:
+    """Where running notebooks are: {run id: {cell, total, source, cell_started_at, updated_at}}
+    (``cell`` of ``total`` is running; runs that reported nothing are left out)."""
+    from . import progress
+
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    return progress.load(open_store(store_url), ids)
+
+
 # ---------------------------------------------------------------- schedules
 
 

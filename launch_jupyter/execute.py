@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cwd", help="working folder for the kernel (default: the notebook's folder)")
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
     parser.add_argument("--status-file", help="write {'returncode': ..., 'error': ...} here on exit")
+    parser.add_argument("--progress-file", help="keep the running cell here as JSON (default: progress.json "
+                        "beside --status-file, else in $LAUNCH_WORKDIR)")
     return parser.parse_args(argv)
 
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the notebook; returns the process exit status."""
     args = parse_args(argv)
     status_file = Path(args.status_file) if args.status_file else None
+    _progress["path"] = _progress_path(args, status_file)
     _on_sigterm(status_file)
     code, error = EXIT_FAILED, ""
     try:
@@ -73,6 +76,33 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _write_status(status_file, code, error)
     return code
+
+
+# Where the running cell is written (None: nowhere); set once by main().
+_progress: dict[str, Path | None] = {"path": None}
+
+
+def _progress_path(args: argparse.Namespace, status_file: Path | None) -> Path | None:
+    from .progress import PROGRESS_FILE
+
+    if args.progress_file:
+        return Path(args.progress_file)
+    if status_file is not None:
+        return status_file.parent / PROGRESS_FILE
+    workdir = os.environ.get("LAUNCH_WORKDIR")
+    return Path(workdir) / PROGRESS_FILE if workdir else None
+
+
+def _note_progress(cell: int, total: int, source: str) -> None:
+    from .progress import write_progress_file
+
+    path = _progress["path"]
+    if path is None:
+        return
+    try:
+        write_progress_file(path, cell, total, source)
+    except OSError:
+        pass  # progress is a nicety: a read-only or vanished folder must not fail the run
 
 
 def _run(args: argparse.Namespace) -> tuple[int, str]:
@@ -189,6 +219,7 @@ def _announce_cells(nb_man) -> None:
     def cell_start(cell, cell_index=None, **kwargs):
         if cell.cell_type == "code" and cell_index in numbers:
             say(f"cell {numbers[cell_index]}/{total} started: {_first_line(cell.source)}")
+            _note_progress(numbers[cell_index], total, _first_line(cell.source))
         return start(cell, cell_index, **kwargs)
 
     nb_man.cell_start = cell_start  # this one manager object only, created per execution

@@ -206,6 +206,19 @@ schedule_ticks = Table(
 )
 Index("ix_schedule_ticks_state", schedule_ticks.c.state, schedule_ticks.c.claimed_at)
 
+# A running notebook's progress (launch_jupyter.progress): the cell it is in, one row per run,
+# overwritten as it goes (no history: the log has that).
+run_progress = Table(
+    "run_progress",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("cell", Integer, nullable=False),  # the running cell's number, from 1 (the injected cell not counted)
+    Column("total", Integer, nullable=False),  # code cells in the notebook
+    Column("source", Text, nullable=False, default=""),  # the running cell's first line
+    Column("cell_started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 
 def create_schema(conn: Connection) -> None:
     """Create the tables if missing. Call inside a transaction that serialises schema creation.
