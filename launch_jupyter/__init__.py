@@ -12,6 +12,8 @@ _API = {
     "submit", "create_queue", "update_queue", "delete_queue", "get_queue", "list_queues",
     "list_runs", "get_run", "cancel", "logs", "default_config", "validate_config", "RunHandle",
 }
+_API |= {"create_schedule", "list_schedules", "get_schedule", "pause_schedule", "resume_schedule",
+         "delete_schedule", "schedule_ticks", "run_progress"}  # issue 19
 
 
 def __getattr__(name: str):

@@ -634,6 +634,7 @@ def create_schedule(
     ``follow_file`` packages the file as it is at each tick. ``missed``: ``once`` fires the latest
     tick that came while no agent served the queue, ``skip`` drops such ticks. Everything is checked
     before anything is stored."""
+    from .core.inside import inside_run
     from .packaging import check_parameters, create_context, pack_context, read_notebook_json
     from .schedules import (
         Schedule,
@@ -645,6 +646,9 @@ def create_schedule(
     )
     from .store._schedules import insert_schedule
 
+    here = inside_run()
+    if here is not None:  # a notebook that schedules itself would add a schedule at every tick
+        raise LaunchError(f"{here.describe()}: no schedule is created inside a run")
     if not QUEUE_NAME.match(name or ""):
         raise ConfigError(f'bad schedule name "{name}": use 1 to 64 characters from letters, digits, ".", "_" '
                           'and "-"', path="name")

@@ -366,3 +366,15 @@ def test_a_real_agent_fires_a_minutely_schedule_and_runs_it(sqlite_url, notebook
     assert run.state is RunState.SUCCEEDED, run.message
     assert "tick" in Path(run.output_notebook).read_text()
     assert run.name == "m" and run.parameters == {"name": "tick"}
+
+
+def test_no_schedule_is_created_inside_a_run(notebook, monkeypatch):
+    from launch_jupyter.core.inside import mark
+
+    api.create_queue("laptop", "local-process")
+    [(name, value)] = mark("r1", "alice/laptop").items()
+    monkeypatch.setenv(name, value)
+    with pytest.raises(LaunchError, match="no schedule is created inside a run"):
+        api.create_schedule("self", notebook, "laptop", cron="* * * * *")
+    monkeypatch.delenv(name)
+    assert api.list_schedules() == []
