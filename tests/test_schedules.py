@@ -378,3 +378,36 @@ def test_no_schedule_is_created_inside_a_run(notebook, monkeypatch):
         api.create_schedule("self", notebook, "laptop", cron="* * * * *")
     monkeypatch.delenv(name)
     assert api.list_schedules() == []
+
+
+@pytest.mark.postgres
+def test_two_real_agents_on_postgres_fire_the_next_minute_once(pg_url, notebook, tmp_path):
+    """Two `launch-jupyter agent` processes serve the queue; the next minute's tick fires once and runs."""
+    api.create_queue("team", "local-process", store_url=pg_url)
+    api.create_schedule("m", notebook, "team", cron="* * * * *", timezone="UTC", store_url=pg_url)
+    logs = [tmp_path / f"agent-{i}.log" for i in (1, 2)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LAUNCH_JUPYTER_POLL_INTERVAL": "0.5"}
+    agents = [subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "--store", pg_url, "agent", "-q", "team",
+                                "-l", str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+              for log in logs]
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            done = [t for t in fired_ticks("m", pg_url) if t["run_state"] in ("succeeded", "failed")]
+            if done:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"no tick ran within 300 s: {api.schedule_ticks('m', store_url=pg_url)}")
+    finally:
+        for agent in agents:
+            agent.terminate()
+        for agent in agents:
+            agent.wait(timeout=60)
+    ticks = fired_ticks("m", pg_url)
+    assert len({t["fire_time"] for t in ticks}) == len(ticks)
+    runs = open_store(pg_url).list_runs()
+    assert sorted(r.id for r in runs) == sorted(t["run_id"] for t in ticks)  # one run per tick, no other
+    said = sum(log.read_text().count('schedule "alice/m": queued run') for log in logs)
+    assert said == len(ticks)
+    assert open_store(pg_url).get_run(done[0]["run_id"]).state is RunState.SUCCEEDED
