@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, false, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -95,7 +95,7 @@ def any_due(store: QueueStore, queue_ids: Sequence[int], now: float) -> bool:
         # A range read of ix_schedules_due up to now: it costs the due rows, not the schedules.
         found = conn.execute(
             select(schedules.c.id)
-            .where(schedules.c.paused.is_(False), schedules.c.next_fire_at <= now,
+            .where(schedules.c.paused == false(), schedules.c.next_fire_at <= now,
                    schedules.c.queue_id.in_(list(queue_ids)))
             .limit(1)
         ).first()
@@ -116,7 +116,7 @@ def claim_due(store: QueueStore, queue_ids: Sequence[int], now: float, plan: Pla
     with store._backend.write() as conn:
         rows = conn.execute(
             select(*_COLUMNS_WITHOUT_CONTEXT)
-            .where(schedules.c.paused.is_(False), schedules.c.queue_id.in_(list(queue_ids)),
+            .where(schedules.c.paused == false(), schedules.c.queue_id.in_(list(queue_ids)),
                    schedules.c.next_fire_at <= now)
             .with_for_update(skip_locked=True)
         ).all()
