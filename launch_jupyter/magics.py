@@ -362,6 +362,10 @@ class LaunchMagics(Magics):
             return AGENT_SUBCOMMANDS
         if command == "editor" and not rest:
             return _queue_names()
+        if command == "schedule" and not rest:
+            from ._schedule_commands import ACTIONS
+
+            return ACTIONS
         return self._flags(command, rest[:1])
 
     def _flags(self, command: str, action: list[str]) -> list[str]:

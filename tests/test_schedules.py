@@ -325,7 +325,7 @@ def test_show_lists_the_schedules_runs_with_their_states(sqlite_url, notebook, c
 def test_magics_schedule_commands_call_the_same_api(sqlite_url, notebook, capsys):
     from IPython.core.error import UsageError
 
-    from tests.test_magics import TestingShell
+    from tests.test_magics import TestingShell, complete
 
     ip = TestingShell.instance()
     try:
@@ -339,6 +339,8 @@ def test_magics_schedule_commands_call_the_same_api(sqlite_url, notebook, capsys
         assert api.get_schedule("weekly", store_url=sqlite_url).paused
         with pytest.raises(UsageError):
             ip.run_cell(f"%launch schedule create x {notebook} -q laptop")  # no --cron
+        assert complete(ip, "%launch schedule ") == sorted(["create", "list", "show", "pause", "resume", "delete"])
+        assert {"--cron", "--timezone", "--missed", "--follow-file"} <= set(complete(ip, "%launch schedule create a b --"))
     finally:
         TestingShell.clear_instance()
 
