@@ -738,6 +738,19 @@ def schedule_ticks(name: str, *, limit: int | None = 20, store_url: str | None =
     return list_ticks(open_store(store_url), get_schedule(name, store_url=store_url).id, limit)
 
 
+def schedule_of_run(run_id: str, *, store_url: str | None = None) -> dict | None:
+    """The schedule tick that fired this run: schedule (``author/name``), fire_time, message; None
+    for a run that was submitted by hand."""
+    from .store._schedules import tick_of_run
+
+    store = open_store(store_url)
+    tick = tick_of_run(store, store.get_run(run_id).id)
+    if tick is None:
+        return None
+    return {"schedule": f"{tick['author']}/{tick['name']}", "fire_time": tick["fire_time"],
+            "timezone": tick["timezone"], "message": tick["message"]}
+
+
 # ---------------------------------------------------------------- who is serving
 
 

@@ -268,6 +268,9 @@ def _cmd_run_show(args: argparse.Namespace) -> int:
                        ("log", r.log_path or "-"), ("stage", r.stage or "-"), ("message", r.message or "-")]:
         print(f"{key + ':':17}{value}")
     _print_progress(r)
+    tick = api.schedule_of_run(r.id)
+    if tick is not None:
+        print(f"{'schedule:':17}{tick['schedule']} ({tick['message']})")
     print("events:")
     for e in events:
         print(f"  {_when(e.time)}  {str(e.state):10}  {e.message}")

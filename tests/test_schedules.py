@@ -320,6 +320,8 @@ def test_show_lists_the_schedules_runs_with_their_states(sqlite_url, notebook, c
     assert cli.main(["schedule", "show", "m", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["ticks"][0]["run_id"] == tick["run_id"] and len(shown["next_fire_times"]) == 5
+    assert cli.main(["run", "show", tick["run_id"]]) == 0  # and the run names its schedule
+    assert f"schedule:        alice/m ({tick['message']})" in capsys.readouterr().out
 
 
 def test_magics_schedule_commands_call_the_same_api(sqlite_url, notebook, capsys):

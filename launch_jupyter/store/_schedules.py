@@ -210,3 +210,15 @@ def _reclaim_stuck(conn: Connection, queue_ids: Sequence[int], now: float, agent
                      .values(agent_id=agent_id, claimed_at=now))
         found.append((_tick(conn, row.id), _row(conn, row.schedule_id)))
     return found
+
+
+def tick_of_run(store: QueueStore, run_id: str) -> dict | None:
+    """The tick that fired ``run_id`` with its schedule's author and name, or None (not a scheduled run)."""
+    query = (
+        select(schedule_ticks, schedules.c.author, schedules.c.name, schedules.c.timezone)
+        .join(schedules, schedules.c.id == schedule_ticks.c.schedule_id)
+        .where(schedule_ticks.c.run_id == run_id)
+    )
+    with store._backend.read() as conn:
+        row = conn.execute(query).first()
+    return dict(row._mapping) if row is not None else None

@@ -205,6 +205,7 @@ schedule_ticks = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_schedule_ticks_state", schedule_ticks.c.state, schedule_ticks.c.claimed_at)
+Index("ix_schedule_ticks_run", schedule_ticks.c.run_id)
 
 # A running notebook's progress (launch_jupyter.progress): the cell it is in, one row per run,
 # overwritten as it goes (no history: the log has that).
