@@ -17,6 +17,8 @@ function render({ model, el }) {
   // How the line ends: the executed notebook and the log when it succeeded, the whole message when it failed.
   const open = h("button", { class: "lj-btn-open", onclick: () => act(model, "open_output") }, "Open notebook");
   const logs = h("button", { class: "lj-btn-logs", onclick: () => act(model, model.get("log_lines").length ? "hide_logs" : "show_logs") }, "Logs");
+  const bar = h("progress", { class: "lj-progress", max: "1", value: "0" });
+  const barLabel = h("span", { class: "lj-muted lj-progress-label" });
   const failure = h("div", { class: "lj-error lj-failure" });
   const note = h("div", { class: "lj-note" });
   const agent = h("span", { class: "lj-muted lj-agent" });
@@ -52,25 +54,37 @@ function render({ model, el }) {
     logBox.hidden = !model.get("log_lines").length;
     logBox.textContent = model.get("log_lines").join("\n");
     duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
+    showProgress();
+  };
+  // The running cell (issue 19): a bar of cells done, "cell i/n: first line (elapsed)".
+  const showProgress = () => {
+    const p = model.get("progress") || {};
+    const running = model.get("state") === "running" && p.total;
+    bar.hidden = barLabel.hidden = !running;
+    if (!running) return;
+    bar.value = Math.max(0, Math.min(1, (p.cell - 1) / p.total));
+    const elapsed = formatDuration(Math.max(0, Date.now() / 1000 - p.cell_started_at));
+    barLabel.textContent = `cell ${p.cell}/${p.total}${p.source ? `: ${p.source}` : ""} (${elapsed})`;
   };
   model.on("change:open_request", () => {
     const req = model.get("open_request");
     if (req?.path) openInLab(req.path);
   });
   for (const trait of ["state", "stage", "message", "external_id", "name", "queue", "started_at", "finished_at",
-    "output_notebook", "log_lines", "note", "agent_id"]) {
+    "output_notebook", "log_lines", "note", "agent_id", "progress"]) {
     model.on(`change:${trait}`, show);
   }
   const error = h("span", { class: "lj-error" });
   bindText(model, "error", error);
   const root = h("div", { class: "lj-widget lj-run-status" },
-    h("div", { class: "lj-status-line" }, badge, id, what, agent, duration, message, link, open, logs, cancel),
+    h("div", { class: "lj-status-line" }, badge, id, what, agent, duration, bar, barLabel, message, link, open, logs, cancel),
     note, failure, logBox, error);
   el.replaceChildren(root);
   show();
   // The duration moves with the clock while the run goes on, and stops when the kernel is gone.
   return tickWhileConnected(model, root, el, () => {
     if (!isTerminal(model.get("state"))) duration.textContent = formatDuration(runDuration(row(), Date.now() / 1000));
+    showProgress();
   });
 }
 

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "RunHandle", "__version__", "cancel", "create_queue", "default_config", "delete_queue", "get_queue",
-    "get_run", "list_queues", "list_runs", "load_ipython_extension", "logs", "submit", "unload_ipython_extension",
-    "update_queue", "validate_config",
+    "Agent", "RunHandle", "__version__", "cancel", "create_queue", "create_schedule", "default_config",
+    "delete_queue", "delete_schedule", "get_queue", "get_run", "get_schedule", "list_queues", "list_runs",
+    "list_schedules", "load_ipython_extension", "logs", "pause_schedule", "resume_schedule", "run_progress",
+    "schedule_ticks", "submit", "unload_ipython_extension", "update_queue", "validate_config",
 ]
 _API = set(__all__) - {"Agent", "__version__", "load_ipython_extension", "unload_ipython_extension"}
 
@@ -23,13 +24,21 @@ if TYPE_CHECKING:  # what a type checker sees; at run time the names load on fir
         RunHandle,
         cancel,
         create_queue,
+        create_schedule,
         default_config,
         delete_queue,
+        delete_schedule,
         get_queue,
         get_run,
+        get_schedule,
         list_queues,
         list_runs,
+        list_schedules,
         logs,
+        pause_schedule,
+        resume_schedule,
+        run_progress,
+        schedule_ticks,
         submit,
         update_queue,
         validate_config,

@@ -34,6 +34,8 @@ from .core.errors import BuildError, ConfigError, DispatchError, LaunchError
 from .core.identity import host_identity, host_name, macro_values
 from .core.model import Event, Job, Queue, Run
 from .core.states import AT_TARGET, TERMINAL, RunState
+from .progress import record as record_progress
+from .schedules import fire_due
 from .store import LeaseLost
 
 if TYPE_CHECKING:
@@ -302,6 +304,7 @@ class Agent:
                 if now - last_stranded >= STRANDED_EVERY_S:
                     self._fail_stranded()
                     last_stranded = now
+                woken = fire_due(self.store, self._queues, self.agent_id, self._say) or woken  # schedules' ticks
                 self._sync_with_store()
                 # New work wakes us (NOTIFY, the SQLite watcher, this process); leases that lapse
                 # are looked for on a slower clock, so an idle agent costs next to nothing.
@@ -309,6 +312,7 @@ class Agent:
                     self._claim_while_capacity()
                     last_claim = now
                 self._track(last_track)
+                record_progress(self.store, [a.job for a in list(self._active.values()) if a.job is not None])
                 if until_idle and self._idle():
                     break
                 with self._lock:

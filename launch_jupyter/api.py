@@ -24,6 +24,7 @@ from .core.states import TERMINAL, Priority, RunState
 if TYPE_CHECKING:
     from .agent import Agent
     from .handshake import SaveReply
+    from .schedules import Schedule
     from .store import QueueStore
 
     SaveFunction = Callable[[Path], SaveReply | None]
@@ -646,6 +647,158 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
 
         checked_inside(run.log_path, run_folder(cfg.data_dir, run.id), "the log")
     yield from get_runner(run.resource, cfg).logs(run, follow=follow)
+
+
+def run_progress(run_ids: str | Sequence[str], *, store_url: str | None = None) -> dict[str, dict]:
+    """Where running notebooks are: {run id: {cell, total, source, cell_started_at, updated_at}}
+    (``cell`` of ``total`` is running; runs that reported nothing are left out)."""
+    from . import progress
+
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    return progress.load(open_store(store_url), ids)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def create_schedule(
+    name: str,
+    notebook: str | Path,
+    queue: str | None = None,
+    *,
+    cron: str,
+    timezone: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    new_parameters: Sequence[str] = (),
+    priority: str | int | Priority | None = None,
+    template_values: Mapping[str, Any] | None = None,
+    resource_args: Mapping[str, Any] | None = None,
+    include: Sequence[str] = (),
+    missed: str = "once",
+    follow_file: bool = False,
+    store_url: str | None = None,
+) -> Schedule:
+    """Run ``notebook`` on ``queue`` at every ``cron`` time (in ``timezone``, default this machine's).
+
+    By default the notebook is packaged now, once, and every tick runs that snapshot (one image);
+    ``follow_file`` packages the file as it is at each tick. ``missed``: ``once`` fires the latest
+    tick that came while no agent served the queue, ``skip`` drops such ticks. Everything is checked
+    before anything is stored."""
+    from .core.inside import inside_run
+    from .packaging import check_parameters, create_context, pack_context, read_notebook_json
+    from .schedules import (
+        Schedule,
+        check_cron,
+        check_missed,
+        check_timezone,
+        local_timezone,
+        next_fire_after,
+    )
+    from .store._schedules import insert_schedule
+
+    here = inside_run()
+    if here is not None:  # a notebook that schedules itself would add a schedule at every tick
+        raise LaunchError(f"{here.describe()}: no schedule is created inside a run")
+    if not QUEUE_NAME.match(name or ""):
+        raise ConfigError(f'bad schedule name "{name}": use 1 to 64 characters from letters, digits, ".", "_" '
+                          'and "-"', path="name")
+    cron = check_cron(cron)
+    tz = timezone or local_timezone()
+    check_timezone(tz)
+    check_missed(missed)
+    try:
+        prio = Priority.parse(priority)
+    except ValueError as err:
+        raise ConfigError(str(err), path="priority") from None
+    store = open_store(store_url)
+    queue_name, queue_entity = _split_queue_ref(_resolve_queue_name(queue), None)
+    q = store.find_queue(queue_name, current_user(), queue_entity)
+    config = resolve_run_config(q, template_values, resource_args)
+    path, _ = _locate_notebook(notebook, None, None)
+    checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
+    context_bytes, content_hash = None, None
+    if not follow_file:
+        tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
+        try:
+            builder = config.get("builder") or {}
+            context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"))
+            context_bytes, content_hash = pack_context(context.directory), context.content_hash
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    row = insert_schedule(store, dict(
+        name=name, author=current_user(), queue_id=q.id, queue_name=q.name, entity=q.entity, cron=cron,
+        timezone=tz, missed=missed, follow_file=bool(follow_file), notebook=str(path), include=list(include),
+        parameters=checked, new_parameters=list(new_parameters), template_values=dict(template_values or {}),
+        resource_args=dict(resource_args or {}), priority=int(prio), content_hash=content_hash, paused=False,
+        next_fire_at=next_fire_after(cron, tz, time.time()),
+    ), context_bytes)
+    _wake_local_agent()
+    return Schedule.from_row(row)
+
+
+def list_schedules(*, author: str | None = None, store_url: str | None = None) -> list[Schedule]:
+    """Every schedule (only ``author``'s when given), by author then name."""
+    from .schedules import Schedule
+    from .store._schedules import list_schedules as _list
+
+    return [Schedule.from_row(r) for r in _list(open_store(store_url), author)]
+
+
+def get_schedule(name: str, *, store_url: str | None = None) -> Schedule:
+    """Your schedule ``name`` (or anyone's as ``author/name``)."""
+    from .schedules import Schedule
+    from .store._schedules import find_schedule
+
+    return Schedule.from_row(find_schedule(open_store(store_url), name, current_user()))
+
+
+def pause_schedule(name: str, *, store_url: str | None = None) -> Schedule:
+    """Stop firing ``name`` until it is resumed (ticks meanwhile are not owed)."""
+    from .schedules import Schedule
+    from .store._schedules import set_paused
+
+    schedule = get_schedule(name, store_url=store_url)
+    return Schedule.from_row(set_paused(open_store(store_url), schedule.id, True))
+
+
+def resume_schedule(name: str, *, store_url: str | None = None) -> Schedule:
+    """Fire ``name`` again, from its next tick after now."""
+    from .schedules import Schedule, next_fire_after
+    from .store._schedules import set_paused
+
+    schedule = get_schedule(name, store_url=store_url)
+    next_at = next_fire_after(schedule.cron, schedule.timezone, time.time())
+    resumed = Schedule.from_row(set_paused(open_store(store_url), schedule.id, False, next_at))
+    _wake_local_agent()
+    return resumed
+
+
+def delete_schedule(name: str, *, store_url: str | None = None) -> None:
+    """Delete ``name`` and its tick history; the runs it fired stay."""
+    from .store._schedules import delete_schedule as _delete
+
+    _delete(open_store(store_url), get_schedule(name, store_url=store_url).id)
+
+
+def schedule_ticks(name: str, *, limit: int | None = 20, store_url: str | None = None) -> list[dict]:
+    """The schedule's ticks, newest first: fire_time, state (claimed | fired | failed | skipped),
+    run_id, run_state, agent_id, message."""
+    from .store._schedules import list_ticks
+
+    return list_ticks(open_store(store_url), get_schedule(name, store_url=store_url).id, limit)
+
+
+def schedule_of_run(run_id: str, *, store_url: str | None = None) -> dict | None:
+    """The schedule tick that fired this run: schedule (``author/name``), fire_time, message; None
+    for a run that was submitted by hand."""
+    from .store._schedules import tick_of_run
+
+    store = open_store(store_url)
+    tick = tick_of_run(store, store.get_run(run_id).id)
+    if tick is None:
+        return None
+    return {"schedule": f"{tick['author']}/{tick['name']}", "fire_time": tick["fire_time"],
+            "timezone": tick["timezone"], "message": tick["message"]}
 
 
 # ---------------------------------------------------------------- who is serving

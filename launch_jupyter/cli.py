@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .core.errors import BuildError, DispatchError, LaunchError, StoreError
+from .core.states import RunState
 
 USAGE_ERROR = 2  # the command line or what it names is wrong: fix the input
 RUNTIME_ERROR = 1  # the input was fine, the work failed (store, build, target): retrying may help
@@ -101,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
     agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
     _add_team_commands(sub)
+
+    from ._schedule_commands import add_schedule_parser
+
+    add_schedule_parser(sub, _Parser)
     return p
 
 
@@ -302,10 +307,19 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         _print_json([_run_dict(r) for r in runs])
         return 0
     now = time.time()
+    cells = _progress_of(runs)
     _table([[r.id, r.queue_name, str(r.state), r.author, str(r.priority), _when(r.created_at),
-             f"{((r.finished_at or now) - r.started_at):.0f}s" if r.started_at else "-", r.name]
-            for r in runs], ["RUN", "QUEUE", "STATE", "AUTHOR", "PRIORITY", "CREATED", "DURATION", "NAME"])
+             f"{((r.finished_at or now) - r.started_at):.0f}s" if r.started_at else "-", r.name, cells.get(r.id, "")]
+            for r in runs], ["RUN", "QUEUE", "STATE", "AUTHOR", "PRIORITY", "CREATED", "DURATION", "NAME", "PROGRESS"])
     return 0
+
+
+def _progress_of(runs: list) -> dict[str, str]:
+    """The progress bar of each running run (live cell progress; issue 19)."""
+    from . import api, progress
+
+    running = [r.id for r in runs if r.state is RunState.RUNNING]
+    return {run_id: progress.bar(p, 10) for run_id, p in api.run_progress(running).items()} if running else {}
 
 
 def _cmd_run_show(args: argparse.Namespace) -> int:
@@ -326,10 +340,23 @@ def _cmd_run_show(args: argparse.Namespace) -> int:
                        ("external id", r.external_id or "-"), ("output notebook", r.output_notebook or "-"),
                        ("log", r.log_path or "-"), ("stage", r.stage or "-"), ("message", r.message or "-")]:
         print(f"{key + ':':17}{value}")
+    _print_progress(r)
+    tick = api.schedule_of_run(r.id)
+    if tick is not None:
+        print(f"{'schedule:':17}{tick['schedule']} ({tick['message']})")
     print("events:")
     for e in events:
         print(f"  {_when(e.time)}  {str(e.state):10}  {mask_secrets(e.message)}")
     return 0
+
+
+def _print_progress(run: Any) -> None:
+    from . import api, progress
+
+    found = api.run_progress(run.id).get(run.id)
+    if found is not None:
+        what = progress.describe(found) if run.state is RunState.RUNNING else progress.bar(found)
+        print(f"{'progress:':17}{what}")
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -401,6 +428,16 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_progress_bar(line: str) -> str:
+    """A ``[launch] cell i/n started`` line with its progress bar in front (``logs --follow``)."""
+    from .progress import bar, parse_cell_line
+
+    found = parse_cell_line(line)
+    if found is None:
+        return line
+    return f"{bar({'cell': found[0], 'total': found[1]})} {line}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``launch-jupyter``."""
     args = _parser().parse_args(argv)
@@ -420,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "logs":
             for line in api.logs(args.run_id, follow=args.follow):
-                print(line.rstrip("\n"), flush=True)
+                print(_with_progress_bar(line.rstrip("\n")) if args.follow else line.rstrip("\n"), flush=True)
             return 0
         if args.command == "submit":
             return _cmd_submit(args)
@@ -436,6 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_agents(args)
         if args.command in ("store", "entity"):
             return _cmd_team(args)
+        if args.command == "schedule":
+            from ._schedule_commands import run_schedule_command
+
+            return run_schedule_command(args)
     except LaunchError as err:
         # One line whatever the message echoes back (a name or value with a newline in it).
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")

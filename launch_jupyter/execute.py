@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cwd", help="working folder for the kernel (default: the notebook's folder)")
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
     parser.add_argument("--status-file", help="write {'returncode': ..., 'error': ...} here on exit")
+    parser.add_argument("--progress-file", help="keep the running cell here as JSON (default: progress.json "
+                        "beside --status-file, else in $LAUNCH_WORKDIR)")
     return parser.parse_args(argv)
 
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the notebook; returns the process exit status."""
     args = parse_args(argv)
     status_file = Path(args.status_file) if args.status_file else None
+    _progress["path"] = _progress_path(args, status_file)
     _on_sigterm(status_file)
     code, error = EXIT_FAILED, ""
     try:
@@ -75,6 +78,33 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+# Where the running cell is written (None: nowhere); set once by main().
+_progress: dict[str, Path | None] = {"path": None}
+
+
+def _progress_path(args: argparse.Namespace, status_file: Path | None) -> Path | None:
+    from .progress import PROGRESS_FILE
+
+    if args.progress_file:
+        return Path(args.progress_file)
+    if status_file is not None:
+        return status_file.parent / PROGRESS_FILE
+    workdir = os.environ.get("LAUNCH_WORKDIR")
+    return Path(workdir) / PROGRESS_FILE if workdir else None
+
+
+def _note_progress(cell: int, total: int, source: str) -> None:
+    from .progress import write_progress_file
+
+    path = _progress["path"]
+    if path is None:
+        return
+    try:
+        write_progress_file(path, cell, total, source)
+    except OSError:
+        pass  # progress is a nicety: a read-only or vanished folder must not fail the run
+
+
 def _run(args: argparse.Namespace) -> tuple[int, str]:
     parameters = load_parameters(args.parameters)
     notebook = Path(args.notebook)
@@ -85,6 +115,7 @@ def _run(args: argparse.Namespace) -> tuple[int, str]:
     # The kernel papermill starts inherits this: its %launch commands know they are inside a run.
     os.environ.update(mark(os.environ.get("LAUNCH_RUN_ID") or "?", os.environ.get("LAUNCH_QUEUE", "")))
     say(f"running {notebook} with parameters {json.dumps(parameters)}")
+    _running.update(output=local_output, upload_to=upload_to)
     try:
         error = _execute(notebook.absolute(), local_output, parameters, cwd, args.kernel)
     finally:
@@ -185,10 +216,13 @@ def _announce_cells(nb_man) -> None:
     numbers = _user_numbers(nb_man.nb.cells)
     total = len(numbers)
     start = nb_man.cell_start
+    _running.update(nb_man=nb_man, number=None, total=total, source="")
 
     def cell_start(cell, cell_index=None, **kwargs):
         if cell.cell_type == "code" and cell_index in numbers:
             say(f"cell {numbers[cell_index]}/{total} started: {_first_line(cell.source)}")
+            _note_progress(numbers[cell_index], total, _first_line(cell.source))
+            _running.update(number=numbers[cell_index], source=_first_line(cell.source))
         return start(cell, cell_index, **kwargs)
 
     nb_man.cell_start = cell_start  # this one manager object only, created per execution
@@ -210,14 +244,69 @@ def _write_status(path: Path | None, code: int, error: str) -> None:
     tmp.replace(path)  # atomic: a reader never sees half a status
 
 
+# The notebook being executed and its running cell, for the partial notebook a SIGTERM writes.
+_running: dict = {"nb_man": None, "number": None, "total": 0, "source": "", "output": None, "upload_to": None}
+BANNER_TAG = "launch-jupyter-stopped"
+
+
 def _on_sigterm(status_file: Path | None) -> None:
     def handler(signum, frame):
-        say("terminated: stopping the kernel")
+        why = _stop_reason(status_file)
+        say(f"terminated ({why}): saving the partial notebook, stopping the kernel")
+        _write_partial_notebook(why)  # first: the runner's grace period before SIGKILL is short
         stop_children(os.getpid())
-        _write_status(status_file, EXIT_TERMINATED, "terminated by a signal")
+        _write_status(status_file, EXIT_TERMINATED, f"terminated by a signal ({why})")
         os._exit(EXIT_TERMINATED)  # skip papermill's clean-up: the kernel is already gone
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def _stop_reason(status_file: Path | None) -> str:
+    """Why the runner sent SIGTERM, from the marker it left in the run's folder before sending it."""
+    from .runners.local_process import CANCELLED_MARK, TIMEOUT_MARK
+
+    folder = status_file.parent if status_file is not None else None
+    if folder is not None and (folder / CANCELLED_MARK).exists():
+        return "cancelled"
+    if folder is not None and (folder / TIMEOUT_MARK).exists():
+        try:
+            limit = json.loads((folder / TIMEOUT_MARK).read_text()).get("timeout")
+        except (OSError, ValueError):
+            limit = None
+        return f"timed out after {limit} s" if limit else "timed out"
+    return "terminated (SIGTERM: cancelled, preempted or timed out)"
+
+
+def _write_partial_notebook(why: str) -> None:
+    """Write the notebook as far as it ran, with a banner cell on top saying where it stopped and why."""
+    nb_man, output = _running["nb_man"], _running["output"]
+    if nb_man is None or output is None:
+        return  # the notebook had not started: there is nothing to keep
+    try:
+        import copy
+
+        import nbformat
+
+        nb = copy.deepcopy(nb_man.nb)
+        nb.cells = [c for c in nb.cells if BANNER_TAG not in (c.get("metadata", {}).get("tags") or [])]
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(_banner(why), metadata={"tags": [BANNER_TAG]}))
+        nbformat.write(nb, str(output))
+        if _running["upload_to"]:
+            _upload(Path(output), _running["upload_to"])
+        say(f"partial notebook: {_running['upload_to'] or output}")
+    except Exception as err:  # the exit must still happen within the grace period
+        say(f"could not write the partial notebook: {type(err).__name__}: {err}")
+
+
+def _banner(why: str) -> str:
+    number, total, source = _running["number"], _running["total"], _running["source"]
+    if number is None:
+        where = "before its first code cell"
+    else:
+        where = f"in cell {number} of {total}" + (f" (`{source}`)" if source else "")
+    done = f"Cells before cell {number} ran to the end; " if number and number > 1 else ""
+    return (f"**launch-jupyter: this run stopped {where}: {why}.**\n\n"
+            f"{done}cell {number or 1}'s output is as far as it got, and the cells after it did not run.")
 
 
 def children(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode, observe
 
-SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor")
+SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule")
 QUEUE_SUBCOMMANDS = ("create", "list", "show", "edit", "delete")
 AGENT_SUBCOMMANDS = ("start", "stop", "status")
 
@@ -101,6 +101,10 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     editor.add_argument("--resource", "-r", default="local-process", help="resource of a new queue")
     by_name = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
                "logs": logs, "editor": editor}
+    # The same parser as `launch-jupyter schedule`.
+    from ._schedule_commands import add_schedule_parser
+
+    by_name.update(add_schedule_parser(sub, _Parser))
     return parser, by_name
 
 
@@ -324,6 +328,11 @@ class LaunchMagics(Magics):
 
         _display(QueueEditor(args.name, resource=args.resource))
 
+    def _cmd_schedule(self, args, _cell):
+        from ._schedule_commands import run_schedule_command
+
+        run_schedule_command(args)
+
     # ---------------------------------------------------------------- completion
 
     def complete(self, line: str) -> list[str]:
@@ -353,6 +362,10 @@ class LaunchMagics(Magics):
             return AGENT_SUBCOMMANDS
         if command == "editor" and not rest:
             return _queue_names()
+        if command == "schedule" and not rest:
+            from ._schedule_commands import ACTIONS
+
+            return ACTIONS
         return self._flags(command, rest[:1])
 
     def _flags(self, command: str, action: list[str]) -> list[str]:

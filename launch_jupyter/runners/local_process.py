@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 PROCESS_FILE, EXIT_FILE, LOG_FILE = "process.json", "exit.json", "run.log"
 CANCELLED_MARK, TIMEOUT_MARK, LOCK_FILE = "cancelled", "timed-out", "submit.lock"
 OUTPUT_FILE = "output.ipynb"
-GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
+GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL: the entrypoint saves the partial notebook in it
 LOG_WAIT_SECONDS = 30.0  # how long logs(follow=True) waits for a run that has not started
 KEYS = {"timeout": "seconds, or null for no limit", "env": "extra environment variables"}
 

@@ -155,6 +155,71 @@ run_contexts = Table(
     Column("data", LargeBinary, nullable=False),  # the build context as tar.gz bytes
 )
 
+# A schedule fires runs of one notebook on a queue by a cron expression (launch_jupyter.schedules).
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String, nullable=False),
+    Column("author", String, nullable=False),
+    Column("queue_id", Integer, nullable=False),
+    Column("queue_name", String, nullable=False),
+    Column("entity", String, nullable=False),
+    Column("cron", String, nullable=False),
+    Column("timezone", String, nullable=False),
+    Column("missed", String(8), nullable=False),  # once | skip: what to do with ticks no agent was there for
+    Column("follow_file", Boolean, nullable=False, default=False),
+    Column("notebook", Text, nullable=False),
+    Column("include", _Json, nullable=False),
+    Column("parameters", _Json, nullable=False),
+    Column("new_parameters", _Json, nullable=False),
+    Column("template_values", _Json, nullable=False),
+    Column("resource_args", _Json, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("content_hash", String),  # of the snapshot (None with follow_file)
+    Column("context", LargeBinary),  # the snapshot's build context as tar.gz, stored once at create
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("next_fire_at", Float, nullable=False),  # the next cron time not yet considered (epoch seconds)
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("author", "name", name="uq_schedules_author_name"),
+    sqlite_autoincrement=True,
+)
+# What an agent loop reads every turn: cheap through this index whatever the number of schedules.
+Index("ix_schedules_due", schedules.c.paused, schedules.c.next_fire_at)
+
+# One row per cron time a schedule reached. The unique (schedule, fire time) pair is the claim: an
+# insert that conflicts does nothing, so each tick is fired by exactly one agent.
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", Integer, nullable=False),
+    Column("fire_time", Float, nullable=False),
+    Column("state", String(16), nullable=False),  # claimed | fired | failed | skipped
+    Column("run_id", String),  # chosen at claim time, so a retried enqueue can never make a second run
+    Column("agent_id", String),
+    Column("message", Text, nullable=False, default=""),
+    Column("claimed_at", Float, nullable=False),
+    UniqueConstraint("schedule_id", "fire_time", name="uq_schedule_ticks_time"),
+    sqlite_autoincrement=True,
+)
+Index("ix_schedule_ticks_state", schedule_ticks.c.state, schedule_ticks.c.claimed_at)
+Index("ix_schedule_ticks_run", schedule_ticks.c.run_id)
+
+# A running notebook's progress (launch_jupyter.progress): the cell it is in, one row per run,
+# overwritten as it goes (no history: the log has that).
+run_progress = Table(
+    "run_progress",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("cell", Integer, nullable=False),  # the running cell's number, from 1 (the injected cell not counted)
+    Column("total", Integer, nullable=False),  # code cells in the notebook
+    Column("source", Text, nullable=False, default=""),  # the running cell's first line
+    Column("cell_started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 
 def create_schema(conn: Connection) -> None:
     """Create the tables if missing. Call inside a transaction that serialises schema creation.

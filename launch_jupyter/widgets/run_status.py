@@ -36,6 +36,8 @@ class RunStatus(ActionWidget):
     log_lines = traitlets.List(traitlets.Unicode()).tag(sync=True)  # shown under the line when not empty
     agent_id = traitlets.Unicode("").tag(sync=True)  # the agent holding the run
     note = traitlets.Unicode("").tag(sync=True)  # e.g. "no agent is serving alice/laptop" while queued
+    # The running cell: {cell, total, source, cell_started_at} (empty until the notebook reports one).
+    progress = traitlets.Dict().tag(sync=True)
 
     def __init__(self, run_id: str, *, follow_events: bool = True, store_url: str | None = None, **kwargs):
         super().__init__(run_id=run_id, **kwargs)
@@ -44,7 +46,7 @@ class RunStatus(ActionWidget):
         self._stop_following = None
         self.refresh()
         if follow_events and self.state not in ("succeeded", "failed", "cancelled"):
-            self._stop_following = follow(self._on_events, store_url=store_url)
+            self._stop_following = follow(self._on_events, ticker=self._read_progress, store_url=store_url)
 
     def __repr__(self) -> str:
         return f"RunStatus({self.run_id} {self.state}{': ' + self.message if self.message else ''})"
@@ -62,9 +64,18 @@ class RunStatus(ActionWidget):
             self.note = (api.serving_note(f"{run.entity}/{run.queue_name}", store_url=self._store_url) or ""
                          if run.state == "queued" else "")
             self.state = str(run.state)
+        self._read_progress()
         if run.state.is_terminal and self._stop_following is not None:
             self._stop_following()
             self._stop_following = None
+
+    def _read_progress(self) -> None:
+        """The running cell, from the store (called every second while the run is not finished)."""
+        if self.state not in ("running", "succeeded", "failed", "cancelled"):
+            return
+        found = api.run_progress(self.run_id, store_url=self._store_url).get(self.run_id)
+        if found is not None and found != self.progress:
+            self.progress = found
 
     def _on_events(self, events: list[Event]) -> None:
         if any(e.run_id == self.run_id for e in events):
