@@ -313,7 +313,7 @@ def test_runs_and_editor_show_their_widgets(ip, capsys):
     ip.run_cell(f"%launch submit -q local --notebook {EXAMPLES / 'quickstart.ipynb'}")
     capsys.readouterr()
     ip.run_cell("%launch runs --queue local")
-    assert "RunBoard(local: 1 queued)" in capsys.readouterr().out
+    assert "RunBoard(local: 1 queued; page 1, 1 shown)" in capsys.readouterr().out
     ip.run_cell("%launch editor local")
     assert "QueueEditor(local, local-process, stored, 0 problem(s))" in capsys.readouterr().out
     ip.run_cell("%launch queue edit local")
