@@ -1,16 +1,21 @@
 """launch_jupyter: a launch queue in the notebook.
 
-Public API: ``submit``, ``Agent``, ``create_queue`` and the rest of ``launch_jupyter.api``.
+Public API: ``submit``, ``sweep``, ``record``, ``Agent``, ``create_queue`` and the rest of
+``launch_jupyter.api``.
 Everything heavy (aiplatform, docker, papermill) is imported lazily.
 """
 
 from __future__ import annotations
+
+# Light (stdlib only); bound here so that `launch_jupyter.record` is the function, not its module.
+from .record import record as record
 
 __version__ = "0.1.0"
 
 _API = {
     "submit", "create_queue", "update_queue", "delete_queue", "get_queue", "list_queues",
     "list_runs", "get_run", "cancel", "logs", "default_config", "validate_config", "RunHandle",
+    "sweep", "get_sweep", "list_sweeps", "cancel_sweep", "compare",
 }
 
 

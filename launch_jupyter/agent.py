@@ -755,6 +755,7 @@ class Agent:
         extra = {"output_notebook": status.output_notebook} if status.output_notebook else {}
         if status.state in TERMINAL:
             stage = {"stage": "run"} if status.state is RunState.FAILED else {}
+            self._save_records(active, status.output_notebook)
             self._finish(active, status.state, status.message, **extra, **stage)
             return
         if status.state is run.state and not extra:
@@ -765,6 +766,24 @@ class Agent:
             self._update(active, **extra)
         if active.job is not None:
             active.job.run = active.run
+
+    def _save_records(self, active: _Active, output_notebook: str | None) -> None:
+        """Store what the run recorded with ``launch_jupyter.record``, read from its executed notebook
+        (a local file: the local runners'), before its final state, so whoever sees it end sees them."""
+        if not output_notebook or "://" in output_notebook or not Path(output_notebook).is_file():
+            return
+        from .record import read_records_file
+
+        try:
+            records = read_records_file(output_notebook)
+        except ValueError as err:
+            self._note(active, str(err))
+            return
+        if records:
+            self.store.save_records(active.run.id, records)
+        for entry in records:
+            if entry.get("error"):
+                self._note(active, f"recorded value not kept: {entry['error']}")
 
     def _finish(self, active: _Active, state: RunState, message: str, **fields: Any) -> None:
         try:
