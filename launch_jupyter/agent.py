@@ -166,6 +166,7 @@ class Agent:
         self._runners: dict[str, Runner] = {}
         self._active: dict[str, _Active] = {}
         self._lock = threading.RLock()
+        self._build_locks: dict[str, threading.Lock] = {}  # content hash → lock: a sweep builds once
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._calls: set[threading.Event] = set()  # runner calls under way: stop() ends their waits
@@ -596,6 +597,22 @@ class Agent:
             self._wake.set()
 
     def _build(self, active: _Active, context_dir: Path, notebook: str) -> str:
+        """The run's image: built once per sweep (its runs share one content hash and one image), else
+        built here. Runs of one content hash take turns, so the second finds the first one's image."""
+        run = active.run
+        if run.sweep_id is None or not run.content_hash:
+            return self._build_image(active, context_dir, notebook)
+        with self._lock:
+            lock = self._build_locks.setdefault(run.content_hash, threading.Lock())
+        with lock:
+            built = self.store.sweep_image(run.sweep_id, run.content_hash)
+            if built:
+                self._note(active, f"image built for its sweep, nothing to build: {built}")
+                self._update(active, image_uri=built)
+                return built
+            return self._build_image(active, context_dir, notebook)
+
+    def _build_image(self, active: _Active, context_dir: Path, notebook: str) -> str:
         from .builders import get_builder
         from .packaging import BuildContext
 

@@ -166,6 +166,15 @@ class SweepMethods:
             conn.execute(sweeps.update().where(sweeps.c.id == sweep_id).values(cancelled_at=now))
         return len(queued), len(active)
 
+    def sweep_image(self, sweep_id: str, content_hash: str) -> str | None:
+        """The image a run of this sweep was built into from this content, if one was already."""
+        with self._backend.read() as conn:
+            return conn.execute(
+                select(runs.c.image_uri)
+                .where(runs.c.sweep_id == sweep_id, runs.c.content_hash == content_hash, runs.c.image_uri.is_not(None))
+                .limit(1)
+            ).scalar()
+
     # --- recorded values ------------------------------------------------------------------------
 
     def save_records(self, run_id: str, records: Sequence[dict]) -> None:
