@@ -58,6 +58,8 @@ def _as_json(value: Any) -> str | None:
 
 def _display_bundle(value: Any) -> dict | None:
     """The value's rich display data (a figure's PNG, a DataFrame's HTML), or None if it has none."""
+    if callable(getattr(value, "savefig", None)):  # a matplotlib Figure, whatever backend is set
+        return _figure_bundle(value)
     try:
         from IPython import get_ipython
     except ImportError:
@@ -77,6 +79,18 @@ def _display_bundle(value: Any) -> dict | None:
     except (TypeError, ValueError):
         return None
     return bundle if size <= 16 * MAX_VALUE_BYTES else None  # a plot's PNG is bigger than a value
+
+
+def _figure_bundle(figure: Any) -> dict | None:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+    except Exception:  # not a figure after all, or it cannot draw: not recorded, the run goes on
+        return None
+    return {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": repr(figure)}
 
 
 def _publish(entry: dict) -> None:
