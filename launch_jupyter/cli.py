@@ -177,6 +177,21 @@ def print_table(table: dict, args: argparse.Namespace) -> None:
         _table(rows, header)
 
 
+def join_sort_values(argv: Sequence[str]) -> list[str]:
+    """``--sort -accuracy`` → ``--sort=-accuracy``: argparse would take ``-accuracy`` for a flag."""
+    joined: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        if items[i] == "--sort" and i + 1 < len(items) and items[i + 1].startswith("-") and items[i + 1] != "--":
+            joined.append(f"--sort={items[i + 1]}")
+            i += 2
+            continue
+        joined.append(items[i])
+        i += 1
+    return joined
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from . import api
 
@@ -465,7 +480,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``launch-jupyter``."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(join_sort_values(sys.argv[1:] if argv is None else argv))
     from . import api
 
     api.configure(store_url=args.store, config_path=args.config)

@@ -118,6 +118,12 @@ def _sweep_parser(sub) -> _Parser:
     return sweep
 
 
+def _join_sort_values(argv: list[str]) -> list[str]:
+    from .cli import join_sort_values  # `--sort -accuracy`, as in `launch-jupyter sweep show`
+
+    return join_sort_values(argv) if "--sort" in argv else argv
+
+
 def _display(obj) -> None:
     from IPython.display import display
 
@@ -164,7 +170,7 @@ class LaunchMagics(Magics):
             self.parser.print_help()
             return None
         try:
-            args = self.parser.parse_args(shlex.split(line))
+            args = self.parser.parse_args(_join_sort_values(shlex.split(line)))
         except ValueError as err:  # unbalanced quotes
             raise UsageError(f"{self.parser.format_usage().rstrip()}\n%launch: error: {err}") from None
         except _HelpShown:
