@@ -7,7 +7,7 @@ import { badgeClass, formatDuration } from "./format.js";
 
 function cellText(value) {
   if (value === null || value === undefined) return "-";
-  if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
