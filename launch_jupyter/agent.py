@@ -787,12 +787,17 @@ class Agent:
     def _save_records(self, active: _Active, output_notebook: str | None) -> None:
         """Store what the run recorded with ``launch_jupyter.record``, read from its executed notebook
         (a local file: the local runners'), before its final state, so whoever sees it end sees them."""
-        if not output_notebook or "://" in output_notebook or not Path(output_notebook).is_file():
+        if not output_notebook:
             return
-        from .record import read_records_file
+        from .record import read_records_file, read_records_gcs
 
         try:
-            records = read_records_file(output_notebook)
+            if output_notebook.startswith("gs://"):
+                records = read_records_gcs(output_notebook, self.config.environment)
+            elif "://" not in output_notebook and Path(output_notebook).is_file():
+                records = read_records_file(output_notebook)
+            else:
+                return
         except ValueError as err:
             self._note(active, str(err))
             return

@@ -132,3 +132,28 @@ def read_records_file(path: str | Path) -> list[dict]:
         return read_records(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read the recorded values of {path}: {err}") from None
+
+
+def read_records_gcs(uri: str, environment: Any = None) -> list[dict]:
+    """``read_records`` of an executed notebook in Cloud Storage (a Vertex run's output).
+
+    ``environment`` (the agent's EnvironmentConfig) names the project and, with ``credentials:
+    anonymous``, an emulator's anonymous access. ValueError when it cannot be read."""
+    # google-cloud-storage is needed only for a run whose output is in Cloud Storage.
+    from google.api_core import exceptions
+    from google.cloud import storage
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    project = getattr(environment, "project", None)
+    kwargs: dict[str, Any] = {"project": project}
+    if getattr(environment, "credentials", "default") == "anonymous":
+        from google.auth.credentials import AnonymousCredentials
+
+        kwargs["credentials"] = AnonymousCredentials()
+    try:
+        data = storage.Client(**kwargs).bucket(bucket).blob(name).download_as_bytes()
+        return read_records(json.loads(data))
+    except exceptions.NotFound:
+        return []  # the run wrote no notebook (it failed before papermill started)
+    except Exception as err:  # no credentials, no network, not a notebook: said in the run, never a crash
+        raise ValueError(f"cannot read the recorded values of {uri}: {type(err).__name__}: {err}") from None
