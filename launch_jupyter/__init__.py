@@ -1,6 +1,7 @@
 """launch_jupyter: a launch queue in the notebook.
 
-Public API: ``submit``, ``Agent``, ``create_queue`` and the rest of ``launch_jupyter.api``.
+Public API: ``submit``, ``sweep``, ``record``, ``Agent``, ``create_queue`` and the rest of
+``launch_jupyter.api``.
 Everything heavy (aiplatform, docker, papermill) is imported lazily.
 """
 
@@ -8,21 +9,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# Light (stdlib only); bound here so that `launch_jupyter.record` is the function, not its module.
+from .record import record as record
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "RunHandle", "__version__", "cancel", "create_queue", "create_schedule", "default_config",
-    "delete_queue", "delete_schedule", "get_queue", "get_run", "get_schedule", "list_queues", "list_runs",
-    "list_schedules", "load_ipython_extension", "logs", "pause_schedule", "resume_schedule", "run_progress",
-    "schedule_ticks", "submit", "unload_ipython_extension", "update_queue", "validate_config",
+    "Agent", "RunHandle", "__version__", "cancel", "cancel_sweep", "compare", "create_queue", "create_schedule",
+    "default_config", "delete_queue", "delete_schedule", "get_queue", "get_run", "get_schedule", "get_sweep",
+    "list_queues", "list_runs", "list_schedules", "list_sweeps", "load_ipython_extension", "logs", "pause_schedule",
+    "record", "resume_schedule", "run_progress", "schedule_ticks", "submit", "sweep", "unload_ipython_extension",
+    "update_queue", "validate_config",
 ]
-_API = set(__all__) - {"Agent", "__version__", "load_ipython_extension", "unload_ipython_extension"}
+_API = set(__all__) - {"Agent", "__version__", "load_ipython_extension", "record", "unload_ipython_extension"}
 
 if TYPE_CHECKING:  # what a type checker sees; at run time the names load on first use (below)
     from .agent import Agent
     from .api import (
         RunHandle,
         cancel,
+        cancel_sweep,
+        compare,
         create_queue,
         create_schedule,
         default_config,
@@ -31,15 +38,18 @@ if TYPE_CHECKING:  # what a type checker sees; at run time the names load on fir
         get_queue,
         get_run,
         get_schedule,
+        get_sweep,
         list_queues,
         list_runs,
         list_schedules,
+        list_sweeps,
         logs,
         pause_schedule,
         resume_schedule,
         run_progress,
         schedule_ticks,
         submit,
+        sweep,
         update_queue,
         validate_config,
     )

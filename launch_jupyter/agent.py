@@ -169,6 +169,7 @@ class Agent:
         self._runners: dict[str, Runner] = {}
         self._active: dict[str, _Active] = {}
         self._lock = threading.RLock()
+        self._build_locks: dict[str, threading.Lock] = {}  # content hash → lock: a sweep builds once
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._calls: set[threading.Event] = set()  # runner calls under way: stop() ends their waits
@@ -612,6 +613,22 @@ class Agent:
             self._wake.set()
 
     def _build(self, active: _Active, context_dir: Path, notebook: str) -> str:
+        """The run's image: built once per sweep (its runs share one content hash and one image), else
+        built here. Runs of one content hash take turns, so the second finds the first one's image."""
+        run = active.run
+        if run.sweep_id is None or not run.content_hash:
+            return self._build_image(active, context_dir, notebook)
+        with self._lock:
+            lock = self._build_locks.setdefault(run.content_hash, threading.Lock())
+        with lock:
+            built = self.store.sweep_image(run.sweep_id, run.content_hash)
+            if built:
+                self._note(active, f"image built for its sweep, nothing to build: {built}")
+                self._update(active, image_uri=built)
+                return built
+            return self._build_image(active, context_dir, notebook)
+
+    def _build_image(self, active: _Active, context_dir: Path, notebook: str) -> str:
         from .builders import get_builder
         from .packaging import BuildContext
 
@@ -773,6 +790,7 @@ class Agent:
         extra = {"output_notebook": status.output_notebook} if status.output_notebook else {}
         if status.state in TERMINAL:
             stage = {"stage": "run"} if status.state is RunState.FAILED else {}
+            self._save_records(active, status.output_notebook)
             self._finish(active, status.state, status.message, **extra, **stage)
             return
         if status.state is run.state:
@@ -788,6 +806,29 @@ class Agent:
             self._update(active, **extra)
         if active.job is not None:
             active.job.run = active.run
+
+    def _save_records(self, active: _Active, output_notebook: str | None) -> None:
+        """Store what the run recorded with ``launch_jupyter.record``, read from its executed notebook
+        (a local file: the local runners'), before its final state, so whoever sees it end sees them."""
+        if not output_notebook:
+            return
+        from .record import read_records_file, read_records_gcs
+
+        try:
+            if output_notebook.startswith("gs://"):
+                records = read_records_gcs(output_notebook, self.config.environment)
+            elif "://" not in output_notebook and Path(output_notebook).is_file():
+                records = read_records_file(output_notebook)
+            else:
+                return
+        except ValueError as err:
+            self._note(active, str(err))
+            return
+        if records:
+            self.store.save_records(active.run.id, records)
+        for entry in records:
+            if entry.get("error"):
+                self._note(active, f"recorded value not kept: {entry['error']}")
 
     def _finish(self, active: _Active, state: RunState, message: str, **fields: Any) -> None:
         try:

@@ -917,3 +917,164 @@ def subscribe(callback: Callable[[Event], None]) -> Callable[[], None]:
             _subscribers.remove(callback)
 
     return unsubscribe
+
+
+# ---------------------------------------------------------------- sweeps and comparing runs
+
+
+class SweepHandle:
+    """A queued sweep, as the submitter sees it: its row, its runs, a table of their results."""
+
+    def __init__(self, sweep: dict, store_url: str | None = None):
+        self.sweep = sweep
+        self._store_url = store_url
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.id} {self.sweep['name']} {self.sweep['total']} runs>"
+
+    @property
+    def id(self) -> str:
+        return self.sweep["id"]
+
+    def runs(self) -> list[Run]:
+        return open_store(self._store_url).sweep_runs(self.id)
+
+    def wait(self, timeout: float | None = None, interval: float = 0.2) -> list[Run]:
+        """Block until every run of the sweep ended (or ``timeout`` seconds pass); returns the runs."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = self.runs()
+            if all(r.state in TERMINAL for r in found):
+                return found
+            if deadline is not None and time.monotonic() > deadline:
+                return found
+            time.sleep(interval)
+
+    def table(self, sort: str | None = None) -> list[dict]:
+        return get_sweep(self.id, sort=sort, store_url=self._store_url)["rows"]
+
+    def cancel(self) -> dict:
+        return cancel_sweep(self.id, store_url=self._store_url)
+
+
+def sweep(
+    notebook: str | Path | None = None,
+    queue: str | None = None,
+    *,
+    parameters: Mapping[str, Any],
+    random: int | None = None,
+    seed: int | None = None,
+    max_parallel: int | None = None,
+    max_points: int | None = None,
+    name: str | None = None,
+    new_parameters: Sequence[str] = (),
+    priority: str | int | Priority | None = None,
+    template_values: Mapping[str, Any] | None = None,
+    resource_args: Mapping[str, Any] | None = None,
+    image: str | None = None,
+    include: Sequence[str] = (),
+    user_ns: Mapping | None = None,
+    save: SaveFunction | None | bool = True,
+    allow_nested: bool = False,
+    store_url: str | None = None,
+) -> SweepHandle:
+    """Queue one run of ``notebook`` per point of a parameter space, all in one sweep, packaged once.
+
+    ``parameters`` maps each name to its values: a list, a ``range``, or text as on the command line
+    (``"0.1,0.01"``, ``"range(1,6)"``, ``"uniform(0.1,1)"``, ``"loguniform(1e-4,1e-1)"``,
+    ``"choice(a,b)"``). A grid (the default) takes every combination; ``random=N`` draws N points
+    with ``seed``. Each point is checked like a single submit; on any error nothing is queued.
+    ``max_parallel`` caps how many of the sweep's runs are active at once, across all agents."""
+    from .packaging import check_parameters, create_context, pack_context, read_notebook_json
+    from .sweeps import DEFAULT_MAX_POINTS, describe_space, parse_space, points
+
+    _refuse_inside_run(allow_nested)
+    if max_parallel is not None and (isinstance(max_parallel, bool) or not isinstance(max_parallel, int)
+                                     or max_parallel < 1):
+        raise ConfigError(f"must be a whole number above 0, not {max_parallel!r}", path="--max-parallel")
+    space = parse_space(parameters)
+    chosen = points(space, random_count=random, seed=seed, max_points=max_points or DEFAULT_MAX_POINTS)
+    store = open_store(store_url)
+    queue_name, queue_entity = _split_queue_ref(_resolve_queue_name(queue), None)
+    q = store.find_queue(queue_name, current_user(), queue_entity)
+    try:
+        prio = Priority.parse(priority)
+    except ValueError as err:
+        raise ConfigError(str(err), path="priority") from None
+    config = resolve_run_config(q, template_values, resource_args)
+    saver = _default_save() if save is True else (save or None)
+    path, note = _locate_notebook(notebook, user_ns, saver)
+    nb = read_notebook_json(path)
+    checked = [check_parameters(nb, path.name, point, new_parameters) for point in chosen]
+    sweep_name = name or f"{path.stem} sweep"
+    tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
+    try:
+        context = create_context(path, tmp / "context", include=include,
+                                 base_image=(config.get("builder") or {}).get("base_image"))
+        packed = pack_context(context.directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    width = len(str(len(checked)))
+    runs = [Run(id="", queue_id=q.id or 0, queue_name=q.name, entity=q.entity, author=current_user(),
+                resource=q.resource, priority=prio, name=f"{sweep_name} {i:0{width}d}", notebook=str(path),
+                parameters=point, template_values=dict(template_values or {}),
+                resource_args=dict(resource_args or {}), config=config, image=image,
+                content_hash=context.content_hash, message=note)
+            for i, point in enumerate(checked, 1)]
+    row = {"name": sweep_name, "queue_id": q.id or 0, "queue_name": q.name, "entity": q.entity,
+           "author": current_user(), "notebook": str(path), "method": "grid" if random is None else "random",
+           "space": describe_space(space), "seed": seed, "max_parallel": max_parallel,
+           "content_hash": context.content_hash}
+    stored, _ = store.enqueue_sweep(row, runs, packed)
+    _wake_local_agent()
+    return SweepHandle(stored, store_url)
+
+
+def _comparison(store: QueueStore, found: list[Run], sort: str | None) -> dict:
+    from .sweeps import best_row, columns, sort_rows, table_rows
+
+    rows = sort_rows(table_rows(found, store.records([r.id for r in found])), sort)
+    params, values = columns(rows)
+    return {"rows": rows, "parameters": params, "values": values, "sort": sort, "best": best_row(rows, sort)}
+
+
+def get_sweep(sweep_id: str, *, sort: str | None = None, store_url: str | None = None) -> dict:
+    """A sweep and one row per run (state, parameters, recorded values, duration), sorted by ``sort``
+    (a recorded value or parameter; ``-accuracy``: highest first). Keys: sweep, rows, parameters,
+    values (recorded names), counts (state → runs), best (the best row's run id when sorted)."""
+    store = open_store(store_url)
+    row = store.get_sweep(sweep_id)
+    found = store.sweep_runs(row["id"])
+    counts: dict[str, int] = {}
+    for run in found:
+        counts[str(run.state)] = counts.get(str(run.state), 0) + 1
+    return {"sweep": row, "counts": counts, **_comparison(store, found, sort)}
+
+
+def list_sweeps(*, limit: int | None = 50, store_url: str | None = None) -> list[dict]:
+    """Sweeps, newest first, each with ``counts`` (state → runs) and ``done`` (runs that ended)."""
+    found = open_store(store_url).list_sweeps(limit)
+    for row in found:
+        row["done"] = sum(n for state, n in row["counts"].items() if RunState(state).is_terminal)
+    return found
+
+
+def cancel_sweep(sweep_id: str, *, store_url: str | None = None) -> dict:
+    """Cancel a sweep: its queued runs at once, its active ones through their agents.
+    Returns {"id", "cancelled": queued runs cancelled, "cancelling": active runs asked to stop}."""
+    store = open_store(store_url)
+    row = store.get_sweep(sweep_id)
+    cancelled, flagged = store.cancel_sweep(row["id"])
+    _wake_local_agent()
+    return {"id": row["id"], "cancelled": cancelled, "cancelling": flagged}
+
+
+def compare(run_ids: Sequence[str], *, sort: str | None = None, store_url: str | None = None) -> dict:
+    """Any runs side by side, the way ``get_sweep`` shows a sweep's (keys: rows, parameters, values, best)."""
+    from .core.errors import RunError
+
+    store = open_store(store_url)
+    if not run_ids:
+        raise RunError("compare needs at least one run id")
+    found = [store.get_run(run_id) for run_id in run_ids]
+    return _comparison(store, found, sort)

@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     agents.add_argument("-q", "--queue", help="only the agents serving this queue")
     agents.add_argument("--json", action="store_true")
 
+    add_sweep_parsers(sub)
+
     agent = sub.add_parser("agent", help="run an agent in the foreground")
     agent.add_argument("-q", "--queue", action="append", default=[], dest="queues")
     agent.add_argument("--max-jobs", type=int)
@@ -155,6 +157,157 @@ def _cmd_team(args: argparse.Namespace) -> int:
     _team.add_member(url, args.entity, args.role, admin=args.admin)
     print(f"{args.role} is {'an admin' if args.admin else 'a member'} of {args.entity}")
     return 0
+
+
+def add_sweep_parsers(sub: Any) -> None:
+    """``sweep NOTEBOOK -q Q -p lr=0.1,0.01 ...``, ``sweep show ID``, ``sweep cancel ID``, ``sweeps``, ``compare``."""
+    sweep = sub.add_parser("sweep", help="queue a notebook for every point of a parameter grid or random search; "
+                           "sweep show ID / sweep cancel ID")
+    sweep.add_argument("target", metavar="NOTEBOOK|show|cancel")
+    sweep.add_argument("sweep_id", nargs="?", metavar="ID", help="for show and cancel")
+    add_sweep_flags(sweep)
+    add_table_flags(sweep)
+    sweeps = sub.add_parser("sweeps", help="sweeps, newest first, with their progress and best value so far")
+    sweeps.add_argument("--sort", help="the recorded value 'best' means, e.g. -accuracy (highest) or loss (lowest)")
+    sweeps.add_argument("--json", action="store_true")
+    compare = sub.add_parser("compare", help="runs side by side: state, parameters, recorded values, duration")
+    compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    add_table_flags(compare)
+
+
+def add_sweep_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``sweep`` shares with ``%launch sweep``."""
+    p.add_argument("-q", "--queue")
+    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="NAME=VALUES",
+                   help="values to sweep: -p lr=0.1,0.01, -p epochs=range(1,6), or with --random "
+                        "uniform(a,b), loguniform(a,b), choice(a,b,...)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--grid", action="store_true", help="every combination of the values (the default)")
+    how.add_argument("--random", type=int, metavar="N", help="N points drawn at random")
+    p.add_argument("--seed", type=int, help="the random draw's seed (the same seed draws the same points)")
+    p.add_argument("--max-parallel", type=int, metavar="K", help="at most K of the sweep's runs active at a time")
+    p.add_argument("--max-points", type=int, metavar="N", help="refuse a sweep of more than N points (default 1000)")
+    p.add_argument("--name", help="a name for the sweep (default: the notebook's name)")
+    p.add_argument("--new-parameter", action="append", default=[], metavar="NAME",
+                   help="allow -p NAME although the notebook's parameters cell does not set NAME")
+    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
+    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE")
+    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB")
+
+
+def add_table_flags(p: argparse.ArgumentParser) -> None:
+    """``--json``, ``--csv`` and ``--sort`` of the tables that compare runs."""
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    p.add_argument("--sort", metavar="[-]NAME", help="sort by a recorded value or parameter; -NAME: highest first")
+
+
+def sweep_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Typed ``api.sweep`` keyword arguments from the sweep flags."""
+    from .core.overrides import assignments_to_dict
+    from .sweeps import sweep_parameters
+
+    return {
+        "parameters": sweep_parameters(_parameter_items(args.parameter)),
+        "random": args.random, "seed": args.seed, "max_parallel": args.max_parallel,
+        "max_points": args.max_points, "name": args.name, "new_parameters": args.new_parameter,
+        "priority": args.priority,
+        "template_values": assignments_to_dict(args.set_var, "--set-var"),
+        "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
+        "image": args.image, "include": args.include,
+    }
+
+
+def print_table(table: dict, args: argparse.Namespace) -> None:
+    """A comparison as a table (best row marked ``*``), or as JSON or CSV."""
+    from .sweeps import csv_text, text_table
+
+    if args.json:
+        _print_json(table)
+    elif args.csv:
+        print(csv_text(table), end="")
+    else:
+        header, rows = text_table(table)
+        _table(rows, header)
+
+
+def join_sort_values(argv: Sequence[str]) -> list[str]:
+    """``--sort -accuracy`` → ``--sort=-accuracy``: argparse would take ``-accuracy`` for a flag."""
+    joined: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        if items[i] == "--sort" and i + 1 < len(items) and items[i + 1].startswith("-") and items[i + 1] != "--":
+            joined.append(f"--sort={items[i + 1]}")
+            i += 2
+            continue
+        joined.append(items[i])
+        i += 1
+    return joined
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from . import api
+
+    if args.target in ("show", "cancel"):
+        if not args.sweep_id:
+            raise LaunchError(f"sweep {args.target}: give the sweep's id (see `launch-jupyter sweeps`)")
+        if args.target == "cancel":
+            done = api.cancel_sweep(args.sweep_id)
+            print(f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, "
+                  f"{done['cancelling']} active runs asked to stop")
+            return 0
+        table = api.get_sweep(args.sweep_id, sort=args.sort)
+        if not (args.json or args.csv):
+            s = table["sweep"]
+            done = sum(n for state, n in table["counts"].items() if state in _ENDED)
+            print(f"sweep {s['id']} {s['name']!r} on {s['entity']}/{s['queue_name']}: {done}/{s['total']} done "
+                  f"({s['method']}{', at most ' + str(s['max_parallel']) + ' at a time' if s['max_parallel'] else ''})")
+        print_table(table, args)
+        return 0
+    if args.sweep_id:
+        raise LaunchError(f"sweep: unexpected argument {args.sweep_id!r}; give -p NAME=VALUES for the values")
+    if not args.queue:
+        raise LaunchError("sweep: no queue given: pass -q QUEUE")
+    handle = api.sweep(args.target, args.queue, **sweep_kwargs(args))
+    s = handle.sweep
+    print(f"queued sweep {s['id']} ({s['total']} runs) on {s['entity']}/{s['queue_name']}; "
+          f"see `launch-jupyter sweep show {s['id']}`")
+    _warn_if_unserved(f"{s['entity']}/{s['queue_name']}")
+    return 0
+
+
+_ENDED = ("succeeded", "failed", "cancelled")
+
+
+def _cmd_sweeps(args: argparse.Namespace) -> int:
+    from . import api
+
+    found = api.list_sweeps()
+    best = {s["id"]: _best_value(api.get_sweep(s["id"], sort=args.sort), args.sort) for s in found} if args.sort else {}
+    if args.json:
+        _print_json([{**s, "best": best.get(s["id"])} for s in found])
+        return 0
+    _table([[s["id"], s["name"], f"{s['entity']}/{s['queue_name']}", f"{s['done']}/{s['total']}",
+             _best_text(best.get(s["id"])), _when(s["created_at"])] for s in found],
+           ["SWEEP", "NAME", "QUEUE", "DONE", f"BEST {args.sort or ''}".strip(), "CREATED"])
+    return 0
+
+
+def _best_value(table: dict, sort: str) -> Any:
+    name = sort.lstrip("+-")
+    row = next((r for r in table["rows"] if r["id"] == table["best"]), None)
+    return None if row is None else {"run": row["id"], name: row["values"].get(name, row["parameters"].get(name))}
+
+
+def _best_text(best: Any) -> str:
+    if not best:
+        return "-"
+    (name, value), = [(k, v) for k, v in best.items() if k != "run"]
+    return f"{value:.6g} ({best['run']})" if isinstance(value, float) else f"{value} ({best['run']})"
 
 
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
@@ -440,7 +593,7 @@ def _with_progress_bar(line: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``launch-jupyter``."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(join_sort_values(sys.argv[1:] if argv is None else argv))
     from . import api
 
     api.configure(store_url=args.store, config_path=args.config)
@@ -466,6 +619,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             number = tag_parameters(Path(args.notebook), args.cell)
             print(f"tagged cell {number} of {args.notebook} `parameters`")
+            return 0
+        if args.command == "sweep":
+            return _cmd_sweep(args)
+        if args.command == "sweeps":
+            return _cmd_sweeps(args)
+        if args.command == "compare":
+            print_table(api.compare(args.run_ids, sort=args.sort), args)
             return 0
         if args.command == "agent":
             return _cmd_agent(args)

@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode, observe
 
-SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule")
+SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule", "sweep")
 QUEUE_SUBCOMMANDS = ("create", "list", "show", "edit", "delete")
 AGENT_SUBCOMMANDS = ("start", "stop", "status")
 
@@ -99,13 +99,33 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     editor = sub.add_parser("editor", help="open the queue editor")
     editor.add_argument("name", metavar="NAME", nargs="?")
     editor.add_argument("--resource", "-r", default="local-process", help="resource of a new queue")
+    sweep = _sweep_parser(sub)
     by_name = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
-               "logs": logs, "editor": editor}
+               "logs": logs, "editor": editor, "sweep": sweep}
     # The same parser as `launch-jupyter schedule`.
     from ._schedule_commands import add_schedule_parser
 
     by_name.update(add_schedule_parser(sub, _Parser))
     return parser, by_name
+
+
+def _sweep_parser(sub) -> _Parser:
+    from .cli import add_sweep_flags, add_table_flags  # the same flags as `launch-jupyter sweep`
+
+    sweep = sub.add_parser("sweep", help="sweep this notebook over parameter values (-p lr=0.1,0.01); "
+                           "sweep show ID: the live comparison; sweep cancel ID")
+    sweep.add_argument("action", nargs="?", choices=("show", "cancel"), metavar="show|cancel")
+    sweep.add_argument("sweep_id", nargs="?", metavar="ID")
+    sweep.add_argument("--notebook", metavar="PATH", help="sweep this notebook instead of the current one")
+    add_sweep_flags(sweep)
+    add_table_flags(sweep)
+    return sweep
+
+
+def _join_sort_values(argv: list[str]) -> list[str]:
+    from .cli import join_sort_values  # `--sort -accuracy`, as in `launch-jupyter sweep show`
+
+    return join_sort_values(argv) if "--sort" in argv else argv
 
 
 def _display(obj) -> None:
@@ -154,7 +174,7 @@ class LaunchMagics(Magics):
             self.parser.print_help()
             return None
         try:
-            args = self.parser.parse_args(shlex.split(line))
+            args = self.parser.parse_args(_join_sort_values(shlex.split(line)))
         except ValueError as err:  # unbalanced quotes
             raise UsageError(f"{self.parser.format_usage().rstrip()}\n%launch: error: {err}") from None
         except _HelpShown:
@@ -332,6 +352,38 @@ class LaunchMagics(Magics):
         from ._schedule_commands import run_schedule_command
 
         run_schedule_command(args)
+
+    # ---------------------------------------------------------------- sweeps
+
+    def _cmd_sweep(self, args, _cell):
+        from . import api
+
+        if args.action is not None:
+            if not args.sweep_id:
+                raise UsageError(f"%launch sweep {args.action} needs the sweep's id")
+            if args.action == "cancel":
+                done = api.cancel_sweep(args.sweep_id)
+                print(f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, "
+                      f"{done['cancelling']} active runs asked to stop")
+                return None
+            from .widgets.sweep_board import SweepBoard
+
+            _display(SweepBoard(args.sweep_id, sort=args.sort or ""))
+            return None
+        if args.sweep_id:
+            raise UsageError(f"%launch sweep: unexpected argument {args.sweep_id!r}")
+        from .cli import sweep_kwargs
+        from .handshake import request_save
+
+        started = time.perf_counter()
+        handle = api.sweep(args.notebook, args.queue, **sweep_kwargs(args),
+                           user_ns=self.shell.user_ns if self.shell is not None else None, save=request_save)
+        s = handle.sweep
+        print(f"queued sweep {s['id']} ({s['total']} runs) on {s['entity']}/{s['queue_name']} "
+              f"({time.perf_counter() - started:.2f} s); %launch sweep show {s['id']}")
+        if self.shell is not None:
+            self.shell.user_ns["_launch_sweep"] = handle  # like _launch_run: the last sweep's handle
+        return None
 
     # ---------------------------------------------------------------- completion
 

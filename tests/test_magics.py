@@ -329,7 +329,8 @@ def test_tab_completes_subcommands_queue_names_resources_and_flags(ip):
     ip.run_cell("%launch queue create alpha")
     ip.run_cell("%launch queue create beta")
     assert complete(ip, "%launch q") == ["queue"]
-    assert complete(ip, "%launch ") == sorted(["queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule"])
+    assert complete(ip, "%launch ") == sorted(["queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule",
+                                               "sweep"])
     assert complete(ip, "%launch queue ") == sorted(["create", "list", "show", "edit", "delete"])
     assert complete(ip, "%launch queue show ") == ["alpha", "beta"]
     assert complete(ip, "%launch submit -q a") == ["alpha"]

@@ -106,6 +106,7 @@ class Run:
     updated_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    sweep_id: str | None = None  # the sweep this run is one point of
 
 
 @dataclass(frozen=True)

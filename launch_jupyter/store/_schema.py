@@ -97,6 +97,7 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    Column("sweep_id", String),  # the sweep this run is one point of (None: a single submit)
     sqlite_autoincrement=True,
 )
 
@@ -117,6 +118,8 @@ Index("ix_runs_queue_state", runs.c.queue_id, runs.c.state, runs.c.created_at, r
 Index("ix_runs_created", runs.c.created_at, runs.c.seq)
 Index("ix_runs_author", runs.c.author, runs.c.created_at)
 Index("ix_runs_agent", runs.c.agent_id, runs.c.state)
+# How many of a sweep's runs are active (the claim's --max-parallel check) and a sweep's runs in order.
+_sweep_index = Index("ix_runs_sweep", runs.c.sweep_id, runs.c.state)
 
 run_events = Table(
     "run_events",
@@ -220,6 +223,46 @@ run_progress = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# A sweep: one notebook queued for every point of a parameter space, packaged once (its context is
+# stored once, under ``sweep_context_key(id)``), at most ``max_parallel`` of its runs active at a time.
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("queue_id", Integer, nullable=False),
+    Column("queue_name", String, nullable=False),
+    Column("entity", String, nullable=False),
+    Column("author", String, nullable=False),
+    Column("notebook", Text, nullable=False, default=""),
+    Column("method", String(16), nullable=False),  # grid | random
+    Column("space", _Json, nullable=False),  # {parameter: the values as the user wrote them}
+    Column("seed", Integer),
+    Column("max_parallel", Integer),  # None: no limit beyond the agents' own
+    Column("total", Integer, nullable=False),
+    Column("content_hash", String),
+    Column("created_at", Float, nullable=False),
+    Column("cancelled_at", Float),
+)
+Index("ix_sweeps_created", sweeps.c.created_at)
+
+# Values a run recorded with ``launch_jupyter.record(name, value)``, read from its executed notebook.
+run_records = Table(
+    "run_records",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("name", String, primary_key=True),
+    Column("value", _Json),  # a JSON value; None when ``error`` says why it could not be kept
+    Column("display", _Json),  # a display bundle (mime type → data) for a plot or a table
+    Column("error", Text),
+    Column("position", Integer, nullable=False, default=0),  # the order the notebook recorded them in
+)
+
+
+def sweep_context_key(sweep_id: str) -> str:
+    """The ``run_contexts`` key under which a sweep's one build context is stored."""
+    return f"sweep:{sweep_id}"
+
 
 def create_schema(conn: Connection) -> None:
     """Create the tables if missing. Call inside a transaction that serialises schema creation.
@@ -232,6 +275,7 @@ def create_schema(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
+    _sweep_index.create(conn, checkfirst=True)  # a store made before sweeps has runs without it
     found = conn.execute(store_meta.select().where(store_meta.c.key == "schema_version")).first()
     if found is None:
         conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -249,6 +293,7 @@ _ADDED_COLUMNS = {
     "runs": {
         "lease_generation": "INTEGER NOT NULL DEFAULT 0",
         "host": "VARCHAR",
+        "sweep_id": "VARCHAR",
     },
     "run_events": {
         "agent_id": "VARCHAR",

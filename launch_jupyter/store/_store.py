@@ -26,6 +26,8 @@ from ._records import (
     run_values,
 )
 from ._schema import ACTIVE, QUEUED, agents, queues, run_contexts, run_events, runs
+from ._schema import sweep_context_key as sweep_context_key
+from ._sweeps import SweepMethods, sweep_has_room, sweep_over_limit, undo_claim
 
 ACTIVE_STATES = tuple(s.value for s in RunState if s.is_active)
 TERMINAL_STATES = tuple(s.value for s in TERMINAL)
@@ -45,7 +47,7 @@ class LeaseLost(LaunchError):
         )
 
 
-class QueueStore:
+class QueueStore(SweepMethods):
     """The durable truth: queues, runs and events in one SQL database (SQLite file or PostgreSQL).
 
     Every method is one transaction. Handles are cheap; handles on one URL in one process share a
@@ -242,9 +244,15 @@ class QueueStore:
             return [run_from_row(r) for r in conn.execute(query)]
 
     def get_context(self, run_id: str) -> bytes | None:
-        """The run's build context (tar.gz bytes), or None if it was queued without one."""
+        """The run's build context (tar.gz bytes), or None if it was queued without one. A sweep's
+        runs share their sweep's one context."""
         with self._backend.read() as conn:
             data = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == run_id)).scalar()
+            if data is None:
+                sweep_id = conn.execute(select(runs.c.sweep_id).where(runs.c.id == run_id)).scalar()
+                if sweep_id is not None:
+                    key = sweep_context_key(sweep_id)
+                    data = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == key)).scalar()
         return bytes(data) if data is not None else None
 
     # --- claim and lease ------------------------------------------------------------------------
@@ -265,7 +273,7 @@ class QueueStore:
                 if queue_id not in prioritized:
                     continue  # deleted meanwhile
                 run = _reattach(conn, queue_id, agent_id, lease_s, now, host) or _take_queued(
-                    conn, queue_id, prioritized[queue_id], agent_id, lease_s, now
+                    conn, queue_id, prioritized[queue_id], agent_id, lease_s, now, exact=self.dialect == "postgresql"
                 )
                 if run is not None:
                     return run
@@ -690,22 +698,43 @@ def _reattach(
 
 
 def _take_queued(
-    conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float
+    conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float,
+    exact: bool = False,
 ) -> Run | None:
-    """The head of the queue: by priority then FIFO on a prioritised queue, else FIFO.
-    One UPDATE ... WHERE seq = (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING: one round trip."""
+    """The head of the queue: by priority then FIFO on a prioritised queue, else FIFO, skipping the
+    runs of a sweep that has ``max_parallel`` runs active already.
+    One UPDATE ... WHERE seq = (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING: one round trip.
+
+    SQLite runs one writer at a time, so the sweep condition is exact there. On PostgreSQL
+    (``exact``) concurrent claims cannot see each other's uncommitted runs: a claim of a sweep's run
+    then locks the sweep and counts again, and puts the run back if it went over."""
+    full: list[str] = []
+    while True:
+        row = _take_head(conn, queue_id, prioritized, agent_id, lease_s, now, full)
+        if row is None:
+            return None
+        if not (exact and row.sweep_id is not None and sweep_over_limit(conn, row.sweep_id)):
+            break
+        undo_claim(conn, row)
+        full.append(row.sweep_id)
+    _event(conn, row.id, now, RunState.CLAIMED, f"claimed by {agent_id}", agent_id)
+    return run_from_row(row)
+
+
+def _take_head(conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float,
+               full: Sequence[str]) -> Any:
     order = [runs.c.created_at, runs.c.seq]
     if prioritized:
         order.insert(0, runs.c.priority)
     head = (
         select(runs.c.seq)
-        .where(runs.c.queue_id == queue_id, QUEUED, runs.c.cancel_requested.is_(False))
+        .where(runs.c.queue_id == queue_id, QUEUED, runs.c.cancel_requested.is_(False), sweep_has_room(full))
         .order_by(*order)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    row = conn.execute(
+    return conn.execute(
         runs.update()
         .where(runs.c.seq == head)
         .values(state=RunState.CLAIMED.value, agent_id=agent_id, lease_expires_at=now + lease_s,
@@ -713,7 +742,3 @@ def _take_queued(
                 lease_generation=runs.c.lease_generation + 1)
         .returning(*runs.c)
     ).first()
-    if row is None:
-        return None
-    _event(conn, row.id, now, RunState.CLAIMED, f"claimed by {agent_id}", agent_id)
-    return run_from_row(row)

@@ -1,4 +1,4 @@
-"""The notebook widgets: QueueEditor, RunBoard, AgentPanel and RunStatus (anywidget, JS in ``js/``).
+"""The notebook widgets: QueueEditor, RunBoard, AgentPanel, RunStatus and SweepBoard (anywidget, JS in ``js/``).
 
 Each only declares synced traits and forwards its buttons to ``launch_jupyter.api``.
 """
@@ -9,5 +9,6 @@ from .agent_panel import AgentPanel
 from .queue_editor import QueueEditor
 from .run_board import RunBoard
 from .run_status import RunStatus
+from .sweep_board import SweepBoard
 
-__all__ = ["AgentPanel", "QueueEditor", "RunBoard", "RunStatus"]
+__all__ = ["AgentPanel", "QueueEditor", "RunBoard", "RunStatus", "SweepBoard"]
