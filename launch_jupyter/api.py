@@ -676,6 +676,8 @@ def create_schedule(
     include: Sequence[str] = (),
     missed: str = "once",
     follow_file: bool = False,
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
     store_url: str | None = None,
 ) -> Schedule:
     """Run ``notebook`` on ``queue`` at every ``cron`` time (in ``timezone``, default this machine's).
@@ -721,7 +723,9 @@ def create_schedule(
         tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
         try:
             builder = config.get("builder") or {}
-            context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"))
+            context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"),
+                                     keep_outputs=keep_outputs, allow_secrets=allow_secrets,
+                                     protected=_store_paths(store))
             context_bytes, content_hash = pack_context(context.directory), context.content_hash
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -976,6 +980,8 @@ def sweep(
     user_ns: Mapping | None = None,
     save: SaveFunction | None | bool = True,
     allow_nested: bool = False,
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
     store_url: str | None = None,
 ) -> SweepHandle:
     """Queue one run of ``notebook`` per point of a parameter space, all in one sweep, packaged once.
@@ -1010,7 +1016,9 @@ def sweep(
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
         context = create_context(path, tmp / "context", include=include,
-                                 base_image=(config.get("builder") or {}).get("base_image"))
+                                 base_image=(config.get("builder") or {}).get("base_image"),
+                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
+                                 protected=_store_paths(store))
         packed = pack_context(context.directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -314,8 +314,11 @@ def package_notebook(schedule: Schedule, config: dict) -> tuple[bytes, str, dict
     builder = config.get("builder") or {}
     tmp = Path(tempfile.mkdtemp(prefix="launch-schedule-"))
     try:
+        from .api import agent_config
+
+        # The data dir never ships (as for a submit); a followed file's outputs are stripped.
         context = create_context(path, tmp / "context", include=schedule.include,
-                                 base_image=builder.get("base_image"))
+                                 base_image=builder.get("base_image"), protected=[agent_config().data_dir])
         return pack_context(context.directory), context.content_hash, parameters
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
