@@ -40,6 +40,7 @@ AREAS = [
     ("kernel", "bench_kernel", "6. kernel responsiveness with the in-kernel agent"),
     ("build", "bench_build", "7. build avoidance"),
     ("lab", "bench_lab_submit", "8. %launch submit of the current notebook in a stock JupyterLab"),
+    ("peers", "bench_peers", "9. beside papermill and jupyter-scheduler: latency to file and state, throughput"),
 ]
 
 

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ACTIVE_STATES = [s for s in RunState if s.is_active]  # held by an agent, not finished
 TAKEOVER_EVERY_S = 30.0  # a dead agent's lease lapses on its own by then; --until-idle looks at once
+IDLE_LOOK_S = 60.0  # with no lease in sight to lapse, claims are looked for this often (new work wakes us)
+LISTEN_REARM_S = 600.0  # the listen thread's wait ends this often only to re-arm; an enqueue ends it at once
 STRANDED_EVERY_S = 60.0
 SUBMIT_DEADLINE_S = 300.0  # how long transient errors of one submit are retried
 RETRY_BASE_S, RETRY_CAP_S = 0.5, 10.0
@@ -122,6 +124,7 @@ class _Active:
     status_error: str = ""
     said: str = ""  # the last status message recorded (a new one in the same state is one event)
     halt: threading.Event = field(default_factory=threading.Event)  # set when lost or stopping: ends waits
+    due: bool = False  # its runner said it may have ended: read its status now, not at the next poll
 
 
 @dataclass
@@ -171,6 +174,10 @@ class Agent:
         self._lock = threading.RLock()
         self._build_locks: dict[str, threading.Lock] = {}  # content hash → lock: a sweep builds once
         self._wake = threading.Event()
+        self._beat = threading.Event()  # the heartbeat's wake-up: a run was taken, or the agent stops
+        self._next_lapse: float | None = None  # (monotonic) the earliest lease another agent holds here
+        self._last_scan = float("-inf")  # (monotonic) the last look for dead local agents' runs
+        self.wakeups = {"loop": 0, "heartbeat": 0, "listen": 0}  # how often each thread woke (tests count)
         self._stopping = threading.Event()
         self._calls: set[threading.Event] = set()  # runner calls under way: stop() ends their waits
         self._polls: dict[str, _Poll] = {}  # status calls under way, by resource (the loop's own)
@@ -239,6 +246,7 @@ class Agent:
         """Stop promptly; active runs keep their external ids and their leases are released."""
         self._stopping.set()
         self._wake.set()
+        self._beat.set()
         for done in list(self._calls):
             done.set()
         with self._lock:
@@ -299,9 +307,9 @@ class Agent:
                 now = time.monotonic()
                 woken = self._wake.is_set()
                 self._wake.clear()
-                if now - last_takeover >= TAKEOVER_EVERY_S:
+                if now - last_takeover >= self._takeover_every():
                     self._take_over_dead_local_agents()
-                    last_takeover = now
+                    last_takeover = self._last_scan = now
                 if now - last_stranded >= STRANDED_EVERY_S:
                     self._fail_stranded()
                     last_stranded = now
@@ -319,31 +327,49 @@ class Agent:
                 with self._lock:
                     self._activity = f"{len(self._active)} active" if self._active else "idle"
                 self._wake.wait(self._next_wait(last_track, last_claim))
+                self.wakeups["loop"] += 1
         finally:
             self._shutdown()
 
     def _claim_interval(self) -> float:
-        return max(self.config.poll_interval, min(self.config.lease_seconds / 3, 10.0))
+        """Seconds from one claim look to the next when nothing wakes us: until the earliest lease
+        another agent holds in these queues can lapse (seen by the takeover scan), else ``IDLE_LOOK_S``."""
+        floor = max(self.config.poll_interval, min(self.config.lease_seconds / 3, 10.0))
+        if self._next_lapse is None:
+            return max(IDLE_LOOK_S, floor)
+        return max(self._next_lapse - time.monotonic(), floor)
+
+    def _takeover_every(self) -> float:
+        return min(TAKEOVER_EVERY_S, self.config.lease_seconds)
 
     def _listen(self) -> None:
         # Wakes the loop when a run is queued elsewhere (PostgreSQL NOTIFY) or in this process.
         while not self._stopping.is_set():
             try:
-                if self.store.wait_for_work(60.0):  # woken at once by an enqueue; the timeout only re-arms
+                woken = self.store.wait_for_work(LISTEN_REARM_S)  # at once on an enqueue; the timeout re-arms
+                self.wakeups["listen"] += 1
+                if woken:
                     self._wake.set()
             except Exception:
                 self._stopping.wait(self.config.poll_interval)
 
     def _heartbeat(self) -> None:
         # Leases are renewed here, never on the loop or a worker: a slow runner call cannot let them lapse.
-        interval = self.config.lease_seconds / 3
-        idle_beats = 0
-        while not self._stopping.wait(interval):
+        # Holding runs: a beat per third of a lease. Holding none: one per lease (the registry counts an
+        # agent alive with a beat within two), and a claim wakes this thread onto the short clock.
+        while not self._stopping.is_set():
+            with self._lock:
+                holding = bool(self._active)
+            taken = self._beat.wait(self.config.lease_seconds / 3 if holding else self.config.lease_seconds)
+            self.wakeups["heartbeat"] += 1
+            if self._stopping.is_set():
+                return
+            if taken:
+                self._beat.clear()
+                if not holding:
+                    continue  # the new lease is fresh: renew it a third of a lease from now
             with self._lock:
                 held = dict(self._active)
-            idle_beats = idle_beats + 1 if not held else 0
-            if not held and idle_beats % 2 == 0:
-                continue  # holding nothing: the registry needs a beat per two leases, not per third of one
             try:
                 kept = set(self.store.heartbeat(self.agent_id, list(held), self.config.lease_seconds))
             except Exception as err:  # the store is unreachable: try again next beat
@@ -356,6 +382,7 @@ class Agent:
     def _next_wait(self, last_track: dict[str, float], last_claim: float) -> float:
         now = time.monotonic()
         wait = max(last_claim + self._claim_interval() - now, 0.01)
+        wait = min(wait, max(self._last_scan + self._takeover_every() - now, 0.01))
         with self._lock:
             tracking = {a.queue.resource for a in self._active.values() if a.phase == "tracking"}
             if self._active:
@@ -417,12 +444,14 @@ class Agent:
                          fence=(self.agent_id, run.lease_generation), said=run.message or "")
         with self._lock:
             self._active[run.id] = active
+        self._beat.set()
         reattached = run.state is not RunState.CLAIMED
         self._emit(run, run.state, f"reattached by {self.agent_id}" if reattached else f"claimed by {self.agent_id}")
         if run.state in AT_TARGET and run.external_id:
             active.job = self._job(run, queue, run.image_uri)
             active.phase = "tracking"
             active.stage = "run"
+            self._watch(active)
             return
         threading.Thread(target=self._prepare, args=(active,), name=f"launch-agent-run {run.id}",
                          daemon=True).start()
@@ -436,8 +465,11 @@ class Agent:
     def _take_over_dead_local_agents(self) -> None:
         # An agent on this host whose process is gone cannot renew: its runs are ours at once.
         hosts: dict[str, str | None] | None = None
+        lapses = []
         for queue in self._queues:
             for run in self.store.list_runs(queue_id=queue.id, states=ACTIVE_STATES):
+                if run.agent_id != self.agent_id:
+                    lapses.append(run.lease_expires_at or 0.0)
                 if not run.agent_id or run.agent_id == self.agent_id:
                     continue
                 if hosts is None:
@@ -445,6 +477,8 @@ class Agent:
                 if agent_is_dead_here(run.agent_id, hosts.get(run.agent_id)):
                     self.store.expire_lease(run.id, run.agent_id)
                     self._wake.set()
+        # The claim clock follows the leases: the earliest one another agent holds here can lapse then.
+        self._next_lapse = time.monotonic() + max(min(lapses) - time.time(), 0.0) if lapses else None
 
     def _fail_stranded(self) -> None:
         for run in self.store.fail_stranded([q.id for q in self._queues], self.host,
@@ -595,6 +629,7 @@ class Agent:
             active.status_ok_at = time.monotonic()
             active.stage = "run"
             active.phase = "tracking"
+            self._watch(active)
         except _Abandoned:
             return
         except _CancelledBeforeCreate:
@@ -712,8 +747,12 @@ class Agent:
                 if active.phase == "tracking" and active.job is not None:
                     by_resource.setdefault(active.queue.resource, []).append(active)
         for resource, actives in by_resource.items():
-            if resource in self._polls or now - last_track.get(resource, float("-inf")) < self._track_interval(resource):
+            due = any(a.due for a in actives)  # a watched run ended: read now, whatever the clock says
+            if resource in self._polls or (
+                    not due and now - last_track.get(resource, float("-inf")) < self._track_interval(resource)):
                 continue
+            for active in actives:
+                active.due = False
             last_track[resource] = now
             poll = _Poll(started=now, actives=actives)
             self._polls[resource] = poll
@@ -726,6 +765,20 @@ class Agent:
                     self._wake.set()
 
             threading.Thread(target=read, name=f"launch-agent-poll {resource}", daemon=True).start()
+
+    def _watch(self, active: _Active) -> None:
+        """Ask the runner to say when the run may have ended (a local process or container): its status
+        is then read at once. Batched polling goes on regardless, so a watch that fails only costs time."""
+        job = active.job
+
+        def changed() -> None:
+            active.due = True
+            self._wake.set()
+
+        try:
+            active.runner.watch(job, changed)
+        except Exception as err:  # noqa: BLE001 - polling still sees the run end
+            self._say(f"{active.run.id}: cannot watch for its end ({_describe(err)}); polling instead")
 
     def _collect_polls(self) -> None:
         now = time.monotonic()

@@ -168,3 +168,15 @@ def test_a_run_over_its_timeout_is_stopped_and_failed(runner, docker_builder, ma
     status = wait_for(runner, job, {RunState.CANCELLED, RunState.SUCCEEDED, RunState.FAILED}, timeout=60)
     assert status.state is RunState.FAILED
     assert status.message == "timed out after 2 s"
+
+
+def test_the_container_end_is_told_by_the_engine_without_a_poll(runner, quickstart_image, tmp_path):
+    import dataclasses
+    import threading
+
+    job = make_job(tmp_path, quickstart_image, "quickstart.ipynb", {"name": "Ada"})
+    job.run = dataclasses.replace(job.run, external_id=runner.submit(job))
+    ended = threading.Event()
+    runner.watch(job, ended.set)  # a thread blocked in the engine's wait call
+    assert ended.wait(120), "the container ended but the engine's wait did not say so"
+    assert runner.poll([job])[job.run.id].state is RunState.SUCCEEDED  # the first status read after it

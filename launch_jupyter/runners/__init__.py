@@ -6,7 +6,7 @@ target is one new module plus one entry point.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
@@ -74,6 +74,11 @@ class Runner:
     def cancel(self, job: Job) -> None:
         """Ask the target to stop the job."""
 
+    def watch(self, job: Job, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` (from any thread, quickly) when the job may have ended, so the agent reads
+        its status at once instead of at the next poll. Optional: the default watches nothing, and
+        polling goes on either way."""
+
     def logs(self, run: Run, follow: bool = False) -> Iterator[str]:
         """The job's log lines."""
         return iter(())
@@ -107,7 +112,7 @@ class _OlderRunner(Runner):
             setattr(self, name, getattr(inner, name))
         self.create = inner.submit  # type: ignore[method-assign]
         self.submit = inner.submit  # type: ignore[method-assign]
-        for name in ("configured_image", "log_path", "find", "create"):
+        for name in ("configured_image", "log_path", "find", "create", "watch"):
             if callable(getattr(inner, name, None)):
                 setattr(self, name, getattr(inner, name))
 

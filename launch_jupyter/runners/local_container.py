@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,14 @@ class LocalContainerRunner(Runner):
         finally:
             client.close()
 
+    def watch(self, job: Job, changed: Callable[[], None]) -> None:
+        """``changed()`` when the run's container stops: a thread blocked in the engine's wait call
+        (``POST /containers/{id}/wait``, the docker SDK's ``wait`` with no timeout)."""
+        container_id = job.run.external_id
+        if container_id:
+            threading.Thread(target=_wait_for_end, args=(container_id, changed), daemon=True,
+                             name=f"launch-container-wait {job.run.id}").start()
+
     def cancel(self, job: Job) -> None:
         """Stop the run's container: SIGTERM, then SIGKILL after a short grace period."""
         from ..builders.docker import engine_client
@@ -246,6 +255,26 @@ def _create(client, request: dict):
             if found:
                 return found[0]
         raise DispatchError(f"the Docker engine refused the container: {err.explanation or err}") from None
+
+
+def _wait_for_end(container_id: str, changed: Callable[[], None]) -> None:
+    import docker  # see _create
+
+    from ..builders.docker import engine_client
+
+    try:
+        client = engine_client()
+    except Exception:  # noqa: BLE001 - no engine now: the status poll tells
+        return
+    try:
+        client.api.wait(container_id, timeout=None)  # the default condition: until it is not running
+    except docker.errors.NotFound:
+        pass  # already ended and removed
+    except Exception:  # noqa: BLE001 - the engine went away: the status poll tells
+        return
+    finally:
+        client.close()
+    changed()
 
 
 def _ensure_image(client, image: str) -> None:

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +122,27 @@ class LocalProcessRunner(Runner):
     def poll(self, jobs: list[Job]) -> dict[str, Status]:
         """Status of each job, keyed by run id, read from its folder and its process."""
         return {job.run.id: self._status(job) for job in jobs}
+
+    def watch(self, job: Job, changed: Callable[[], None]) -> None:
+        """``changed()`` when the run's ``exit.json`` appears (inotify on its folder: also for a process
+        an earlier agent started) or its process ends (a pidfd; this covers a killed process that wrote
+        no exit status)."""
+        from .._process import watcher
+
+        workdir = Path(job.workdir)
+        ends = watcher()
+        ends.watch_file(workdir / EXIT_FILE, changed)
+        info = _read_json(workdir / PROCESS_FILE)
+        if info is None or info.get("pid", -1) <= 0:
+            return
+        pid = info["pid"]
+        popen = _STARTED.get(pid)
+        if popen is not None:
+            ends.watch_process(pid, changed, popen=popen)
+        elif _alive(info):  # started by an earlier agent: the pidfd must name that very process
+            ends.watch_process(pid, changed, still_ours=lambda: _alive(info))
+        else:
+            changed()
 
     def cancel(self, job: Job) -> None:
         """End the run's process group: SIGTERM, then SIGKILL after a grace period."""

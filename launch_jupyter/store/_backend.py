@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from .._process import drain, inotify_folder
 from ..core.errors import StoreError
 from ._schema import create_schema
 
@@ -161,9 +162,10 @@ class _SqliteWatcher:
     """SQLite has no NOTIFY: a daemon thread waits for the database's folder to change (inotify on
     Linux: the thread sleeps in ``select`` until a file there is written; elsewhere a look ten times a
     second) and then reads ``PRAGMA data_version`` (a counter SQLite bumps when another connection
-    commits a change) to wake this process's waiters. A run queued by another process is seen at
-    once, not at the agent's next poll, and an idle process does no work here at all. Spurious
-    wake-ups (any commit) only cost the agent one look at the store."""
+    commits a change); when it moved, the newest run's ``seq`` (the rowid: one B-tree step) tells
+    whether a run was queued, and only then are this process's waiters woken — as a NOTIFY does on
+    PostgreSQL, which is sent by an enqueue only. A run queued by another process is seen at once,
+    not at the agent's next poll, and the agent's own heartbeats and claims wake nobody."""
 
     INTERVAL = 0.1  # without inotify
 
@@ -171,6 +173,7 @@ class _SqliteWatcher:
         self.backend = backend
         self._stop = threading.Event()
         self._stop_r, self._stop_w = os.pipe()
+        self.wakeups = 0  # changes in the folder looked at (tests count them)
         self._thread = threading.Thread(target=self._loop, name="launch-store-watch", daemon=True)
         self._thread.start()
 
@@ -187,61 +190,44 @@ class _SqliteWatcher:
         import sqlite3
 
         database = self.backend.engine.url.database
-        changes = _inotify(str(Path(database).expanduser().absolute().parent))
+        changes = inotify_folder(str(Path(database).expanduser().absolute().parent))
         conn = sqlite3.connect(database, timeout=30, check_same_thread=False)
         try:
             generation = self.backend.generation
             try:
                 last = conn.execute("PRAGMA data_version").fetchone()[0]
+                newest = _newest_run(conn)
             except sqlite3.Error:
-                last = None
+                last = newest = None
             while not self._stop.is_set():
                 watched = [self._stop_r] + ([changes] if changes is not None else [])
                 readable, _, _ = select.select(watched, [], [], None if changes is not None else self.INTERVAL)
                 if self._stop_r in readable:
                     return
                 if changes is not None:
-                    _drain(changes)
+                    drain(changes)
+                self.wakeups += 1
                 try:
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    queued = _newest_run(conn) if version != last else newest
                 except sqlite3.Error:
                     continue
-                # A change that came with an in-process wake-up was this process's own enqueue.
-                if last is not None and version != last and self.backend.generation == generation:
+                # A run that came with an in-process wake-up was this process's own enqueue.
+                if queued != newest and self.backend.generation == generation:
                     self.backend.wake()
-                last, generation = version, self.backend.generation
+                last, newest, generation = version, queued, self.backend.generation
         finally:
             conn.close()
             if changes is not None:
                 os.close(changes)
 
 
-def _inotify(folder: str) -> int | None:
-    """A non-blocking inotify descriptor that becomes readable when a file in ``folder`` is written,
-    created or renamed into it (SQLite's WAL writes are plain writes); None where there is none."""
+def _newest_run(conn) -> int | None:
+    """The highest run ``seq`` (None before the schema or the first run exists)."""
     try:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, AttributeError):
+        return conn.execute("SELECT max(seq) FROM runs").fetchone()[0]
+    except Exception:  # noqa: BLE001 - no table yet: nothing queued
         return None
-    if fd < 0:
-        return None
-    in_modify, in_moved_to, in_create = 0x2, 0x80, 0x100
-    if libc.inotify_add_watch(fd, os.fsencode(folder), in_modify | in_moved_to | in_create) < 0:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 65536):
-            pass
-    except BlockingIOError:
-        pass
 
 
 class _Listener:
