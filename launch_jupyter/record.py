@@ -151,7 +151,9 @@ def read_records_gcs(uri: str, environment: Any = None) -> list[dict]:
 
         kwargs["credentials"] = AnonymousCredentials()
     try:
-        data = storage.Client(**kwargs).bucket(bucket).blob(name).download_as_bytes()
+        # One attempt with a deadline: this runs on the agent's loop, and the library's default retry
+        # (up to 120 s against an unreachable endpoint) would hold every other run there meanwhile.
+        data = storage.Client(**kwargs).bucket(bucket).blob(name).download_as_bytes(timeout=(5, 20), retry=None)
         return read_records(json.loads(data))
     except exceptions.NotFound:
         return []  # the run wrote no notebook (it failed before papermill started)
