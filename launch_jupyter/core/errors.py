@@ -57,5 +57,9 @@ class DispatchError(LaunchError):
         super().__init__(message)
 
 
+class AccessError(LaunchError):
+    """The store refused what this user asked (row-level security, a role's grants): not retryable."""
+
+
 class StoreError(LaunchError):
     """The store cannot be opened or written."""

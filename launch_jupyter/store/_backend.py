@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .._process import drain, inotify_folder
-from ..core.errors import StoreError
+from ..core.errors import ConfigError, StoreError
 from ._schema import create_schema
 
 log = logging.getLogger(__name__)
@@ -284,16 +284,19 @@ class _Listener:
 
 
 def _create_engine(url: str) -> Engine:
+    # A URL that cannot name a store is bad input (ConfigError: exit 2), not a store that failed.
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
-        raise StoreError(f"store URL {_safe(url)} is not a database URL: {err}") from None
+        raise ConfigError(f"store URL {_safe(url)} is not a database URL: {err}", path="store") from None
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed)
     if parsed.get_backend_name() != "postgresql":
-        raise StoreError(
-            f"store URL {_safe(url)}: only sqlite:/// and postgresql:// stores are supported"
+        raise ConfigError(
+            f"store URL {_safe(url)}: only sqlite:/// and postgresql:// stores are supported", path="store"
         )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"store URL {_safe(url)}: port {parsed.port} is not a TCP port (1-65535)", path="store")
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from ..core.errors import StoreError
+from ..core.errors import AccessError, StoreError
 
 DEFAULT_GROUP = "launch_jupyter_users"
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -208,6 +208,6 @@ def _as_role(url: str, sql: str, params: tuple, what: str) -> None:
             conn.exec_driver_sql(sql, params)
     except DBAPIError as err:
         reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
-        raise StoreError(f"{what}: the database refused it ({reason})") from None
+        raise AccessError(f"{what}: the database refused it ({reason})") from None
     finally:
         backend.engine.dispose()
