@@ -4,8 +4,11 @@ widget saying "disconnected" after a kernel restart."""
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
 from launch_jupyter import api
 from tests.fixtures.jupyterlab import screenshot
@@ -111,7 +114,9 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     board.locator('.lj-count[data-state=""]').click()
     board.locator('th[data-sort="name"]').click()
     board.locator('th[data-sort="name"][aria-sort="ascending"]').wait_for()
-    assert board.locator("tr.lj-run").first.locator(".lj-col-run").inner_text().endswith("job-000")
+    # The header says the sort at once; the sorted page follows from the kernel (wait for it, no clock).
+    expect(board.locator("tr.lj-run").first.locator(".lj-col-run")).to_have_text(re.compile(r"job-000$"),
+                                                                                   timeout=60_000)
     board.locator('input[name="text"]').fill("job-19")
     board.locator(".lj-page-info", has_text="1–10 of 10 runs").wait_for()
 
