@@ -65,9 +65,14 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         for round_ in range(args.repeat):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{lab.url}lab?token={lab.token}")
+            page.goto(f"{lab.url}lab?reset&token={lab.token}")  # a fresh layout: the Launcher, not the restored tab
             card = page.locator(".jp-LauncherCard", has_text="Launch Runs")
-            card.wait_for(timeout=120_000)
+            try:
+                card.wait_for(timeout=120_000)
+            except Exception:
+                page.screenshot(path=str(base / "no-launcher.png"))
+                print(f"screenshot: {base / 'no-launcher.png'}")
+                raise
             started = time.perf_counter()
             card.click()
             page.locator(".lj-runs-panel tr.lj-run").first.wait_for(timeout=120_000)
