@@ -132,16 +132,17 @@ def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar],
     from .core.queue_config import secret_problems
     from .core.templates import check_template_usage, fill_template_vars, sample_template_values
 
+    # A credential is said first, and the config's other problems with it (e.g. where a key file's
+    # path belongs instead), so one look shows everything to fix.
     secrets = secret_problems(config)
-    if secrets:
-        return secrets
     undeclared = check_template_usage(config, template_vars)
     if undeclared:
-        return undeclared
+        return secrets + undeclared
     # A queue's variables may have no default (a value is then required at submit): check the
     # config with an allowed sample value for each.
     filled = fill_template_vars(config, template_vars, values or sample_template_values(template_vars))
-    return _filled_config_problems(resource, filled)
+    seen = {(p.path, p.message) for p in secrets}
+    return secrets + [p for p in _filled_config_problems(resource, filled) if (p.path, p.message) not in seen]
 
 
 def _filled_config_problems(resource: str, filled: dict) -> list[Problem]:

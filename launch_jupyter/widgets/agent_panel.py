@@ -92,12 +92,13 @@ class AgentPanel(ActionWidget):
             raise LaunchError("the agent is starting already")
         jobs = self.max_jobs if max_jobs is None else max_jobs
         self.state, self.activity = "starting", f"checking {', '.join(chosen)}…"
-        self._starting = threading.Thread(target=self._start, args=(chosen, jobs), name="launch-agent-start",
-                                          daemon=True)
-        self._starting.start()
+        # A local name: the thread clears self._starting when it is done, maybe before we join it.
+        thread = self._starting = threading.Thread(target=self._start, args=(chosen, jobs),
+                                                   name="launch-agent-start", daemon=True)
+        thread.start()
         if wait:
-            self._starting.join()
-        return self._starting
+            thread.join()
+        return thread
 
     def _start(self, chosen: list[str], jobs: int) -> None:
         error = ""
