@@ -541,33 +541,51 @@ class AgentStopHandler(_Handler):
 
 
 class _Feed:
-    """One reader of the store's event log for the whole server, fanning out to every client."""
+    """One reader of the store's event log for the whole server, fanning out to every client.
+
+    It reads the log in id order (``events_since``) every FEED_INTERVAL seconds, and nothing else: an
+    agent thread in this server writes the same log, so every client sees every event once, in order.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._clients: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = set()
-        self._stop = None
+        self._thread: threading.Thread | None = None
+        self._last_id = 0
 
     def add(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
         with self._lock:
             self._clients.add((loop, queue))
-            if self._stop is None:
-                from . import api
-                from .widgets._follow import EventHub
+            if self._thread is None:
+                from .widgets._follow import latest_event_id
 
-                hub = EventHub(api.open_store().url, interval=FEED_INTERVAL)
-                self._stop = hub.add(self._deliver)
+                self._last_id = latest_event_id()
+                self._thread = threading.Thread(target=self._read, name="launch-server-events", daemon=True)
+                self._thread.start()
 
     def remove(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
         with self._lock:
             self._clients.discard((loop, queue))
 
-    def _deliver(self, events: list) -> None:
-        views = [event_view(e) for e in events]
-        with self._lock:
-            clients = list(self._clients)
-        for loop, queue in clients:
-            loop.call_soon_threadsafe(queue.put_nowait, views)
+    def _read(self) -> None:
+        import time
+
+        from . import api
+
+        while True:
+            time.sleep(FEED_INTERVAL)
+            try:
+                batch = api.events_since(self._last_id)
+            except Exception:  # the store may be briefly locked or gone: read again next time
+                continue
+            if not batch:
+                continue
+            self._last_id = max(e.id or 0 for e in batch)
+            views = [event_view(e) for e in batch]
+            with self._lock:
+                clients = list(self._clients)
+            for loop, queue in clients:
+                loop.call_soon_threadsafe(queue.put_nowait, views)
 
 
 _feed = _Feed()
