@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from launch_jupyter.core.errors import QueueError, RunError, StoreError
+from launch_jupyter.core.errors import ConfigError, QueueError, RunError, StoreError
 from launch_jupyter.core.model import Queue, Run, TemplateVar
 from launch_jupyter.core.states import Priority, RunState
 from launch_jupyter.store import QueueStore, close_all, open_store
@@ -562,10 +562,14 @@ def test_reopening_a_store_keeps_its_data(sqlite_url):
 
 
 def test_a_store_url_of_another_database_kind_is_refused():
-    with pytest.raises(StoreError, match="only sqlite"):
+    # Bad input (a ConfigError naming the store URL), not a store that failed.
+    with pytest.raises(ConfigError, match="only sqlite") as err:
         open_store("mysql://root@127.0.0.1/x")
-    with pytest.raises(StoreError, match="not a database URL"):
+    assert err.value.path == "store"
+    with pytest.raises(ConfigError, match="not a database URL"):
         open_store("not a url")
+    with pytest.raises(ConfigError, match="is not a TCP port"):
+        open_store("postgresql://u@127.0.0.1:99999999/db")
 
 
 def test_an_unreachable_postgresql_is_a_store_error():
