@@ -540,6 +540,23 @@ def _store_paths(store: QueueStore) -> list[Path]:
     return paths
 
 
+def _packed_context(path: Path, config: Mapping, store: QueueStore, include: Sequence[str] = (),
+                    keep_outputs: bool = False, allow_secrets: Sequence[str] = ()) -> tuple[bytes, str]:
+    """The notebook's build context packed once (a schedule's snapshot, a sweep's one context), with
+    a submit's protections (the store and data dir never ship), and its content hash."""
+    from .packaging import create_context, pack_context
+
+    tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
+    try:
+        context = create_context(path, tmp / "context", include=include,
+                                 base_image=(config.get("builder") or {}).get("base_image"),
+                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
+                                 protected=_store_paths(store))
+        return pack_context(context.directory), context.content_hash
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _dry_run(queue: Queue, run: Run, context: Any) -> str:
     from .agent import build_job
     from .core.queue_config import dump_config
@@ -688,7 +705,7 @@ def create_schedule(
     tick that came while no agent served the queue, ``skip`` drops such ticks. Everything is checked
     before anything is stored."""
     from .core.inside import inside_run
-    from .packaging import check_parameters, create_context, pack_context, read_notebook_json
+    from .packaging import check_parameters, read_notebook_json
     from .schedules import (
         Schedule,
         check_cron,
@@ -721,15 +738,7 @@ def create_schedule(
     checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
     context_bytes, content_hash = None, None
     if not follow_file:
-        tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
-        try:
-            builder = config.get("builder") or {}
-            context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"),
-                                     keep_outputs=keep_outputs, allow_secrets=allow_secrets,
-                                     protected=_store_paths(store))
-            context_bytes, content_hash = pack_context(context.directory), context.content_hash
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        context_bytes, content_hash = _packed_context(path, config, store, include, keep_outputs, allow_secrets)
     row = insert_schedule(store, dict(
         name=name, author=current_user(), queue_id=q.id, queue_name=q.name, entity=q.entity, cron=cron,
         timezone=tz, missed=missed, follow_file=bool(follow_file), notebook=str(path), include=list(include),
@@ -992,7 +1001,7 @@ def sweep(
     ``"choice(a,b)"``). A grid (the default) takes every combination; ``random=N`` draws N points
     with ``seed``. Each point is checked like a single submit; on any error nothing is queued.
     ``max_parallel`` caps how many of the sweep's runs are active at once, across all agents."""
-    from .packaging import check_parameters, create_context, pack_context, read_notebook_json
+    from .packaging import check_parameters, read_notebook_json
     from .sweeps import DEFAULT_MAX_POINTS, describe_space, parse_space, points
 
     _refuse_inside_run(allow_nested)
@@ -1014,26 +1023,18 @@ def sweep(
     nb = read_notebook_json(path)
     checked = [check_parameters(nb, path.name, point, new_parameters) for point in chosen]
     sweep_name = name or f"{path.stem} sweep"
-    tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
-    try:
-        context = create_context(path, tmp / "context", include=include,
-                                 base_image=(config.get("builder") or {}).get("base_image"),
-                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
-                                 protected=_store_paths(store))
-        packed = pack_context(context.directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    packed, content_hash = _packed_context(path, config, store, include, keep_outputs, allow_secrets)
     width = len(str(len(checked)))
     runs = [Run(id="", queue_id=q.id or 0, queue_name=q.name, entity=q.entity, author=current_user(),
                 resource=q.resource, priority=prio, name=f"{sweep_name} {i:0{width}d}", notebook=str(path),
                 parameters=point, template_values=dict(template_values or {}),
                 resource_args=dict(resource_args or {}), config=config, image=image,
-                content_hash=context.content_hash, message=note)
+                content_hash=content_hash, message=note)
             for i, point in enumerate(checked, 1)]
     row = {"name": sweep_name, "queue_id": q.id or 0, "queue_name": q.name, "entity": q.entity,
            "author": current_user(), "notebook": str(path), "method": "grid" if random is None else "random",
            "space": describe_space(space), "seed": seed, "max_parallel": max_parallel,
-           "content_hash": context.content_hash}
+           "content_hash": content_hash}
     stored, _ = store.enqueue_sweep(row, runs, packed)
     _wake_local_agent()
     return SweepHandle(stored, store_url)
