@@ -338,9 +338,9 @@ class BoardHandler(_Handler):
     @web.authenticated
     async def get(self):
         from . import api
+        from .board import PAGE_SIZE, board_view
         from .core.states import RunState
         from .store._store import RUN_SORTS
-        from .widgets.run_board import PAGE_SIZE, board_view
 
         sort = self.get_argument("sort", "created")
         if sort not in RUN_SORTS:
@@ -557,9 +557,9 @@ class _Feed:
         with self._lock:
             self._clients.add((loop, queue))
             if self._thread is None:
-                from .widgets._follow import latest_event_id
+                from . import api
 
-                self._last_id = latest_event_id()
+                self._last_id = api.open_store().last_event_id()
                 self._thread = threading.Thread(target=self._read, name="launch-server-events", daemon=True)
                 self._thread.start()
 

@@ -254,8 +254,8 @@ def test_board_follows_runs_served_by_an_agent_in_another_process(store, tmp_pat
 
 def test_vertex_rows_carry_the_job_name_for_the_console_link(store):
     # The console URL itself is built in js/format.js (tested with node); the row must carry the name.
+    from launch_jupyter.board import run_row
     from launch_jupyter.core.model import Run
-    from launch_jupyter.widgets.run_board import run_row
 
     run = Run(id="r1", queue_id=1, queue_name="gpu", entity="alice", author="alice", resource="vertex",
               external_id="projects/p/locations/us-central1/customJobs/42")
