@@ -449,9 +449,11 @@ def count_statements(store_url: str):
 
     engine = api.open_store(store_url)._backend.engine
     seen: list[str] = []
+    mine = threading.get_ident()  # this test's statements, not a background thread's
 
     def listen(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
+        if threading.get_ident() == mine:
+            seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", listen)
     return seen, lambda: event.remove(engine, "before_cursor_execute", listen)
@@ -551,3 +553,34 @@ def test_the_agent_publishes_the_events_it_stored(store):
     mine = [e for e in pushed if e.run_id == handle.id and e.state != "claimed"]
     assert [e.state for e in mine][-1] == "succeeded" and "running" in [e.state for e in mine]
     assert all(e.id in stored and stored[e.id] == e for e in mine), (mine, stored)
+
+
+def test_an_open_widget_stays_on_its_store_and_the_poller_ends_with_its_last_widget(store, tmp_path, monkeypatch):
+    """A panel made while store A was the default keeps showing A after the default changes to B (its
+    background ticks never read B), and the store's poller thread ends when its last widget closes."""
+    from sqlalchemy import event
+
+    from launch_jupyter.widgets import _follow
+
+    api.create_queue("on-a")
+    panel = AgentPanel()
+    board = RunBoard()
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    monkeypatch.setenv("LAUNCH_JUPYTER_DB", other)
+    api.create_queue("on-b")
+    on_b: list[str] = []
+    event.listen(api.open_store(other)._backend.engine, "before_cursor_execute",
+                 lambda *args: on_b.append(args[2]))
+    hub = _follow._hubs[api.open_store(store).url]
+    ticks = threading.Semaphore(0)
+    stop_counting = hub.add(ticker=ticks.release)
+    for _ in range(3):  # three rounds of every ticker of store A's hub (the panel's and board's refresh)
+        assert ticks.acquire(timeout=60), "the poller stopped ticking"
+    assert on_b == [], on_b
+    assert panel.available_queues == ["alice/on-a"] and board.queues == []
+    assert AgentPanel(follow_events=False).available_queues == ["alice/on-b"]  # a new widget: the new default
+    stop_counting()
+    panel.close()
+    board.close()
+    hub._thread.join(timeout=60)
+    assert not hub._thread.is_alive() and api.open_store(store).url not in _follow._hubs

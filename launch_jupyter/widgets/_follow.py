@@ -10,7 +10,6 @@ serves any number of widgets.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from .. import api
@@ -21,6 +20,13 @@ Ticker = Callable[[], None]
 
 _hubs: dict[str, EventHub] = {}
 _hubs_lock = threading.Lock()
+
+
+def pinned_store_url(store_url: str | None = None) -> str:
+    """The store a widget shows, fixed when it is made: a later ``configure()`` or
+    ``LAUNCH_JUPYTER_DB`` change gives new widgets the new store and leaves open ones where they were
+    (a board made for one store must not start reading another from its background ticks)."""
+    return store_url or api.open_store().url
 
 
 def latest_event_id(store_url: str | None = None) -> int:
@@ -38,6 +44,7 @@ class EventHub:
         self._listeners: list[Listener] = []
         self._tickers: list[Ticker] = []
         self._last_id = latest_event_id(store_url)
+        self._stopped = threading.Event()
         self._unsubscribe = api.subscribe(self._pushed)
         self._thread = threading.Thread(target=self._poll, name="launch-widget-events", daemon=True)
         self._thread.start()
@@ -56,8 +63,21 @@ class EventHub:
                     self._listeners.remove(listener)
                 if ticker in self._tickers:
                     self._tickers.remove(ticker)
+                idle = not self._listeners and not self._tickers
+            if idle:
+                self._stop_if_idle()
 
         return remove
+
+    def _stop_if_idle(self) -> None:
+        # The last widget left: the poller ends and the next follow() starts a fresh hub.
+        with _hubs_lock, self._lock:
+            if self._listeners or self._tickers or self._stopped.is_set():
+                return
+            self._stopped.set()
+            if _hubs.get(self.store_url) is self:
+                del _hubs[self.store_url]
+        self._unsubscribe()
 
     def _pushed(self, event: Event) -> None:
         # Runs in the agent thread; the in-process agent writes the same store, whatever its URL.
@@ -73,8 +93,7 @@ class EventHub:
                 pass
 
     def _poll(self) -> None:
-        while True:
-            time.sleep(self._interval)
+        while not self._stopped.wait(self._interval):
             try:
                 batch = api.events_since(self._last_id, store_url=self.store_url)
             except Exception:  # the store may be briefly locked or gone; try again next tick
@@ -96,9 +115,9 @@ def follow(
 ) -> Callable[[], None]:
     """Call ``listener(events)`` for new events and ``ticker()`` about every second, from
     background threads, until the returned function is called."""
-    url = store_url or api.open_store().url
+    url = pinned_store_url(store_url)
     with _hubs_lock:
         hub = _hubs.get(url)
         if hub is None:
             hub = _hubs[url] = EventHub(url)
-    return hub.add(listener, ticker)
+        return hub.add(listener, ticker)

@@ -10,7 +10,7 @@ from .. import api
 from ..core.errors import ConfigError, LaunchError
 from . import _assets
 from ._base import ActionWidget
-from ._follow import follow
+from ._follow import follow, pinned_store_url
 
 
 class AgentPanel(ActionWidget):
@@ -31,20 +31,21 @@ class AgentPanel(ActionWidget):
     available_queues = traitlets.List(traitlets.Unicode()).tag(sync=True)
     chosen_queues = traitlets.List(traitlets.Unicode()).tag(sync=True)  # what Start will serve (a choice is needed)
 
-    def __init__(self, *, follow_events: bool = True, **kwargs):
+    def __init__(self, *, follow_events: bool = True, store_url: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        self._store_url = store_url = pinned_store_url(store_url)
         self._starting: threading.Thread | None = None
         self.refresh()
         if not self.chosen_queues:
             self.chosen_queues = self.last_served()
-        self._stop_following = follow(lambda _events: self.refresh(), self.refresh) if follow_events else None
+        self._stop_following = follow(lambda _events: self.refresh(), self.refresh, store_url) if follow_events else None
 
     def last_served(self) -> list[str]:
         """The queues the newest agent in the registry served, those this user can see (the
         preselected choice; [] when no agent ran yet)."""
         visible = set(self.available_queues)
         try:
-            seen = api.agents()
+            seen = api.agents(store_url=self._store_url)
         except LaunchError:
             return []
         for agent in seen:
@@ -64,7 +65,7 @@ class AgentPanel(ActionWidget):
         if self._starting is not None and self._starting.is_alive():
             return  # "starting" until the start thread says otherwise
         status = api.agent_status()
-        self.available_queues = [q.path for q in api.list_queues()]
+        self.available_queues = [q.path for q in api.list_queues(store_url=self._store_url)]
         if status is None:
             self.state, self.agent_id, self.queues, self.active, self.activity, self.runs = (
                 "stopped", "", [], 0, "", {})
@@ -103,7 +104,7 @@ class AgentPanel(ActionWidget):
     def _start(self, chosen: list[str], jobs: int) -> None:
         error = ""
         try:
-            api.start_agent(chosen, max_jobs=jobs)
+            api.start_agent(chosen, max_jobs=jobs, store_url=self._store_url)
         except LaunchError as err:
             error = str(err)
         except Exception as err:  # a bug must still show up in the panel

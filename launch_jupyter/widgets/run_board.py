@@ -20,7 +20,7 @@ from ..core.states import RunState
 from ..store._store import RUN_SORTS
 from . import _assets
 from ._base import ActionWidget
-from ._follow import follow
+from ._follow import follow, pinned_store_url
 from ._paths import log_tail, open_request
 
 LOG_TAIL = 200
@@ -59,7 +59,7 @@ class RunBoard(ActionWidget):
     def __init__(self, queue: str | None = None, *, limit: int = PAGE_SIZE, follow_events: bool = True,
                  store_url: str | None = None, **kwargs):
         super().__init__(queue=queue or "", limit=limit, **kwargs)
-        self._store_url = store_url
+        self._store_url = store_url = pinned_store_url(store_url)
         self._lock = threading.RLock()
         self._dirty = False
         self._refreshed_at = 0.0

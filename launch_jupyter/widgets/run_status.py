@@ -10,7 +10,7 @@ from .. import api
 from ..core.model import Event
 from . import _assets
 from ._base import ActionWidget
-from ._follow import follow
+from ._follow import follow, pinned_store_url
 from ._paths import log_tail, open_request
 
 
@@ -41,7 +41,7 @@ class RunStatus(ActionWidget):
 
     def __init__(self, run_id: str, *, follow_events: bool = True, store_url: str | None = None, **kwargs):
         super().__init__(run_id=run_id, **kwargs)
-        self._store_url = store_url
+        self._store_url = store_url = pinned_store_url(store_url)
         self._lock = threading.Lock()
         self._stop_following = None
         self.refresh()

@@ -13,7 +13,7 @@ from ..core.errors import LaunchError
 from ..core.model import Event
 from . import _assets
 from ._base import ActionWidget
-from ._follow import follow
+from ._follow import follow, pinned_store_url
 
 REFRESH_S_PER_RUN = 0.001  # a reload of 1,000 runs waits a second after the last; of 6, 6 ms
 
@@ -41,7 +41,7 @@ class SweepBoard(ActionWidget):
         super().__init__(sort=sort, **kwargs)
         self._sweep_id = sweep_id
         self._run_ids = list(run_ids or [])
-        self._store_url = store_url
+        self._store_url = store_url = pinned_store_url(store_url)
         self._lock = threading.RLock()
         self._members: set[str] = set()
         self._refreshed_at = 0.0
