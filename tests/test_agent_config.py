@@ -314,7 +314,7 @@ def test_unknown_override_key_is_an_error_too():
         ("queues: ['/x']\n", "queues[0]", "is not a queue"),
         ("queues: ['" + "q" * 65 + "']\n", "queues[0]", "is not a queue"),
         ("builder: docker\n", "builder", "must be a mapping"),
-        ("builder:\n  type: podman\n", "builder.type", "docker | kaniko | noop"),
+        ("builder:\n  type: podman\n", "builder.type", "docker | kaniko | kaniko-kubernetes | noop"),
         ("builder:\n  type: dockr\n", "builder.type", 'did you mean "docker"'),
         ("builder:\n  destination: repo/img:latest\n", "builder.destination", "tag or digest"),
         ("builder:\n  destination: repo/img@sha256:abc\n", "builder.destination", "tag or digest"),
@@ -404,3 +404,26 @@ def test_bad_input_reads_nothing_else(tmp_path):
     # A failed load leaves nothing behind: no data folder, no database file.
     error_of(tmp_path, "max_jobs: 0\ndata_dir: made\n")
     assert not (tmp_path / "made").exists()
+
+
+def test_a_plugin_builder_is_a_valid_type_in_the_file_and_in_a_queue(tmp_path, monkeypatch):
+    """``builder.type`` is any entry point of the ``launch_jupyter.builders`` group, so a builder
+    from another distribution needs no edit here (a real dist-info on sys.path, read by
+    importlib.metadata as for any installed package)."""
+    import importlib
+
+    from launch_jupyter import api
+
+    dist = tmp_path / "site" / "lj_plugin_builder-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lj-plugin-builder\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[launch_jupyter.builders]\nbuildah = lj_plugin_builder:Buildah\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.invalidate_caches()
+    config = tmp_path / "launch-config.yaml"
+    config.write_text("builder:\n  type: buildah\n")
+    assert load_agent_config(config).builder.type == "buildah"
+    assert api.create_queue("plugged", "local-process", config="builder: {type: buildah}\n").name == "plugged"
+    with pytest.raises(ConfigError, match="buildah"):  # the refusal lists the plugin among the choices
+        api.create_queue("typo", "local-process", config="builder: {type: buildahh}\n")
+    assert [q.name for q in api.list_queues()] == ["plugged"]

@@ -63,6 +63,11 @@ FILES: dict[str, bytes] = {
     "@BASEUPPER": b"builder:\n  base_image: Evil/Image:1\n",
     "@KANIKONEWLINE": b'builder:\n  kaniko_image: "gcr.io/kaniko\\n--evil"\n',
     "@BUILDERUNKNOWN": b"builder:\n  netwrok: host\n",
+    # values the agent's own launch-config.yaml refuses are refused in a queue's builder section too
+    "@BUILDERTYPE": b"builder:\n  type: dockr\n",
+    "@BUILDERTAG": b"builder:\n  destination: us-docker.pkg.dev/p/r/img:latest\n",
+    "@BUILDERNET": b"builder:\n  network: 5\n",
+    "@BUILDERGCS": b"builder:\n  build_context_store: s3://bucket/contexts\n",
     "@AGENT_NONUTF8": b"max_jobs: 2\nentity: caf\xe9\xff\n",
     "@AGENT_BOMB": _bomb().encode(),
     "@AGENT_UNKNOWN": b"max_jobz: 2\n",
@@ -126,6 +131,10 @@ CASES: list[tuple[list[str], str]] = [
     ([*Q, "@BASEUPPER"], "builder.base_image"),
     ([*Q, "@KANIKONEWLINE"], "builder.kaniko_image"),
     ([*Q, "@BUILDERUNKNOWN"], "builder.netwrok"),
+    ([*Q, "@BUILDERTYPE"], 'builder.type: must be one of docker | kaniko | kaniko-kubernetes | noop, got \'dockr\' (did you mean "docker"?)'),
+    ([*Q, "@BUILDERTAG"], "builder.destination: 'us-docker.pkg.dev/p/r/img:latest' carries a tag"),
+    ([*Q, "@BUILDERNET"], "builder.network: must be text"),
+    ([*Q, "@BUILDERGCS"], "builder.build_context_store: 's3://bucket/contexts' must be a gs:// URI"),
     # notebook parameters: identifiers, not keywords; values bounded
     ([*S, "-p", "import=1"], "keyword"),
     ([*S, "-p", "class", "1"], "keyword"),

@@ -416,6 +416,15 @@ def _any(value: Any, from_text: bool) -> Any:
     return value
 
 
+def _builder_type(value: Any, from_text: bool) -> str:
+    """A builder is any entry point of the ``launch_jupyter.builders`` group (a plugin adds one
+    without touching this module); the group is read only when a type is written."""
+    from importlib.metadata import entry_points
+
+    known = sorted({ep.name for ep in entry_points(group="launch_jupyter.builders")})
+    return _choice(*known)(value, from_text)
+
+
 _BY_KEY: dict[str, Callable[[Any, bool], Any]] = {
     "max_jobs": _max_jobs,
     "entity": _entity,
@@ -424,7 +433,7 @@ _BY_KEY: dict[str, Callable[[Any, bool], Any]] = {
     "poll_interval": _positive_number,
     "lease_seconds": _positive_number,
     "data_dir": _path,
-    "builder.type": _choice("docker", "kaniko", "noop", "kaniko-kubernetes"),
+    "builder.type": _builder_type,
     "builder.destination": _destination,
     "builder.build_context_store": _gcs_uri,
     "environment.type": _choice("gcp"),
@@ -473,19 +482,26 @@ def accelerator_alias(builder: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def builder_problems(overrides: Mapping[str, Any]) -> list[Problem]:
-    """Unknown keys in a queue's or run's ``builder:`` section, each with the closest valid one."""
+    """Every problem of a queue's or run's ``builder:`` section: unknown keys (each with the closest
+    valid one) and values, checked by the same rules as ``launch-config.yaml``'s builder section
+    (a setting is refused wherever it is written, not first in the agent)."""
     known = [f.name for f in fields(BuilderConfig)]
     problems = []
     try:
         overrides = accelerator_alias(overrides)
     except ConfigError as err:
         return [Problem(err.path, str(err).removeprefix(f"{err.path}: "))]
-    for key in overrides:
+    for key, value in overrides.items():
         if key not in known:
             hint = closest(key, known)
             suffix = f', did you mean "{hint}"?' if hint else ""
             problems.append(Problem(f"builder.{key}", f"unknown builder setting{suffix}"))
-    problems += _image_problems(overrides)
+        elif value is not None:
+            try:
+                _validator(("builder", key))(value, False)
+            except _Invalid as err:
+                problems.append(Problem(f"builder.{key}{err.sub}", str(err)))
+    problems += [p for p in _image_problems(overrides) if p.path not in {q.path for q in problems}]
     return problems
 
 
