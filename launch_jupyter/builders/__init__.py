@@ -88,6 +88,62 @@ def reuse_or_target(
     return target
 
 
+class PushingBuilder:
+    """What the builders that push to a registry share, written once (papermill's template method):
+    the settings, the destination check of the preflight, and ``build`` — an image the run names or
+    the registry already holds is reused, and otherwise the one method each builder writes,
+    ``push_image``, builds and pushes it."""
+
+    type: str
+    pushes = True
+
+    def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
+        from ..core.config import BuilderConfig
+
+        self.config = config or BuilderConfig(type=self.type)
+        self.agent_config = agent_config
+        self.builds = 0  # builds this builder started (a reused image does not count)
+
+    def preflight(self) -> None:
+        """The destination is well formed, then what this builder needs (``check_ready``)."""
+        from .registry import check_destination
+
+        if self.config.destination:
+            check_destination(self.config.destination)
+        self.check_ready()
+
+    def build(
+        self,
+        context: BuildContext,
+        destination: str | None,
+        platform: str,
+        log: LogFn,
+        *,
+        image: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> str:
+        """See ``Builder.build``: settings first (whether or not a build turns out to be needed),
+        then reuse, then ``push_image``."""
+        repository = destination or self.config.destination
+        if not image:
+            self.check_settings(repository)
+        target = reuse_or_target(self.type, context, repository, image, log)
+        if isinstance(target, str):
+            return target
+        return self.push_image(context, target, platform or self.config.platform, log, stop or threading.Event())
+
+    def check_ready(self) -> None:
+        """Raise LaunchError if this builder cannot work here (an engine, a package, a setting)."""
+
+    def check_settings(self, repository: str | None) -> None:
+        """Raise ConfigError for a setting a build needs that is wrong or missing."""
+
+    def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,
+                   stop: threading.Event) -> str:
+        """Build ``target.uri`` from ``context``, push it, return its URI (one attempt: BuildError)."""
+        raise NotImplementedError
+
+
 def known_builders() -> list[str]:
     from importlib.metadata import entry_points
 

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..core.config import BuilderConfig
 from ..core.errors import BuildError, LaunchError
-from . import LogFn, reuse_or_target
-from .registry import check_destination
+from . import BuildTarget, LogFn, PushingBuilder
 
 if TYPE_CHECKING:
     from ..core.config import AgentConfig
@@ -56,43 +55,27 @@ def _no_engine(err: Exception) -> str:
     )
 
 
-class DockerBuilder:
+class DockerBuilder(PushingBuilder):
     """Builds with the docker SDK's build API, pushes to ``builder.destination``, records the digest."""
 
     type = "docker"
-    pushes = True
 
     def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
-        self.config = config or BuilderConfig(type="docker")
-        self.agent_config = agent_config
-        self.builds = 0  # engine builds this builder has run (a skipped build does not count)
+        super().__init__(config, agent_config)
         self.last_digest: str | None = None  # the digest of the last image pushed
 
-    def preflight(self) -> None:
-        """The destination is well formed and the engine answers."""
-        if self.config.destination:
-            check_destination(self.config.destination)
+    def check_ready(self) -> None:
+        """The engine answers."""
         ping_engine()
 
-    def build(
-        self,
-        context: BuildContext,
-        destination: str | None,
-        platform: str,
-        log: LogFn,
-        *,
-        image: str | None = None,
-        stop: threading.Event | None = None,
-    ) -> str:
-        """Build and push ``destination:<content hash>`` unless the registry has it; return its URI.
-        The registry credentials are read again right before the push (a build can outlive a token)."""
-        target = reuse_or_target(self.type, context, destination or self.config.destination, image, log)
-        if isinstance(target, str):
-            return target
+    def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,
+                   stop: threading.Event) -> str:
+        """Build and push ``destination:<content hash>``. The registry credentials are read again
+        right before the push (a build can outlive a token)."""
         client = engine_client()
         try:
-            self._build(client, context, target.uri, platform or self.config.platform, log)
-            if stop is not None and stop.is_set():
+            self._build(client, context, target.uri, platform, log)
+            if stop.is_set():
                 raise BuildError(f"stopped before pushing {target.uri}")
             self.last_digest = self._push(client, target.repository, context.tag, target.auth(), log)
         finally:

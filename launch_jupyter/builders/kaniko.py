@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..core.config import BuilderConfig
 from ..core.errors import BuildError, ConfigError, LaunchError
-from . import LogFn, reuse_or_target
+from . import BuildTarget, LogFn, PushingBuilder
 from .registry import check_destination
 
 if TYPE_CHECKING:
@@ -76,27 +76,20 @@ def check_kaniko_image(ref: str) -> str:
     return ref
 
 
-class KanikoBuilder:
+class KanikoBuilder(PushingBuilder):
     """Uploads the context to Cloud Storage and runs kaniko on Google Cloud Build."""
 
     type = "kaniko"
-    pushes = True
 
     def __init__(self, config: BuilderConfig | None = None, agent_config: AgentConfig | None = None):
-        self.config = config or BuilderConfig(type="kaniko")
-        self.agent_config = agent_config
-        self.builds = 0  # Cloud Build builds this builder created (a skipped build does not count)
+        super().__init__(config, agent_config)
         self.last_build_id: str | None = None
         self.last_log_url: str | None = None
         self.wait_timeout = WAIT_TIMEOUT_SECONDS  # the deadline of the wait for one Cloud Build build
 
-    def preflight(self) -> None:
+    def check_ready(self) -> None:
         """Settings are complete and the Google packages are installed."""
-        if self.config.destination:
-            check_destination(self.config.destination)
-        split_gs_uri(self.config.build_context_store or "")
-        self._project()
-        check_kaniko_image(self.config.kaniko_image)
+        self.check_settings(None)
         try:
             # Only to check they are installed; the builder imports them again where used.
             import google.cloud.devtools.cloudbuild_v1  # noqa: F401
@@ -106,32 +99,22 @@ class KanikoBuilder:
                 f"the kaniko builder needs {err.name}: pip install google-cloud-build google-cloud-storage"
             ) from None
 
-    def build(
-        self,
-        context: BuildContext,
-        destination: str | None,
-        platform: str,
-        log: LogFn,
-        *,
-        image: str | None = None,
-        stop: threading.Event | None = None,
-    ) -> str:
-        """Build ``destination:<content hash>`` on Cloud Build unless the registry has it; return its URI.
-        The wait for the build ends when ``stop`` is set (the agent stops or lost the run)."""
-        repository = destination or self.config.destination
-        if not image:  # settings errors first, whether or not a build turns out to be needed
-            if repository:
-                check_destination(repository)
-            bucket, prefix = split_gs_uri(self.config.build_context_store or "")
-            project = self._project()
-            check_kaniko_image(self.config.kaniko_image)
-        target = reuse_or_target(self.type, context, repository, image, log)
-        if isinstance(target, str):
-            return target
+    def check_settings(self, repository: str | None) -> None:
+        """The repository, the context bucket, the project and the kaniko image."""
+        if repository:
+            check_destination(repository)
+        split_gs_uri(self.config.build_context_store or "")
+        self._project()
+        check_kaniko_image(self.config.kaniko_image)
+
+    def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,
+                   stop: threading.Event) -> str:
+        """Build ``destination:<content hash>`` on Cloud Build; the wait for the build ends when
+        ``stop`` is set (the agent stops or lost the run)."""
+        bucket, prefix = split_gs_uri(self.config.build_context_store or "")
         context_uri = self._upload(context, bucket, prefix, log)
-        args = executor_args(context_uri, target.uri, f"{target.repository}/cache",
-                             platform or self.config.platform)
-        self._run_build(project, args, target.uri, log, stop or threading.Event())
+        args = executor_args(context_uri, target.uri, f"{target.repository}/cache", platform)
+        self._run_build(self._project(), args, target.uri, log, stop)
         log(f"image pushed: {target.uri}")
         return target.uri
 

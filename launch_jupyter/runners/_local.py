@@ -45,6 +45,17 @@ def check_env(value: object) -> list[Problem]:
     return problems
 
 
+def local_config_problems(config: object, keys: Sequence[str], resource: str) -> list[Problem]:
+    """What the local runners' configs share: a mapping (or nothing) of ``keys`` only, with a
+    ``timeout`` in seconds or null and an ``env`` of scalars."""
+    if config is None:
+        return []
+    if not isinstance(config, dict):
+        return [Problem("", f"a {resource} queue config must be a mapping with {', '.join(keys)}")]
+    problems = [unknown_key(key, keys, resource) for key in config if key not in keys]
+    return problems + check_timeout(config.get("timeout")) + check_env(config.get("env"))
+
+
 def env_value(value: object) -> str:
     """A config value as an environment variable's text (booleans as true/false)."""
     if value is None:

@@ -26,7 +26,7 @@ from ..core.identity import run_identity
 from ..core.model import Problem, Status
 from ..core.states import RunState
 from . import Runner
-from ._local import check_env, check_timeout, env_value, mask, unknown_key
+from ._local import env_value, local_config_problems, mask
 from ._local import last_error_line as _last_error_line
 from ._local import read_json as _read_json
 from ._local import write_json as _write_json
@@ -70,16 +70,10 @@ class LocalContainerRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """``network`` (a name), ``env`` (a mapping of scalars) and ``timeout`` (seconds or null) only."""
-        if config is None:
-            return []
-        if not isinstance(config, dict):
-            return [Problem("", "a local-container queue config must be a mapping with network, env, timeout")]
-        problems = [unknown_key(key, KEYS, self.resource) for key in config if key not in KEYS]
-        network = config.get("network")
+        problems = local_config_problems(config, KEYS, self.resource)
+        network = config.get("network") if isinstance(config, dict) else None
         if network is not None and (not isinstance(network, str) or not network.strip()):
             problems.append(Problem("network", "must be a network name such as none, host or bridge"))
-        problems += check_env(config.get("env"))
-        problems += check_timeout(config.get("timeout"))
         return problems
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:

@@ -30,7 +30,7 @@ from ..core.identity import run_identity
 from ..core.model import Problem, Status
 from ..core.states import RunState
 from . import Runner
-from ._local import check_env, check_timeout, env_value, mask, unknown_key
+from ._local import env_value, local_config_problems, mask
 from ._local import last_error_line as _last_error_line
 from ._local import read_json as _read_json
 from ._local import write_json as _write_json
@@ -71,14 +71,7 @@ class LocalProcessRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """Only ``timeout`` (positive number or null) and ``env`` (a mapping of scalars) are allowed."""
-        if config is None:
-            return []
-        if not isinstance(config, dict):
-            return [Problem("", "a local-process queue config must be a mapping with timeout and env")]
-        problems = [unknown_key(key, KEYS, self.resource) for key in config if key not in KEYS]
-        problems += check_timeout(config.get("timeout"))
-        problems += check_env(config.get("env"))
-        return problems
+        return local_config_problems(config, KEYS, self.resource)
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """This Python must be able to run notebooks: papermill and ipykernel installed."""
