@@ -32,13 +32,19 @@ def join_path(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def closest(name: str, choices: Iterable[str]) -> str | None:
-    """The valid key a misspelt ``name`` most likely meant, or None when nothing is close."""
+def closest(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The valid key a misspelt ``name`` most likely meant, or None when nothing is close: the
+    same key in another spelling (``machineType`` for ``machine_type``, ``instance_type`` for
+    ``InstanceType``), else the nearest by difflib's ratio of at least ``cutoff``."""
     options = list(choices)
     snake = to_snake(name)
     if snake != name and snake in options:
         return snake  # a camelCase spelling of a valid key
-    matches = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    folded = name.lower().replace("_", "")
+    same = [option for option in options if option.lower() == folded]
+    if same:
+        return same[0]  # a snake_case spelling of a PascalCase member
+    matches = difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
     return matches[0] if matches else None
 
 
@@ -54,13 +60,18 @@ def is_camel_case(name: str) -> bool:
     return any(ch.isupper() for ch in name)
 
 
-def did_you_mean(name: str, choices: Iterable[str], noun: str = "valid keys") -> str:
-    """``'; did you mean "max_jobs"?'`` or, when nothing is close, the list of choices."""
+def did_you_mean(name: str, choices: Iterable[str], noun: str | None = "valid keys", *, cutoff: float = 0.6,
+                 otherwise: str | None = None) -> str:
+    """The one way every message suggests: ``'; did you mean "max_jobs"?'`` for the closest choice;
+    when nothing is close, ``otherwise`` if given, else the sorted list of choices under ``noun``
+    (``noun=None``: nothing, for choices too many to list)."""
     options = sorted(choices)
-    guess = closest(name, options)
+    guess = closest(name, options, cutoff=cutoff)
     if guess is not None:
         return f'; did you mean "{guess}"?'
-    return f"; {noun}: {', '.join(options)}"
+    if otherwise is not None:
+        return otherwise
+    return f"; {noun}: {', '.join(options)}" if noun else ""
 
 
 def kind_of(value: Any) -> str:

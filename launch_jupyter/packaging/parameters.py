@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import NotebookError, ParameterError
+from ..core.keys import did_you_mean
 
 
 def inject_parameters(nb_path: Path, parameters: dict, dest: Path) -> Path:
@@ -120,10 +121,7 @@ def read_parameters(nb: Mapping) -> NotebookParameters:
 
 
 def _closest(name: str, names: Sequence[str]) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-    return f'; did you mean "{match[0]}"?' if match else "."
+    return did_you_mean(name, names, cutoff=0.5, otherwise=".")
 
 
 def _typed(param: NotebookParameter, value: Any, where: str) -> Any:

@@ -4,11 +4,11 @@ run folder's files (written atomically, read back tolerantly, the log's last err
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..core.keys import did_you_mean
 from ..core.model import Problem
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
@@ -16,8 +16,7 @@ SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 
 def unknown_key(key: object, keys: Sequence[str], resource: str) -> Problem:
     """A key the ``resource``'s config does not have, with the closest one suggested."""
-    close = difflib.get_close_matches(str(key), list(keys), n=1)
-    hint = f'; did you mean "{close[0]}"?' if close else f"; allowed keys: {', '.join(keys)}"
+    hint = did_you_mean(str(key), keys, otherwise=f"; allowed keys: {', '.join(keys)}")
     return Problem(str(key), f"unknown key for a {resource} queue{hint}")
 
 

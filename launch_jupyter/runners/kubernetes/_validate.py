@@ -5,9 +5,9 @@ name every unknown, missing or mistyped field, which become key paths here."""
 from __future__ import annotations
 
 import copy
-import difflib
 from typing import Any
 
+from ...core.keys import did_you_mean
 from ...core.model import Problem
 
 OWN_KEYS = {
@@ -95,10 +95,7 @@ def _problem(klass: Any, error: dict) -> Problem:
     if kind == "extra_forbidden":
         names = _names_at(klass, error["loc"][:-1])
         key = str(error["loc"][-1])
-        close = [n for n in names if n.lower() == key.lower().replace("_", "")]
-        close = close or difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-        hint = f'; did you mean "{close[0]}"?' if close else ""
-        return Problem(path, f'"{key}" is not a field here{hint}')
+        return Problem(path, f'"{key}" is not a field here{did_you_mean(key, names, None)}')
     if kind == "missing":
         return Problem(path, "is required")
     return Problem(path, f"{error.get('msg', 'is not valid')} (got {error.get('input')!r})"[:300])

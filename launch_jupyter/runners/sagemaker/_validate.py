@@ -6,11 +6,11 @@ is a hand-written list of SageMaker's rules: they are read from the installed bo
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from typing import Any
 
+from ...core.keys import did_you_mean
 from ...core.model import Problem
 
 OPERATION = "CreateTrainingJob"
@@ -87,11 +87,7 @@ def _structure(shape: Any, value: Any, path: str) -> list[Problem]:
 
 
 def _unknown(key: str, members: Any, where: str) -> str:
-    names = list(members)
-    close = [n for n in names if n.lower() == key.lower().replace("_", "")]
-    close = close or difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    hint = f'; did you mean "{close[0]}"?' if close else ""
-    return f'"{key}" is not a member of {where}{hint}'
+    return f'"{key}" is not a member of {where}{did_you_mean(key, members, None)}'
 
 
 def _sized(shape: Any, size: int, path: str, what: str) -> list[Problem]:
@@ -130,8 +126,7 @@ def _string(shape: Any, value: Any, path: str) -> list[Problem]:
     if value.strip() == PLACEHOLDER:
         return [Problem(path, "is still the placeholder <REQUIRED>: fill it in")]
     if shape.enum and value not in shape.enum:
-        close = difflib.get_close_matches(value, shape.enum, n=1, cutoff=0.6)
-        hint = f'; did you mean "{close[0]}"?' if close else ""
+        hint = did_you_mean(value, shape.enum, None)
         listed = ", ".join(shape.enum[:8]) + (", …" if len(shape.enum) > 8 else "")
         return [Problem(path, f"{value!r} is not one of {shape.name}'s values ({listed}){hint}")]
     problems = _sized(shape, len(value), path, "characters")
