@@ -13,7 +13,7 @@ ACTIONS = ("create", "list", "show", "pause", "resume", "delete")
 
 def add_schedule_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> dict[str, argparse.ArgumentParser]:
     """Add ``schedule`` and its actions to a subparsers object; returns {"schedule create": parser, ...}."""
-    from .cli import add_submit_flags
+    from .flags import add_submit_flags
 
     schedule = sub.add_parser("schedule", help="run a notebook on a queue by a cron expression")
     ssub = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True,
@@ -85,7 +85,7 @@ def run_schedule_command(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from . import api
-    from .cli import submit_kwargs
+    from .flags import submit_kwargs
 
     kwargs = submit_kwargs(args)
     for key in ("image", "name", "dry_run"):

@@ -15,6 +15,14 @@ from typing import Any, NoReturn
 
 from .core.errors import BuildError, DispatchError, LaunchError, StoreError
 from .core.states import RunState
+from .flags import (
+    add_submit_flags,
+    add_sweep_flags,
+    add_table_flags,
+    join_sort_values,
+    submit_kwargs,
+    sweep_kwargs,
+)
 
 USAGE_ERROR = 2  # the command line or what it names is wrong: fix the input
 RUNTIME_ERROR = 1  # the input was fine, the work failed (store, build, target): retrying may help
@@ -175,52 +183,6 @@ def add_sweep_parsers(sub: Any) -> None:
     add_table_flags(compare)
 
 
-def add_sweep_flags(p: argparse.ArgumentParser) -> None:
-    """The flags ``sweep`` shares with ``%launch sweep``."""
-    p.add_argument("-q", "--queue")
-    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="NAME=VALUES",
-                   help="values to sweep: -p lr=0.1,0.01, -p epochs=range(1,6), or with --random "
-                        "uniform(a,b), loguniform(a,b), choice(a,b,...)")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--grid", action="store_true", help="every combination of the values (the default)")
-    how.add_argument("--random", type=int, metavar="N", help="N points drawn at random")
-    p.add_argument("--seed", type=int, help="the random draw's seed (the same seed draws the same points)")
-    p.add_argument("--max-parallel", type=int, metavar="K", help="at most K of the sweep's runs active at a time")
-    p.add_argument("--max-points", type=int, metavar="N", help="refuse a sweep of more than N points (default 1000)")
-    p.add_argument("--name", help="a name for the sweep (default: the notebook's name)")
-    p.add_argument("--new-parameter", action="append", default=[], metavar="NAME",
-                   help="allow -p NAME although the notebook's parameters cell does not set NAME")
-    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE")
-    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
-    p.add_argument("--include", action="append", default=[], metavar="GLOB")
-
-
-def add_table_flags(p: argparse.ArgumentParser) -> None:
-    """``--json``, ``--csv`` and ``--sort`` of the tables that compare runs."""
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true")
-    out.add_argument("--csv", action="store_true")
-    p.add_argument("--sort", metavar="[-]NAME", help="sort by a recorded value or parameter; -NAME: highest first")
-
-
-def sweep_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Typed ``api.sweep`` keyword arguments from the sweep flags."""
-    from .core.overrides import assignments_to_dict
-    from .sweeps import sweep_parameters
-
-    return {
-        "parameters": sweep_parameters(_parameter_items(args.parameter)),
-        "random": args.random, "seed": args.seed, "max_parallel": args.max_parallel,
-        "max_points": args.max_points, "name": args.name, "new_parameters": args.new_parameter,
-        "priority": args.priority,
-        "template_values": assignments_to_dict(args.set_var, "--set-var"),
-        "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
-        "image": args.image, "include": args.include,
-    }
-
-
 def print_table(table: dict, args: argparse.Namespace) -> None:
     """A comparison as a table (best row marked ``*``), or as JSON or CSV."""
     from .sweeps import csv_text, text_table
@@ -232,21 +194,6 @@ def print_table(table: dict, args: argparse.Namespace) -> None:
     else:
         header, rows = text_table(table)
         _table(rows, header)
-
-
-def join_sort_values(argv: Sequence[str]) -> list[str]:
-    """``--sort -accuracy`` → ``--sort=-accuracy``: argparse would take ``-accuracy`` for a flag."""
-    joined: list[str] = []
-    items = list(argv)
-    i = 0
-    while i < len(items):
-        if items[i] == "--sort" and i + 1 < len(items) and items[i + 1].startswith("-") and items[i + 1] != "--":
-            joined.append(f"--sort={items[i + 1]}")
-            i += 2
-            continue
-        joined.append(items[i])
-        i += 1
-    return joined
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -308,58 +255,6 @@ def _best_text(best: Any) -> str:
         return "-"
     (name, value), = [(k, v) for k, v in best.items() if k != "run"]
     return f"{value:.6g} ({best['run']})" if isinstance(value, float) else f"{value} ({best['run']})"
-
-
-def add_submit_flags(p: argparse.ArgumentParser) -> None:
-    """The flags ``submit`` shares with ``%launch submit``."""
-    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)")
-    p.add_argument("--new-parameter", action="append", default=[], metavar="NAME",
-                   help="allow -p NAME although the notebook's parameters cell does not set NAME")
-    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE",
-                   help="a value for one of the queue's template variables")
-    p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE",
-                   help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8")
-    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
-    p.add_argument("--name", help="a name for the run (default: the notebook's name)")
-    p.add_argument("--include", action="append", default=[], metavar="GLOB",
-                   help="extra files to ship, relative to the notebook")
-    p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
-    p.add_argument("--keep-outputs", action="store_true",
-                   help="ship the notebook with its saved outputs (by default they are stripped)")
-    p.add_argument("--allow-secret", action="append", default=[], metavar="GLOB",
-                   help="a file that may ship although its content looks like a credential (a false positive)")
-
-
-def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Typed ``api.submit`` keyword arguments from the shared submit flags."""
-    from .core.overrides import assignments_to_dict, parse_parameters
-
-    return {
-        "parameters": parse_parameters(_parameter_items(args.parameter)),
-        "new_parameters": args.new_parameter,
-        "priority": args.priority,
-        "template_values": assignments_to_dict(args.set_var, "--set-var"),
-        "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
-        "image": args.image,
-        "name": args.name,
-        "include": args.include,
-        "dry_run": args.dry_run,
-        "keep_outputs": args.keep_outputs,
-        "allow_secrets": args.allow_secret,
-    }
-
-
-def _parameter_items(groups: list[list[str]]) -> list[str]:
-    """``-p lr 0.1`` → ``["lr 0.1"]``; ``-p a=1 b=2`` → ``["a=1", "b=2"]`` (each then checked)."""
-    items = []
-    for tokens in groups:
-        if len(tokens) == 2 and "=" not in tokens[0]:
-            items.append(" ".join(tokens))
-        else:
-            items.extend(tokens)
-    return items
 
 
 def _read_config(path: str | None) -> str | None:

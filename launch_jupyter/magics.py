@@ -73,7 +73,7 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     submit = sub.add_parser("submit", help="submit this notebook (or --notebook PATH) as a run")
     submit.add_argument("-q", "--queue", help="queue name (default: LaunchMagics.default_queue)")
     submit.add_argument("--notebook", metavar="PATH", help="submit this notebook instead of the current one")
-    from .cli import add_submit_flags  # the same flags as `launch-jupyter submit`
+    from .flags import add_submit_flags  # the same flags as `launch-jupyter submit`
 
     add_submit_flags(submit)
 
@@ -110,7 +110,7 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
 
 
 def _sweep_parser(sub) -> _Parser:
-    from .cli import add_sweep_flags, add_table_flags  # the same flags as `launch-jupyter sweep`
+    from .flags import add_sweep_flags, add_table_flags  # the same flags as `launch-jupyter sweep`
 
     sweep = sub.add_parser("sweep", help="sweep this notebook over parameter values (-p lr=0.1,0.01); "
                            "sweep show ID: the live comparison; sweep cancel ID")
@@ -123,7 +123,7 @@ def _sweep_parser(sub) -> _Parser:
 
 
 def _join_sort_values(argv: list[str]) -> list[str]:
-    from .cli import join_sort_values  # `--sort -accuracy`, as in `launch-jupyter sweep show`
+    from .flags import join_sort_values  # `--sort -accuracy`, as in `launch-jupyter sweep show`
 
     return join_sort_values(argv) if "--sort" in argv else argv
 
@@ -270,7 +270,7 @@ class LaunchMagics(Magics):
 
     def _cmd_submit(self, args, _cell):
         from . import api
-        from .cli import submit_kwargs
+        from .flags import submit_kwargs
 
         started = time.perf_counter()
         from .handshake import request_save
@@ -372,7 +372,7 @@ class LaunchMagics(Magics):
             return None
         if args.sweep_id:
             raise UsageError(f"%launch sweep: unexpected argument {args.sweep_id!r}")
-        from .cli import sweep_kwargs
+        from .flags import sweep_kwargs
         from .handshake import request_save
 
         started = time.perf_counter()
