@@ -19,6 +19,7 @@ from .flags import (
     add_submit_flags,
     add_sweep_flags,
     add_table_flags,
+    cancelled_sweep_line,
     join_sort_values,
     submit_kwargs,
     sweep_kwargs,
@@ -203,9 +204,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if not args.sweep_id:
             raise LaunchError(f"sweep {args.target}: give the sweep's id (see `launch-jupyter sweeps`)")
         if args.target == "cancel":
-            done = api.cancel_sweep(args.sweep_id)
-            print(f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, "
-                  f"{done['cancelling']} active runs asked to stop")
+            print(cancelled_sweep_line(api.cancel_sweep(args.sweep_id)))
             return 0
         table = api.get_sweep(args.sweep_id, sort=args.sort)
         if not (args.json or args.csv):

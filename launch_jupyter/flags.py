@@ -120,3 +120,9 @@ def parameter_items(groups: list[list[str]]) -> list[str]:
         else:
             items.extend(tokens)
     return items
+
+
+def cancelled_sweep_line(done: dict) -> str:
+    """What both front ends print after cancelling a sweep."""
+    return (f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, "
+            f"{done['cancelling']} active runs asked to stop")

@@ -362,9 +362,9 @@ class LaunchMagics(Magics):
             if not args.sweep_id:
                 raise UsageError(f"%launch sweep {args.action} needs the sweep's id")
             if args.action == "cancel":
-                done = api.cancel_sweep(args.sweep_id)
-                print(f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, "
-                      f"{done['cancelling']} active runs asked to stop")
+                from .flags import cancelled_sweep_line
+
+                print(cancelled_sweep_line(api.cancel_sweep(args.sweep_id)))
                 return None
             from .widgets.sweep_board import SweepBoard
 
