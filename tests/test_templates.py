@@ -14,7 +14,6 @@ from launch_jupyter.core.templates import (
     check_template_usage,
     fill_macros,
     fill_template_vars,
-    find_macros,
     find_template_vars,
     resolve_template_values,
     sample_template_values,
@@ -225,16 +224,6 @@ def test_macros_without_value_and_unknown_macros_stay():
 def test_macro_value_cannot_inject_structure():
     filled = fill_macros({"spec": {"image": "${notebook}"}}, {"notebook": "x: 1\ny: [2]"})
     assert filled == {"spec": {"image": "x: 1\ny: [2]"}}
-
-
-def test_find_macros():
-    assert find_macros(QUEUE_CONFIG) == {"image_uri", "run_id", "entity", "queue"}
-    assert find_macros({"a": ["${foo}", {"b": "${author}${notebook}"}], "n": 1}) == {
-        "foo",
-        "author",
-        "notebook",
-    }
-    assert find_macros({}) == set()
 
 
 def test_sample_values_let_a_queue_config_be_checked_before_any_submission():

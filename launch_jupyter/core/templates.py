@@ -154,11 +154,6 @@ def fill_macros(config: dict, values: Mapping[str, str | None]) -> dict:
     return filled
 
 
-def find_macros(config: dict) -> set[str]:
-    """Names of every ``${name}`` in the config's strings (known macros or not)."""
-    return {name for text in _strings(config) for name in _MACRO.findall(text)}
-
-
 def find_template_vars(config: dict) -> set[str]:
     """Names of every ``{{name}}`` in the config's strings."""
     return {name for text in _strings(config) for name in _TEMPLATE_VAR.findall(text)}
