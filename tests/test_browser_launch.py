@@ -226,3 +226,43 @@ def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(
         screenshot(page, "run-detail-failed-test")
         raise
     assert lab_api(lab, "GET", "api/kernels") == []
+
+
+def test_a_running_runs_page_follows_its_log_and_state_live(browser_page, stock_jupyterlab):
+    from launch_jupyter.core.trust import run_folder
+
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # The run waits for a file the test writes into its working folder: it is running as long as we like.
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import pathlib, time\nprint('waiting for go', flush=True)\n"
+        "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\nprint('got go', flush=True)")]
+    nbformat.write(nb, lab.root_dir / "gated.ipynb")
+    run = api.submit(lab.root_dir / "gated.ipynb", "laptop", name="gated", save=False)
+    go = run_folder(api.agent_config().data_dir, run.id) / "context" / "go"
+    agent = subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"])
+    try:
+        page.goto(f"{lab.url}lab?token={lab.token}")
+        page.locator(".jp-LauncherCard", has_text="Launch Runs").click()
+        page.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{run.id}"] .lj-btn-details').click(timeout=60_000)
+        detail = page.locator(f'.lj-run-detail[data-run-id="{run.id}"]')
+        detail.locator(".lj-detail-log", has_text="waiting for go").wait_for(timeout=180_000)
+        page.locator(f'.lj-run-detail[data-run-id="{run.id}"][data-state="running"]').wait_for(timeout=60_000)
+        assert detail.locator("h3", has_text="Log (following)").count() == 1
+        assert detail.locator(".lj-btn-delete").is_disabled()  # an active run is cancelled, not deleted
+        go.write_text("")
+        page.locator(f'.lj-run-detail[data-run-id="{run.id}"][data-state="succeeded"]').wait_for(timeout=180_000)
+        detail.locator(".lj-detail-log", has_text="got go").wait_for(timeout=60_000)
+        assert not detail.locator(".lj-btn-delete").is_disabled()
+        assert detail.locator(".lj-btn-cancel").count() == 0
+        # What appeared in its working folder after packing counts as the run's (here the test's "go").
+        assert "go" in detail.locator(".lj-detail-file").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    except Exception:
+        screenshot(page, "run-detail-live-failed")
+        raise
+    finally:
+        if go.parent.is_dir():
+            go.touch()  # never leave the agent waiting on a failed test
+        agent.wait(timeout=180)
