@@ -138,19 +138,25 @@ def _not_status(name: str, path: Path) -> bool:
 
 def _changed_from_context(run: Run, store):
     """A test of "the run wrote this" for the files of its working folder: not in the packed build
-    context, or with other bytes. Sizes first; the bytes are compared only when the sizes agree."""
-    members: dict[str, tarfile.TarInfo] = {}
-    data = store.get_context(run.id)
-    if data is None:
-        return lambda name, path: True  # nothing to tell inputs from outputs: every file is shown
-    tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
-    members = {PurePosixPath(m.name).as_posix(): m for m in tar.getmembers() if m.isfile()}
+    context, or with other bytes. Sizes first; the bytes are compared only when the sizes agree. The
+    context is read from the store on the first file asked about (a run with no such folder: never)."""
+    packed: dict = {}
+
+    def members() -> dict:
+        if packed:
+            return packed["members"]
+        data = store.get_context(run.id)
+        packed["members"] = {}  # no context: nothing to tell inputs from outputs, so every file is shown
+        if data is not None:
+            packed["tar"] = tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+            packed["members"] = {PurePosixPath(m.name).as_posix(): m for m in tar.getmembers() if m.isfile()}
+        return packed["members"]
 
     def changed(name: str, path: Path) -> bool:
-        member = members.get(name)
+        member = members().get(name)
         if member is None or member.size != path.stat().st_size:
             return True
-        given = tar.extractfile(member)
+        given = packed["tar"].extractfile(member)
         return given is None or _digest(given) != _digest(path.open("rb"))
 
     return changed

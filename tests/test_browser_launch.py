@@ -259,6 +259,8 @@ def test_a_running_runs_page_follows_its_log_and_state_live(browser_page, stock_
         assert detail.locator(".lj-btn-cancel").count() == 0
         # What appeared in its working folder after packing counts as the run's (here the test's "go").
         assert "go" in detail.locator(".lj-detail-file").evaluate_all("rows => rows.map(r => r.dataset.name)")
+        page.reload()  # the run's page comes back with the layout
+        page.locator(f'.lj-run-detail[data-run-id="{run.id}"][data-state="succeeded"]').wait_for(timeout=120_000)
     except Exception:
         screenshot(page, "run-detail-live-failed")
         raise

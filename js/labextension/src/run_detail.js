@@ -94,11 +94,10 @@ function openNotebookView(app, run) {
 }
 
 export class RunDetail extends Widget {
-  constructor(app, runId, { onChanged } = {}) {
+  constructor(app, runId) {
     super();
     this.app = app;
     this.runId = runId;
-    this.onChanged = onChanged; // the Runs tab refreshes after a cancel or a delete done here
     this.run = null;
     this.files = null;
     this.log = "";
@@ -147,12 +146,11 @@ export class RunDetail extends Widget {
     if (this.gone) return;
     try {
       const [run, files] = await Promise.all([
-        request(`runs/${this.runId}`), request(`runs/${this.runId}/files`),
+        request(`runs/${this.runId}`), request(`runs/${this.runId}/files`), this.loadLog(false),
       ]);
       this.run = run;
       this.files = files;
       this.onTitle?.(run.name || run.id.slice(0, 8));
-      await this.loadLog(false);
       this.draw();
     } catch (err) {
       if (/does not exist/.test(err.message) && this.run) this.markGone();
@@ -272,7 +270,6 @@ export class RunDetail extends Widget {
     if (!(await askFirst("Cancel this run?", `Cancel ${run.name || run.id}? Work it has done so far is lost.`, "Cancel run"))) return;
     await this.guard(async () => {
       await request(`runs/${run.id}/cancel`, { method: "POST" });
-      this.onChanged?.();
       await this.load();
     });
   }
@@ -281,8 +278,7 @@ export class RunDetail extends Widget {
     const run = this.run;
     if (!(await askFirst("Delete this run?", `Delete ${run.name || run.id} and its history? This cannot be undone.`, "Delete run"))) return;
     await this.guard(async () => {
-      await request(`runs/${run.id}`, { method: "DELETE" });
-      this.onChanged?.();
+      await request(`runs/${run.id}`, { method: "DELETE" }); // the Runs tabs hear it from the event stream
       this.gone = true;
       this.parent?.dispose?.(); // its tab closes: there is nothing left to show
     });
@@ -296,15 +292,18 @@ export class RunDetail extends Widget {
   }
 }
 
+// The command that opens a run's page ({run_id}); the layout restorer reopens pages with it after a reload.
+export const RUN_COMMAND = "launch-jupyter:open-run";
+
 // Open a run's page (or bring its open one forward).
-export function openRunDetail(app, runId, options = {}) {
+export function openRunDetail(app, runId) {
   const id = `launch-jupyter-run-${runId}`;
   const open = [...app.shell.widgets("main")].find((w) => w.id === id);
   if (open) {
     app.shell.activateById(id);
     return open;
   }
-  const content = new RunDetail(app, runId, options);
+  const content = new RunDetail(app, runId);
   const widget = new MainAreaWidget({ content });
   content.onTitle = (label) => {
     widget.title.label = `Run ${label}`;

@@ -14,7 +14,7 @@ import { Widget } from "@lumino/widgets";
 import board from "../../run_board.js";
 import { onRunEvents } from "./events.js";
 import { request } from "./launch.js";
-import { askFirst, openRunDetail } from "./run_detail.js";
+import { RUN_COMMAND, askFirst } from "./run_detail.js";
 
 const VIEW_KEYS = ["states", "queue_filter", "text", "sort", "descending", "page"];
 const LOG_TAIL = 200;
@@ -160,7 +160,8 @@ export class RunsPanel extends Widget {
     this.addClass("lj-runs-panel");
     this.model = new RestBoardModel({
       openOutput: (runId) => window.open(`${ServerConnection.makeSettings().baseUrl}launch/api/runs/${runId}/output?format=html`, "_blank"),
-      openDetail: (runId) => openRunDetail(app, runId, { onChanged: () => void this.model.refresh() }),
+      // Through the command, so the page is tracked (and comes back after a reload).
+      openDetail: (runId) => void app.commands.execute(RUN_COMMAND, { run_id: runId }),
       confirm: (title, body, accept) => askFirst(title, body, accept),
     });
     this.node.classList.add("lj-widget");
