@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from launch_jupyter import api
+from launch_jupyter.core.errors import RunError
 from launch_jupyter.widgets import RunBoard
 
 
@@ -85,3 +86,25 @@ def test_delete_refuses_an_active_run_and_forgets_a_finished_one(store, tmp_path
         assert [r.id for r in api.list_runs()] == [waiting.id]
     finally:
         board.close()
+
+
+def test_delete_on_postgresql_takes_the_runs_history_and_context_with_it(pg_url, tmp_path):
+    from sqlalchemy import func, select
+
+    from launch_jupyter.store._schema import run_events
+
+    api.create_queue("idle", "local-process", store_url=pg_url)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "empty.ipynb")
+    kept = api.submit(tmp_path / "empty.ipynb", "idle", save=False, store_url=pg_url)
+    gone = api.submit(tmp_path / "empty.ipynb", "idle", save=False, store_url=pg_url)
+    api.cancel(gone.id, store_url=pg_url)
+    store = api.open_store(pg_url)
+    assert store.get_context(gone.id) is not None
+    with pytest.raises(RunError, match="cancel it first"):
+        api.delete_run(kept.id, store_url=pg_url)
+    assert api.delete_run(gone.id[:6], store_url=pg_url).id == gone.id  # a unique prefix, as everywhere
+    assert [r.id for r in api.list_runs(store_url=pg_url)] == [kept.id]
+    assert store.get_context(gone.id) is None and store.get_context(kept.id) is not None
+    with store._backend.read() as conn:
+        left = conn.execute(select(func.count()).select_from(run_events).where(run_events.c.run_id == gone.id)).scalar()
+    assert left == 0
