@@ -59,7 +59,7 @@ def check_name(name: object, parameter: str = "name") -> str:
     path = PurePosixPath(name)
     if not path.parts:
         raise ConfigError(f"{parameter}: {name!r} names no file; give a name from the run's file list", path=parameter)
-    if path.is_absolute() or name.startswith(("/", "\\")) or ":" in path.parts[0]:
+    if path.is_absolute() or name.startswith("\\"):
         raise ConfigError(f"{parameter}: {name!r} is an absolute path; give a name from the run's file list",
                           path=parameter)
     if ".." in path.parts or "\\" in name:

@@ -213,7 +213,8 @@ export class RunDetail extends Widget {
     const items = [
       ["id", run.id], ["queue", run.queue], ["resource", run.resource], ["author", run.author],
       ["agent", run.agent_id], ["priority", run.priority], ["notebook", run.notebook],
-      ["external id", run.external_id], ["created", formatTime(run.created_at)],
+      ["external id", run.external_id], ["last message", run.state === "failed" ? "" : run.message],
+      ["created", formatTime(run.created_at)],
       ["started", formatTime(run.started_at)], ["finished", formatTime(run.finished_at)],
       ["waited", formatDuration(waited)], ["ran", ran === null ? "" : formatDuration(ran)],
     ].filter(([, v]) => v);
