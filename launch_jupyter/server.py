@@ -57,7 +57,7 @@ from tornado.iostream import StreamClosedError
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
 KEEPALIVE_SECONDS = 15.0
-FEED_INTERVAL = 0.25  # how often the server's one feed reads new events of other processes' agents
+FEED_INTERVAL = 0.1  # how often the server's one feed reads new events of other processes' agents
 
 _SORT_KEYS = {
     "created": lambda r: (r.created_at, r.id),

@@ -128,7 +128,7 @@ export class RunDetail extends Widget {
     this.pending = setTimeout(() => {
       this.pending = null;
       void this.load();
-    }, 150); // a burst of events is one reload
+    }, 30); // a burst of events (the server sends one in one write) is one reload
   }
 
   markGone() {

@@ -146,7 +146,7 @@ function followEvents(model) {
     timer = setTimeout(() => {
       timer = null;
       void model.refresh();
-    }, 150);
+    }, 30); // the server sends a burst in one write: a few ms gather it into one refresh
   });
   return () => {
     stop();
