@@ -137,6 +137,11 @@ def test_the_runs_panel_is_live_without_a_kernel_cancels_with_a_confirm_and_surv
         panel.locator(f'tr.lj-run[data-run-id="{waiting.id}"] .lj-state-cancelled').wait_for(timeout=60_000)
         assert api.get_run(waiting.id).run.state.value == "cancelled"
         screenshot(page, "runs-panel")
+        # A finished run can be deleted from its row, after the same kind of dialog.
+        row.locator(".lj-btn-delete").click()
+        page.locator(".jp-Dialog .jp-mod-accept", has_text="Delete run").click()
+        row.wait_for(state="detached", timeout=60_000)
+        assert [r.id for r in api.list_runs()] == [quick.id]
         page.reload()
         page.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{quick.id}"]').wait_for(timeout=120_000)
     except Exception:
