@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.request
 
 import nbformat
@@ -51,6 +52,11 @@ def test_launch_button_typed_form_preview_and_submit_without_a_kernel(browser_pa
     page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").click()
     page.keyboard.press("Control+End")
     page.keyboard.type("\n# unsaved-edit")
+    # The notebook's own kernel starts a little after the page opens: shut it down once it is there, so
+    # none comes up behind the test's back.
+    deadline = time.monotonic() + 120
+    while not lab_api(lab, "GET", "api/kernels") and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     for kernel in lab_api(lab, "GET", "api/kernels"):
         lab_api(lab, "DELETE", f"api/kernels/{kernel['id']}")
 
