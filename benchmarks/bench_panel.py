@@ -6,7 +6,8 @@ and Debian Chromium, with 10,000 runs in the store.
 Reported: the board call (GET /launch/api/board, one page of 50) seen from a client; the Runs tab's
 first paint (click on its Launcher card → the first row on screen); the live update latency (a state
 change written to the store by another process's agent → the row's new state on screen, through the
-server's one event feed and the tab's event stream); and the clicks from an open notebook to a queued
+server's one event feed and the tab's event stream); a run page's first paint (Details on a row of the
+tab → its timeline, files and log read and on screen); and the clicks from an open notebook to a queued
 run with the Launch button (counted from the test's own path: Launch, Submit).
 """
 
@@ -53,7 +54,7 @@ def main() -> None:
     queue = api.create_queue("live", "local-process")  # its own queue: the claim below takes our run
     lab_root = base / "lab"
     lab_root.mkdir()
-    board, paint, live = [], [], []
+    board, paint, live, detail = [], [], [], []
     with contextlib.contextmanager(start_lab)(lab_root, expose_app=False) as lab, sync_playwright() as pw:
         for _ in range(args.repeat * 4):
             request = urllib.request.Request(f"{lab.url}launch/api/board?limit=50",
@@ -77,6 +78,13 @@ def main() -> None:
             card.click()
             page.locator(".lj-runs-panel tr.lj-run").first.wait_for(timeout=120_000)
             paint.append(time.perf_counter() - started)
+            first = page.locator(".lj-runs-panel tr.lj-run").first
+            run_id = first.get_attribute("data-run-id")
+            started = time.perf_counter()
+            first.locator(".lj-btn-details").click()
+            page.locator(f'.lj-run-detail[data-run-id="{run_id}"] .lj-detail-events li').first.wait_for(timeout=60_000)
+            detail.append(time.perf_counter() - started)
+            page.locator(".lm-TabBar-tab", has_text="Runs").first.click()
             # A new run, then its state moved by "an agent" (this process writes the store directly).
             from launch_jupyter.core.model import Run
 
@@ -98,6 +106,8 @@ def main() -> None:
           f"max {max(board) * ms:.0f} ms (n={len(board)})")
     print(f"Runs tab first paint (click → first row): p50 {statistics.median(paint) * ms:.0f} ms, "
           f"max {max(paint) * ms:.0f} ms (target ≤ 500 ms)")
+    print(f"run page first paint (Details → timeline, files, log on screen): p50 "
+          f"{statistics.median(detail) * ms:.0f} ms, max {max(detail) * ms:.0f} ms")
     print(f"live update (store write → row state on screen): p50 {statistics.median(live) * ms:.0f} ms, "
           f"max {max(live) * ms:.0f} ms (target ≤ 500 ms)")
     print("clicks from an open notebook to a queued run: 2 (Launch, Submit; target ≤ 3)")

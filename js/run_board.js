@@ -15,6 +15,31 @@ const COLUMNS = [
   ["waited", null, "lj-col-waited"], ["ran", "started", "lj-col-ran"], ["", null, "lj-col-actions"],
 ];
 
+export function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+// A button for what cannot be undone (Cancel, Delete): JupyterLab's dialog where the host gives one
+// (model.confirm, the Runs tab), else the inline "sure? [yes] [no]" (the notebook widget).
+function askingButton(model, label, { cls, question, yes, no, action, runId }) {
+  if (typeof model.confirm !== "function") {
+    return confirmButton(label, { cls, question, yes, no, onConfirm: () => act(model, action, { run_id: runId }) });
+  }
+  const button = h("button", { class: cls, onclick: async () => {
+    if (await model.confirm(`${yes}?`, question, yes)) act(model, action, { run_id: runId });
+  } }, label);
+  button.button = button;
+  return button;
+}
+
 function durations(row, now) {
   const { waited, ran } = runTimes(row, now);
   return { waited: formatDuration(waited), ran: ran === null ? "–" : formatDuration(ran) };
@@ -85,31 +110,57 @@ function render({ model, el }) {
     return box;
   };
 
+  const filesOf = (row) => {
+    if (model.get("files_run") !== row.id) return h("div", { class: "lj-muted" }, "reading its files…");
+    const files = model.get("files") ?? [];
+    if (!files.length) return h("div", { class: "lj-muted lj-files-none" }, "no files written here");
+    return h("ul", { class: "lj-files" }, files.map((f) => h("li", { "data-name": f.name },
+      f.kind === "notebook" ? h("strong", {}, f.name) : f.name,
+      f.local ? h("span", { class: "lj-muted" }, ` ${formatSize(f.size)} `) : h("span", { class: "lj-muted" }, ` ${f.location} `),
+      f.local ? h("button", { class: "lj-btn-open-file", title: "copy it beside this notebook (launch-outputs/) and open it",
+        onclick: () => act(model, "open_file", { run_id: row.id, name: f.name }) }, "Open") : null)));
+  };
+
   const details = (row) => h("dl", { class: "lj-details" },
     ...[["id", row.id], ["resource", row.resource], ["priority", row.priority], ["stage", row.stage],
       ["external id", row.external_id], ["agent", row.agent || row.agent_id], ["output", row.output_notebook],
       ["started", formatTime(row.started_at)], ["finished", formatTime(row.finished_at)]]
       .filter(([, v]) => v).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
     h("dt", {}, "history"),
-    h("dd", {}, (row.events ?? []).map((e) => `${formatTime(e.time)} ${e.state}`).join(" → ")));
+    h("dd", {}, (row.events ?? []).map((e) => `${formatTime(e.time)} ${e.state}`).join(" → ")),
+    isTerminal(row.state) ? [h("dt", {}, "files"), h("dd", { class: "lj-details-files" }, filesOf(row))] : null);
 
   const rowsFor = (row) => {
     const t = durations(row, now());
     const consoleUrl = vertexConsoleUrl(row.external_id);
     const cancellable = !isTerminal(row.state) && !row.cancel_requested;
-    const cancel = confirmButton("Cancel", {
-      cls: "lj-btn-cancel", question: `Cancel ${row.name || row.id}?`, yes: "Cancel run", no: "Keep running",
-      onConfirm: () => act(model, "cancel", { run_id: row.id }),
+    const cancel = askingButton(model, "Cancel", {
+      cls: "lj-btn-cancel", question: `Cancel ${row.name || row.id}? Work it has done so far is lost.`, yes: "Cancel run",
+      no: "Keep running", action: "cancel", runId: row.id,
     });
     cancel.button.disabled = !cancellable;
+    const remove = isTerminal(row.state) ? askingButton(model, "Delete", {
+      cls: "lj-btn-delete", question: `Delete ${row.name || row.id} and its history? This cannot be undone.`,
+      yes: "Delete run", no: "Keep", action: "delete", runId: row.id,
+    }) : null;
+    const showDetails = () => {
+      if (typeof model.openDetail === "function") {
+        model.openDetail(row.id); // the Runs tab: the run's own page
+        return;
+      }
+      detailsOf = detailsOf === row.id ? "" : row.id;
+      if (detailsOf && isTerminal(row.state)) act(model, "show_files", { run_id: row.id });
+      showRows();
+    };
     const logsOpen = model.get("log_run") === row.id;
     const actions = [
       h("button", { class: "lj-btn-logs", onclick: () => act(model, logsOpen ? "hide_logs" : "show_logs", logsOpen ? {} : { run_id: row.id }) }, logsOpen ? "Hide logs" : "Logs"),
-      h("button", { class: "lj-btn-details", onclick: () => { detailsOf = detailsOf === row.id ? "" : row.id; showRows(); } }, "Details"),
+      h("button", { class: "lj-btn-details", onclick: showDetails }, "Details"),
       row.output_notebook && row.state === "succeeded"
         ? h("button", { class: "lj-btn-open", title: row.output_notebook, onclick: () => act(model, "open_output", { run_id: row.id }) }, "Open") : null,
       consoleUrl ? h("a", { href: consoleUrl, target: "_blank", rel: "noopener", class: "lj-console-link" }, "Vertex") : null,
       cancellable || !isTerminal(row.state) ? cancel : null,
+      remove,
     ];
     const main = h("tr", { class: "lj-run", "data-run-id": row.id, "data-state": row.state },
       h("td", { class: "lj-col-run", title: `${row.id} ${row.name}` }, h("code", {}, row.id.slice(0, 8)), " ", row.name),
@@ -234,7 +285,8 @@ function render({ model, el }) {
     showHead();
     showRows();
   };
-  const traits = ["rows", "counts", "queues", "total", "page", "states", "sort", "descending", "queue_filter", "log_run"];
+  const traits = ["rows", "counts", "queues", "total", "page", "states", "sort", "descending", "queue_filter", "log_run",
+    "files"];
   for (const t of traits) model.on(`change:${t}`, all);
   const onLog = () => liveLog?.fill();
   model.on("change:log_lines", onLog);

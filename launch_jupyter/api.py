@@ -650,6 +650,33 @@ def cancel(run_id: str, *, store_url: str | None = None) -> Run:
     return run
 
 
+def delete_run(run_id: str, *, store_url: str | None = None) -> Run:
+    """Forget a finished run (its history and build context too); an active run must be cancelled
+    first. The files it wrote on the agent's machine stay where they are."""
+    store = open_store(store_url)
+    return store.delete_run(store.get_run(run_id).id)
+
+
+def run_files(run_id: str, *, store_url: str | None = None) -> dict:
+    """What a run wrote: ``{"files": [{name, size, modified, kind, local, location}], "truncated"}``,
+    its executed notebook first (``kind`` "notebook"). See ``launch_jupyter.run_files``."""
+    from .run_files import list_files
+
+    store = open_store(store_url)
+    files, truncated = list_files(store.get_run(run_id), store, agent_config().data_dir)
+    return {"files": [f.view() for f in files], "truncated": truncated}
+
+
+def run_file(run_id: str, name: str, *, store_url: str | None = None) -> Path:
+    """The local path of the file ``name`` of ``run_files(run_id)``; ConfigError (path "name") for a
+    name with ``..`` or an absolute one, RunError for a name the run did not write."""
+    from .run_files import check_name, find_file
+
+    check_name(name)  # before any lookup: a bad name is bad input whatever the run
+    store = open_store(store_url)
+    return find_file(store.get_run(run_id), store, agent_config().data_dir, name).path
+
+
 def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> Iterator[str]:
     """The run's log lines (the runner's log for a dispatched run; the event history before that)."""
     from .runners import get_runner

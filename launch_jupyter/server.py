@@ -19,10 +19,15 @@ Routes (all JSON unless said)::
     GET    board?queue=&states=&text=&sort=&descending=&page=&limit=
                                            one page of the Runs panel (the notebook RunBoard's own view)
     GET    runs/ID                         a run and its events
+    DELETE runs/ID                         forget a finished run (an active one: cancel it first, 409)
     POST   runs/ID/cancel
     GET    runs/ID/logs[?follow=1|tail=N]  text/plain, streamed while following
     GET    runs/ID/output?format=ipynb|html
                                            the executed notebook, as a download
+    GET    runs/ID/files                   {files: [{name, size, modified, kind, local, location}], truncated}:
+                                           the executed notebook and the files the run wrote
+    GET    runs/ID/file?name=N             one file of that list, as a download (a name with .. or an
+                                           absolute one: 400 naming ``name``)
     GET    notebook?path=P                 the notebook's parameters cell: names, defaults, types
     POST   submit                          {notebook (path under the server root), queue, parameters, …,
                                             dry_run} -> 201 run | 200 {request}
@@ -52,7 +57,7 @@ from tornado.iostream import StreamClosedError
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
 KEEPALIVE_SECONDS = 15.0
-FEED_INTERVAL = 0.25  # how often the server's one feed reads new events of other processes' agents
+FEED_INTERVAL = 0.1  # how often the server's one feed reads new events of other processes' agents
 
 _SORT_KEYS = {
     "created": lambda r: (r.created_at, r.id),
@@ -103,6 +108,8 @@ def _status_for(err: Exception) -> int:
 
     if isinstance(err, errors.QueueExistsError):
         return 409
+    if isinstance(err, errors.RunError) and "cancel it first" in str(err):
+        return 409  # the run is active: a conflict with its state, not bad input
     if isinstance(err, (errors.QueueError, errors.RunError)) and "does not exist" in str(err):
         return 404
     if isinstance(err, (errors.ConfigError, errors.NotebookError, errors.QueueError, errors.RunError)):
@@ -374,6 +381,64 @@ class RunHandler(_Handler):
 
         self.send(await self.call(show))
 
+    @web.authenticated
+    async def delete(self, run_id: str):
+        import time
+
+        from . import api
+
+        run = await self.call(api.delete_run, run_id)
+        # Its events went with it: tell the open panels of this server that the run is gone.
+        _feed.push([{"id": None, "run_id": run.id, "time": time.time(), "state": "deleted", "message": ""}])
+        self.send({"deleted": run.id, "name": run.name})
+
+
+class FilesHandler(_Handler):
+    @web.authenticated
+    async def get(self, run_id: str):
+        from . import api
+
+        self.send(await self.call(api.run_files, run_id))
+
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class FileHandler(_Handler):
+    """One file the run wrote, as a download, read and sent a chunk at a time."""
+
+    @web.authenticated
+    async def get(self, run_id: str):
+        from . import api
+
+        path = await self.call(api.run_file, run_id, self.get_argument("name", ""))
+        self.set_header("Content-Type", _content_type(path))
+        self.set_header("Content-Disposition", _attachment(path.name))
+        self.set_header("X-Content-Type-Options", "nosniff")  # a written .html is a download, never a page here
+        with path.open("rb") as stream:
+            while chunk := await asyncio.to_thread(stream.read, DOWNLOAD_CHUNK):
+                try:
+                    self.write(chunk)
+                    await self.flush()
+                except StreamClosedError:
+                    return
+        self.finish()
+
+
+def _content_type(path: Path) -> str:
+    import mimetypes
+
+    kind, _ = mimetypes.guess_type(path.name)
+    return kind or "application/octet-stream"
+
+
+def _attachment(name: str) -> str:
+    # RFC 6266: an ASCII fallback and the exact name in UTF-8 (filename*), quotes and controls removed.
+    from urllib.parse import quote
+
+    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"
+
 
 class CancelHandler(_Handler):
     @web.authenticated
@@ -424,12 +489,7 @@ class OutputHandler(_Handler):
         if fmt not in ("ipynb", "html"):
             raise _Refused(400, {"message": f"format: 'ipynb' or 'html', got {fmt!r}", "path": "format"})
         run = (await self.call(api.get_run, run_id)).run
-        where = run.output_notebook or ""
-        if not where:
-            raise _Refused(404, {"message": f"run {run.id} has no executed notebook (it is {run.state})"})
-        path = Path(where)
-        if "://" in where or not path.is_file() or path.suffix != ".ipynb":
-            raise _Refused(404, {"message": f"run {run.id}'s executed notebook is not a local file here: {where}"})
+        path = await self.call(_executed_notebook, run)
         stem = f"{path.stem}-{run.id[:8]}"
         if fmt == "ipynb":
             data, kind = await asyncio.to_thread(path.read_bytes), "application/x-ipynb+json"
@@ -438,6 +498,20 @@ class OutputHandler(_Handler):
         self.set_header("Content-Type", kind)
         self.set_header("Content-Disposition", f'attachment; filename="{stem}.{fmt}"')
         self.finish(data)
+
+
+def _executed_notebook(run: Any) -> Path:
+    """The run's executed notebook from its file list (one source of truth for what may be served)."""
+    from . import api
+    from .run_files import NOTEBOOK
+
+    where = run.output_notebook or ""
+    if not where:
+        raise _Refused(404, {"message": f"run {run.id} has no executed notebook (it is {run.state})"})
+    listed = [f for f in api.run_files(run.id)["files"] if f["kind"] == NOTEBOOK and f["local"]]
+    if not listed or not where.endswith(".ipynb"):
+        raise _Refused(404, {"message": f"run {run.id}'s executed notebook is not a local file here: {where}"})
+    return api.run_file(run.id, listed[0]["name"])
 
 
 def _html(path: Path) -> bytes:
@@ -567,6 +641,13 @@ class _Feed:
         with self._lock:
             self._clients.discard((loop, queue))
 
+    def push(self, views: list[dict]) -> None:
+        """Send views that are not in the store's log (a deleted run) to every client now."""
+        with self._lock:
+            clients = list(self._clients)
+        for loop, queue in clients:
+            loop.call_soon_threadsafe(queue.put_nowait, views)
+
     def _read(self) -> None:
         import time
 
@@ -651,6 +732,8 @@ ROUTES = [
     (r"runs/([0-9a-zA-Z]+)/cancel", CancelHandler),
     (r"runs/([0-9a-zA-Z]+)/logs", LogsHandler),
     (r"runs/([0-9a-zA-Z]+)/output", OutputHandler),
+    (r"runs/([0-9a-zA-Z]+)/files", FilesHandler),
+    (r"runs/([0-9a-zA-Z]+)/file", FileHandler),
     (r"notebook", NotebookHandler),
     (r"submit", SubmitHandler),
     (r"agents", AgentsHandler),

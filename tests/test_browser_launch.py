@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.request
 
 import nbformat
@@ -51,6 +52,11 @@ def test_launch_button_typed_form_preview_and_submit_without_a_kernel(browser_pa
     page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").click()
     page.keyboard.press("Control+End")
     page.keyboard.type("\n# unsaved-edit")
+    # The notebook's own kernel starts a little after the page opens: shut it down once it is there, so
+    # none comes up behind the test's back.
+    deadline = time.monotonic() + 120
+    while not lab_api(lab, "GET", "api/kernels") and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     for kernel in lab_api(lab, "GET", "api/kernels"):
         lab_api(lab, "DELETE", f"api/kernels/{kernel['id']}")
 
@@ -131,14 +137,145 @@ def test_the_runs_panel_is_live_without_a_kernel_cancels_with_a_confirm_and_surv
         # Cancel asks first.
         row = panel.locator(f'tr.lj-run[data-run-id="{waiting.id}"]')
         row.locator(".lj-btn-cancel").click()
+        page.locator(".jp-Dialog").wait_for()  # JupyterLab's own dialog asks
         assert api.get_run(waiting.id).run.state.value == "queued"  # only asked, nothing done yet
-        row.locator(".lj-confirm-yes").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
         panel.locator(f'tr.lj-run[data-run-id="{waiting.id}"] .lj-state-cancelled').wait_for(timeout=60_000)
         assert api.get_run(waiting.id).run.state.value == "cancelled"
         screenshot(page, "runs-panel")
+        # A finished run can be deleted from its row, after the same kind of dialog.
+        row.locator(".lj-btn-delete").click()
+        page.locator(".jp-Dialog .jp-mod-accept", has_text="Delete run").click()
+        row.wait_for(state="detached", timeout=60_000)
+        assert [r.id for r in api.list_runs()] == [quick.id]
         page.reload()
         page.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{quick.id}"]').wait_for(timeout=120_000)
     except Exception:
         screenshot(page, "runs-panel-failed")
         raise
     assert lab_api(lab, "GET", "api/kernels") == []
+
+
+def write_run_notebooks(root) -> None:
+    """``writer.ipynb`` writes a results file; ``broken.ipynb`` fails in its second cell."""
+    writer = nbformat.v4.new_notebook()
+    writer.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("rows = 3")
+    params.metadata["tags"] = ["parameters"]
+    writer.cells = [params, nbformat.v4.new_code_cell(
+        "from pathlib import Path\n"
+        "Path('results').mkdir(exist_ok=True)\n"
+        "Path('results/metrics.csv').write_text('step,loss\\n' + ''.join(f'{i},{i * i}\\n' for i in range(rows)))\n"
+        "print('wrote', rows, 'rows')")]
+    nbformat.write(writer, root / "writer.ipynb")
+    broken = nbformat.v4.new_notebook()
+    broken.metadata["kernelspec"] = writer.metadata["kernelspec"]
+    broken.cells = [nbformat.v4.new_code_cell("lr = -1"),
+                    nbformat.v4.new_code_cell("raise ValueError(f'learning rate must be positive, got {lr}')")]
+    nbformat.write(broken, root / "broken.ipynb")
+
+
+def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(browser_page, stock_jupyterlab):
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    write_run_notebooks(lab.root_dir)
+    good = api.submit(lab.root_dir / "writer.ipynb", "laptop", name="good", parameters={"rows": 4}, save=False)
+    bad = api.submit(lab.root_dir / "broken.ipynb", "laptop", name="bad", save=False)
+    agent = subprocess.run([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"],
+                           capture_output=True, text=True, timeout=300)
+    assert agent.returncode == 0, agent.stdout + agent.stderr
+    assert [api.get_run(r.id).run.state.value for r in (good, bad)] == ["succeeded", "failed"]
+
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    page.locator(".jp-LauncherCard", has_text="Launch Runs").click()
+    panel = page.locator(".lj-runs-panel")
+    try:
+        panel.locator(f'tr.lj-run[data-run-id="{good.id}"] .lj-btn-details').click(timeout=60_000)
+        detail = page.locator(f'.lj-run-detail[data-run-id="{good.id}"]')
+        detail.locator(".lj-detail-file").first.wait_for(timeout=60_000)
+        assert detail.locator(".lj-detail-name").inner_text() == "good"
+        assert detail.locator('.lj-detail-facts [data-fact="queue"]').inner_text() == "alice/laptop"
+        assert detail.locator('.lj-detail-params tr[data-name="rows"] td').inner_text() == "4"
+        assert detail.locator(".lj-detail-events li").last.get_attribute("data-state") == "succeeded"
+        assert detail.locator(".lj-alert").count() == 0
+        assert "wrote 4 rows" in detail.locator(".lj-detail-log").inner_text()
+        names = detail.locator(".lj-detail-file").evaluate_all("rows => rows.map(r => r.dataset.name)")
+        assert names == ["output.ipynb", "results/metrics.csv"], names
+        with page.expect_download() as download:
+            detail.locator('.lj-detail-file[data-name="results/metrics.csv"] .lj-btn-download').click()
+        assert download.value.suggested_filename == "metrics.csv"
+        assert open(download.value.path()).read() == "step,loss\n0,0\n1,1\n2,4\n3,9\n"
+        # The executed notebook, read-only and with no kernel: nbconvert's HTML in a sandboxed frame.
+        detail.locator('.lj-detail-file[data-name="output.ipynb"] .lj-btn-view').click()
+        frame = page.frame_locator(".lj-notebook-frame")
+        frame.locator("body", has_text="wrote 4 rows").wait_for(timeout=60_000)
+        assert page.locator(".lj-notebook-frame").get_attribute("sandbox") == ""
+        screenshot(page, "run-detail-succeeded")
+
+        page.locator(".lm-TabBar-tab", has_text="Runs").first.click()
+        panel.locator(f'tr.lj-run[data-run-id="{bad.id}"] .lj-btn-details').click()
+        failed = page.locator(f'.lj-run-detail[data-run-id="{bad.id}"]')
+        alert = failed.locator('.lj-alert-error[role="alert"]')
+        alert.wait_for(timeout=60_000)
+        assert "ValueError: learning rate must be positive, got -1" in alert.inner_text(), alert.inner_text()
+        red, green, blue = alert.evaluate(
+            "el => getComputedStyle(el).color.match(/\\d+/g).slice(0, 3).map(Number)")
+        assert red > green and red > blue, (red, green, blue)  # the theme's error colour
+        screenshot(page, "run-detail-failed")
+
+        # Delete asks first: "Keep" keeps it, "Delete run" deletes it and closes its page.
+        failed.locator(".lj-btn-delete").click()
+        page.locator(".jp-Dialog .jp-mod-reject").click()
+        assert api.get_run(bad.id).run.state.value == "failed"
+        failed.locator(".lj-btn-delete").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        failed.wait_for(state="detached", timeout=60_000)
+        assert [r.id for r in api.list_runs()] == [good.id]
+        page.locator(".lm-TabBar-tab", has_text="Runs").first.click()
+        panel.locator(f'tr.lj-run[data-run-id="{bad.id}"]').wait_for(state="detached", timeout=60_000)
+    except Exception:
+        screenshot(page, "run-detail-failed-test")
+        raise
+    assert lab_api(lab, "GET", "api/kernels") == []
+
+
+def test_a_running_runs_page_follows_its_log_and_state_live(browser_page, stock_jupyterlab):
+    from launch_jupyter.core.trust import run_folder
+
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # The run waits for a file the test writes into its working folder: it is running as long as we like.
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import pathlib, time\nprint('waiting for go', flush=True)\n"
+        "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\nprint('got go', flush=True)")]
+    nbformat.write(nb, lab.root_dir / "gated.ipynb")
+    run = api.submit(lab.root_dir / "gated.ipynb", "laptop", name="gated", save=False)
+    go = run_folder(api.agent_config().data_dir, run.id) / "context" / "go"
+    agent = subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"])
+    try:
+        page.goto(f"{lab.url}lab?token={lab.token}")
+        page.locator(".jp-LauncherCard", has_text="Launch Runs").click()
+        page.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{run.id}"] .lj-btn-details').click(timeout=60_000)
+        detail = page.locator(f'.lj-run-detail[data-run-id="{run.id}"]')
+        detail.locator(".lj-detail-log", has_text="waiting for go").wait_for(timeout=180_000)
+        page.locator(f'.lj-run-detail[data-run-id="{run.id}"][data-state="running"]').wait_for(timeout=60_000)
+        assert detail.locator("h3", has_text="Log (following)").count() == 1
+        assert detail.locator(".lj-btn-delete").is_disabled()  # an active run is cancelled, not deleted
+        go.write_text("")
+        page.locator(f'.lj-run-detail[data-run-id="{run.id}"][data-state="succeeded"]').wait_for(timeout=180_000)
+        detail.locator(".lj-detail-log", has_text="got go").wait_for(timeout=60_000)
+        assert not detail.locator(".lj-btn-delete").is_disabled()
+        assert detail.locator(".lj-btn-cancel").count() == 0
+        # What appeared in its working folder after packing counts as the run's (here the test's "go").
+        assert "go" in detail.locator(".lj-detail-file").evaluate_all("rows => rows.map(r => r.dataset.name)")
+        page.reload()  # the run's page comes back with the layout
+        page.locator(f'.lj-run-detail[data-run-id="{run.id}"][data-state="succeeded"]').wait_for(timeout=120_000)
+    except Exception:
+        screenshot(page, "run-detail-live-failed")
+        raise
+    finally:
+        if go.parent.is_dir():
+            go.touch()  # never leave the agent waiting on a failed test
+        agent.wait(timeout=180)

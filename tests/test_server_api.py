@@ -55,7 +55,8 @@ def test_pip_install_enables_the_server_extension():
 
 def test_every_route_needs_the_servers_authentication(server):
     for method, path in [("GET", "queues"), ("GET", "runs"), ("POST", "submit"), ("GET", "events"),
-                         ("GET", "agents"), ("DELETE", "queues/alice/q")]:
+                         ("GET", "agents"), ("DELETE", "queues/alice/q"), ("DELETE", "runs/abcd1234"),
+                         ("GET", "runs/abcd1234/files"), ("GET", "runs/abcd1234/file?name=x")]:
         answer = call(server, method, path, token=False)
         assert answer.status_code == 403, (method, path, answer.status_code)
 
@@ -129,13 +130,15 @@ def test_submit_rejects_paths_outside_the_root_and_bad_parameters_and_queues_not
     assert api.list_runs() == []
 
 
-def read_events(server, after, into, stop):
+def read_events(server, after, into, stop, connected=None):
     """Collect the pushed events until ``stop`` is set (the server ending the stream after that, when
     the test's server stops, is the end of reading, not an error)."""
     try:
         with requests.get(f"{server.url}launch/api/events", params={"after": after}, stream=True, timeout=300,
                           headers={"Authorization": f"token {server.token}"}) as stream:
             for line in stream.iter_lines(decode_unicode=True):
+                if connected is not None and line == ": connected":
+                    connected.set()
                 if line.startswith("data: "):
                     into.append(json.loads(line[6:]))
                 if stop.is_set():
@@ -226,3 +229,94 @@ def test_the_notebooks_parameters_and_the_queues_details_for_the_launch_dialog(s
     (detail,) = call(server, "GET", "queues", params={"details": "1"}).json()
     assert detail["queued"] == 1 and detail["served"] is False
     assert "no agent is serving alice/q" in detail["serving_note"]
+
+
+def write_writer(path) -> None:
+    """A notebook that writes files (one new in a folder, one input changed) and leaves one input alone."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("rows = 3")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "from pathlib import Path\n"
+        "Path('results').mkdir(exist_ok=True)\n"
+        "Path('results/metrics.csv').write_text('step,loss\\n' + ''.join(f'{i},{1 / (i + 1)}\\n' for i in range(rows)))\n"
+        "Path('data.txt').write_text('changed by the run')\n"
+        "print('wrote', rows)")]
+    nbformat.write(nb, path)
+
+
+def run_agent_until_idle(queue: str) -> None:
+    """An agent in its own process, as a user starts one, that stops when the queue is empty."""
+    done = subprocess.run([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", queue, "--until-idle"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_runs_files_are_listed_downloaded_and_only_by_a_checked_name(server):
+    from launch_jupyter.core.trust import run_folder
+
+    root = server.root_dir
+    write_writer(root / "writer.ipynb")
+    (root / "notes.txt").write_text("an input the run only reads")
+    (root / "data.txt").write_text("an input the run overwrites")
+    api.create_queue("q", "local-process")
+    run = api.submit(root / "writer.ipynb", "q", parameters={"rows": 4}, save=False)
+    run_agent_until_idle("q")
+    assert api.get_run(run.id).state.value == "succeeded"
+
+    listing = call(server, "GET", f"runs/{run.id}/files")
+    assert listing.status_code == 200, listing.text
+    files = listing.json()["files"]
+    # The executed notebook first, then what the run wrote or changed; never its unchanged inputs.
+    assert [(f["name"], f["kind"]) for f in files] == [("output.ipynb", "notebook"), ("data.txt", "file"),
+                                                       ("results/metrics.csv", "file")], files
+    assert listing.json()["truncated"] is False
+    metrics = call(server, "GET", f"runs/{run.id}/file", params={"name": "results/metrics.csv"})
+    assert metrics.status_code == 200 and metrics.text.startswith("step,loss\n0,1.0\n"), metrics.text
+    assert len(metrics.text.splitlines()) == 5 and files[2]["size"] == len(metrics.content)
+    assert 'filename="metrics.csv"' in metrics.headers["Content-Disposition"]
+    notebook = call(server, "GET", f"runs/{run.id}/file", params={"name": "output.ipynb"})
+    assert "wrote 4" in json.dumps(notebook.json())
+
+    # A link the run left in its folder could point anywhere on this machine: not listed, not served.
+    context = run_folder(api.agent_config().data_dir, run.id) / "context"
+    (context / "passwd").symlink_to("/etc/passwd")
+    assert "passwd" not in [f["name"] for f in call(server, "GET", f"runs/{run.id}/files").json()["files"]]
+    for name, status in [("../context/notes.txt", 400), ("/etc/passwd", 400), ("results/../../x", 400), ("", 400),
+                         (".", 400), ("passwd", 404), ("notes.txt", 404), ("writer.ipynb", 404), ("nope.csv", 404)]:
+        answer = call(server, "GET", f"runs/{run.id}/file", params={"name": name})
+        assert answer.status_code == status, (name, answer.status_code, answer.text)
+        if status == 400:
+            assert answer.json()["path"] == "name", answer.text
+    assert call(server, "GET", "runs/ffffffffffff/files").status_code == 404
+
+
+def test_delete_forgets_a_finished_run_and_refuses_an_active_one(server):
+    api.create_queue("q", "local-process")
+    nb = server.root_dir / "quickstart.ipynb"
+    waiting = api.submit(nb, "q", name="waiting", save=False)
+    done = api.submit(nb, "q", name="done", save=False)
+    api.cancel(done.id)
+    events, stop, connected = [], threading.Event(), threading.Event()
+    reader = threading.Thread(target=read_events, args=(server, None, events, stop, connected), daemon=True)
+    reader.start()
+    assert connected.wait(120), "the event stream did not open"
+
+    refused = call(server, "DELETE", f"runs/{waiting.id}")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["message"] == f"run {waiting.id} is queued; cancel it first, then delete it"
+    assert api.get_run(waiting.id).state.value == "queued" and api.events(waiting.id)  # nothing changed
+
+    deleted = call(server, "DELETE", f"runs/{done.id}")
+    assert deleted.status_code == 200 and deleted.json() == {"deleted": done.id, "name": "done"}, deleted.text
+    assert [r.id for r in api.list_runs()] == [waiting.id]
+    assert call(server, "GET", f"runs/{done.id}").status_code == 404
+    assert api.open_store().get_context(done.id) is None and api.open_store().events(done.id) == []
+    assert call(server, "DELETE", f"runs/{done.id}").status_code == 404
+    # The open panels hear of it at once (its events are gone with it, so the feed says so itself).
+    wait_for(lambda: any(e["run_id"] == done.id and e["state"] == "deleted" for e in events), "the pushed delete")
+    stop.set()
+    assert call(server, "DELETE", f"runs/{waiting.id}", token=False).status_code == 403

@@ -255,6 +255,20 @@ class QueueStore(SweepMethods):
                     data = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == key)).scalar()
         return bytes(data) if data is not None else None
 
+    def delete_run(self, run_id: str) -> Run:
+        """Forget a finished run: its row, history, own build context, progress and records, in one
+        transaction. An active run is refused (an agent still holds it: cancel it first)."""
+        from ._schema import run_progress, run_records
+
+        with self._backend.write() as conn:
+            row = _find_run(conn, run_id, lock=True)
+            if row.state not in TERMINAL_STATES:
+                raise RunError(f"run {row.id} is {row.state}; cancel it first, then delete it")
+            for table in (run_events, run_contexts, run_progress, run_records):
+                conn.execute(table.delete().where(table.c.run_id == row.id))
+            conn.execute(runs.delete().where(runs.c.id == row.id))
+            return run_from_row(row)
+
     # --- claim and lease ------------------------------------------------------------------------
 
     def claim(self, queue_ids: Sequence[int], agent_id: str, lease_s: float, host: str | None = None) -> Run | None:

@@ -38,7 +38,8 @@ class RunBoard(ActionWidget):
 
     _esm = _assets.esm("run_board.js")
     _css = _assets.css()
-    _actions = ("cancel", "show_logs", "hide_logs", "refresh", "open_output", "set_view")
+    _actions = ("cancel", "delete", "show_logs", "hide_logs", "refresh", "open_output", "set_view", "show_files",
+                "open_file")
 
     queue = traitlets.Unicode("").tag(sync=True)  # the board's own queue ("" = every queue)
     limit = traitlets.Int(PAGE_SIZE).tag(sync=True)  # rows per page
@@ -55,6 +56,8 @@ class RunBoard(ActionWidget):
     log_run = traitlets.Unicode("").tag(sync=True)
     log_lines = traitlets.List(traitlets.Unicode()).tag(sync=True)
     open_request = traitlets.Dict().tag(sync=True)  # {"path": server-relative path, "nonce": n}
+    files_run = traitlets.Unicode("").tag(sync=True)  # the run whose written files ``files`` lists
+    files = traitlets.List(traitlets.Dict()).tag(sync=True)  # api.run_files of it (the server's list too)
 
     def __init__(self, queue: str | None = None, *, limit: int = PAGE_SIZE, follow_events: bool = True,
                  store_url: str | None = None, **kwargs):
@@ -144,6 +147,37 @@ class RunBoard(ActionWidget):
         run = api.cancel(run_id, store_url=self._store_url)
         self.refresh()
         self.notice = f"cancel requested for {run.id}"
+
+    def delete(self, run_id: str) -> None:
+        """Forget a finished run (the Delete button, after its confirmation)."""
+        run = api.delete_run(run_id, store_url=self._store_url)
+        if self.files_run == run.id:
+            self.files_run, self.files = "", []
+        self.refresh()
+        self.notice = f"deleted {run.name or run.id}"
+
+    def show_files(self, run_id: str) -> list[dict]:
+        """List what the run wrote (its executed notebook first) under its row's details."""
+        listed = api.run_files(run_id, store_url=self._store_url)["files"]
+        self.files = listed
+        self.files_run = api.get_run(run_id, store_url=self._store_url).id
+        return listed
+
+    def open_file(self, run_id: str, name: str) -> str:
+        """Copy a file the run wrote beside this notebook (``launch-outputs/<run id>/<name>``), where
+        the file browser shows it, and open it in JupyterLab; returns the copy's path."""
+        import shutil
+        import time
+        from pathlib import Path
+
+        from ._paths import server_relative
+
+        source = api.run_file(run_id, name, store_url=self._store_url)  # checks the name first
+        target = Path.cwd() / "launch-outputs" / api.get_run(run_id, store_url=self._store_url).id / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        self.open_request = {"path": server_relative(target) or str(target), "nonce": time.time()}
+        return str(target)
 
     def show_logs(self, run_id: str) -> None:
         """Show the tail of a run's log under its row (the Logs button)."""

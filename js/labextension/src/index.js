@@ -14,6 +14,7 @@ import { INotebookTracker } from "@jupyterlab/notebook";
 import { ILauncher } from "@jupyterlab/launcher";
 
 import { openLaunchDialog } from "./launch.js";
+import { RUN_COMMAND, openRunDetail } from "./run_detail.js";
 import { openRunsPanel } from "./runs_panel.js";
 
 export const TARGET = "launch_jupyter.save";
@@ -157,6 +158,20 @@ const runsPlugin = {
     });
     // A page reload brings the Runs tab back where it was.
     void restorer?.restore(tracker, { command: RUNS_COMMAND, name: () => "runs" });
+    // A run's own page: opened from a row of the Runs tab, reopened after a reload too.
+    const pages = new WidgetTracker({ namespace: "launch-jupyter-run" });
+    app.commands.addCommand(RUN_COMMAND, {
+      label: "Launch: open a run's page",
+      execute: (args) => {
+        if (!args?.run_id) return null;
+        const widget = openRunDetail(app, String(args.run_id));
+        if (!pages.has(widget)) void pages.add(widget);
+        return widget;
+      },
+    });
+    void restorer?.restore(pages, {
+      command: RUN_COMMAND, args: (widget) => ({ run_id: widget.content.runId }), name: (widget) => widget.content.runId,
+    });
     palette?.addItem({ command: RUNS_COMMAND, category: "Launch" });
     launcher?.add({ command: RUNS_COMMAND, category: "Other", rank: 1 });
   },

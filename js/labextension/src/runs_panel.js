@@ -2,22 +2,26 @@
 //
 // It is the notebook's run board (js/run_board.js, the same module and CSS), driven by a model that
 // speaks to the server extension instead of a kernel: the board's controls and buttons become REST
-// calls (GET /launch/api/board, POST runs/ID/cancel, GET runs/ID/logs?tail=), and the server's event
-// stream (GET /launch/api/events) refreshes the page as agents anywhere move runs. One UI, not two.
+// calls (GET /launch/api/board, POST runs/ID/cancel, DELETE runs/ID, GET runs/ID/logs?tail=), and the
+// server's event stream (GET /launch/api/events) refreshes the page as agents anywhere move runs. One
+// UI, not two. Here a row's Details opens the run's own page (run_detail.js), and Cancel and Delete
+// ask with JupyterLab's dialog.
 
 import { MainAreaWidget } from "@jupyterlab/apputils";
 import { ServerConnection } from "@jupyterlab/services";
 import { Widget } from "@lumino/widgets";
 
 import board from "../../run_board.js";
+import { onRunEvents } from "./events.js";
 import { request } from "./launch.js";
+import { RUN_COMMAND, askFirst } from "./run_detail.js";
 
 const VIEW_KEYS = ["states", "queue_filter", "text", "sort", "descending", "page"];
 const LOG_TAIL = 200;
 
 // The part of an anywidget model the board uses (get, set, on/off, send), backed by REST.
 export class RestBoardModel {
-  constructor({ queue = "", limit = 50, openOutput } = {}) {
+  constructor({ queue = "", limit = 50, openOutput, openDetail, confirm } = {}) {
     this.state = {
       queue, limit, rows: [], counts: {}, queues: [], total: 0, page: 0, states: [], queue_filter: "",
       text: "", sort: "created", descending: true, log_run: "", log_lines: [], open_request: {}, notice: "",
@@ -25,6 +29,8 @@ export class RestBoardModel {
     };
     this.handlers = new Map();
     this.openOutput = openOutput;
+    this.openDetail = openDetail; // the board shows a row's details on the run's own page when given
+    this.confirm = confirm; // (question, accept label) => Promise<boolean>: the board asks with it
     this.loading = null;
     this.again = false;
   }
@@ -67,6 +73,10 @@ export class RestBoardModel {
       } else if (action === "cancel") {
         const run = await request(`runs/${args.run_id}/cancel`, { method: "POST" });
         this.set("notice", `cancel requested for ${run.id}`);
+        await this.refresh();
+      } else if (action === "delete") {
+        const gone = await request(`runs/${args.run_id}`, { method: "DELETE" });
+        this.set("notice", `deleted ${gone.name || gone.deleted}`);
         await this.refresh();
       } else if (action === "show_logs") {
         this.set("log_run", args.run_id);
@@ -128,30 +138,18 @@ export class RestBoardModel {
   }
 }
 
-// Live updates: one EventSource per panel on the server's feed; bursts become one refresh.
+// Live updates from the page's one event stream; bursts become one refresh.
 function followEvents(model) {
-  const settings = ServerConnection.makeSettings();
-  const token = settings.token ? `?token=${encodeURIComponent(settings.token)}` : "";
-  let source = null;
   let timer = null;
-  let closed = false;
-  const schedule = () => {
+  const stop = onRunEvents(() => {
     if (timer) return;
     timer = setTimeout(() => {
       timer = null;
       void model.refresh();
-    }, 150);
-  };
-  const open = () => {
-    if (closed) return;
-    source = new EventSource(`${settings.baseUrl}launch/api/events${token}`, { withCredentials: true });
-    source.addEventListener("run", schedule);
-    source.onopen = schedule; // after a reconnect, read the page again: events may have been missed
-  };
-  open();
+    }, 30); // the server sends a burst in one write: a few ms gather it into one refresh
+  });
   return () => {
-    closed = true;
-    source?.close();
+    stop();
     if (timer) clearTimeout(timer);
   };
 }
@@ -162,6 +160,9 @@ export class RunsPanel extends Widget {
     this.addClass("lj-runs-panel");
     this.model = new RestBoardModel({
       openOutput: (runId) => window.open(`${ServerConnection.makeSettings().baseUrl}launch/api/runs/${runId}/output?format=html`, "_blank"),
+      // Through the command, so the page is tracked (and comes back after a reload).
+      openDetail: (runId) => void app.commands.execute(RUN_COMMAND, { run_id: runId }),
+      confirm: (title, body, accept) => askFirst(title, body, accept),
     });
     this.node.classList.add("lj-widget");
     this.cleanup = board.render({ model: this.model, el: this.node });
