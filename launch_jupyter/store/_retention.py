@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, literal_column, or_, select
+from sqlalchemy import delete, exists, func, literal_column, or_, select
 
 from ..core.states import TERMINAL
 from ._blobs import _batches, delete_contexts, delete_unreferenced_blobs
@@ -77,6 +77,7 @@ def _collect(conn: Any, cutoff: float, result: StoreRetention) -> None:
 
 
 def _finished_sweeps(conn: Any, cutoff: float) -> Sequence[str]:
-    """Sweeps none of whose runs is queued, active, or finished after the cutoff."""
+    """Sweeps none of whose runs is queued, active, or finished after the cutoff (a sweep's runs are
+    stored with it in one transaction, so a sweep is never seen without them)."""
     live = exists().where(runs.c.sweep_id == sweeps.c.id, or_(~_FINISHED, _ENDED_AT >= cutoff))
-    return list(conn.execute(select(sweeps.c.id).where(and_(sweeps.c.created_at < cutoff, ~live))).scalars())
+    return list(conn.execute(select(sweeps.c.id).where(~live)).scalars())
