@@ -65,6 +65,11 @@ def stored_bytes(store) -> int:
         return conn.execute(select(func.coalesce(func.sum(func.length(blobs.c.data)), 0))).scalar()
 
 
+def archive_of(store, run: Run) -> str:
+    with store._backend.read() as conn:
+        return conn.execute(select(run_contexts.c.archive).where(run_contexts.c.run_id == run.id)).scalar()
+
+
 def members(data: bytes) -> list[str]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         return [m.name for m in tar.getmembers()]
@@ -78,7 +83,7 @@ def test_a_context_reads_back_byte_for_byte_from_its_parts(store, contexts):
     names = members(packed)
     assert any(n.endswith(".whl") for n in names), names  # the case that made every run cost ~200 KB
     with store._backend.read() as conn:
-        parts = conn.execute(select(context_parts.c.path).where(context_parts.c.context_key == run.id)
+        parts = conn.execute(select(context_parts.c.path).where(context_parts.c.archive == archive_of(store, run))
                              .order_by(context_parts.c.position)).scalars().all()
         inline = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == run.id)).scalar()
     assert parts == names  # one part per file, in archive order
@@ -92,6 +97,7 @@ def test_the_wheel_and_identical_contexts_are_stored_once(store, contexts):
     for _ in range(9):
         enqueue(store, queue, contexts["quickstart"])
     assert (count(store, blobs), stored_bytes(store)) == once  # nine more runs of it: no new bytes
+    assert count(store, context_parts) == len(members(contexts["quickstart"]))  # and one list of its parts
     edited = enqueue(store, queue, contexts["edited"])
     # An edited notebook adds its notebook and whatever else changed (its Dockerfile names no file
     # of it, so the wheel and requirements are shared), never a second wheel.
@@ -117,7 +123,8 @@ def test_an_archive_the_store_would_not_rebuild_exactly_is_kept_whole(store):
         run = enqueue(store, queue, data)
         assert store.get_context(run.id) == data
         with store._backend.read() as conn:
-            modes = conn.execute(select(context_parts.c.mode).where(context_parts.c.context_key == run.id)).scalars().all()
+            modes = conn.execute(select(context_parts.c.mode)
+                                 .where(context_parts.c.archive == archive_of(store, run))).scalars().all()
         assert modes == [WHOLE_ARCHIVE]
 
 
@@ -147,10 +154,23 @@ def test_a_sweeps_context_is_stored_once_as_parts(store, contexts):
 def test_a_blob_changed_in_the_store_is_refused_by_name(store, contexts):
     run = enqueue(store, make_queue(store), contexts["quickstart"])
     with store._backend.write() as conn:
-        digest = conn.execute(select(context_parts.c.sha256).where(context_parts.c.context_key == run.id)
+        digest = conn.execute(select(context_parts.c.sha256).where(context_parts.c.archive == archive_of(store, run))
                               .order_by(context_parts.c.position)).scalars().first()
         conn.execute(blobs.update().where(blobs.c.sha256 == digest).values(data=b"evil", compressed=False))
     with pytest.raises(StoreError, match=f"build context of {run.id} is damaged.*{digest[:12]}"):
+        store.get_context(run.id)
+
+
+def test_parts_pointed_at_other_valid_bytes_are_refused_by_the_archive_hash(store, contexts):
+    """Someone with write access rewrites a part to name a blob they planted under its true hash."""
+    run = enqueue(store, make_queue(store), contexts["quickstart"])
+    evil = b'{"cells": [], "note": "planted"}'
+    digest = hashlib.sha256(evil).hexdigest()
+    with store._backend.write() as conn:
+        conn.execute(blobs.insert().values(sha256=digest, size=len(evil), compressed=False, data=evil, created_at=0))
+        conn.execute(context_parts.update().where(context_parts.c.archive == archive_of(store, run),
+                                                  context_parts.c.path == "quickstart.ipynb").values(sha256=digest))
+    with pytest.raises(StoreError, match=f"build context of {run.id} is damaged.*do not rebuild archive"):
         store.get_context(run.id)
 
 
@@ -158,7 +178,7 @@ def test_a_missing_part_or_blob_is_refused_by_name(store, contexts):
     queue = make_queue(store)
     run, other = enqueue(store, queue, contexts["quickstart"]), enqueue(store, queue, contexts["edited"])
     with store._backend.write() as conn:
-        conn.execute(context_parts.delete().where(context_parts.c.context_key == run.id,
+        conn.execute(context_parts.delete().where(context_parts.c.archive == archive_of(store, run),
                                                   context_parts.c.position == 0))
         conn.execute(blobs.delete())
     with pytest.raises(StoreError, match=f"build context of {run.id} is incomplete"):
@@ -180,7 +200,9 @@ def test_a_store_made_before_blobs_keeps_reading_its_inline_contexts(tmp_path, c
     with sqlite3.connect(tmp_path / "old.db") as conn:  # what a schema-2 store looks like
         conn.execute("DROP TABLE blobs")
         conn.execute("DROP TABLE context_parts")
+        conn.execute("DROP INDEX ix_run_contexts_archive")
         conn.execute("ALTER TABLE run_contexts DROP COLUMN parts")
+        conn.execute("ALTER TABLE run_contexts DROP COLUMN archive")
         conn.execute("UPDATE store_meta SET value = '2' WHERE key = 'schema_version'")
         conn.execute("INSERT INTO run_contexts (run_id, data) VALUES (?, ?)", (old.id, contexts["quickstart"]))
     store = open_store(url)

@@ -1,8 +1,8 @@
 """Build contexts stored as content-addressed parts, so the store grows by what changed, not per run.
 
-A context (a deterministic tar.gz, ``packaging.pack_context``) is kept as its files: one
-``context_parts`` row per file naming the sha256 of its bytes, and each distinct file's bytes once in
-``blobs``. The package wheel that every context carries is stored once, and so is a notebook that
+A context (a deterministic tar.gz, ``packaging.pack_context``) is kept as its files: each run's
+``run_contexts`` row names the sha256 of its archive; each distinct archive has one ``context_parts``
+row per file naming the sha256 of its bytes; each distinct file's bytes are stored once in ``blobs``. The package wheel that every context carries is stored once, and so is a notebook that
 did not change between submits. Reading rebuilds the archive with the same writer, byte for byte;
 an archive that would not come back identical (not ours, or written by another zlib) is kept whole
 as a single blob, so what is read is always exactly what was written.
@@ -21,6 +21,7 @@ import tarfile
 import time
 import zlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.engine import Connection
@@ -34,61 +35,75 @@ _BLOB_LOCK_KEY = 0x4C4A424C  # "LJBL": any fixed number, the same in every proce
 _BATCH = 500  # keys per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 
 Part = tuple[str, int, bytes]  # path, mode, bytes
+_VERIFIED: dict[str, None] = {}  # sha256 of archives split_archive rebuilt exactly (insertion-ordered, bounded)
 
 
 def put_context(conn: Connection, key: str, data: bytes) -> None:
     """Store the archive ``data`` under ``key`` (a run id or a sweep's key) as parts and blobs.
 
-    The run_contexts row goes first, then its parts, then the missing blobs: on a team store each
-    is only writable once the row it follows is there (store/_team.py)."""
-    parts = split_archive(data) or [("", WHOLE_ARCHIVE, data)]
+    The run_contexts row goes first, then the archive's parts (once per distinct archive), then the
+    missing blobs: on a team store each is only writable once the row it follows is there
+    (store/_team.py)."""
+    archive = hashlib.sha256(data).hexdigest()
+    parts = _split_cached(archive, data)
     digests = [hashlib.sha256(raw).hexdigest() for _, _, raw in parts]
     _lock_blobs(conn, shared=True)
-    conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=len(parts)))
-    conn.execute(context_parts.insert(), [
-        {"context_key": key, "position": i, "path": path, "mode": mode, "sha256": digest}
-        for i, ((path, mode, _), digest) in enumerate(zip(parts, digests))])
+    conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=len(parts), archive=archive))
+    listed = conn.execute(select(func.count()).select_from(context_parts)
+                          .where(context_parts.c.archive == archive)).scalar()
+    if not listed:
+        conn.execute(_insert_new(conn, context_parts, ["archive", "position"]).values([
+            {"archive": archive, "position": i, "path": path, "mode": mode, "sha256": digest}
+            for i, ((path, mode, _), digest) in enumerate(zip(parts, digests))]))
     wanted = dict(zip(digests, (raw for _, _, raw in parts)))
     have = set(conn.execute(select(blobs.c.sha256).where(blobs.c.sha256.in_(list(wanted)))).scalars())
     now = time.time()
     rows = [_blob_row(digest, raw, now, conn.dialect.name) for digest, raw in wanted.items() if digest not in have]
     if rows:
-        conn.execute(_insert_new(conn).values(rows))
+        conn.execute(_insert_new(conn, blobs, ["sha256"]).values(rows))
 
 
 def get_context(conn: Connection, key: str) -> bytes | None:
     """The archive stored under ``key``, byte for byte as it was put; None if there is none."""
-    row = conn.execute(select(run_contexts.c.data, run_contexts.c.parts).where(run_contexts.c.run_id == key)).first()
+    row = conn.execute(select(run_contexts.c.data, run_contexts.c.parts, run_contexts.c.archive)
+                       .where(run_contexts.c.run_id == key)).first()
     if row is None:
         return None
     if row.parts is None:
         return bytes(row.data)  # stored inline before schema 3
     parts = conn.execute(select(context_parts.c.path, context_parts.c.mode, context_parts.c.sha256)
-                         .where(context_parts.c.context_key == key).order_by(context_parts.c.position)).all()
+                         .where(context_parts.c.archive == row.archive).order_by(context_parts.c.position)).all()
     if len(parts) != row.parts:
         raise StoreError(f"the build context of {key} is incomplete in the store ({len(parts)} of {row.parts} "
                          "parts); submit it again")
     found = _read_blobs(conn, {p.sha256 for p in parts}, key)
     if len(parts) == 1 and parts[0].mode == WHOLE_ARCHIVE:
-        return found[parts[0].sha256]
-    return pack_parts([(p.path, p.mode, found[p.sha256]) for p in parts])
+        data = found[parts[0].sha256]
+    else:
+        data = pack_parts([(p.path, p.mode, found[p.sha256]) for p in parts])
+    # The archive's hash names its parts: a list of parts changed (or planted) after the fact shows here.
+    if hashlib.sha256(data).hexdigest() != row.archive:
+        raise StoreError(f"the build context of {key} is damaged in the store (its parts do not rebuild archive "
+                         f"{str(row.archive)[:12]}); submit it again")
+    return data
 
 
 def delete_contexts(conn: Connection, keys: Sequence[str]) -> tuple[int, int]:
-    """Drop the contexts under ``keys`` (their blobs stay until ``delete_unreferenced_blobs``).
+    """Drop the contexts under ``keys`` (their parts and blobs stay until ``delete_unreferenced``).
     Returns (contexts removed, inline bytes freed)."""
     removed = freed = 0
     for batch in _batches(keys):
         freed += conn.execute(select(func.coalesce(func.sum(func.length(run_contexts.c.data)), 0))
                               .where(run_contexts.c.run_id.in_(batch))).scalar() or 0
-        conn.execute(delete(context_parts).where(context_parts.c.context_key.in_(batch)))
         removed += conn.execute(delete(run_contexts).where(run_contexts.c.run_id.in_(batch))).rowcount or 0
     return removed, int(freed)
 
 
-def delete_unreferenced_blobs(conn: Connection) -> tuple[int, int]:
-    """Delete every blob no context part names. Returns (blobs removed, stored bytes freed)."""
-    _lock_blobs(conn, shared=False)
+def delete_unreferenced(conn: Connection) -> tuple[int, int]:
+    """Delete the parts of archives no context names, then every blob no part names. Call with the
+    exclusive lock held (``lock_for_gc``). Returns (blobs removed, stored bytes freed)."""
+    _lock_blobs(conn, shared=False)  # taken already by gc; here for any other caller
+    conn.execute(delete(context_parts).where(~exists().where(run_contexts.c.archive == context_parts.c.archive)))
     orphan = ~exists().where(context_parts.c.sha256 == blobs.c.sha256)
     count, size = conn.execute(select(func.count(), func.coalesce(func.sum(func.length(blobs.c.data)), 0))
                                .where(orphan)).one()
@@ -97,8 +112,14 @@ def delete_unreferenced_blobs(conn: Connection) -> tuple[int, int]:
     return int(count), int(size)
 
 
-def split_archive(data: bytes) -> list[Part] | None:
-    """The files of a context archive, if rebuilding it from them gives ``data`` exactly; else None."""
+def lock_for_gc(conn: Connection) -> None:
+    """Hold off every enqueue's blob references until this transaction ends (PostgreSQL)."""
+    _lock_blobs(conn, shared=False)
+
+
+def split_archive(data: bytes, check: bool = True) -> list[Part] | None:
+    """The files of a context archive, if rebuilding it from them gives ``data`` exactly (``check``:
+    rebuild and compare; without, only the archive's shape is checked); else None."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             parts: list[Part] = []
@@ -111,7 +132,7 @@ def split_archive(data: bytes) -> list[Part] | None:
                 parts.append((member.name, member.mode, source.read()))
     except (tarfile.TarError, OSError, EOFError, zlib.error):
         return None
-    return parts if pack_parts(parts) == data else None
+    return parts if not check or pack_parts(parts) == data else None
 
 
 def pack_parts(parts: Iterable[Part]) -> bytes:
@@ -166,15 +187,31 @@ def _blob_row(digest: str, raw: bytes, now: float, dialect: str) -> dict:
             "created_at": now}
 
 
-def _insert_new(conn: Connection):  # type: ignore[no-untyped-def]
-    """An insert of blobs that skips one another transaction stored meanwhile (same hash, same bytes)."""
+def _insert_new(conn: Connection, table: Any, key: list[str]) -> Any:
+    """An insert that skips rows another transaction stored meanwhile (same key, same content)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(blobs).on_conflict_do_nothing(index_elements=["sha256"])
+        return pg_insert(table).on_conflict_do_nothing(index_elements=key)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(blobs).on_conflict_do_nothing(index_elements=["sha256"])
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
+
+
+def _split_cached(archive: str, data: bytes) -> list[Part]:
+    """``split_archive``, remembering archives known to rebuild exactly (a resubmit of an unchanged
+    context skips the check's recompression, the costly part)."""
+    if archive in _VERIFIED:
+        parts = split_archive(data, check=False)
+        if parts is not None:
+            return parts
+    parts = split_archive(data)
+    if parts is None:
+        return [("", WHOLE_ARCHIVE, data)]
+    _VERIFIED[archive] = None
+    while len(_VERIFIED) > 64:
+        _VERIFIED.pop(next(iter(_VERIFIED)))
+    return parts
 
 
 def _lock_blobs(conn: Connection, shared: bool) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, literal_column, or_, select
 
 from ..core.states import TERMINAL
-from ._blobs import _batches, delete_contexts, delete_unreferenced_blobs
+from ._blobs import _batches, delete_contexts, delete_unreferenced, lock_for_gc
 from ._schema import run_events, run_progress, runs, sweep_context_key, sweeps
 
 _FINISHED = runs.c.state.in_([literal_column(f"'{s.value}'") for s in TERMINAL])
@@ -62,6 +62,7 @@ class RetentionMethods:
 
 
 def _collect(conn: Any, cutoff: float, result: StoreRetention) -> None:
+    lock_for_gc(conn)  # first: no enqueue may reference a blob between what is read here and the deletes
     old = conn.execute(select(runs.c.id, runs.c.log_path).where(_FINISHED, _ENDED_AT < cutoff)
                        .order_by(runs.c.seq)).all()
     result.runs = [{"id": row.id, "log_path": row.log_path} for row in old]
@@ -72,7 +73,7 @@ def _collect(conn: Any, cutoff: float, result: StoreRetention) -> None:
     result.contexts, inline = delete_contexts(conn, ids)
     done = _finished_sweeps(conn, cutoff)
     result.sweep_contexts, sweep_inline = delete_contexts(conn, [sweep_context_key(s) for s in done])
-    result.blobs, blob_bytes = delete_unreferenced_blobs(conn)
+    result.blobs, blob_bytes = delete_unreferenced(conn)
     result.bytes = inline + sweep_inline + blob_bytes
 
 

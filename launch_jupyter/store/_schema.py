@@ -25,7 +25,8 @@ from ..core.errors import StoreError
 from ..core.states import RunState
 
 # 2: runs.lease_generation and runs.host (fencing, host affinity), the agents table.
-# 3: build contexts stored as content-addressed parts (``blobs``, ``context_parts``, ``run_contexts.parts``).
+# 3: build contexts stored as content-addressed parts (``blobs``, ``context_parts``, ``run_contexts.parts``
+#    and ``.archive``).
 #    A store made before keeps its contexts inline (``parts`` NULL) and reads them as before; every
 #    context written from then on goes to blobs, and ``launch-jupyter gc`` drops the old ones with
 #    their runs. Nothing is rewritten in place, so an upgrade is the ALTER TABLE below and no copy.
@@ -164,15 +165,18 @@ run_contexts = Table(
     # Empty when the context is in blobs (the column stays NOT NULL so older stores need no rebuild).
     Column("data", LargeBinary, nullable=False),
     Column("parts", Integer),  # how many context_parts rows make it up (NULL: inline in ``data``)
+    Column("archive", String(64)),  # sha256 of the archive: its context_parts (identical contexts share them)
 )
+# gc's "is this list of parts still used" and a team store's policy on context_parts read it by hash.
+_archive_index = Index("ix_run_contexts_archive", run_contexts.c.archive)
 
-# A build context as its files: one row per file in archive order, naming the blob of its bytes.
-# The archive is rebuilt from them byte for byte (store/_blobs.py); an archive that would not be
-# rebuilt exactly is one part holding the archive itself (mode -1).
+# An archive as its files: one row per file in archive order, naming the blob of its bytes, stored
+# once per distinct archive. The archive is rebuilt from them byte for byte (store/_blobs.py); one
+# that would not be rebuilt exactly is one part holding the archive itself (mode -1).
 context_parts = Table(
     "context_parts",
     metadata,
-    Column("context_key", String, primary_key=True),  # run_contexts.run_id
+    Column("archive", String(64), primary_key=True),  # run_contexts.archive
     Column("position", Integer, primary_key=True),
     Column("path", Text, nullable=False),
     Column("mode", Integer, nullable=False),
@@ -311,6 +315,7 @@ def create_schema(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
     _sweep_index.create(conn, checkfirst=True)  # a store made before sweeps has runs without it
+    _archive_index.create(conn, checkfirst=True)  # a store made before blobs has run_contexts without it
     found = conn.execute(store_meta.select().where(store_meta.c.key == "schema_version")).first()
     if found is None:
         conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -335,6 +340,7 @@ _ADDED_COLUMNS = {
     },
     "run_contexts": {
         "parts": "INTEGER",
+        "archive": "VARCHAR(64)",
     },
 }
 

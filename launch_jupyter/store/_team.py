@@ -125,7 +125,7 @@ DROP POLICY IF EXISTS lj_follow ON run_contexts;
 CREATE POLICY lj_follow ON run_contexts USING (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id))
     WITH CHECK (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id));
 
--- A context's parts follow its context row. A blob is readable by whoever may read a context that
+-- An archive's parts are visible to whoever may see a context row naming that archive. A blob is readable by whoever may read a context that
 -- names it (listing the table shows nobody else's files), added only beside such a part, and never
 -- changed or deleted by a member (no policy: refused); gc run as the store's owner removes the
 -- unreferenced ones. The CHECK makes a blob's name its bytes' hash, so nobody can plant other bytes
@@ -133,8 +133,8 @@ CREATE POLICY lj_follow ON run_contexts USING (EXISTS (SELECT 1 FROM runs r WHER
 ALTER TABLE context_parts ENABLE ROW LEVEL SECURITY;
 ALTER TABLE blobs ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS lj_follow ON context_parts;
-CREATE POLICY lj_follow ON context_parts USING (EXISTS (SELECT 1 FROM run_contexts c WHERE c.run_id = context_key))
-    WITH CHECK (EXISTS (SELECT 1 FROM run_contexts c WHERE c.run_id = context_key));
+CREATE POLICY lj_follow ON context_parts USING (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive))
+    WITH CHECK (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive));
 DROP POLICY IF EXISTS lj_read ON blobs;
 CREATE POLICY lj_read ON blobs FOR SELECT USING (EXISTS (SELECT 1 FROM context_parts p WHERE p.sha256 = blobs.sha256));
 DROP POLICY IF EXISTS lj_add ON blobs;
