@@ -238,3 +238,65 @@ def _files(packed: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
+
+
+def db_refuses(conn, sql: str, params=()) -> bool:
+    """True when the database refuses the statement (a policy, a grant or a CHECK constraint)."""
+    import psycopg
+
+    try:
+        conn.execute(sql, params)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.CheckViolation):
+        return True
+    return False
+
+
+@pytest.mark.postgres
+def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_context_naming_them(team_db, contexts):
+    """Tried through raw SQL as bob, so every refusal is the database's (store/_team.py policies)."""
+    from tests.test_rls import add_queue, add_run, connect
+
+    url, who = team_db
+    alice, bob = who["alice"], who["bob"]
+    alices = open_store(url(alice))
+    queue = alices.create_queue(Queue(entity=alice, name="gpu", resource="local-process", config={},
+                                      config_text="", created_by=alice))
+    run = alices.enqueue(Run(id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice,
+                             resource="local-process", config={}), contexts["quickstart"])
+    edited = _files(contexts["edited"])["quickstart.ipynb"]  # a file alice will store later
+    future = hashlib.sha256(edited).hexdigest()
+    with connect(url(bob)) as b:
+        # bob's own run and context row, with a part naming the hash of alice's future notebook
+        bobs = add_run(b, add_queue(b, bob, "cpu"), bob, "cpu")
+        b.execute("UPDATE run_contexts SET archive = 'bobs', parts = 1 WHERE run_id = %s", (bobs,))
+        scenarios = {
+            "bob lists alice's blobs": b.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0,
+            "bob lists alice's context parts": b.execute("SELECT count(*) FROM context_parts").fetchone()[0] == 0,
+            "bob deletes every blob": b.execute("DELETE FROM blobs").rowcount == 0,
+            "bob rewrites every blob": b.execute("UPDATE blobs SET data = 'evil'").rowcount == 0,
+            "bob adds a part to alice's archive": db_refuses(
+                b, "INSERT INTO context_parts (archive, position, path, mode, sha256) "
+                   "SELECT archive, 99, 'evil.py', 420, 'x' FROM run_contexts WHERE run_id = %s", (run.id,))
+                or b.execute("SELECT count(*) FROM context_parts WHERE position = 99").fetchone()[0] == 0,
+            "bob adds a blob no context of his names": db_refuses(
+                b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
+                (hashlib.sha256(b"evil").hexdigest(),)),
+        }
+        b.execute("INSERT INTO context_parts (archive, position, path, mode, sha256) VALUES "
+                  "('bobs', 0, 'quickstart.ipynb', 420, %s)", (future,))
+        scenarios["bob plants other bytes under the hash of alice's next notebook"] = db_refuses(
+            b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
+            (future,))
+        scenarios["bob plants them marked compressed"] = db_refuses(
+            b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, true, 'evil', 0)",
+            (future,))
+    failed = [name for name, held in scenarios.items() if not held]
+    assert failed == [] and len(scenarios) == 8, failed
+    later = alices.enqueue(Run(id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice,
+                               resource="local-process", config={}), contexts["edited"])
+    assert alices.get_context(run.id) == contexts["quickstart"]
+    assert alices.get_context(later.id) == contexts["edited"]
+    alices.close()
+
+
+from tests.test_rls import team_db  # noqa: E402,F401  (the three-role database fixture)
