@@ -282,6 +282,14 @@ def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_contex
                 b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
                 (hashlib.sha256(b"evil").hexdigest(),)),
         }
+        # bob names alice's archive from his own row (an identical context would): he may read its
+        # parts then, never change or delete them
+        b.execute("UPDATE run_contexts SET archive = %s WHERE run_id = %s", (archive_of(alices, run), bobs))
+        scenarios["bob deletes the parts of an archive alice's context uses"] = b.execute(
+            "DELETE FROM context_parts WHERE archive = %s", (archive_of(alices, run),)).rowcount == 0
+        scenarios["bob repoints a part of it"] = b.execute(
+            "UPDATE context_parts SET sha256 = 'x' WHERE archive = %s", (archive_of(alices, run),)).rowcount == 0
+        b.execute("UPDATE run_contexts SET archive = 'bobs' WHERE run_id = %s", (bobs,))
         b.execute("INSERT INTO context_parts (archive, position, path, mode, sha256) VALUES "
                   "('bobs', 0, 'quickstart.ipynb', 420, %s)", (future,))
         scenarios["bob plants other bytes under the hash of alice's next notebook"] = db_refuses(
@@ -291,7 +299,7 @@ def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_contex
             b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, true, 'evil', 0)",
             (future,))
     failed = [name for name, held in scenarios.items() if not held]
-    assert failed == [] and len(scenarios) == 8, failed
+    assert failed == [] and len(scenarios) == 10, failed
     later = alices.enqueue(Run(id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice,
                                resource="local-process", config={}), contexts["edited"])
     assert alices.get_context(run.id) == contexts["quickstart"]

@@ -132,8 +132,11 @@ CREATE POLICY lj_follow ON run_contexts USING (EXISTS (SELECT 1 FROM runs r WHER
 -- under the hash of a file someone else will store (the client stores raw bytes on PostgreSQL).
 ALTER TABLE context_parts ENABLE ROW LEVEL SECURITY;
 ALTER TABLE blobs ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS lj_follow ON context_parts;
-CREATE POLICY lj_follow ON context_parts USING (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive))
+DROP POLICY IF EXISTS lj_read ON context_parts;
+CREATE POLICY lj_read ON context_parts FOR SELECT
+    USING (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive));
+DROP POLICY IF EXISTS lj_add ON context_parts;
+CREATE POLICY lj_add ON context_parts FOR INSERT
     WITH CHECK (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive));
 DROP POLICY IF EXISTS lj_read ON blobs;
 CREATE POLICY lj_read ON blobs FOR SELECT USING (EXISTS (SELECT 1 FROM context_parts p WHERE p.sha256 = blobs.sha256));
