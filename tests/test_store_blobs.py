@@ -19,6 +19,7 @@ from launch_jupyter.store import open_store
 from launch_jupyter.store._blobs import WHOLE_ARCHIVE, pack_parts, split_archive
 from launch_jupyter.store._schema import SCHEMA_VERSION, blobs, context_parts, run_contexts
 from tests.fixtures.common import EXAMPLES
+from tests.test_rls import team_db  # noqa: F401  (the three-role database fixture)
 
 QUICKSTART = EXAMPLES / "quickstart.ipynb"
 
@@ -252,7 +253,7 @@ def db_refuses(conn, sql: str, params=()) -> bool:
 
 
 @pytest.mark.postgres
-def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_context_naming_them(team_db, contexts):
+def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_context_naming_them(team_db, contexts):  # noqa: F811
     """Tried through raw SQL as bob, so every refusal is the database's (store/_team.py policies)."""
     from tests.test_rls import add_queue, add_run, connect
 
@@ -306,5 +307,3 @@ def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_contex
     assert alices.get_context(later.id) == contexts["edited"]
     alices.close()
 
-
-from tests.test_rls import team_db  # noqa: E402,F401  (the three-role database fixture)

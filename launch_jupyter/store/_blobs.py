@@ -18,8 +18,10 @@ import gzip
 import hashlib
 import io
 import tarfile
+import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,7 +37,8 @@ _BLOB_LOCK_KEY = 0x4C4A424C  # "LJBL": any fixed number, the same in every proce
 _BATCH = 500  # keys per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 
 Part = tuple[str, int, bytes]  # path, mode, bytes
-_VERIFIED: dict[str, None] = {}  # sha256 of archives split_archive rebuilt exactly (insertion-ordered, bounded)
+_VERIFIED: OrderedDict[str, None] = OrderedDict()  # sha256 of archives known to rebuild exactly (bounded)
+_VERIFIED_LOCK = threading.Lock()  # submits and agents share a process
 
 
 def put_context(conn: Connection, key: str, data: bytes) -> None:
@@ -201,16 +204,19 @@ def _insert_new(conn: Connection, table: Any, key: list[str]) -> Any:
 def _split_cached(archive: str, data: bytes) -> list[Part]:
     """``split_archive``, remembering archives known to rebuild exactly (a resubmit of an unchanged
     context skips the check's recompression, the costly part)."""
-    if archive in _VERIFIED:
+    with _VERIFIED_LOCK:
+        known = archive in _VERIFIED
+    if known:
         parts = split_archive(data, check=False)
         if parts is not None:
             return parts
     parts = split_archive(data)
     if parts is None:
         return [("", WHOLE_ARCHIVE, data)]
-    _VERIFIED[archive] = None
-    while len(_VERIFIED) > 64:
-        _VERIFIED.pop(next(iter(_VERIFIED)))
+    with _VERIFIED_LOCK:
+        _VERIFIED[archive] = None
+        while len(_VERIFIED) > 64:
+            _VERIFIED.popitem(last=False)
     return parts
 
 

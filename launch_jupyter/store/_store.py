@@ -16,6 +16,7 @@ from ..core.errors import LaunchError, QueueError, RunError
 from ..core.model import Event, Queue, Run
 from ..core.states import TERMINAL, RunState
 from . import _backend
+from ._blobs import get_context, put_context
 from ._records import (
     check_json,
     column_values,
@@ -25,7 +26,6 @@ from ._records import (
     run_from_row,
     run_values,
 )
-from ._blobs import get_context, put_context
 from ._retention import RetentionMethods
 from ._schema import ACTIVE, QUEUED, agents, queues, run_events, runs
 from ._schema import sweep_context_key as sweep_context_key

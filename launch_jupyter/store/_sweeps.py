@@ -16,8 +16,8 @@ from sqlalchemy.engine import Connection
 from ..core.errors import RunError
 from ..core.model import Run
 from ..core.states import RunState
-from ._records import check_json, run_from_row, run_values
 from ._blobs import put_context
+from ._records import check_json, run_from_row, run_values
 from ._schema import queues, run_events, run_records, runs, sweep_context_key, sweeps
 
 _ACTIVE_VALUES = [s.value for s in RunState if s.is_active]
