@@ -1,11 +1,13 @@
 """Build contexts stored as content-addressed parts, so the store grows by what changed, not per run.
 
 A context (a deterministic tar.gz, ``packaging.pack_context``) is kept as its files: each run's
-``run_contexts`` row names the sha256 of its archive; each distinct archive has one ``context_parts``
-row per file naming the sha256 of its bytes; each distinct file's bytes are stored once in ``blobs``. The package wheel that every context carries is stored once, and so is a notebook that
-did not change between submits. Reading rebuilds the archive with the same writer, byte for byte;
-an archive that would not come back identical (not ours, or written by another zlib) is kept whole
-as a single blob, so what is read is always exactly what was written.
+``run_contexts`` row names the sha256 of its archive; each distinct archive has one
+``context_parts`` row per file naming the sha256 of its bytes; each distinct file's bytes are
+stored once in ``blobs``. The package wheel that every context carries is stored once, and so is a
+notebook that did not change between submits. Reading rebuilds the archive with the same writer,
+byte for byte, and checks it against the archive's hash; an archive that would not come back
+identical (not ours, or written by another zlib) is kept whole as a single blob, so what is read
+is always exactly what was written.
 
 PostgreSQL: enqueues hold a shared advisory lock while they reference blobs and gc holds it
 exclusively while it deletes unreferenced ones, so a blob another transaction is about to reference
