@@ -20,10 +20,8 @@ import gzip
 import hashlib
 import io
 import tarfile
-import threading
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -39,8 +37,6 @@ _BLOB_LOCK_KEY = 0x4C4A424C  # "LJBL": any fixed number, the same in every proce
 _BATCH = 500  # keys per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 
 Part = tuple[str, int, bytes]  # path, mode, bytes
-_VERIFIED: OrderedDict[str, None] = OrderedDict()  # sha256 of archives known to rebuild exactly (bounded)
-_VERIFIED_LOCK = threading.Lock()  # submits and agents share a process
 
 
 def put_context(conn: Connection, key: str, data: bytes) -> None:
@@ -50,16 +46,19 @@ def put_context(conn: Connection, key: str, data: bytes) -> None:
     missing blobs: on a team store each is only writable once the row it follows is there
     (store/_team.py)."""
     archive = hashlib.sha256(data).hexdigest()
-    parts = _split_cached(archive, data)
-    digests = [hashlib.sha256(raw).hexdigest() for _, _, raw in parts]
     _lock_blobs(conn, shared=True)
-    conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=len(parts), archive=archive))
     listed = conn.execute(select(func.count()).select_from(context_parts)
                           .where(context_parts.c.archive == archive)).scalar()
-    if not listed:
-        conn.execute(_insert_new(conn, context_parts, ["archive", "position"]).values([
-            {"archive": archive, "position": i, "path": path, "mode": mode, "sha256": digest}
-            for i, ((path, mode, _), digest) in enumerate(zip(parts, digests))]))
+    if listed:  # an identical context is stored: its parts and blobs serve this one too
+        conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=listed, archive=archive))
+        return
+    parts = split_archive(data) or [("", WHOLE_ARCHIVE, data)]
+    digests = [hashlib.sha256(raw).hexdigest() for _, _, raw in parts]
+    conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=len(parts), archive=archive))
+    # Parts of the same archive that another role stored (invisible here) are skipped on conflict.
+    conn.execute(_insert_new(conn, context_parts, ["archive", "position"]).values([
+        {"archive": archive, "position": i, "path": path, "mode": mode, "sha256": digest}
+        for i, ((path, mode, _), digest) in enumerate(zip(parts, digests))]))
     wanted = dict(zip(digests, (raw for _, _, raw in parts)))
     have = set(conn.execute(select(blobs.c.sha256).where(blobs.c.sha256.in_(list(wanted)))).scalars())
     now = time.time()
@@ -122,9 +121,8 @@ def lock_for_gc(conn: Connection) -> None:
     _lock_blobs(conn, shared=False)
 
 
-def split_archive(data: bytes, check: bool = True) -> list[Part] | None:
-    """The files of a context archive, if rebuilding it from them gives ``data`` exactly (``check``:
-    rebuild and compare; without, only the archive's shape is checked); else None."""
+def split_archive(data: bytes) -> list[Part] | None:
+    """The files of a context archive, if rebuilding it from them gives ``data`` exactly; else None."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             parts: list[Part] = []
@@ -137,7 +135,7 @@ def split_archive(data: bytes, check: bool = True) -> list[Part] | None:
                 parts.append((member.name, member.mode, source.read()))
     except (tarfile.TarError, OSError, EOFError, zlib.error):
         return None
-    return parts if not check or pack_parts(parts) == data else None
+    return parts if pack_parts(parts) == data else None
 
 
 def pack_parts(parts: Iterable[Part]) -> bytes:
@@ -201,25 +199,6 @@ def _insert_new(conn: Connection, table: Any, key: list[str]) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
-
-
-def _split_cached(archive: str, data: bytes) -> list[Part]:
-    """``split_archive``, remembering archives known to rebuild exactly (a resubmit of an unchanged
-    context skips the check's recompression, the costly part)."""
-    with _VERIFIED_LOCK:
-        known = archive in _VERIFIED
-    if known:
-        parts = split_archive(data, check=False)
-        if parts is not None:
-            return parts
-    parts = split_archive(data)
-    if parts is None:
-        return [("", WHOLE_ARCHIVE, data)]
-    with _VERIFIED_LOCK:
-        _VERIFIED[archive] = None
-        while len(_VERIFIED) > 64:
-            _VERIFIED.popitem(last=False)
-    return parts
 
 
 def _lock_blobs(conn: Connection, shared: bool) -> None:
