@@ -184,10 +184,17 @@ def _blob_row(digest: str, raw: bytes, now: float, dialect: str) -> dict:
         # Raw: PostgreSQL compresses large values itself (TOAST), and a team store's CHECK
         # recomputes the hash of what is stored (store/_team.py).
         return {"sha256": digest, "size": len(raw), "compressed": False, "data": raw, "created_at": now}
-    packed = zlib.compress(raw, 6)
+    packed = zlib.compress(raw, 6) if _compressible(raw) else raw
     smaller = len(packed) < len(raw)
     return {"sha256": digest, "size": len(raw), "compressed": smaller, "data": packed if smaller else raw,
             "created_at": now}
+
+
+def _compressible(raw: bytes) -> bool:
+    """Whether zlib is worth running over ``raw``: a fast trial on its start. The wheel (a zip) and
+    other packed files would cost a full compression pass each for nothing."""
+    sample = raw[:65536]
+    return len(zlib.compress(sample, 1)) < len(sample) * 0.9
 
 
 def _insert_new(conn: Connection, table: Any, key: list[str]) -> Any:
