@@ -264,3 +264,37 @@ def exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as stop:
         return int(stop.code)
+
+
+@pytest.mark.postgres
+def test_gc_waits_for_an_enqueue_that_reuses_blobs_it_would_delete(pg_url, contexts, tmp_path):
+    """An enqueue of an archive already stored only names it; gc, meanwhile, finds that archive's
+    one run old. Without the blob lock gc deletes the parts and blobs under the enqueue."""
+    import threading
+
+    import psycopg
+
+    from launch_jupyter.store._blobs import put_context
+    from tests.fixtures.pg import libpq_dsn
+
+    store = open_store(pg_url)
+    try:
+        old = enqueue(store, make_queue(store), contexts["quickstart"])
+        finish(store, old, 40)
+        reports: list = []
+        with store._backend.write() as conn:
+            put_context(conn, "next-run", contexts["quickstart"])  # uncommitted: invisible to gc
+            gc = threading.Thread(target=lambda: reports.append(collect(store, "30d", tmp_path)))
+            gc.start()
+            with psycopg.connect(libpq_dsn(pg_url), autocommit=True) as watcher:
+                deadline = time.monotonic() + 60
+                # Until gc waits for the enqueue's lock, or (without one) has finished before it.
+                while gc.is_alive() and not watcher.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]:
+                    assert time.monotonic() < deadline, "gc neither waited nor finished"
+                    time.sleep(0.05)
+        gc.join(60)
+        assert not gc.is_alive() and reports[0].contexts == 1 and reports[0].blobs == 0
+        assert store.get_context("next-run") == contexts["quickstart"]
+    finally:
+        store.close()
