@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,10 +105,17 @@ def main() -> int:
                        if p.is_file() and "context" in p.relative_to(folders).parts)
         logs = sum(_count(p.read_bytes()) for p in (data_dir / "runs").rglob("*.log"))
         with sqlite3.connect(db) as conn:
-            blobs = [row[0] for row in conn.execute("SELECT data FROM run_contexts")]
+            keys = [row[0] for row in conn.execute("SELECT run_id FROM run_contexts")]
             rows = "".join(json.dumps(r, default=str) for r in conn.execute("SELECT * FROM runs")).encode()
             events = "".join(r[0] for r in conn.execute("SELECT message FROM run_events")).encode()
-        stored = 0
+            # Contexts are content-addressed blobs, zlib-compressed on SQLite: scan them decompressed.
+            parts = [zlib.decompress(data) if packed else data
+                     for packed, data in conn.execute("SELECT compressed, data FROM blobs")]
+        from launch_jupyter.store import open_store
+
+        with open_store(f"sqlite:///{db}") as store:  # the archives as an agent reads them
+            blobs = [store.get_context(key) for key in keys]
+        stored = sum(_count(part) for part in parts)
         for blob in blobs:
             with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
                 stored += sum(_count(tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile())
@@ -117,7 +125,7 @@ def main() -> int:
         print(f"runs submitted: {runs}; states: {', '.join(sorted(set(states)))}")
         print(f"secret markers planted: {len(NAME_FILES) + 3} kinds by name/link/output, 1 in the agent's env")
         print(f"markers found in unpacked contexts: {contexts}")
-        print(f"markers found in stored contexts (decompressed): {stored}")
+        print(f"markers found in stored contexts and blobs (decompressed): {stored}")
         print(f"markers found in the store's rows and files: {_count(rows) + _count(events) + store_files}")
         print(f"markers found in logs: {logs}")
         print(f"key files refused by content (naming the file): {refused} of {len(CONTENT_FILES)}")

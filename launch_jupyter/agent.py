@@ -886,11 +886,28 @@ class Agent:
     def _finish(self, active: _Active, state: RunState, message: str, **fields: Any) -> None:
         try:
             self._transition(active, state, message, **fields)
+            self._tidy_context(active.run)
         finally:
             with self._lock:
                 if self._active.get(active.run.id) is active:
                     del self._active[active.run.id]
             self._wake.set()
+
+    def _tidy_context(self, run: Run) -> None:
+        """A finished run's unpacked context goes (the store keeps it); what the run wrote or changed
+        in it stays (the local-process runner runs the notebook there), and so do its log and
+        executed notebook beside it. A folder left over is ``launch-jupyter gc``'s to remove."""
+        from .core.trust import run_folder
+        from .gc import tidy_context
+
+        try:
+            folder = run_folder(self.config.data_dir, run.id) / "context"
+            if folder.is_dir() and not folder.is_symlink():
+                data = self.store.get_context(run.id)
+                if data is not None:
+                    tidy_context(folder, data)
+        except (OSError, LaunchError):
+            return
 
     # ------------------------------------------------------------ leases and cancel
 

@@ -23,6 +23,7 @@ from .core.states import TERMINAL, Priority, RunState
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .gc import GcReport
     from .handshake import SaveReply
     from .schedules import Schedule
     from .store import QueueStore
@@ -692,6 +693,14 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
 
         checked_inside(run.log_path, run_folder(cfg.data_dir, run.id), "the log")
     yield from get_runner(run.resource, cfg).logs(run, follow=follow)
+
+
+def gc(older_than: str | float = "30d", *, dry_run: bool = False, store_url: str | None = None) -> GcReport:
+    """Remove what finished runs older than ``older_than`` (``30d``, ``12h`` or seconds) leave behind:
+    events, build contexts, run folders with their logs, then unreferenced blobs (``launch_jupyter.gc``)."""
+    from .gc import collect
+
+    return collect(open_store(store_url), older_than, agent_config(store_url).data_dir, dry_run=dry_run)
 
 
 def run_progress(run_ids: str | Sequence[str], *, store_url: str | None = None) -> dict[str, dict]:

@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
     agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
     _add_team_commands(sub)
+    gc = sub.add_parser("gc", help="remove what finished runs older than an age leave behind (events, build "
+                        "contexts, run folders and logs) and unreferenced blobs")
+    gc.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m, 2w")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
 
     from ._schedule_commands import add_schedule_parser
 
@@ -138,6 +142,16 @@ def _add_team_commands(sub: Any) -> None:
     member.add_argument("entity")
     member.add_argument("role")
     member.add_argument("--admin", action="store_true", help="may edit the team's queues and members")
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from . import api
+    from .gc import parse_age
+
+    report = api.gc(parse_age(args.older_than, "--older-than"), dry_run=args.dry_run)
+    for line in report.lines():
+        print(line)
+    return 0
 
 
 def _cmd_team(args: argparse.Namespace) -> int:
@@ -525,6 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_agent(args)
         if args.command == "agents":
             return _cmd_agents(args)
+        if args.command == "gc":
+            return _cmd_gc(args)
         if args.command in ("store", "entity"):
             return _cmd_team(args)
         if args.command == "schedule":

@@ -53,3 +53,29 @@ def test_follow_until_the_job_ends(fake_vertex, vertex_runner):
 def test_logs_of_a_run_without_a_job(vertex_runner):
     with pytest.raises(RunError, match="no Vertex AI job yet"):
         list(vertex_runner("grpc").logs(make_job().run))
+
+
+@pytest.mark.parametrize("follow", [[], ["--follow"]])
+def test_logs_without_google_credentials_is_one_line_saying_how_exit_1(vertex_queue, tmp_path, monkeypatch, capsys,
+                                                                        follow):
+    """The run went to the fake with the agent's credentials; the reader has none (no ADC file, no
+    GOOGLE_APPLICATION_CREDENTIALS, no metadata server): the environment's failure, not bad input."""
+    from launch_jupyter import api
+    from launch_jupyter.agent import Agent
+    from launch_jupyter.cli import main
+    from tests.fixtures.common import EXAMPLES
+    from tests.fixtures.vertex import IMAGE
+
+    fake, config = vertex_queue
+    run = api.submit(EXAMPLES / "quickstart.ipynb", "vq", image=IMAGE, save=False)
+    Agent(config=api.agent_config(overrides={"queues": ["vq"]})).run_forever(until_idle=True)
+    assert api.open_store().get_run(run.id).external_id
+    config.write_text(config.read_text().replace("credentials: anonymous", "credentials: default"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    capsys.readouterr()
+    assert main(["-c", str(config), "logs", run.id, *follow]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "no Google credentials" in err and "GOOGLE_APPLICATION_CREDENTIALS" in err
+    assert "gcloud auth application-default login" in err and "credentials: anonymous" in err

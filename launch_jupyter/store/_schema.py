@@ -24,7 +24,13 @@ from sqlalchemy.engine import Connection
 from ..core.errors import StoreError
 from ..core.states import RunState
 
-SCHEMA_VERSION = 2  # 2: runs.lease_generation and runs.host (fencing, host affinity), the agents table
+# 2: runs.lease_generation and runs.host (fencing, host affinity), the agents table.
+# 3: build contexts stored as content-addressed parts (``blobs``, ``context_parts``, ``run_contexts.parts``
+#    and ``.archive``).
+#    A store made before keeps its contexts inline (``parts`` NULL) and reads them as before; every
+#    context written from then on goes to blobs, and ``launch-jupyter gc`` drops the old ones with
+#    their runs. Nothing is rewritten in place, so an upgrade is the ALTER TABLE below and no copy.
+SCHEMA_VERSION = 3
 
 # Any fixed number: it only has to be the same in every process that creates the schema.
 _SCHEMA_LOCK_KEY = 0x4C4A5354  # "LJST"
@@ -154,8 +160,41 @@ Index("ix_agents_heartbeat", agents.c.heartbeat_at)
 run_contexts = Table(
     "run_contexts",
     metadata,
-    Column("run_id", String, primary_key=True),
-    Column("data", LargeBinary, nullable=False),  # the build context as tar.gz bytes
+    Column("run_id", String, primary_key=True),  # a run id, or sweep_context_key(sweep id)
+    # The build context as tar.gz bytes, inline: contexts written before schema 3 (``parts`` NULL).
+    # Empty when the context is in blobs (the column stays NOT NULL so older stores need no rebuild).
+    Column("data", LargeBinary, nullable=False),
+    Column("parts", Integer),  # how many context_parts rows make it up (NULL: inline in ``data``)
+    Column("archive", String(64)),  # sha256 of the archive: its context_parts (identical contexts share them)
+)
+# gc's "is this list of parts still used" and a team store's policy on context_parts read it by hash.
+_archive_index = Index("ix_run_contexts_archive", run_contexts.c.archive)
+
+# An archive as its files: one row per file in archive order, naming the blob of its bytes, stored
+# once per distinct archive. The archive is rebuilt from them byte for byte (store/_blobs.py); one
+# that would not be rebuilt exactly is one part holding the archive itself (mode -1).
+context_parts = Table(
+    "context_parts",
+    metadata,
+    Column("archive", String(64), primary_key=True),  # run_contexts.archive
+    Column("position", Integer, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("mode", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+)
+# gc's "is this blob still referenced" and a team store's blob policy read it by hash.
+Index("ix_context_parts_blob", context_parts.c.sha256)
+
+# Content-addressed bytes: a file that many contexts hold (the package wheel, an unchanged notebook)
+# is stored once. ``sha256`` is of the raw bytes; ``data`` is zlib-compressed when that is smaller.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),  # raw bytes
+    Column("compressed", Boolean, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 # A schedule fires runs of one notebook on a queue by a cron expression (launch_jupyter.schedules).
@@ -276,6 +315,7 @@ def create_schema(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
     _sweep_index.create(conn, checkfirst=True)  # a store made before sweeps has runs without it
+    _archive_index.create(conn, checkfirst=True)  # a store made before blobs has run_contexts without it
     found = conn.execute(store_meta.select().where(store_meta.c.key == "schema_version")).first()
     if found is None:
         conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -297,6 +337,10 @@ _ADDED_COLUMNS = {
     },
     "run_events": {
         "agent_id": "VARCHAR",
+    },
+    "run_contexts": {
+        "parts": "INTEGER",
+        "archive": "VARCHAR(64)",
     },
 }
 

@@ -16,6 +16,7 @@ from ..core.errors import LaunchError, QueueError, RunError
 from ..core.model import Event, Queue, Run
 from ..core.states import TERMINAL, RunState
 from . import _backend
+from ._blobs import get_context, put_context
 from ._records import (
     check_json,
     column_values,
@@ -25,7 +26,8 @@ from ._records import (
     run_from_row,
     run_values,
 )
-from ._schema import ACTIVE, QUEUED, agents, queues, run_contexts, run_events, runs
+from ._retention import RetentionMethods
+from ._schema import ACTIVE, QUEUED, agents, queues, run_events, runs
 from ._schema import sweep_context_key as sweep_context_key
 from ._sweeps import SweepMethods, sweep_has_room, sweep_over_limit, undo_claim
 
@@ -47,7 +49,7 @@ class LeaseLost(LaunchError):
         )
 
 
-class QueueStore(SweepMethods):
+class QueueStore(SweepMethods, RetentionMethods):
     """The durable truth: queues, runs and events in one SQL database (SQLite file or PostgreSQL).
 
     Every method is one transaction. Handles are cheap; handles on one URL in one process share a
@@ -202,7 +204,7 @@ class QueueStore(SweepMethods):
                 conn.execute(runs.insert().values(**values))
                 _event(conn, queued.id, now, RunState.QUEUED, "")
                 if context is not None:
-                    conn.execute(run_contexts.insert().values(run_id=queued.id, data=context))
+                    put_context(conn, queued.id, context)
                 if self.dialect == "postgresql":
                     # Delivered to other processes' LISTEN connections when this transaction commits.
                     conn.execute(
@@ -247,13 +249,12 @@ class QueueStore(SweepMethods):
         """The run's build context (tar.gz bytes), or None if it was queued without one. A sweep's
         runs share their sweep's one context."""
         with self._backend.read() as conn:
-            data = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == run_id)).scalar()
+            data = get_context(conn, run_id)
             if data is None:
                 sweep_id = conn.execute(select(runs.c.sweep_id).where(runs.c.id == run_id)).scalar()
                 if sweep_id is not None:
-                    key = sweep_context_key(sweep_id)
-                    data = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == key)).scalar()
-        return bytes(data) if data is not None else None
+                    data = get_context(conn, sweep_context_key(sweep_id))
+        return data
 
     def delete_run(self, run_id: str) -> Run:
         """Forget a finished run: its row, history, own build context, progress and records, in one

@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection
 from ..core.errors import RunError
 from ..core.model import Run
 from ..core.states import RunState
+from ._blobs import put_context
 from ._records import check_json, run_from_row, run_values
-from ._schema import queues, run_contexts, run_events, run_records, runs, sweep_context_key, sweeps
+from ._schema import queues, run_events, run_records, runs, sweep_context_key, sweeps
 
 _ACTIVE_VALUES = [s.value for s in RunState if s.is_active]
 _TERMINAL_VALUES = [s.value for s in RunState if s.is_terminal]
@@ -89,7 +90,7 @@ class SweepMethods:
                 raise RunError(f'queue "{sweep["entity"]}/{sweep["queue_name"]}" does not exist (any more)')
             conn.execute(sweeps.insert().values(**sweep))
             if context is not None:
-                conn.execute(run_contexts.insert().values(run_id=sweep_context_key(sweep["id"]), data=context))
+                put_context(conn, sweep_context_key(sweep["id"]), context)
             conn.execute(runs.insert(), values)
             conn.execute(run_events.insert(), [
                 {"run_id": run.id, "time": now, "state": RunState.QUEUED.value, "message": f"sweep {sweep['id']}",

@@ -125,6 +125,26 @@ DROP POLICY IF EXISTS lj_follow ON run_contexts;
 CREATE POLICY lj_follow ON run_contexts USING (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id))
     WITH CHECK (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id));
 
+-- An archive's parts are visible to whoever may see a context row naming that archive. A blob is readable by whoever may read a context that
+-- names it (listing the table shows nobody else's files), added only beside such a part, and never
+-- changed or deleted by a member (no policy: refused); gc run as the store's owner removes the
+-- unreferenced ones. The CHECK makes a blob's name its bytes' hash, so nobody can plant other bytes
+-- under the hash of a file someone else will store (the client stores raw bytes on PostgreSQL).
+ALTER TABLE context_parts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE blobs ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS lj_read ON context_parts;
+CREATE POLICY lj_read ON context_parts FOR SELECT
+    USING (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive));
+DROP POLICY IF EXISTS lj_add ON context_parts;
+CREATE POLICY lj_add ON context_parts FOR INSERT
+    WITH CHECK (EXISTS (SELECT 1 FROM run_contexts c WHERE c.archive = context_parts.archive));
+DROP POLICY IF EXISTS lj_read ON blobs;
+CREATE POLICY lj_read ON blobs FOR SELECT USING (EXISTS (SELECT 1 FROM context_parts p WHERE p.sha256 = blobs.sha256));
+DROP POLICY IF EXISTS lj_add ON blobs;
+CREATE POLICY lj_add ON blobs FOR INSERT WITH CHECK (EXISTS (SELECT 1 FROM context_parts p WHERE p.sha256 = blobs.sha256));
+ALTER TABLE blobs DROP CONSTRAINT IF EXISTS lj_blob_hash;
+ALTER TABLE blobs ADD CONSTRAINT lj_blob_hash CHECK (NOT compressed AND encode(sha256(data), 'hex') = sha256);
+
 DROP POLICY IF EXISTS lj_read ON entities;
 CREATE POLICY lj_read ON entities FOR SELECT USING (true);
 DROP POLICY IF EXISTS lj_create ON entities;

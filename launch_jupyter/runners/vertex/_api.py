@@ -95,7 +95,8 @@ def adc() -> tuple[Any, str | None]:
             try:
                 _adc = google.auth.default(scopes=SCOPES)
             except DefaultCredentialsError as err:
-                raise LaunchError(
+                # The environment, not the input: a runtime failure (the CLI's exit 1), one line.
+                raise DispatchError(
                     "no Google credentials found for Vertex AI. Run `gcloud auth application-default "
                     "login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or "
                     "for an emulator set `environment.credentials: anonymous` in launch-config.yaml"
