@@ -259,7 +259,7 @@ class QueueStore(SweepMethods, RetentionMethods):
     def delete_run(self, run_id: str) -> Run:
         """Forget a finished run: its row, history, own build context, progress and records, in one
         transaction. An active run is refused (an agent still holds it: cancel it first)."""
-        from ._schema import run_progress, run_records
+        from ._schema import run_contexts, run_progress, run_records
 
         with self._backend.write() as conn:
             row = _find_run(conn, run_id, lock=True)
