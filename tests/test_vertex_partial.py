@@ -1,0 +1,216 @@
+"""Vertex runs keep their partial notebook and show live cell progress.
+
+Real agent, real SDK against the fake Vertex AI, whose worker runs each job's container command as a
+local process (tests.fakes.vertex_worker): the real entrypoint, papermill and kernel; ``/gcs/`` is a
+folder standing for Cloud Storage FUSE, put into the fake GCS when the container ends; stdout goes to
+the fake Cloud Logging. A cancel is SIGTERM to the container, as on the service. The tests wait on
+the run's own state and progress, never on a clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from launch_jupyter import api
+from launch_jupyter.agent import Agent
+from launch_jupyter.core.states import RunState
+from launch_jupyter.core.trust import run_folder
+from launch_jupyter.execute import BANNER_TAG
+from tests.fakes import gcs_server
+from tests.fixtures.vertex import IMAGE, agent_config_text, make_job
+
+
+def wait_for(condition, what: str, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def printed(cell) -> str:
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+
+
+def notebook(folder: Path, name: str, sources: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    path = folder / name
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def vertex_worker(vertex_queue, tmp_path, monkeypatch):
+    """The ``vq`` queue with jobs run by the fake's worker; cell progress read every 0.2 s.
+    Yields (fake, gcs state)."""
+    fake, config = vertex_queue
+    text = agent_config_text(fake).replace("credentials: anonymous\n",
+                                           "credentials: anonymous\n  progress_interval: 0.2\n")
+    config.write_text(text)
+    api.configure(config_path=str(config))
+    server, gcs = gcs_server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
+    data_dir = api.agent_config().data_dir
+    # The image is the run's build context (our Dockerfile copies it in), here as the agent unpacked it.
+    fake.attach_worker(gcs, lambda run_id: run_folder(data_dir, run_id) / "context", tmp_path / "gcs-fuse")
+    yield fake, gcs
+    server.shutdown()
+
+
+def agent() -> Agent:
+    return Agent(config=api.agent_config(overrides={"queues": ["vq"]})).start()
+
+
+def stored_notebook(gcs, uri: str) -> dict:
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    return json.loads(gcs.objects[(bucket, name)])
+
+
+def events(handle) -> list[str]:
+    return [f"{e.state} {e.message}" for e in handle.events()]
+
+
+def test_a_cancelled_vertex_run_keeps_cells_1_to_3_and_a_banner(vertex_worker, tmp_path):
+    fake, gcs = vertex_worker
+    path = notebook(tmp_path, "sleeper.ipynb", [f"print('cell {k} ran')" for k in (1, 2, 3)]
+                    + ["import time\ntime.sleep(600)", "print('cell 5 ran')"])
+    worker = agent()
+    try:
+        handle = api.submit(path, "vq", image=IMAGE, save=False)
+        wait_for(lambda: (api.run_progress(handle.id).get(handle.id) or {}).get("cell") == 4,
+                 "cell 4's start to reach the run's progress from Cloud Logging")
+        api.cancel(handle.id)
+        assert handle.wait(timeout=120) is RunState.CANCELLED, events(handle)
+    finally:
+        worker.stop()
+    states = [e.state for e in handle.events()]
+    assert RunState.CANCELLING in states
+    assert len(fake.calls("CancelCustomJob")) == 1
+    uri = handle.output_notebook
+    assert uri == f"gs://my-bucket/launch-runs/{handle.id}/output.ipynb", events(handle)
+    banner, *cells = stored_notebook(gcs, uri)["cells"]
+    assert banner["cell_type"] == "markdown" and BANNER_TAG in banner["metadata"]["tags"]
+    text = "".join(banner["source"])
+    assert "stopped in cell 4 of 5 (`import time`)" in text and "SIGTERM" in text, text
+    assert [printed(c) for c in cells[:3]] == ["cell 1 ran\n", "cell 2 ran\n", "cell 3 ran\n"]
+    assert cells[4]["execution_count"] is None and printed(cells[4]) == ""
+    lines = [e["text_payload"] for e in fake.state.logs[handle.run.external_id.rsplit("/", 1)[-1]]]
+    assert any(line.startswith("[launch] partial notebook: ") for line in lines), lines
+
+
+def test_a_failed_vertex_run_links_the_notebook_up_to_the_failing_cell(vertex_worker, tmp_path):
+    _, gcs = vertex_worker
+    path = notebook(tmp_path, "broken.ipynb", ["print('fine')", "1 / 0", "print('never')"])
+    worker = agent()
+    try:
+        handle = api.submit(path, "vq", image=IMAGE, save=False)
+        assert handle.wait(timeout=120) is RunState.FAILED, events(handle)
+    finally:
+        worker.stop()
+    assert "exited with a non-zero status of 1" in handle.run.message
+    uri = handle.output_notebook
+    assert uri == f"gs://my-bucket/launch-runs/{handle.id}/output.ipynb", events(handle)
+    cells = [c for c in stored_notebook(gcs, uri)["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
+    assert printed(cells[0]) == "fine\n"
+    assert any(o.get("ename") == "ZeroDivisionError" for o in cells[1]["outputs"])
+    assert cells[2]["execution_count"] is None
+
+
+def test_a_cancelled_job_that_never_started_has_no_output_notebook(vertex_queue, monkeypatch, tmp_path):
+    """No notebook was written (the job was still pending): the run links none, rather than a
+    path to nothing."""
+    fake, _ = vertex_queue
+    server, _gcs = gcs_server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
+    fake.script(["PENDING"] * 10_000)
+    worker = agent()
+    try:
+        handle = api.submit(notebook(tmp_path, "one.ipynb", ["1 + 1"]), "vq", image=IMAGE, save=False)
+        wait_for(lambda: handle.refresh().state is RunState.PENDING, "the job to be pending")
+        api.cancel(handle.id)
+        assert handle.wait(timeout=60) is RunState.CANCELLED, events(handle)
+    finally:
+        worker.stop()
+        server.shutdown()
+    assert handle.output_notebook is None
+
+
+def test_six_cells_show_1_to_6_in_order(vertex_worker, tmp_path):
+    """Each cell waits for its gate file, so the test sees every cell's start before the next."""
+    fake, _ = vertex_worker
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    cells = [f"import os, time\nwhile not os.path.exists({str(gates / str(k))!r}): time.sleep(0.05)"
+             for k in range(1, 7)]
+    path = notebook(tmp_path, "six.ipynb", cells)
+    worker = agent()
+    seen = []
+    try:
+        handle = api.submit(path, "vq", image=IMAGE, save=False)
+        for k in range(1, 7):
+            progress = wait_for(lambda: (p := api.run_progress(handle.id).get(handle.id)) and p["cell"] >= k and p,
+                                f"cell {k} in the run's progress")
+            seen.append((progress["cell"], progress["total"]))
+            assert progress["source"] == "import os, time"
+            (gates / str(k)).touch()
+        assert handle.wait(timeout=120) is RunState.SUCCEEDED, events(handle)
+    finally:
+        worker.stop()
+    assert seen == [(k, 6) for k in range(1, 7)]
+    reads, lists = fake.calls("ListLogEntries"), fake.calls("ListCustomJobs")
+    assert reads and len(reads) <= len(lists), "at most one Logging read per status cycle"
+
+
+def test_progress_costs_one_logging_read_per_cycle_and_none_when_nothing_runs(fake_vertex, vertex_runner, tmp_path):
+    runner = vertex_runner("grpc", progress_interval=0.0)
+    fake_vertex.script(["PENDING"], step=3600)
+    jobs = []
+    for i in range(3):
+        job = make_job(run_id=f"run-{i}")
+        job.workdir = tmp_path / "runs" / job.run.id
+        job.workdir.mkdir(parents=True)
+        job.run.external_id = runner.submit(job)
+        job.run.state = RunState.SUBMITTED
+        jobs.append(job)
+    runner.poll(jobs)
+    assert fake_vertex.calls("ListLogEntries") == []  # pending: nothing runs, nothing read
+    for job in jobs:
+        fake_vertex.script(["RUNNING"], job=job.run.external_id)
+    started = time.time() - 30
+    for i, job in enumerate(jobs):
+        lines = [f"[launch] cell {k}/4 started: step({k})" for k in range(1, i + 2)] + ["some output"]
+        for n, line in enumerate(lines):
+            fake_vertex.state.append_log(job.run.external_id, line, started + n)
+    before = len(fake_vertex.calls("ListLogEntries"))
+    runner.poll(jobs)
+    assert len(fake_vertex.calls("ListLogEntries")) == before + 1  # one read for the whole batch
+    for i, job in enumerate(jobs):
+        data = json.loads((job.workdir / "progress.json").read_text())
+        assert (data["cell"], data["total"], data["source"]) == (i + 1, 4, f"step({i + 1})")
+        assert data["cell_started_at"] == pytest.approx(started + i, abs=0.01)  # the entry's own time
+    query = fake_vertex.calls("ListLogEntries")[-1].request
+    assert 'textPayload:"[launch] cell "' in query["filter"] and query["order_by"] == "timestamp desc"
+    runner.poll(jobs)
+    assert len(fake_vertex.calls("ListLogEntries")) == before + 2
+
+
+def test_progress_reads_are_throttled(fake_vertex, vertex_runner, tmp_path):
+    runner = vertex_runner("rest", progress_interval=3600.0)
+    fake_vertex.script(["RUNNING"])
+    job = make_job()
+    job.workdir = tmp_path / "runs" / job.run.id
+    job.workdir.mkdir(parents=True)
+    job.run.external_id = runner.submit(job)
+    fake_vertex.state.append_log(job.run.external_id, "[launch] cell 1/2 started: a = 1", time.time())
+    for _ in range(3):
+        runner.poll([job])
+    assert len(fake_vertex.calls("ListLogEntries")) == 1
+    assert json.loads((job.workdir / "progress.json").read_text())["cell"] == 1
