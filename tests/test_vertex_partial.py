@@ -22,7 +22,7 @@ from launch_jupyter.core.states import RunState
 from launch_jupyter.core.trust import run_folder
 from launch_jupyter.execute import BANNER_TAG
 from tests.fakes import gcs_server
-from tests.fixtures.vertex import IMAGE, agent_config_text, make_job
+from tests.fixtures.vertex import IMAGE, VERTEX_YAML, agent_config_text, make_job
 
 
 def wait_for(condition, what: str, timeout: float = 180.0):
@@ -65,8 +65,14 @@ def vertex_worker(vertex_queue, tmp_path, monkeypatch):
     server.shutdown()
 
 
-def agent() -> Agent:
-    return Agent(config=api.agent_config(overrides={"queues": ["vq"]})).start()
+def agent(queue: str = "vq") -> Agent:
+    return Agent(config=api.agent_config(overrides={"queues": [queue]})).start()
+
+
+def sleeper(folder: Path) -> Path:
+    """Cells 1-3 print quickly, cell 4 sleeps for ten minutes, cell 5 would print."""
+    return notebook(folder, "sleeper.ipynb", [f"print('cell {k} ran')" for k in (1, 2, 3)]
+                    + ["import time\ntime.sleep(600)", "print('cell 5 ran')"])
 
 
 def stored_notebook(gcs, uri: str) -> dict:
@@ -80,8 +86,7 @@ def events(handle) -> list[str]:
 
 def test_a_cancelled_vertex_run_keeps_cells_1_to_3_and_a_banner(vertex_worker, tmp_path):
     fake, gcs = vertex_worker
-    path = notebook(tmp_path, "sleeper.ipynb", [f"print('cell {k} ran')" for k in (1, 2, 3)]
-                    + ["import time\ntime.sleep(600)", "print('cell 5 ran')"])
+    path = sleeper(tmp_path)
     worker = agent()
     try:
         handle = api.submit(path, "vq", image=IMAGE, save=False)
@@ -104,6 +109,22 @@ def test_a_cancelled_vertex_run_keeps_cells_1_to_3_and_a_banner(vertex_worker, t
     assert cells[4]["execution_count"] is None and printed(cells[4]) == ""
     lines = [e["text_payload"] for e in fake.state.logs[handle.run.external_id.rsplit("/", 1)[-1]]]
     assert any(line.startswith("[launch] partial notebook: ") for line in lines), lines
+
+
+def test_a_timed_out_vertex_run_fails_and_keeps_its_partial_notebook(vertex_worker, tmp_path):
+    fake, gcs = vertex_worker
+    api.create_queue("vt", "vertex", config=VERTEX_YAML + "run:\n  timeout: 20\n")
+    worker = agent("vt")
+    try:
+        handle = api.submit(sleeper(tmp_path), "vt", image=IMAGE, save=False)
+        assert handle.wait(timeout=300) is RunState.FAILED, events(handle)
+    finally:
+        worker.stop()
+    assert "timed out after 20 s (run.timeout)" in handle.run.message
+    assert fake.calls("CancelCustomJob") == []  # Vertex AI stopped it, not the agent
+    banner, *cells = stored_notebook(gcs, handle.output_notebook)["cells"]
+    assert BANNER_TAG in banner["metadata"]["tags"] and "stopped in cell 4 of 5" in "".join(banner["source"])
+    assert [printed(c) for c in cells[:3]] == ["cell 1 ran\n", "cell 2 ran\n", "cell 3 ran\n"]
 
 
 def test_a_failed_vertex_run_links_the_notebook_up_to_the_failing_cell(vertex_worker, tmp_path):
@@ -214,3 +235,17 @@ def test_progress_reads_are_throttled(fake_vertex, vertex_runner, tmp_path):
         runner.poll([job])
     assert len(fake_vertex.calls("ListLogEntries")) == 1
     assert json.loads((job.workdir / "progress.json").read_text())["cell"] == 1
+
+
+def test_a_job_cancelled_elsewhere_before_its_time_limit_stays_cancelled(fake_vertex, vertex_runner):
+    """Vertex AI cancels a job at run.timeout (then the run failed: timed out); a job cancelled
+    sooner, by someone in the console, was cancelled."""
+    runner = vertex_runner("grpc")
+    config = make_job().config
+    config["run"] = {"timeout": 3600}
+    fake_vertex.script(["RUNNING", "CANCELLED"], step=1)
+    job = make_job(config)
+    job.run.external_id = runner.submit(job)
+    fake_vertex.advance(5)
+    status = runner.poll([job])[job.run.id]
+    assert status.state is RunState.CANCELLED

@@ -25,6 +25,9 @@ process, as on the real service. Each rule cites what it follows:
   SIGKILL after a grace period, and once it has exited the job is JOB_STATE_CANCELLED with
   ``error.code = 1`` (Code.CANCELLED, same docstring). A process that ends by itself before the
   cancel lands finishes as it ended (cancel is best effort).
+- ``job_spec.scheduling.timeout`` ("The maximum job running time. The default is 7 days",
+  Scheduling docstring): when a job runs that long the service cancels it, as a cancel above (a job
+  at the 7-day default "gets cancelled", github.com/tensorflow/tfx/issues/6223).
 """
 
 from __future__ import annotations
@@ -113,6 +116,11 @@ class FakeWorker:
         with self.state.lock:
             entry.proto.state = JobState.JOB_STATE_RUNNING
             entry.proto.start_time = entry.proto.update_time = _now()
+        limit = entry.proto.job_spec.scheduling.timeout
+        if limit:
+            timer = threading.Timer(limit.total_seconds(), self._time_out, args=(entry, process))
+            timer.daemon = True
+            timer.start()
         for line in process.stdout:
             self.state.append_log(name, line.rstrip("\n"), time.time())
         code = process.wait()
@@ -127,6 +135,10 @@ class FakeWorker:
             self._end(entry, JobState.JOB_STATE_SUCCEEDED)
         else:
             self._end(entry, JobState.JOB_STATE_FAILED, EXIT_MESSAGE.format(code=code))
+
+    def _time_out(self, entry: Any, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            self.cancel(entry)
 
     def _spawn(self, argv: list[str], env: dict, run_id: str) -> subprocess.Popen | None:
         try:

@@ -282,6 +282,8 @@ class VertexRunner(Runner):
         cancelling = (run.cancel_requested or run.state is RunState.CANCELLING
                       or run.external_id in self._cancel_sent)
         status = to_status(resource, current=run.state, cancelling=cancelling)
+        if status.state is RunState.CANCELLED and not (run.cancel_requested or run.external_id in self._cancel_sent):
+            status = _timed_out(resource) or status
         if status.message.startswith("Vertex AI reported") and run.id not in self._warned:
             self._warned.add(run.id)
             log.warning("run %s: %s", run.id, status.message)
@@ -540,6 +542,20 @@ def _unknown_state(resource: Any, current: RunState | None) -> Status:
         return Status(state, f"Vertex AI reported state {raw}; the job ended at {ended}{detail}", output)
     keep = current if current is not None and not current.is_terminal else RunState.SUBMITTED
     return Status(keep, f"Vertex AI reported state {raw}; keeping {keep.value} until the job ends")
+
+
+def _timed_out(resource: Any) -> Status | None:
+    """A job nobody here cancelled, cancelled by Vertex AI once it had run ``run.timeout``
+    (``job_spec.scheduling.timeout``: "The maximum job running time"; the service cancels a job at
+    it): the run failed for its time limit, as a local run that times out does."""
+    limit = resource.job_spec.scheduling.timeout
+    start, end = resource.start_time, resource.end_time
+    if not limit or not start or not end or start.timestamp() <= 0:
+        return None
+    seconds = limit.total_seconds()
+    if (end - start).total_seconds() < seconds:
+        return None  # cancelled before its time was up: by someone else, in the console
+    return Status(RunState.FAILED, f"timed out after {seconds:g} s (run.timeout): Vertex AI stopped the job")
 
 
 def _end_time(resource: Any) -> str:
