@@ -211,7 +211,9 @@ def test_progress_costs_one_logging_read_per_cycle_and_none_when_nothing_runs(fa
         for n, line in enumerate(lines):
             fake_vertex.state.append_log(job.run.external_id, line, started + n)
     before = len(fake_vertex.calls("ListLogEntries"))
-    runner.poll(jobs)
+    runner.poll(jobs)  # the read runs on a thread of its own: a slow Logging never delays a status
+    for job in jobs:
+        wait_for(lambda job=job: (job.workdir / "progress.json").exists(), f"{job.run.id}'s progress file")
     assert len(fake_vertex.calls("ListLogEntries")) == before + 1  # one read for the whole batch
     for i, job in enumerate(jobs):
         data = json.loads((job.workdir / "progress.json").read_text())
@@ -220,7 +222,7 @@ def test_progress_costs_one_logging_read_per_cycle_and_none_when_nothing_runs(fa
     query = fake_vertex.calls("ListLogEntries")[-1].request
     assert 'textPayload:"[launch] cell "' in query["filter"] and query["order_by"] == "timestamp desc"
     runner.poll(jobs)
-    assert len(fake_vertex.calls("ListLogEntries")) == before + 2
+    wait_for(lambda: len(fake_vertex.calls("ListLogEntries")) == before + 2, "the next cycle's read")
 
 
 def test_progress_reads_are_throttled(fake_vertex, vertex_runner, tmp_path):
@@ -233,8 +235,26 @@ def test_progress_reads_are_throttled(fake_vertex, vertex_runner, tmp_path):
     fake_vertex.state.append_log(job.run.external_id, "[launch] cell 1/2 started: a = 1", time.time())
     for _ in range(3):
         runner.poll([job])
+    wait_for(lambda: (job.workdir / "progress.json").exists(), "the progress file")
     assert len(fake_vertex.calls("ListLogEntries")) == 1
     assert json.loads((job.workdir / "progress.json").read_text())["cell"] == 1
+
+
+def test_a_hung_logging_read_never_holds_up_the_status(fake_vertex, vertex_runner, tmp_path):
+    runner = vertex_runner("grpc", progress_interval=0.0)
+    fake_vertex.script(["RUNNING"])
+    fake_vertex.delay("ListLogEntries", None)  # hangs until the fake is released
+    job = make_job()
+    job.workdir = tmp_path / "runs" / job.run.id
+    job.workdir.mkdir(parents=True)
+    job.run.external_id = runner.submit(job)
+    lists = len(fake_vertex.calls("ListCustomJobs"))
+    for _ in range(3):
+        assert runner.poll([job])[job.run.id].state is RunState.RUNNING
+    wait_for(lambda: fake_vertex.calls("ListLogEntries"), "the Logging read to be sent")
+    assert len(fake_vertex.calls("ListLogEntries")) == 1  # one read at a time, the others skipped
+    assert len(fake_vertex.calls("ListCustomJobs")) == lists + 3
+    fake_vertex.release()
 
 
 def test_a_job_cancelled_elsewhere_before_its_time_limit_stays_cancelled(fake_vertex, vertex_runner):

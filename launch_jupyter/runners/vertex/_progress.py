@@ -10,7 +10,9 @@ does for local runs (``launch_jupyter.progress.record``).
 
 Reads are throttled (``interval``): Cloud Logging allows 60 ``entries.list`` requests per minute per
 project (cloud.google.com/logging/quotas, "Logging API: read requests"), shared with ``logs
---follow`` and every other agent of the project.
+--follow`` and every other agent of the project. A read runs on a thread of its own, one at a time
+per target: google-cloud-logging's ``list_entries`` takes no deadline and retries by itself, and
+a slow or unreachable Logging endpoint must never hold up the status of the runs.
 """
 
 from __future__ import annotations
@@ -43,29 +45,39 @@ class CellProgress:
         self._read_at: dict[Any, float] = {}  # target -> monotonic time of the last read
         self._seen: dict[str, tuple[str, int]] = {}  # run id -> (newest cell line's timestamp, cell)
         self._clients: dict[Any, Any] = {}
+        self._busy: set[Any] = set()  # targets whose read is under way
         self._lock = threading.Lock()
 
-    def update(self, target: Target, jobs: list[Job], statuses: dict[str, Status]) -> int:
-        """Read the cell lines of the batch's running jobs (at most one read, none when nothing runs
-        or the last read is too recent); write what is new to their progress files. Returns the
-        number of runs whose progress changed. Never raises: progress is a nicety."""
+    def update(self, target: Target, jobs: list[Job], statuses: dict[str, Status]) -> threading.Thread | None:
+        """Start reading the cell lines of the batch's running jobs, on a thread (at most one read
+        at a time per target; none when nothing runs or the last read is too recent), which writes
+        what is new to their progress files. Returns that thread, or None. Never raises."""
         running = [j for j in jobs if j.run.external_id and _runs(statuses.get(j.run.id))]
         if not running:
-            return 0
+            return None
         with self._lock:
             now = time.monotonic()
-            if now - self._read_at.get(target, float("-inf")) < self.interval:
-                return 0
+            if target in self._busy or now - self._read_at.get(target, float("-inf")) < self.interval:
+                return None
             self._read_at[target] = now
+            self._busy.add(target)
+        thread = threading.Thread(target=self._update, args=(target, running), daemon=True,
+                                  name="launch-vertex-progress")
+        thread.start()
+        return thread
+
+    def _update(self, target: Target, jobs: list[Job]) -> None:
         try:
-            entries = self._read(target, running)
-        except Exception as err:  # noqa: BLE001 - no progress this cycle, the run goes on
-            log.info("cell progress of %d Vertex AI job(s) not read: %s", len(running), err)
-            return 0
-        return self._apply(running, entries)
+            self._apply(jobs, self._read(target, jobs))
+        except Exception as err:  # noqa: BLE001 - no progress this time, the run goes on
+            log.info("cell progress of %d Vertex AI job(s) not read: %s", len(jobs), err)
+        finally:
+            with self._lock:
+                self._busy.discard(target)
 
     def forget(self, run_id: str) -> None:
-        self._seen.pop(run_id, None)
+        with self._lock:
+            self._seen.pop(run_id, None)
 
     # ------------------------------------------------------------------ the read
     def _read(self, target: Target, jobs: list[Job]) -> list[Any]:
@@ -87,7 +99,8 @@ class CellProgress:
 
         bounds = []
         for job in jobs:
-            seen = self._seen.get(job.run.id)
+            with self._lock:
+                seen = self._seen.get(job.run.id)
             if seen is not None:
                 bounds.append(seen[0])
             elif job.run.created_at:
@@ -125,8 +138,9 @@ class CellProgress:
                 continue
             when, (cell, total, source) = newest[job.run.id]
             stamp = _stamp(when.timestamp())
-            if self._seen.get(job.run.id) == (stamp, cell):
-                continue
+            with self._lock:
+                if self._seen.get(job.run.id) == (stamp, cell):
+                    continue
             folder = Path(job.workdir)
             if not folder.parent.is_dir() or folder.parent == Path(folder.anchor):
                 continue  # no runs folder on the agent's side (a job handed to the runner by hand)
@@ -136,7 +150,8 @@ class CellProgress:
             except OSError as err:
                 log.info("run %s: cell progress not written: %s", job.run.id, err)
                 continue
-            self._seen[job.run.id] = (stamp, cell)
+            with self._lock:
+                self._seen[job.run.id] = (stamp, cell)
             changed += 1
         return changed
 
