@@ -177,7 +177,7 @@ def test_six_cells_show_1_to_6_in_order(vertex_worker, tmp_path):
     try:
         handle = api.submit(path, "vq", image=IMAGE, save=False)
         for k in range(1, 7):
-            progress = wait_for(lambda: (p := api.run_progress(handle.id).get(handle.id)) and p["cell"] >= k and p,
+            progress = wait_for(lambda k=k: (p := api.run_progress(handle.id).get(handle.id)) and p["cell"] >= k and p,
                                 f"cell {k} in the run's progress")
             seen.append((progress["cell"], progress["total"]))
             assert progress["source"] == "import os, time"

@@ -58,9 +58,9 @@ from ._api import (
     resolve_target,
     supported_location,
 )
-from ._request import LABEL_RUN_ID, build_arguments, fill_macros, gcs_uri, label_value, macro_values
 from ._outputs import existing_output
 from ._progress import CellProgress
+from ._request import LABEL_RUN_ID, build_arguments, fill_macros, gcs_uri, label_value, macro_values
 from ._validate import validate_config
 
 if TYPE_CHECKING:
