@@ -269,3 +269,30 @@ def test_a_job_cancelled_elsewhere_before_its_time_limit_stays_cancelled(fake_ve
     fake_vertex.advance(5)
     status = runner.poll([job])[job.run.id]
     assert status.state is RunState.CANCELLED
+
+
+def test_more_running_jobs_than_one_query_may_name_are_read_in_turn(fake_vertex, vertex_runner, tmp_path, monkeypatch):
+    from launch_jupyter.runners.vertex import _progress
+
+    monkeypatch.setattr(_progress, "MAX_JOBS_PER_READ", 2)  # the 20,000-character query limit, scaled down
+    runner = vertex_runner("grpc", progress_interval=0.0)
+    fake_vertex.script(["RUNNING"])
+    jobs = []
+    for i in range(3):
+        job = make_job(run_id=f"run-{i}")
+        job.workdir = tmp_path / "runs" / job.run.id
+        job.workdir.mkdir(parents=True)
+        job.run.external_id = runner.submit(job)
+        fake_vertex.state.append_log(job.run.external_id, "[launch] cell 1/1 started: x", time.time())
+        jobs.append(job)
+    for reads in (1, 2):
+        runner.poll(jobs)
+        wait_for(lambda reads=reads: len(fake_vertex.calls("ListLogEntries")) == reads, f"read {reads}")
+    for job in jobs:  # every job had its turn within two reads
+        wait_for(lambda job=job: (job.workdir / "progress.json").exists(), f"{job.run.id}'s progress")
+    import re
+
+    named = [re.search(r"job_id=\(([^)]*)\)", r.request["filter"])[1].split(" OR ")
+             for r in fake_vertex.calls("ListLogEntries")]
+    assert [len(ids) for ids in named] == [2, 2]
+    assert {i for ids in named for i in ids} == {f'"{j.run.external_id.rsplit("/", 1)[-1]}"' for j in jobs}

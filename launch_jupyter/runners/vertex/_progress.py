@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 CELL_MARK = "[launch] cell "
 PAGE = 1000  # one page of cell lines per read: at most this many since the oldest running job's last one
 RUNNING = (RunState.RUNNING, RunState.CANCELLING)  # the notebook may be executing
+# A Logging query is at most 20,000 characters (cloud.google.com/logging/docs/view/logging-query-language):
+# ≈25 per job id, so one read asks for this many jobs at most, the others in turn on later reads.
+MAX_JOBS_PER_READ = 400
 
 
 class CellProgress:
@@ -46,6 +49,7 @@ class CellProgress:
         self._seen: dict[str, tuple[str, int]] = {}  # run id -> (newest cell line's timestamp, cell)
         self._clients: dict[Any, Any] = {}
         self._busy: set[Any] = set()  # targets whose read is under way
+        self._turn = 0  # where the next read starts when there are more jobs than one read asks for
         self._lock = threading.Lock()
 
     def update(self, target: Target, jobs: list[Job], statuses: dict[str, Status]) -> threading.Thread | None:
@@ -61,6 +65,10 @@ class CellProgress:
                 return None
             self._read_at[target] = now
             self._busy.add(target)
+            if len(running) > MAX_JOBS_PER_READ:
+                start = self._turn % len(running)
+                running = (running[start:] + running[:start])[:MAX_JOBS_PER_READ]
+                self._turn += MAX_JOBS_PER_READ
         thread = threading.Thread(target=self._update, args=(target, running), daemon=True,
                                   name="launch-vertex-progress")
         thread.start()
