@@ -83,10 +83,16 @@ class FakeWorker:
             threading.Thread(target=self._stop, args=(process,), daemon=True).start()
 
     def stop_all(self) -> None:
-        """Kill every process still running (the fake is going away)."""
+        """Stop every container still running (the fake is going away): SIGTERM first, so the
+        entrypoint ends the kernel it started in a session of its own, then SIGKILL."""
         with self.lock:
             processes = list(self.processes.values())
         for process in processes:
+            try:
+                process.send_signal(signal.SIGTERM)
+                process.wait(10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
             _kill_group(process, signal.SIGKILL)
 
     # ------------------------------------------------------------ the container
