@@ -26,10 +26,12 @@ CELL_LINE = re.compile(r"\[launch\] cell (\d+)/(\d+) started: ?(.*)$")
 _seen: dict[str, tuple[int, int]] = {}
 
 
-def write_progress_file(path: Path, cell: int, total: int, source: str) -> None:
-    """Atomically replace the progress file (the entrypoint's side; a reader never sees half of it)."""
+def write_progress_file(path: Path, cell: int, total: int, source: str, started_at: float | None = None) -> None:
+    """Atomically replace the progress file (the entrypoint's side, or a runner that reads the cell
+    starts from a remote log with their own times; a reader never sees half of it)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"cell": cell, "total": total, "source": source, "cell_started_at": time.time()}))
+    tmp.write_text(json.dumps({"cell": cell, "total": total, "source": source,
+                               "cell_started_at": time.time() if started_at is None else started_at}))
     os.replace(tmp, path)
 
 

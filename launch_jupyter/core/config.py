@@ -71,6 +71,9 @@ class EnvironmentConfig:
     api_transport: str = "grpc"  # grpc | rest
     credentials: str = "default"  # default (ADC) | anonymous (emulators)
     logging_endpoint: str | None = None  # a Cloud Logging emulator; None: Google's Logging API
+    # Seconds between the Cloud Logging reads that bring running Vertex jobs' cell progress (the
+    # project's quota is 60 reads a minute, shared with `logs --follow` and other agents).
+    progress_interval: float = 5.0
 
 
 @dataclass

@@ -227,6 +227,7 @@ class _Job:
     started: float  # fake clock time the script started
     raw_state: Any = None  # a state this SDK does not know (int over gRPC, name over REST)
     hidden_lists: int = 0  # List calls that do not see the job yet (list lag)
+    worked: bool = False  # a FakeWorker runs it: its state follows the process
 
 
 # Rules of the real service, each with its source.
@@ -290,6 +291,7 @@ class VertexState:
         self.list_lag_s = 0.0  # ... and from every List call this many seconds (fake clock) after its create
         self.cancel_wins = True  # False: a cancelled job still succeeds (cancel is best effort)
         self.listed_jobs: list[int] = []  # how many jobs each ListCustomJobs call returned
+        self.worker: Any = None  # a FakeWorker (tests.fakes.vertex_worker): jobs run as local processes
         self._next_id = 1000
         self._failed = 0
 
@@ -384,6 +386,20 @@ class VertexState:
                 if hidden_for:
                     self.hidden_logs[insert_id] = hidden_for
 
+    def append_log(self, job_name: str, line: str, when: float) -> None:
+        """One log line a job's container wrote at ``when`` (the worker's stdout), as an entry."""
+        job_id = job_name.rsplit("/", 1)[-1]
+        stamp = _dt.datetime.fromtimestamp(when, _dt.timezone.utc)
+        with self.lock:
+            entries = self.logs.setdefault(job_id, [])
+            entries.append({
+                "log_name": f"projects/{_project_of(job_name)}/logs/workerpool0-0",
+                "resource": {"type": "ml_job", "labels": {"job_id": job_id}},
+                "text_payload": line,
+                "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "insert_id": f"{job_id}-{len(entries):06d}",
+            })
+
     def calls(self, method: str) -> list[Recorded]:
         """Recorded requests of one method."""
         with self.lock:
@@ -471,9 +487,13 @@ class VertexState:
             job.state = aiplatform_v1.JobState.JOB_STATE_PENDING
             code = self.default_error_code or FAILED_CODES[self._failed % len(FAILED_CODES)]
             self._failed += 1
-            self.jobs[job.name] = _Job(job, list(self.default_script), self.default_error, code, self.step, now,
-                                       hidden_lists=self.list_lag)
-        return aiplatform_v1.CustomJob(job)
+            script = [] if self.worker is not None else list(self.default_script)  # the process drives it
+            entry = self.jobs[job.name] = _Job(job, script, self.default_error, code, self.step, now,
+                                               hidden_lists=self.list_lag)
+            if self.worker is not None:
+                entry.worked = True
+                self.worker.start(entry)
+            return aiplatform_v1.CustomJob(job)
 
     def _find(self, name: str) -> _Job:
         m = re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/customJobs/([^/]+)", name)
@@ -516,21 +536,39 @@ class VertexState:
     def cancel(self, name: str) -> None:
         from google.cloud import aiplatform_v1  # lazy: the fake runs in tests only
 
+        # JobServiceClient.cancel_custom_job docstring: "Starts asynchronous cancellation on the
+        # CustomJob. The server makes a best effort to cancel the job, but success is not guaranteed
+        # ... On successful cancellation, the CustomJob is not deleted; instead it becomes a job with
+        # a CustomJob.error value with a google.rpc.Status.code of 1, corresponding to
+        # Code.CANCELLED, and CustomJob.state is set to CANCELLED." JobState docstring:
+        # JOB_STATE_CANCELLING "The job is being cancelled. From this state the job may only go to
+        # either JOB_STATE_SUCCEEDED, JOB_STATE_FAILED or JOB_STATE_CANCELLED."
         with self.lock:
             entry = self._find(name)
             self._advance(entry)
             if entry.proto.state.name in TERMINAL:
                 raise FakeError("FAILED_PRECONDITION", f"CustomJob {name} is already finished")
+            if entry.worked:
+                self.worker.cancel(entry)  # CANCELLING until the container has stopped
+                return
             entry.proto.state = aiplatform_v1.JobState.JOB_STATE_CANCELLING
             entry.raw_state = None
             end = "JOB_STATE_CANCELLED" if self.cancel_wins else "JOB_STATE_SUCCEEDED"
             entry.script, entry.started = ["JOB_STATE_CANCELLING", end], self.now()
 
-    def log_entries(self, filter_text: str, page_token: str, page_size: int) -> tuple[list[dict], str]:
-        m = re.search(r'resource\.labels\.job_id\s*=\s*"?(\d+)"?', filter_text or "")
-        bounds = [_dt.datetime.fromisoformat(t) for t in re.findall(r'timestamp\s*>=\s*"([^"]+)"', filter_text or "")]
+    def log_entries(self, filter_text: str, page_token: str, page_size: int,
+                    order_by: str = "") -> tuple[list[dict], str]:
+        # The Logging query language (cloud.google.com/logging/docs/view/logging-query-language):
+        # a value may be a parenthesised OR of values (`resource.labels.job_id=("1" OR "2")`), and
+        # `textPayload:"x"` is the "has" operator, a substring match on the text. order_by is
+        # "timestamp asc" (the default) or "timestamp desc" (ListLogEntriesRequest.order_by).
+        text = filter_text or ""
+        m = re.search(r'resource\.labels\.job_id\s*=\s*(\([^)]*\)|"?\d+"?)', text)
+        job_ids = re.findall(r"\d+", m.group(1)) if m else []
+        bounds = [_dt.datetime.fromisoformat(t) for t in re.findall(r'timestamp\s*>=\s*"([^"]+)"', text)]
+        has = re.findall(r'textPayload\s*:\s*"([^"]*)"', text)
         with self.lock:
-            entries = list(self.logs.get(m.group(1), [])) if m else []
+            entries = [e for job_id in job_ids for e in self.logs.get(job_id, [])]
             visible = []
             for e in entries:
                 if self.hidden_logs.get(e["insert_id"], 0) > 0:
@@ -539,6 +577,9 @@ class VertexState:
                     visible.append(e)
         for bound in bounds:
             visible = [e for e in visible if _dt.datetime.fromisoformat(e["timestamp"]) >= bound]
+        for needle in has:
+            visible = [e for e in visible if needle in e["text_payload"]]
+        visible.sort(key=lambda e: e["timestamp"], reverse=order_by.strip().lower().endswith("desc"))
         start = int(page_token or 0)
         size = page_size or 1000
         token = str(start + size) if start + size < len(visible) else ""
@@ -798,7 +839,8 @@ def _grpc_logging_handler(state: VertexState):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         try:
             late = state.record("ListLogEntries", "grpc", request, metadata)
-            entries, token = state.log_entries(request.filter, request.page_token, request.page_size)
+            entries, token = state.log_entries(request.filter, request.page_token, request.page_size,
+                                               request.order_by)
             if late is not None:
                 raise late
             return ListLogEntriesResponse(entries=entries, next_page_token=token)
@@ -950,7 +992,7 @@ class _RestHandler(BaseHTTPRequestHandler):
             page_token=data.get("pageToken", ""),
         )
         _raise_late(None, self.state.record("ListLogEntries", "rest", req, metadata))
-        entries, token = self.state.log_entries(req.filter, req.page_token, req.page_size)
+        entries, token = self.state.log_entries(req.filter, req.page_token, req.page_size, req.order_by)
         out = [_camel_entry(e) for e in entries]
         self._json(200, {"entries": out, **({"nextPageToken": token} if token else {})})
 
@@ -1038,8 +1080,17 @@ class FakeVertex:
         """See project_number."""
         return project_number(project)
 
+    def attach_worker(self, gcs: Any, image_root: Any, mount: Path, grace: float | None = None) -> Any:
+        """Run the jobs created from now on as local processes (tests.fakes.vertex_worker)."""
+        from tests.fakes.vertex_worker import GRACE_S, FakeWorker
+
+        self.state.worker = FakeWorker(self.state, gcs, image_root, mount, GRACE_S if grace is None else grace)
+        return self.state.worker
+
     def stop(self) -> None:
         self.state.release()
+        if self.state.worker is not None:
+            self.state.worker.stop_all()
         for server in (self._grpc, self._log_grpc):
             server.stop(grace=None)
         for server in (self._rest, self._log_rest):

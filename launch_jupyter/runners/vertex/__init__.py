@@ -25,6 +25,12 @@ the jobs that are still active (``labels.launch-run-id:*``, non-terminal states,
 oldest tracked run was queued), following ``next_page_token``; a tracked job missing from that
 list (it has just finished, or the list lags) is read once with ``GetCustomJob``. The cost follows
 the number of active runs, not the project's history.
+
+A run that ends cancelled or failed keeps the notebook as far as it ran: the entrypoint writes it
+on SIGTERM (a cancel stops the container) or after the failing cell, and the run's
+``output_notebook`` points at it when the object exists (``_outputs``). While jobs run, one Cloud
+Logging read per cycle (throttled, ``progress_interval``) turns their ``[launch] cell i/n started``
+lines into the runs' progress (``_progress``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from ._api import (
     resolve_target,
     supported_location,
 )
+from ._outputs import existing_output
+from ._progress import CellProgress
 from ._request import LABEL_RUN_ID, build_arguments, fill_macros, gcs_uri, label_value, macro_values
 from ._validate import validate_config
 
@@ -98,6 +106,7 @@ class VertexRunner(Runner):
         lookup_interval: float = 3.0,
         log_grace: float = 30.0,
         log_deadline: float = 120.0,
+        progress_interval: float | None = None,
     ):
         super().__init__(agent_config)
         self.log_interval = log_interval
@@ -111,6 +120,10 @@ class VertexRunner(Runner):
         # left the list, and stays well within it for the runs one agent holds.
         self.call_timeout = rpc_timeout * (2 + lookup_attempts) + lookup_interval * lookup_attempts + 30.0
         self._clients = Clients()
+        if progress_interval is None:  # environment.progress_interval in launch-config.yaml
+            env = agent_config.environment if agent_config else None
+            progress_interval = env.progress_interval if env is not None else 5.0
+        self._progress = CellProgress(progress_interval)  # at most one Logging read per this many seconds
         self._cancel_sent: set[str] = set()  # job names this runner asked Vertex AI to cancel
         self._warned: set[str] = set()
 
@@ -212,7 +225,9 @@ class VertexRunner(Runner):
                 groups.setdefault(self._target(job, job.run.external_id), []).append(job)
         statuses: dict[str, Status] = {}
         for target, group in groups.items():
-            statuses.update(self._poll_group(target, group))
+            answered = self._poll_group(target, group)
+            self._progress.update(target, group, answered)
+            statuses.update(answered)
         return statuses
 
     def _poll_group(self, target: Target, jobs: list[Job]) -> dict[str, Status]:
@@ -227,6 +242,12 @@ class VertexRunner(Runner):
                 out[job.run.id] = resource
             elif resource is not None:
                 out[job.run.id] = self._status(resource, job)
+                if out[job.run.id].state in (RunState.CANCELLED, RunState.FAILED):
+                    # The notebook as far as it ran (SIGTERM on cancel, or the cell that raised).
+                    out[job.run.id].output_notebook = existing_output(_output_of(resource), target,
+                                                                      self.rpc_timeout)
+            if job.run.id in out and out[job.run.id].state.is_terminal:
+                self._progress.forget(job.run.id)
         return out
 
     def _list_active(self, client: Any, target: Target, jobs: list[Job]) -> dict[str, Any]:
@@ -261,6 +282,8 @@ class VertexRunner(Runner):
         cancelling = (run.cancel_requested or run.state is RunState.CANCELLING
                       or run.external_id in self._cancel_sent)
         status = to_status(resource, current=run.state, cancelling=cancelling)
+        if status.state is RunState.CANCELLED and not (run.cancel_requested or run.external_id in self._cancel_sent):
+            status = _timed_out(resource) or status
         if status.message.startswith("Vertex AI reported") and run.id not in self._warned:
             self._warned.add(run.id)
             log.warning("run %s: %s", run.id, status.message)
@@ -519,6 +542,20 @@ def _unknown_state(resource: Any, current: RunState | None) -> Status:
         return Status(state, f"Vertex AI reported state {raw}; the job ended at {ended}{detail}", output)
     keep = current if current is not None and not current.is_terminal else RunState.SUBMITTED
     return Status(keep, f"Vertex AI reported state {raw}; keeping {keep.value} until the job ends")
+
+
+def _timed_out(resource: Any) -> Status | None:
+    """A job nobody here cancelled, cancelled by Vertex AI once it had run ``run.timeout``
+    (``job_spec.scheduling.timeout``: "The maximum job running time"; the service cancels a job at
+    it): the run failed for its time limit, as a local run that times out does."""
+    limit = resource.job_spec.scheduling.timeout
+    start, end = resource.start_time, resource.end_time
+    if not limit or not start or not end or start.timestamp() <= 0:
+        return None
+    seconds = limit.total_seconds()
+    if (end - start).total_seconds() < seconds:
+        return None  # cancelled before its time was up: by someone else, in the console
+    return Status(RunState.FAILED, f"timed out after {seconds:g} s (run.timeout): Vertex AI stopped the job")
 
 
 def _end_time(resource: Any) -> str:
