@@ -10,6 +10,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from .._extras import require_extra
 from ..core.config import BuilderConfig
 from ..core.errors import BuildError, LaunchError
 from . import LogFn, reuse_or_target
@@ -72,6 +73,7 @@ class DockerBuilder:
         """The destination is well formed and the engine answers."""
         if self.config.destination:
             check_destination(self.config.destination)
+        require_extra("docker", "the docker builder")
         ping_engine()
 
     def build(

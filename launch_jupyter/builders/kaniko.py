@@ -14,8 +14,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from .._extras import require_extra
 from ..core.config import BuilderConfig
-from ..core.errors import BuildError, ConfigError, LaunchError
+from ..core.errors import BuildError, ConfigError
 from . import LogFn, reuse_or_target
 from .registry import check_destination
 
@@ -97,14 +98,11 @@ class KanikoBuilder:
         split_gs_uri(self.config.build_context_store or "")
         self._project()
         check_kaniko_image(self.config.kaniko_image)
-        try:
-            # Only to check they are installed; the builder imports them again where used.
-            import google.cloud.devtools.cloudbuild_v1  # noqa: F401
-            import google.cloud.storage  # noqa: F401
-        except ImportError as err:
-            raise LaunchError(
-                f"the kaniko builder needs {err.name}: pip install google-cloud-build google-cloud-storage"
-            ) from None
+        self.require_sdk()
+
+    def require_sdk(self) -> None:
+        """The Google packages this builder imports where used are installed (the one pip line if not)."""
+        require_extra("kaniko", "the kaniko builder")
 
     def build(
         self,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._extras import require_extra
 from ..core.errors import DispatchError
 from ..core.identity import run_identity
 from ..core.model import Problem, Status
@@ -60,6 +61,7 @@ class LocalContainerRunner(Runner):
     """Runs the run's image in a container on the local Docker engine, one container per run."""
 
     resource = "local-container"
+    extra = "docker"
     needs_image = True
     host_bound = True  # the container lives on this host's engine, its outputs in this host's folder
     call_timeout = 120.0
@@ -86,6 +88,7 @@ class LocalContainerRunner(Runner):
         """A Docker engine must answer (``DOCKER_HOST`` or the default socket)."""
         from ..builders.docker import ping_engine
 
+        require_extra(self.extra)
         ping_engine()
 
     def find(self, job: Job) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from .._extras import require_extra
 from .._process import drain, inotify_folder
 from ..core.errors import ConfigError, StoreError
 from ._schema import create_schema
@@ -297,6 +298,7 @@ def _create_engine(url: str) -> Engine:
         )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ConfigError(f"store URL {_safe(url)}: port {parsed.port} is not a TCP port (1-65535)", path="store")
+    require_extra("postgres", "a postgresql:// store")  # SQLAlchemy's psycopg dialect imports it
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..._extras import missing, require_extra, unchecked
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.model import Job, Problem, Status
 from ...core.states import RunState
@@ -109,6 +110,7 @@ class SageMakerRunner(Runner):
     """Runs jobs as SageMaker training jobs; see the module docstring."""
 
     resource = "sagemaker"
+    extra = "sagemaker"
     needs_image = True
     list_lag_seconds = 0.0  # find is DescribeTrainingJob by name, which sees a job at once
     call_timeout = 4 * RPC_TIMEOUT
@@ -129,6 +131,8 @@ class SageMakerRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """Offline check against botocore's service model for CreateTrainingJob, with key paths."""
+        if missing(self.extra):
+            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -137,10 +141,7 @@ class SageMakerRunner(Runner):
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """boto3 imports, a region resolves and credentials are found (no call to AWS)."""
-        try:
-            import boto3  # noqa: F401  # lazy: heavy, and this is the check
-        except ImportError as err:
-            raise LaunchError(f"the sagemaker resource needs boto3 ({err}); pip install boto3") from None
+        require_extra(self.extra)
         target = self._target_of(queue.config or {})
         session = self._session(target)
         if session.get_credentials() is None:

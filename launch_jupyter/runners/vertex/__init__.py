@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..._extras import missing, require_extra, unchecked
 from ...core.errors import LaunchError, RunError
 from ...core.model import Job, Problem, Queue, Run, Status
 from ...core.states import RunState
@@ -85,6 +86,7 @@ class VertexRunner(Runner):
     """Runs jobs as Vertex AI CustomJobs; see the module docstring for how the SDK is driven."""
 
     resource = "vertex"
+    extra = "vertex"
     needs_image = True
     list_lag_seconds = 10.0  # a job just created may be missing from ListCustomJobs this long
 
@@ -121,6 +123,8 @@ class VertexRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """Offline check against the installed SDK: key paths, snake_case, proto fields, types."""
+        if missing(self.extra):
+            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -135,13 +139,7 @@ class VertexRunner(Runner):
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """Raise LaunchError unless the SDK imports and credentials, project and location resolve."""
-        try:
-            from google.cloud import aiplatform  # noqa: F401  # lazy: heavy, and this is the check
-        except ImportError as err:
-            raise LaunchError(
-                f"the vertex resource needs google-cloud-aiplatform ({err}); "
-                "pip install google-cloud-aiplatform"
-            ) from None
+        require_extra(self.extra)
         env = agent_config.environment if agent_config else None
         if env is not None and env.region:
             problem = supported_location(env.region)
