@@ -147,8 +147,8 @@ class KanikoBuilder:
 
     def _upload(self, context: BuildContext, bucket: str, prefix: str, log: LogFn) -> str:
         # google-cloud-storage is needed only by this builder.
+        import google.cloud.storage as storage  # not `from google.cloud import`: untyped, mypy would not find it
         from google.api_core import exceptions
-        from google.cloud import storage
 
         from ..packaging.context import pack_context
 

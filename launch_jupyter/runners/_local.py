@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..core.model import Problem
@@ -14,7 +14,7 @@ from ..core.model import Problem
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 
 
-def unknown_key(key: object, keys: Sequence[str], resource: str) -> Problem:
+def unknown_key(key: object, keys: Iterable[str], resource: str) -> Problem:
     """A key the ``resource``'s config does not have, with the closest one suggested."""
     close = difflib.get_close_matches(str(key), list(keys), n=1)
     hint = f'; did you mean "{close[0]}"?' if close else f"; allowed keys: {', '.join(keys)}"

@@ -143,6 +143,7 @@ class Backend:
             if self._listener is None:
                 self._listener = _Listener(self)
             listener = self._listener
+        assert isinstance(listener, _Listener)  # a postgresql backend's: wait() picks by dialect
         listener.ready.wait(timeout=10.0)
 
     def _ensure_watcher(self) -> None:
@@ -190,7 +191,7 @@ class _SqliteWatcher:
         import select
         import sqlite3
 
-        database = self.backend.engine.url.database
+        database = self.backend.engine.url.database or ""  # set: only a file store gets a watcher
         changes = inotify_folder(str(Path(database).expanduser().absolute().parent))
         conn = sqlite3.connect(database, timeout=30, check_same_thread=False)
         try:

@@ -200,10 +200,10 @@ class SageMakerRunner(Runner):
                 log.warning("could not list SageMaker training jobs in %s: %s", target.region, err)
                 continue
             for job in group:
-                summary = listed.get(job.run.external_id)
+                summary = listed.get(job.run.external_id)  # type: ignore[arg-type]  # a polled run has one
                 if summary is None or summary["TrainingJobStatus"] in ENDED:
                     try:
-                        summary = self._describe(target, job.run.external_id, "read the training job")
+                        summary = self._describe(target, job.run.external_id, "read the training job")  # type: ignore[arg-type]
                     except DispatchError as err:
                         log.warning("could not read %s: %s", job.run.external_id, err)
                         continue
@@ -273,7 +273,7 @@ class SageMakerRunner(Runner):
                 if member is None:
                     log.warning("run %s: %s holds no %s", job.run.id, uri, OUTPUT_NAME)
                     return uri
-                data = archive.extractfile(member).read()
+                data = archive.extractfile(member).read()  # type: ignore[union-attr]  # a file member (isfile)
         except Exception as err:  # the job succeeded; its notebook stays in S3
             log.warning("run %s: could not fetch the executed notebook from %s: %s", job.run.id, uri, err)
             return uri

@@ -384,7 +384,7 @@ def _sdk_submit(spec: dict, run: dict, target: Target, client: Any) -> Any:
 
     run = dict(run)
     if isinstance(run.get("scheduling_strategy"), str):
-        run["scheduling_strategy"] = aiplatform.gapic.Scheduling.Strategy[run["scheduling_strategy"]]
+        run["scheduling_strategy"] = aiplatform.gapic.Scheduling.Strategy[run["scheduling_strategy"]]  # type: ignore[misc]  # a proto-plus enum
     run.setdefault("create_request_timeout", client.timeout)
     _install_quiet_filter()
     _quiet.active = True
