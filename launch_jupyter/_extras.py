@@ -2,9 +2,11 @@
 
 The core install serves the embedded default (SQLite store, local-process runner, magics, widgets,
 the JupyterLab extension); every other backend's SDK comes with an extra of the same name
-(``pip install 'launch-jupyter[vertex]'``). Each backend says which extra it needs
-(``Runner.extra``, ``Builder.extra``) and calls ``require_extra`` where its SDK is first needed, so a
-user sees that command instead of an ImportError traceback.
+(``pip install 'launch-jupyter[vertex]'``). Each backend calls ``require_extra`` where its SDK is
+first needed (its preflight; for a runner whose config check and requests are built with the SDK,
+``Runner.extra``, also every run made from such a queue, dry runs included), so a user sees that one
+command instead of an ImportError traceback. A queue config can still be stored without the SDK: it
+gets an "unchecked" warning instead.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ command that installs it, never an ImportError traceback.
 
 The core venv is real (``python -m venv``, the project installed ``--no-deps`` beside exactly the
 ``project.dependencies`` of pyproject.toml, from the same indexes the set-up uses). It is built once
-and kept in ``.cache/`` between runs while pyproject.toml's ``[project]`` and the interpreter stay the same.
+and kept in ``.cache/`` between runs while its inputs (``_fingerprint``) stay the same.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ NOT_IN_CORE = ("google.cloud.aiplatform", "google.cloud.storage", "docker", "psy
 
 
 def _fingerprint() -> str:
-    """What the core venv depends on: the project's metadata (not the tools' sections) and the interpreter."""
-    inputs = {"project": PYPROJECT["project"], "build-system": PYPROJECT["build-system"]}
+    """What the core venv depends on: the core dependencies, the installed metadata (entry points,
+    scripts) and the interpreter; not the extras nor the tools' sections."""
+    project = PYPROJECT["project"]
+    inputs = {key: project.get(key) for key in ("dependencies", "entry-points", "scripts", "version")}
+    inputs["build-system"] = PYPROJECT["build-system"]
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode())
     digest.update(sys.version.encode())
     return digest.hexdigest()[:16]

@@ -61,7 +61,6 @@ class LocalContainerRunner(Runner):
     """Runs the run's image in a container on the local Docker engine, one container per run."""
 
     resource = "local-container"
-    extra = "docker"
     needs_image = True
     host_bound = True  # the container lives on this host's engine, its outputs in this host's folder
     call_timeout = 120.0
@@ -88,7 +87,7 @@ class LocalContainerRunner(Runner):
         """A Docker engine must answer (``DOCKER_HOST`` or the default socket)."""
         from ..builders.docker import ping_engine
 
-        require_extra(self.extra)
+        require_extra("docker", "the local-container resource")  # its config and request need no SDK
         ping_engine()
 
     def find(self, job: Job) -> str | None:
