@@ -115,7 +115,7 @@ ONE_LINE = "launch-jupyter: error: the vertex resource needs launch-jupyter's ve
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_a_vertex_queue_is_stored_offline_and_its_dry_run_says_the_pip_command(core, tmp_path):
+def test_a_vertex_queue_is_stored_offline_and_its_dry_run_says_the_pip_command(core, core_venv, tmp_path):
     config = tmp_path / "vertex.yaml"
     default = core("queue", "default-config", "vertex")
     assert default.returncode == 0, default.stderr
@@ -128,7 +128,16 @@ def test_a_vertex_queue_is_stored_offline_and_its_dry_run_says_the_pip_command(c
     assert (dry.returncode, dry.stdout, dry.stderr) == (2, "", ONE_LINE)
     queued = core("submit", "train.ipynb", "-q", "gpu")
     assert (queued.returncode, queued.stderr) == (2, ONE_LINE)
-    assert core("runs", "--queue", "gpu", "--json").stdout.strip() in ("[]", ""), "nothing is queued"
+    assert json.loads(core("runs", "--queue", "gpu", "--json").stdout) == [], "nothing is queued"
+
+    # What the queue editor and the server's validate endpoint show for it: one warning, no error.
+    probe = ("import sys, launch_jupyter as lj\n"
+             "print([(p.severity, p.message) for p in lj.validate_config('vertex', open(sys.argv[1]).read())])")
+    shown = subprocess.run([str(core_venv / "bin" / "python"), "-c", probe, str(config)], capture_output=True,
+                           text=True, timeout=300)
+    assert shown.stdout.strip() == repr([("warning", "not checked here: checking a vertex config needs "
+                                          "launch-jupyter's vertex extra: pip install 'launch-jupyter[vertex]'")]), \
+        shown.stdout + shown.stderr
 
 
 @pytest.mark.slow
