@@ -9,6 +9,7 @@ import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SLOW_LOOK_S = 5.0  # without inotify: how often watched files are looked for
 
@@ -125,7 +126,7 @@ class EndWatcher:
         self._folders: dict[str, int] = {}  # folder → watch descriptor
         self._files: dict[int, dict[str, list[Callback]]] = {}  # wd → file name → callbacks
         self._slow: dict[Path, list[Callback]] = {}  # files looked for without inotify
-        self._pidfds: dict[int, tuple[Callback, object]] = {}  # pidfd → (callback, Popen or None)
+        self._pidfds: dict[int, tuple[Callback, Any]] = {}  # pidfd → (callback, Popen or None)
         self.wakeups = 0  # how often the thread woke (tests count them: an idle watcher stays at 0)
         self._thread = threading.Thread(target=self._loop, name="launch-end-watch", daemon=True)
         self._thread.start()

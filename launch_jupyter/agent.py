@@ -770,6 +770,7 @@ class Agent:
         """Ask the runner to say when the run may have ended (a local process or container): its status
         is then read at once. Batched polling goes on regardless, so a watch that fails only costs time."""
         job = active.job
+        assert job is not None  # an active run's job is built before it is watched
 
         def changed() -> None:
             active.due = True

@@ -385,6 +385,7 @@ def resolve_run_config(
     resource_args: Mapping[str, Any] | None = None,
 ) -> dict:
     """The queue config merged with this run's overrides and template values, validated like a queue config."""
+    from ._extras import require_for_runs
     from .core.overrides import deep_merge, run_override_problems
     from .core.queue_config import secret_problems
     from .core.templates import fill_template_vars
@@ -392,6 +393,7 @@ def resolve_run_config(
     _raise_problems(run_override_problems(dict(resource_args or {})), "--resource-arg")
     _raise_problems(secret_problems(dict(resource_args or {})) + secret_problems(dict(template_values or {})),
                     "this run's overrides")
+    require_for_runs(queue.resource)  # a queue may be stored unchecked (no SDK here); a run never is
     merged = deep_merge(queue.config, dict(resource_args or {}))
     filled = fill_template_vars(merged, queue.template_vars, template_values or {})
     _raise_problems(_filled_config_problems(queue.resource, filled), "this run's config")

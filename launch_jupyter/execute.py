@@ -230,7 +230,7 @@ def _announce_cells(nb_man) -> None:
 
 def _upload(local: Path, uri: str) -> None:
     # google-cloud-storage is heavy and needed only for gs:// outputs.
-    from google.cloud import storage
+    import google.cloud.storage as storage  # not `from google.cloud import`: untyped, mypy would not find it
 
     bucket, _, name = uri[len("gs://"):].partition("/")
     storage.Client().bucket(bucket).blob(name).upload_from_filename(str(local))

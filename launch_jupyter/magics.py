@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
         raise _HelpShown()
 
 
-def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
+def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
     """The ``%launch`` parser and its subcommand parsers by name ("queue create", "runs", ...)."""
     parser = _Parser(prog="%launch", description="A launch queue in the notebook.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -100,7 +100,7 @@ def _build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     editor.add_argument("name", metavar="NAME", nargs="?")
     editor.add_argument("--resource", "-r", default="local-process", help="resource of a new queue")
     sweep = _sweep_parser(sub)
-    by_name = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
+    by_name: dict[str, argparse.ArgumentParser] = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
                "logs": logs, "editor": editor, "sweep": sweep}
     # The same parser as `launch-jupyter schedule`.
     from ._schedule_commands import add_schedule_parser
@@ -146,7 +146,7 @@ class LaunchMagics(Magics):
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self._parser: _Parser | None = None
-        self._subparsers: dict[str, _Parser] = {}
+        self._subparsers: dict[str, argparse.ArgumentParser] = {}
         self._settings_pushed = False
         # Settings given in the IPython config reach the API on first use (keeps loading cheap).
 

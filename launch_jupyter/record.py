@@ -140,8 +140,8 @@ def read_records_gcs(uri: str, environment: Any = None) -> list[dict]:
     ``environment`` (the agent's EnvironmentConfig) names the project and, with ``credentials:
     anonymous``, an emulator's anonymous access. ValueError when it cannot be read."""
     # google-cloud-storage is needed only for a run whose output is in Cloud Storage.
+    import google.cloud.storage as storage  # not `from google.cloud import`: untyped, mypy would not find it
     from google.api_core import exceptions
-    from google.cloud import storage
 
     bucket, _, name = uri.removeprefix("gs://").partition("/")
     project = getattr(environment, "project", None)

@@ -276,6 +276,8 @@ def _make_run(store: QueueStore, schedule: Schedule, tick: dict) -> tuple[Run, b
 
     queue = store.get_queue_by_id(schedule.queue_id)
     config = resolve_config(queue, schedule.template_values, schedule.resource_args)
+    context: bytes | None
+    content_hash: str | None
     if schedule.follow_file:
         context, content_hash, parameters = package_notebook(schedule, config)
     else:

@@ -86,6 +86,7 @@ def parse_values(name: str, text: Any) -> Values:
     a list or tuple is its values, a Distribution stays one, anything else is one value."""
     if isinstance(text, Distribution):
         return text
+    values: list[Any] | Distribution
     if isinstance(text, (list, tuple, range)):
         values = list(text)
     elif not isinstance(text, str):
@@ -142,10 +143,10 @@ def points(
         if drawn:
             raise ParameterError(f"-p {drawn[0]}={space[drawn[0]]} is drawn at random: pass --random N "
                                  "(how many points to draw), or give a list of values for a grid")
-        total = math.prod(len(v) for v in space.values())  # type: ignore[arg-type]
+        total = math.prod(len(v) for v in space.values())  # type: ignore[arg-type,misc]  # no Distribution: see above
         _check_count(total, max_points, "the grid")
         names = list(space)
-        return [dict(zip(names, combo)) for combo in itertools.product(*(space[n] for n in names))]
+        return [dict(zip(names, combo)) for combo in itertools.product(*(space[n] for n in names))]  # type: ignore[arg-type]
     if isinstance(random_count, bool) or not isinstance(random_count, int) or random_count < 1:
         raise ParameterError(f"--random: the number of points must be a whole number above 0, not {random_count!r}")
     _check_count(random_count, max_points, "--random")

@@ -45,3 +45,27 @@ def test_the_code_runs_on_the_oldest_python_the_package_declares():
     done = subprocess.run([str(Path(sys.executable).with_name("vermin")), f"-t={floor}-", "--no-tips", "--violations",
                            "--eval-annotations", str(root / "launch_jupyter")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_passes_on_the_package_and_strictly_on_core():
+    # pyproject.toml's [tool.mypy]: the package checked, launch_jupyter/core/ with strict's flags. The
+    # cache in .cache/ is mypy's own (keyed by each file's content), so a rerun checks only what changed.
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(root / ".cache" / "mypy")],
+                          capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"Success: no issues found in \d+ source files", done.stdout), done.stdout
+
+
+def test_core_is_held_to_strict_mypy(tmp_path):
+    # A function without annotations passes the package's check but not core's: the strict flags bite.
+    root = Path(__file__).resolve().parents[1]
+    module = tmp_path / "launch_jupyter" / "core" / "untyped_probe.py"
+    module.parent.mkdir(parents=True)
+    (module.parent.parent / "__init__.py").write_text("")
+    (module.parent / "__init__.py").write_text("")
+    module.write_text("def f(x):\n    return x\n")
+    done = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(root / "pyproject.toml"),
+                           "--cache-dir", str(tmp_path / "cache"), str(module)], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert "Function is missing a type annotation" in done.stdout, done.stdout

@@ -10,6 +10,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from .._extras import require_extra
 from ..core.config import BuilderConfig
 from ..core.errors import BuildError, LaunchError
 from . import BuildTarget, LogFn, PushingBuilder
@@ -65,7 +66,8 @@ class DockerBuilder(PushingBuilder):
         self.last_digest: str | None = None  # the digest of the last image pushed
 
     def check_ready(self) -> None:
-        """The engine answers."""
+        """The docker extra is installed and the engine answers."""
+        require_extra("docker", "the docker builder")
         ping_engine()
 
     def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,

@@ -14,8 +14,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from .._extras import require_extra
 from ..core.config import BuilderConfig
-from ..core.errors import BuildError, ConfigError, LaunchError
+from ..core.errors import BuildError, ConfigError
 from . import BuildTarget, LogFn, PushingBuilder
 from .registry import check_destination
 
@@ -90,14 +91,11 @@ class KanikoBuilder(PushingBuilder):
     def check_ready(self) -> None:
         """Settings are complete and the Google packages are installed."""
         self.check_settings(None)
-        try:
-            # Only to check they are installed; the builder imports them again where used.
-            import google.cloud.devtools.cloudbuild_v1  # noqa: F401
-            import google.cloud.storage  # noqa: F401
-        except ImportError as err:
-            raise LaunchError(
-                f"the kaniko builder needs {err.name}: pip install google-cloud-build google-cloud-storage"
-            ) from None
+        self.require_sdk()
+
+    def require_sdk(self) -> None:
+        """The Google packages this builder imports where used are installed (the one pip line if not)."""
+        require_extra("kaniko", "the kaniko builder")
 
     def check_settings(self, repository: str | None) -> None:
         """The repository, the context bucket, the project and the kaniko image."""
@@ -132,8 +130,8 @@ class KanikoBuilder(PushingBuilder):
 
     def _upload(self, context: BuildContext, bucket: str, prefix: str, log: LogFn) -> str:
         # google-cloud-storage is needed only by this builder.
+        import google.cloud.storage as storage  # not `from google.cloud import`: untyped, mypy would not find it
         from google.api_core import exceptions
-        from google.cloud import storage
 
         from ..packaging.context import pack_context
 

@@ -14,6 +14,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 from ..core.errors import BuildError, ConfigError
 from ..core.images import (  # noqa: F401  (re-exported: the builders' names for these)
@@ -46,7 +47,7 @@ class RegistryAuth:
 
     def __init__(self, registry: str):
         self.registry = registry
-        self._credentials = None
+        self._credentials: Any = None  # google.auth credentials, made on first use
         self._lock = threading.Lock()
 
     def config(self) -> dict | None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Problem
+
 
 class LaunchError(Exception):
     """Base of every error a user can act on."""
@@ -10,7 +15,7 @@ class LaunchError(Exception):
 class ConfigError(LaunchError):
     """A config (agent config, queue config, override) is wrong; ``path`` names the key."""
 
-    def __init__(self, message: str, path: str = "", problems: list | None = None):
+    def __init__(self, message: str, path: str = "", problems: list[Problem] | None = None):
         self.path = path
         self.problems = problems or []
         super().__init__(f"{path}: {message}" if path else message)

@@ -18,10 +18,10 @@ class TemplateVar:
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
-    enum: tuple | None = None
+    enum: tuple[Any, ...] | None = None
     description: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "type": self.type, "default": self.default}
         for key in ("minimum", "maximum", "description"):
             if getattr(self, key) not in (None, ""):
@@ -31,7 +31,7 @@ class TemplateVar:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> TemplateVar:
+    def from_dict(cls, d: dict[str, Any]) -> TemplateVar:
         enum = d.get("enum")
         return cls(
             name=d["name"],
@@ -51,7 +51,7 @@ class Queue:
     entity: str
     name: str
     resource: str
-    config: dict
+    config: dict[str, Any]
     config_text: str = ""
     prioritization: bool = False
     template_vars: list[TemplateVar] = field(default_factory=list)
@@ -85,10 +85,10 @@ class Run:
     priority: Priority = Priority.MEDIUM
     name: str = ""
     notebook: str = ""  # the notebook's path at submit time (for people; the content is in the context)
-    parameters: dict = field(default_factory=dict)
-    template_values: dict = field(default_factory=dict)
-    resource_args: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)  # queue config + resource_args + template vars, resolved at submit
+    parameters: dict[str, Any] = field(default_factory=dict)
+    template_values: dict[str, Any] = field(default_factory=dict)
+    resource_args: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # queue config + resource_args + template vars, resolved at submit
     image: str | None = None  # an image the submitter named (--image)
     image_uri: str | None = None  # the image the run ran in (built or given)
     content_hash: str | None = None
@@ -139,7 +139,7 @@ class Job:
 
     run: Run
     queue: Queue
-    config: dict  # run.config with the dispatch macros (${image_uri}, ${run_id}, ...) filled
+    config: dict[str, Any]  # run.config with the dispatch macros (${image_uri}, ${run_id}, ...) filled
     workdir: Path  # this run's own local folder (the agent's side)
     context_dir: Path | None = None  # the unpacked build context (notebook, files, Dockerfile)
     notebook: str = ""  # the notebook's path relative to context_dir

@@ -13,11 +13,14 @@ import copy
 import keyword
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .keys import format_path, join_path, kind_of
 from .queue_config import load_yaml
+
+if TYPE_CHECKING:
+    from .model import Problem
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"\[([0-9]+)\]")
@@ -32,7 +35,7 @@ _ASSIGNMENT_HELP = (
 )
 
 
-def deep_merge(base: dict, override: dict) -> dict:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """A new dict: ``override`` over ``base``.
 
     Mappings merge key by key. A list is replaced by an override list, except when the
@@ -43,7 +46,7 @@ def deep_merge(base: dict, override: dict) -> dict:
     return _merge_mapping(base, override, "")
 
 
-def _merge_mapping(base: dict, override: dict, path: str) -> dict:
+def _merge_mapping(base: dict[str, Any], override: dict[str, Any], path: str) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, new in override.items():
         key_path = join_path(path, str(key))
@@ -68,7 +71,7 @@ def _merge_value(current: Any, new: Any, path: str, present: bool) -> Any:
     return _materialize(new, path)
 
 
-def _merge_list(current: list, positions: dict, path: str) -> list:
+def _merge_list(current: list[Any], positions: dict[int, Any], path: str) -> list[Any]:
     merged = copy.deepcopy(current)
     for index in sorted(positions):
         item_path = join_path(path, index)
@@ -195,12 +198,12 @@ def _parse_quoted(text: str, where: str) -> str:
     return value
 
 
-def assignments_to_dict(items: Iterable[str], flag: str) -> dict:
+def assignments_to_dict(items: Iterable[str], flag: str) -> dict[str, Any]:
     """Many ``PATH=VALUE`` assignments → one nested override for ``deep_merge`` (the last one wins)."""
-    result: dict = {}
+    result: dict[str, Any] = {}
     for item in items:
         path, value = parse_assignment(item, flag)
-        node = result
+        node: dict[Any, Any] = result  # below the top, list positions are int keys
         for depth, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
@@ -213,12 +216,12 @@ def assignments_to_dict(items: Iterable[str], flag: str) -> dict:
     return result
 
 
-def parse_parameters(items: Sequence[str]) -> dict:
+def parse_parameters(items: Sequence[str]) -> dict[str, Any]:
     """Notebook parameters from repeated ``-p``: each item is ``key=value`` or ``key value``.
 
     Values are typed as above, plus papermill's ``None``; the last ``-p`` for a key wins.
     """
-    parameters: dict = {}
+    parameters: dict[str, Any] = {}
     for item in items:
         key, value = _split_parameter(item)
         if value.strip() == "None":  # papermill's spelling of null
@@ -268,7 +271,7 @@ def parameter_name_problem(name: object) -> str | None:
 RUN_BUILDER_KEYS = ("base_image", "accelerator")
 
 
-def run_override_problems(resource_args: dict) -> list:
+def run_override_problems(resource_args: dict[str, Any]) -> list[Problem]:
     """A Problem for each ``builder.*`` key a per-run override may not set."""
     from .model import Problem
 

@@ -51,9 +51,9 @@ _CORE_RESOLVERS: list[tuple[str, str, str]] = [
 class _Loader(yaml.SafeLoader):
     """SafeLoader with core-schema scalars and duplicate-key detection."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)  # resolve "<<" merge keys before looking for duplicates
-        seen: set = set()
+        seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
@@ -145,7 +145,8 @@ def _check_events(text: str, source: str) -> None:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise ConfigError(f"{source}: line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+                line = event.start_mark.line + 1 if event.start_mark else "?"  # the parser always sets it
+                raise ConfigError(f"{source}: line {line}: nested deeper than {MAX_DEPTH} levels")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
@@ -200,7 +201,7 @@ def _check_json_size(data: Any, source: str) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
-def parse_config_text(text: str, source: str = "config") -> dict:
+def parse_config_text(text: str, source: str = "config") -> dict[str, Any]:
     """YAML or JSON text → dict; empty text → ``{}``; a syntax error or a non-mapping is a ConfigError."""
     data = load_yaml(text, source)
     if data is None:
@@ -266,7 +267,7 @@ def mask_config(data: Any, key: str = "") -> Any:
     return data
 
 
-def dump_config(config: dict) -> str:
+def dump_config(config: dict[str, Any]) -> str:
     """The config as block-style YAML, keys in their given order."""
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
 

@@ -24,15 +24,15 @@ _INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
 
 
 def fill_template_vars(
-    config: dict, variables: list[TemplateVar], values: Mapping[str, Any]
-) -> dict:
+    config: dict[str, Any], variables: list[TemplateVar], values: Mapping[str, Any]
+) -> dict[str, Any]:
     """A new config with every ``{{name}}`` replaced by the submitted value (or the default).
 
     A string that is exactly ``{{x}}`` becomes the typed value; inside a longer string the value
     is written as text. A value of None means "use the default".
     """
     resolved = resolve_template_values(variables, values)
-    filled: dict = _map_strings(config, "", lambda text, path: _fill_vars(text, path, resolved))
+    filled: dict[str, Any] = _map_strings(config, "", lambda text, path: _fill_vars(text, path, resolved))
     return filled
 
 
@@ -137,7 +137,7 @@ def check_template_value(var: TemplateVar, value: Any) -> Any:
     return value
 
 
-def fill_macros(config: dict, values: Mapping[str, str | None]) -> dict:
+def fill_macros(config: dict[str, Any], values: Mapping[str, str | None]) -> dict[str, Any]:
     """A new config with ``${name}`` replaced where ``values[name]`` is given (not None).
 
     Macros without a value, and unknown ``${foo}``, are left as they are.
@@ -150,16 +150,16 @@ def fill_macros(config: dict, values: Mapping[str, str | None]) -> dict:
 
         return _MACRO.sub(replace, text)
 
-    filled: dict = _map_strings(config, "", fill)
+    filled: dict[str, Any] = _map_strings(config, "", fill)
     return filled
 
 
-def find_template_vars(config: dict) -> set[str]:
+def find_template_vars(config: dict[str, Any]) -> set[str]:
     """Names of every ``{{name}}`` in the config's strings."""
     return {name for text in _strings(config) for name in _TEMPLATE_VAR.findall(text)}
 
 
-def check_template_usage(config: dict, variables: list[TemplateVar]) -> list[Problem]:
+def check_template_usage(config: dict[str, Any], variables: list[TemplateVar]) -> list[Problem]:
     """A Problem for each ``{{name}}`` used in the config but not declared (for queue create/edit)."""
     declared = {var.name for var in variables}
     problems: list[Problem] = []

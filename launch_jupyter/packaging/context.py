@@ -369,6 +369,7 @@ def unpack_context(data: bytes, dest: Path) -> Path:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             source = tar.extractfile(member)
+            assert source is not None  # _check_member let only files and folders through
             with source, open(target, "wb") as out:
                 shutil.copyfileobj(source, out)
             os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)

@@ -18,7 +18,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from ..core.errors import NotebookError
+from ..core.errors import LaunchError, NotebookError
 
 SELF = "launch-jupyter"
 # The entrypoint needs these in the image whatever the notebook imports.
@@ -311,7 +311,11 @@ def _build_wheel(root: Path, target: Path) -> Path:
     import tempfile
 
     # hatchling is this project's build backend; imported only when a wheel must be built.
-    from hatchling.builders.wheel import WheelBuilder
+    try:
+        from hatchling.builders.wheel import WheelBuilder
+    except ImportError:
+        raise LaunchError("building launch-jupyter's wheel from its source (an editable install) for the "
+                          "image needs hatchling: pip install hatchling") from None
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))

@@ -35,6 +35,7 @@ class Runner:
     list_lag_seconds: float = 0.0  # how long a created job may stay invisible to ``find``
     call_timeout: float = 300.0  # the deadline the agent gives one call (find, create, poll, cancel)
     retries: bool = False  # it retries transient errors itself (older runners): the agent then does not
+    extra: str | None = None  # the pip extra whose SDK its config check and requests are built with
 
     def __init__(self, agent_config: AgentConfig | None = None):
         self.agent_config = agent_config

@@ -5,7 +5,7 @@ run folder's files (written atomically, read back tolerantly, the log's last err
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from ..core.keys import did_you_mean
@@ -14,7 +14,7 @@ from ..core.model import Problem
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 
 
-def unknown_key(key: object, keys: Sequence[str], resource: str) -> Problem:
+def unknown_key(key: object, keys: Iterable[str], resource: str) -> Problem:
     """A key the ``resource``'s config does not have, with the closest one suggested."""
     hint = did_you_mean(str(key), keys, otherwise=f"; allowed keys: {', '.join(keys)}")
     return Problem(str(key), f"unknown key for a {resource} queue{hint}")
@@ -44,7 +44,7 @@ def check_env(value: object) -> list[Problem]:
     return problems
 
 
-def local_config_problems(config: object, keys: Sequence[str], resource: str) -> list[Problem]:
+def local_config_problems(config: object, keys: Collection[str], resource: str) -> list[Problem]:
     """What the local runners' configs share: a mapping (or nothing) of ``keys`` only, with a
     ``timeout`` in seconds or null and an ``env`` of scalars."""
     if config is None:

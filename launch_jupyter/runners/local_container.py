@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._extras import require_extra
 from ..core.errors import DispatchError
 from ..core.identity import run_identity
 from ..core.model import Problem, Status
@@ -80,6 +81,7 @@ class LocalContainerRunner(Runner):
         """A Docker engine must answer (``DOCKER_HOST`` or the default socket)."""
         from ..builders.docker import ping_engine
 
+        require_extra("docker", "the local-container resource")  # its config and request need no SDK
         ping_engine()
 
     def find(self, job: Job) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from .._extras import require_extra
 from .._process import drain, inotify_folder
 from ..core.errors import ConfigError, StoreError
 from ._schema import create_schema
@@ -142,6 +143,7 @@ class Backend:
             if self._listener is None:
                 self._listener = _Listener(self)
             listener = self._listener
+        assert isinstance(listener, _Listener)  # a postgresql backend's: wait() picks by dialect
         listener.ready.wait(timeout=10.0)
 
     def _ensure_watcher(self) -> None:
@@ -189,7 +191,7 @@ class _SqliteWatcher:
         import select
         import sqlite3
 
-        database = self.backend.engine.url.database
+        database = self.backend.engine.url.database or ""  # set: only a file store gets a watcher
         changes = inotify_folder(str(Path(database).expanduser().absolute().parent))
         conn = sqlite3.connect(database, timeout=30, check_same_thread=False)
         try:
@@ -297,6 +299,7 @@ def _create_engine(url: str) -> Engine:
         )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ConfigError(f"store URL {_safe(url)}: port {parsed.port} is not a TCP port (1-65535)", path="store")
+    require_extra("postgres", "a postgresql:// store")  # SQLAlchemy's psycopg dialect imports it
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 

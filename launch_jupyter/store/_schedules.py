@@ -184,7 +184,7 @@ def _insert_tick(conn: Connection, schedule_id: int, fire_time: float, state: st
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # the same API
     statement = (
         insert(schedule_ticks)
         .values(schedule_id=schedule_id, fire_time=fire_time, state=state, run_id=run_id, agent_id=agent_id,

@@ -667,7 +667,7 @@ def _event(conn: Connection, run_id: str, now: float, state: RunState, message: 
            agent_id: str | None = None) -> int:
     result = conn.execute(run_events.insert().values(run_id=run_id, time=now, state=state.value, message=message,
                                                      agent_id=agent_id))
-    return result.inserted_primary_key[0]
+    return result.inserted_primary_key[0]  # type: ignore[index]  # an INSERT's row always has one
 
 
 def _lock_queues(conn: Connection, queue_ids: Sequence[int]) -> dict[int, bool]:

@@ -180,7 +180,7 @@ def init_team(url: str, group: str = DEFAULT_GROUP) -> str:
                          "a SQLite store is one person's file")
     try:
         with backend.engine.begin() as conn:
-            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+            schema = str(conn.exec_driver_sql("SELECT current_schema()").scalar())
             conn.exec_driver_sql(team_sql(schema, group))
     finally:
         backend.engine.dispose()

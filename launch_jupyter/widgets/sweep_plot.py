@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 
 def _number(value: Any) -> float | None:
@@ -37,7 +37,7 @@ def plot_svg(rows: Sequence[Mapping[str, Any]], value: str, x: str, y: str = "",
     fig = Figure(figsize=(5.2, 3.4), dpi=96, layout="constrained")
     ax = fig.add_subplot()
     xs, xlabels = _axis_values([p[0] for p in points])
-    scores = [p[2] for p in points]
+    scores = cast("list[float]", [p[2] for p in points])  # rows without a number were left out above
     if y:
         ys, ylabels = _axis_values([p[1] for p in points])
         drawn = ax.scatter(xs, ys, c=scores, cmap="viridis", s=60, edgecolors="black", linewidths=0.4)

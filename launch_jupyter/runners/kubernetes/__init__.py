@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..._extras import missing, require_extra, unchecked
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.identity import run_identity
 from ...core.model import Job, Problem, Status
@@ -91,6 +92,7 @@ class KubernetesRunner(Runner):
     """Runs jobs as Kubernetes Jobs; see the module docstring."""
 
     resource = "kubernetes"
+    extra = "kubernetes"
     needs_image = True
     list_lag_seconds = 0.0  # find reads the Job by name
     call_timeout = 4 * RPC_TIMEOUT
@@ -111,6 +113,8 @@ class KubernetesRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """Offline: the manifest built as the client's V1Job, each problem with its key path."""
+        if missing(self.extra):
+            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -120,11 +124,7 @@ class KubernetesRunner(Runner):
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """The client imports and a kubeconfig (or the in-cluster config) loads."""
-        try:
-            import kubernetes  # noqa: F401  # lazy: heavy, and this is the check
-        except ImportError as err:
-            raise LaunchError(f"the kubernetes resource needs the kubernetes client ({err}); "
-                              "pip install kubernetes") from None
+        require_extra(self.extra)
         self._api(queue.config or {})
 
     # ------------------------------------------------------------------ the request

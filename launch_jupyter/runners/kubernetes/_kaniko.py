@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import time
 
+from ..._extras import require_extra
 from ...builders.kaniko import KanikoBuilder
-from ...core.errors import BuildError, LaunchError
+from ...core.errors import BuildError
 from . import KubernetesRunner, _dispatch_error, _status
 
 BUILD_DEADLINE_SECONDS = 3600
@@ -30,12 +31,13 @@ class KanikoKubernetesBuilder(KanikoBuilder):
 
     def preflight(self) -> None:
         """The kaniko builder's settings, and a cluster to run the Job in."""
-        try:
-            super().preflight()
-        except LaunchError as err:
-            if "google-cloud-build" not in str(err):  # Cloud Build is not needed here
-                raise
+        super().preflight()
         KubernetesRunner()._api({})
+
+    def require_sdk(self) -> None:
+        """The kubernetes client, and Cloud Storage for the context (it comes with the kaniko extra)."""
+        require_extra("kubernetes", "the kaniko-kubernetes builder")
+        require_extra("kaniko", "the kaniko-kubernetes builder")
 
     def _run_build(self, project: str, args: list[str], uri: str, log, stop) -> None:
         from kubernetes import client  # lazy

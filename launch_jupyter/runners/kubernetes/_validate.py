@@ -89,7 +89,7 @@ def _path(loc: tuple) -> str:
     return out
 
 
-def _problem(klass: Any, error: dict) -> Problem:
+def _problem(klass: Any, error: Any) -> Problem:  # a pydantic ErrorDetails
     path = _path(error["loc"])
     kind = error.get("type", "")
     if kind == "extra_forbidden":

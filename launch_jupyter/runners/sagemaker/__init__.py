@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..._extras import missing, require_extra, unchecked
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.model import Job, Problem, Status
 from ...core.states import RunState
@@ -109,6 +110,7 @@ class SageMakerRunner(Runner):
     """Runs jobs as SageMaker training jobs; see the module docstring."""
 
     resource = "sagemaker"
+    extra = "sagemaker"
     needs_image = True
     list_lag_seconds = 0.0  # find is DescribeTrainingJob by name, which sees a job at once
     call_timeout = 4 * RPC_TIMEOUT
@@ -129,6 +131,8 @@ class SageMakerRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """Offline check against botocore's service model for CreateTrainingJob, with key paths."""
+        if missing(self.extra):
+            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -137,10 +141,7 @@ class SageMakerRunner(Runner):
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """boto3 imports, a region resolves and credentials are found (no call to AWS)."""
-        try:
-            import boto3  # noqa: F401  # lazy: heavy, and this is the check
-        except ImportError as err:
-            raise LaunchError(f"the sagemaker resource needs boto3 ({err}); pip install boto3") from None
+        require_extra(self.extra)
         target = self._target_of(queue.config or {})
         session = self._session(target)
         if session.get_credentials() is None:
@@ -199,10 +200,10 @@ class SageMakerRunner(Runner):
                 log.warning("could not list SageMaker training jobs in %s: %s", target.region, err)
                 continue
             for job in group:
-                summary = listed.get(job.run.external_id)
+                summary = listed.get(job.run.external_id)  # type: ignore[arg-type]  # a polled run has one
                 if summary is None or summary["TrainingJobStatus"] in ENDED:
                     try:
-                        summary = self._describe(target, job.run.external_id, "read the training job")
+                        summary = self._describe(target, job.run.external_id, "read the training job")  # type: ignore[arg-type]
                     except DispatchError as err:
                         log.warning("could not read %s: %s", job.run.external_id, err)
                         continue
@@ -272,7 +273,7 @@ class SageMakerRunner(Runner):
                 if member is None:
                     log.warning("run %s: %s holds no %s", job.run.id, uri, OUTPUT_NAME)
                     return uri
-                data = archive.extractfile(member).read()
+                data = archive.extractfile(member).read()  # type: ignore[union-attr]  # a file member (isfile)
         except Exception as err:  # the job succeeded; its notebook stays in S3
             log.warning("run %s: could not fetch the executed notebook from %s: %s", job.run.id, uri, err)
             return uri

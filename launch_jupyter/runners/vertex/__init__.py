@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..._extras import missing, require_extra, unchecked
 from ...core.errors import LaunchError, RunError
 from ...core.model import Job, Problem, Queue, Run, Status
 from ...core.states import RunState
@@ -93,6 +94,7 @@ class VertexRunner(Runner):
     """Runs jobs as Vertex AI CustomJobs; see the module docstring for how the SDK is driven."""
 
     resource = "vertex"
+    extra = "vertex"
     needs_image = True
     list_lag_seconds = 10.0  # a job just created may be missing from ListCustomJobs this long
 
@@ -134,6 +136,8 @@ class VertexRunner(Runner):
 
     def validate(self, config: dict) -> list[Problem]:
         """Offline check against the installed SDK: key paths, snake_case, proto fields, types."""
+        if missing(self.extra):
+            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -148,13 +152,7 @@ class VertexRunner(Runner):
 
     def preflight(self, queue: Queue, agent_config: AgentConfig) -> None:
         """Raise LaunchError unless the SDK imports and credentials, project and location resolve."""
-        try:
-            from google.cloud import aiplatform  # noqa: F401  # lazy: heavy, and this is the check
-        except ImportError as err:
-            raise LaunchError(
-                f"the vertex resource needs google-cloud-aiplatform ({err}); "
-                "pip install google-cloud-aiplatform"
-            ) from None
+        require_extra(self.extra)
         env = agent_config.environment if agent_config else None
         if env is not None and env.region:
             problem = supported_location(env.region)
@@ -409,7 +407,7 @@ def _sdk_submit(spec: dict, run: dict, target: Target, client: Any) -> Any:
 
     run = dict(run)
     if isinstance(run.get("scheduling_strategy"), str):
-        run["scheduling_strategy"] = aiplatform.gapic.Scheduling.Strategy[run["scheduling_strategy"]]
+        run["scheduling_strategy"] = aiplatform.gapic.Scheduling.Strategy[run["scheduling_strategy"]]  # type: ignore[misc]  # a proto-plus enum
     run.setdefault("create_request_timeout", client.timeout)
     _install_quiet_filter()
     _quiet.active = True
