@@ -677,7 +677,9 @@ def run_file(run_id: str, name: str, *, store_url: str | None = None) -> Path:
 
     check_name(name)  # before any lookup: a bad name is bad input whatever the run
     store = open_store(store_url)
-    return find_file(store.get_run(run_id), store, agent_config().data_dir, name).path
+    found = find_file(store.get_run(run_id), store, agent_config().data_dir, name).path
+    assert found is not None  # find_file refuses a file that is not on this machine
+    return found
 
 
 def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> Iterator[str]:

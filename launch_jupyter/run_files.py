@@ -163,5 +163,8 @@ def _changed_from_context(run: Run, store):
 
 
 def _digest(stream) -> bytes:
+    digest = hashlib.sha256()  # hashlib.file_digest is 3.11+; the package runs on 3.10
     with stream:
-        return hashlib.file_digest(stream, "sha256").digest()
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
