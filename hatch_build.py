@@ -47,12 +47,17 @@ def build_labextension() -> None:
         subprocess.run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=SOURCE, check=True)
     core = Path(jupyterlab.__file__).parent / "staging"
     builder = SOURCE / "node_modules" / "@jupyterlab" / "builder" / "lib" / "build-labextension.js"
-    subprocess.run([node, str(builder), "--core-path", str(core), "."], cwd=SOURCE, check=True,
-                   env={**os.environ, "NODE_ENV": "production"})
+    subprocess.run(
+        [node, str(builder), "--core-path", str(core), "."],
+        cwd=SOURCE,
+        check=True,
+        env={**os.environ, "NODE_ENV": "production"},
+    )
     # Tells `jupyter labextension list` how this extension was installed.
     (BUILT / "install.json").write_text(
         '{"packageManager": "python", "packageName": "launch-jupyter", '
-        '"uninstallInstructions": "pip uninstall launch-jupyter"}\n')
+        '"uninstallInstructions": "pip uninstall launch-jupyter"}\n'
+    )
 
 
 def build_widget_bundles() -> list[Path]:
@@ -69,8 +74,20 @@ def build_widget_bundles() -> list[Path]:
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WIDGETS, check=True)
     esbuild = WIDGETS / "node_modules" / ".bin" / "esbuild"
     for name in BUNDLED:
-        subprocess.run([str(esbuild), name, "--bundle", "--format=esm", "--minify", "--target=es2020",
-                        "--legal-comments=eof", f"--outfile=dist/{name}"], cwd=WIDGETS, check=True)
+        subprocess.run(
+            [
+                str(esbuild),
+                name,
+                "--bundle",
+                "--format=esm",
+                "--minify",
+                "--target=es2020",
+                "--legal-comments=eof",
+                f"--outfile=dist/{name}",
+            ],
+            cwd=WIDGETS,
+            check=True,
+        )
     return outputs
 
 

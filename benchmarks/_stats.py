@@ -22,8 +22,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 PACKAGES = (
-    "launch-jupyter", "google-cloud-aiplatform", "grpcio", "sqlalchemy", "psycopg", "papermill",
-    "ipykernel", "ipython", "jupyter_client", "docker", "nbclient", "psutil",
+    "launch-jupyter",
+    "google-cloud-aiplatform",
+    "grpcio",
+    "sqlalchemy",
+    "psycopg",
+    "papermill",
+    "ipykernel",
+    "ipython",
+    "jupyter_client",
+    "docker",
+    "nbclient",
+    "psutil",
 )
 
 
@@ -157,8 +167,9 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -47,14 +47,30 @@ def bulk_fill(url: str, count: int) -> None:
         created = now + i
         started = None if state in (RunState.QUEUED,) else created + 1
         finished = created + 5 if state.is_terminal else None
-        run_rows.append({
-            "id": run_id, "queue_id": queue.id, "queue_name": queue.name, "entity": queue.entity,
-            "author": "alice", "resource": queue.resource, "state": state.value, "priority": 2,
-            "name": f"job-{i:05d}", "notebook": "", "parameters": {}, "template_values": {}, "resource_args": {},
-            "config": {}, "cancel_requested": False,
-            "message": "cell 4 raised RuntimeError: failing on purpose" if state == RunState.FAILED else "",
-            "created_at": created, "updated_at": finished or created, "started_at": started, "finished_at": finished,
-        })
+        run_rows.append(
+            {
+                "id": run_id,
+                "queue_id": queue.id,
+                "queue_name": queue.name,
+                "entity": queue.entity,
+                "author": "alice",
+                "resource": queue.resource,
+                "state": state.value,
+                "priority": 2,
+                "name": f"job-{i:05d}",
+                "notebook": "",
+                "parameters": {},
+                "template_values": {},
+                "resource_args": {},
+                "config": {},
+                "cancel_requested": False,
+                "message": "cell 4 raised RuntimeError: failing on purpose" if state == RunState.FAILED else "",
+                "created_at": created,
+                "updated_at": finished or created,
+                "started_at": started,
+                "finished_at": finished,
+            }
+        )
         event_rows.append({"run_id": run_id, "time": created, "state": "queued", "message": ""})
         if started:
             event_rows.append({"run_id": run_id, "time": started, "state": "running", "message": ""})
@@ -99,9 +115,15 @@ def measure(url: str, runs: int, repeat: int) -> dict:
         board.set_view(states=["failed"], text="job-0", sort="name", descending=False, page=3)
         filtered.append(time.perf_counter() - start)
         board.set_view(states=[], text="", sort="created", descending=True)
-    return {"statements": statements, "transaction": transaction, "rows": len(board.rows), "total": board.total,
-            "refresh_p50_s": statistics.median(times), "refresh_max_s": max(times),
-            "filtered_p50_s": statistics.median(filtered)}
+    return {
+        "statements": statements,
+        "transaction": transaction,
+        "rows": len(board.rows),
+        "total": board.total,
+        "refresh_p50_s": statistics.median(times),
+        "refresh_max_s": max(times),
+        "filtered_p50_s": statistics.median(filtered),
+    }
 
 
 def bundle_size() -> tuple[int, int] | None:
@@ -129,16 +151,20 @@ def main() -> int:
             except Exception as err:  # e.g. no PostgreSQL server here
                 print(f"{name}: not available: {type(err).__name__}: {err}")
                 continue
-            print(f"{name}: board page of {fig['rows']} runs ({fig['total']} in the store): {fig['statements']} SQL "
-                  f"statements (target ≤ 3; + {fig['transaction']} BEGIN/COMMIT); refresh p50 {fig['refresh_p50_s'] * 1000:.1f} ms, max "
-                  f"{fig['refresh_max_s'] * 1000:.1f} ms (target ≤ 300 ms); filtered+sorted page p50 "
-                  f"{fig['filtered_p50_s'] * 1000:.1f} ms")
+            print(
+                f"{name}: board page of {fig['rows']} runs ({fig['total']} in the store): {fig['statements']} SQL "
+                f"statements (target ≤ 3; + {fig['transaction']} BEGIN/COMMIT); refresh p50 {fig['refresh_p50_s'] * 1000:.1f} ms, max "
+                f"{fig['refresh_max_s'] * 1000:.1f} ms (target ≤ 300 ms); filtered+sorted page p50 "
+                f"{fig['filtered_p50_s'] * 1000:.1f} ms"
+            )
             if fig["statements"] > 3:
                 problems.append(f"{name}: {fig['statements']} statements for one page")
         size = bundle_size()
         if size:
-            print(f"queue editor bundle (CodeMirror 6, esbuild --minify): {size[0] / 1024:.0f} KiB, "
-                  f"{size[1] / 1024:.0f} KiB gzipped")
+            print(
+                f"queue editor bundle (CodeMirror 6, esbuild --minify): {size[0] / 1024:.0f} KiB, "
+                f"{size[1] / 1024:.0f} KiB gzipped"
+            )
         for problem in problems:
             print("PROBLEM:", problem)
     return 1 if problems else 0

@@ -60,8 +60,12 @@ def postgres_database() -> Iterator[str]:
 def fake_vertex_server(work: Path) -> Iterator[dict]:
     """The fake Vertex AI server as a subprocess (``tests.fakes.vertex_server`` standalone mode)."""
     port_file = work / "vertex-ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.vertex_server", "--port-file", str(port_file)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.vertex_server", "--port-file", str(port_file)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not port_file.exists():
@@ -77,8 +81,9 @@ def fake_vertex_server(work: Path) -> Iterator[dict]:
 
 
 def _post(url: str, data: dict) -> None:
-    req = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(data).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     urllib.request.urlopen(req, timeout=10).read()
 
 
@@ -92,8 +97,14 @@ def write_agent_config(work: Path, vertex: dict | None) -> Path:
     """A launch-config.yaml: noop builder, and the fake Vertex endpoint when there is one."""
     lines = ["builder:", "  type: noop", "max_jobs: -1"]
     if vertex:
-        lines += ["environment:", f"  api_endpoint: {vertex['rest_endpoint']}", "  api_transport: rest",
-                  "  credentials: anonymous", "  project: p", "  region: us-central1"]
+        lines += [
+            "environment:",
+            f"  api_endpoint: {vertex['rest_endpoint']}",
+            "  api_transport: rest",
+            "  credentials: anonymous",
+            "  project: p",
+            "  region: us-central1",
+        ]
     path = work / "launch-config.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -108,8 +119,9 @@ def in_process_agent(config_path: Path, store_url: str, queue: str) -> Iterator[
     from launch_jupyter.agent import Agent
     from launch_jupyter.core.config import load_agent_config
 
-    agent = Agent([queue], config=load_agent_config(str(config_path)), store_url=store_url,
-                  poll_interval=POLL_INTERVAL).start()
+    agent = Agent(
+        [queue], config=load_agent_config(str(config_path)), store_url=store_url, poll_interval=POLL_INTERVAL
+    ).start()
     try:
         yield
     finally:
@@ -120,8 +132,20 @@ def in_process_agent(config_path: Path, store_url: str, queue: str) -> Iterator[
 def cross_process_agent(config_path: Path, store_url: str, queue: str, work: Path) -> Iterator[None]:
     """A ``launch-jupyter agent`` subprocess, stopped with SIGTERM (then killed) at the end."""
     log = work / f"agent-{queue}.log"
-    argv = [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config_path), "--store", store_url,
-            "agent", "-q", queue, "--poll-interval", str(POLL_INTERVAL)]
+    argv = [
+        sys.executable,
+        "-m",
+        "launch_jupyter.cli",
+        "-c",
+        str(config_path),
+        "--store",
+        store_url,
+        "agent",
+        "-q",
+        queue,
+        "--poll-interval",
+        str(POLL_INTERVAL),
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -208,8 +232,11 @@ def measure(mode: str, store_url: str, resource: str, config_path: Path, work: P
     queue = f"{mode}-{resource}-{uuid.uuid4().hex[:6]}"
     config = DEFAULT_CONFIG.replace("<REQUIRED>", "gs://bench-bucket") if resource == "vertex" else None
     api.create_queue(queue, resource, config=config, store_url=store_url)
-    agent = (in_process_agent(config_path, store_url, queue) if mode == "in-process"
-             else cross_process_agent(config_path, store_url, queue, work))
+    agent = (
+        in_process_agent(config_path, store_url, queue)
+        if mode == "in-process"
+        else cross_process_agent(config_path, store_url, queue, work)
+    )
     with agent:
         one_dispatch(queue, store_url, resource)  # warm-up: first SDK import, first connection
         return [one_dispatch(queue, store_url, resource) for _ in range(runs)]
@@ -221,10 +248,16 @@ def measure(mode: str, store_url: str, resource: str, config_path: Path, work: P
 def _row(mode: str, store: str, resource: str, values: list[float]) -> dict:
     s = summary(values)
     baseline = POLL_INTERVAL / 2
-    return figure(f"dispatch {mode}, {store}, {resource}: p50", 1000 * s["p50"], "ms",
-                  baseline=f"poll-only agent (poll_interval/2, {POLL_INTERVAL:g} s)",
-                  baseline_value=1000 * baseline, n=len(values), spread=spread_text(values, 1000),
-                  note=f"p95 {1000 * percentile(values, 95):.0f} ms (×{percentile(values, 95) / baseline:.2g})")
+    return figure(
+        f"dispatch {mode}, {store}, {resource}: p50",
+        1000 * s["p50"],
+        "ms",
+        baseline=f"poll-only agent (poll_interval/2, {POLL_INTERVAL:g} s)",
+        baseline_value=1000 * baseline,
+        n=len(values),
+        spread=spread_text(values, 1000),
+        note=f"p95 {1000 * percentile(values, 95):.0f} ms (×{percentile(values, 95) / baseline:.2g})",
+    )
 
 
 def _stores(stack: contextlib.ExitStack, work: Path) -> tuple[dict[str, str], list[dict]]:
@@ -239,6 +272,7 @@ def _stores(stack: contextlib.ExitStack, work: Path) -> tuple[dict[str, str], li
 def _vertex(stack: contextlib.ExitStack, work: Path) -> tuple[dict | None, list[dict]]:
     try:
         import launch_jupyter.runners.vertex  # noqa: F401
+
         return stack.enter_context(fake_vertex_server(work)), []
     except Exception as err:
         return None, [not_available("dispatch to vertex (fake)", f"{type(err).__name__}: {err}")]
@@ -264,8 +298,9 @@ def run(quick: bool = False, runs: int | None = None) -> dict:
                         try:
                             values = measure(mode, url, resource, config_path, work, runs)
                         except Exception as err:
-                            figures.append(not_available(f"dispatch {mode}, {store}, {resource}",
-                                                         f"{type(err).__name__}: {err}"))
+                            figures.append(
+                                not_available(f"dispatch {mode}, {store}, {resource}", f"{type(err).__name__}: {err}")
+                            )
                             if isinstance(err, DispatchStalled):
                                 problems.append(f"dispatch {mode}, {store}, {resource}: {err}")
                             continue

@@ -92,20 +92,37 @@ def _heavy_problems(what: str, samples: list[dict]) -> list[str]:
 
 
 def _interpreter_figures(repeats: int, heavy: int) -> tuple[list[dict], list[str]]:
-    runs = alternate({
-        "pass": lambda: _interp("pass"),
-        "import": lambda: _interp("import launch_jupyter"),
-        "aiplatform": lambda: _interp("from google.cloud import aiplatform"),
-    }, repeats, fewer={"aiplatform": heavy})
+    runs = alternate(
+        {
+            "pass": lambda: _interp("pass"),
+            "import": lambda: _interp("import launch_jupyter"),
+            "aiplatform": lambda: _interp("from google.cloud import aiplatform"),
+        },
+        repeats,
+        fewer={"aiplatform": heavy},
+    )
     wall = {k: [r["wall"] for r in v] for k, v in runs.items()}
     own = {k: [r["seconds"] for r in v] for k, v in runs.items()}
     figures = [
-        figure("import launch_jupyter: fresh interpreter, wall", 1000 * median(wall["import"]), "ms",
-               baseline="python -c pass", baseline_value=1000 * median(wall["pass"]), n=repeats,
-               spread=spread_text(wall["import"], 1000)),
-        figure("import launch_jupyter: the import itself", 1000 * median(own["import"]), "ms",
-               baseline="from google.cloud import aiplatform", baseline_value=1000 * median(own["aiplatform"]),
-               n=repeats, spread=spread_text(own["import"], 1000), note=f"baseline n={len(own['aiplatform'])}"),
+        figure(
+            "import launch_jupyter: fresh interpreter, wall",
+            1000 * median(wall["import"]),
+            "ms",
+            baseline="python -c pass",
+            baseline_value=1000 * median(wall["pass"]),
+            n=repeats,
+            spread=spread_text(wall["import"], 1000),
+        ),
+        figure(
+            "import launch_jupyter: the import itself",
+            1000 * median(own["import"]),
+            "ms",
+            baseline="from google.cloud import aiplatform",
+            baseline_value=1000 * median(own["aiplatform"]),
+            n=repeats,
+            spread=spread_text(own["import"], 1000),
+            note=f"baseline n={len(own['aiplatform'])}",
+        ),
     ]
     return figures, _heavy_problems("import launch_jupyter", runs["import"])
 
@@ -116,21 +133,38 @@ def _shell_figures(repeats: int, heavy: int) -> tuple[list[dict], list[str]]:
         return [not_available("%load_ext launch_jupyter: fresh IPython shell", reason)], []
     ipython = str(Path(sys.executable).with_name("ipython"))
     quiet = [ipython, "--quick", "--no-banner", "-c"]
-    runs = alternate({
-        "pass_wall": lambda: _wall([*quiet, "pass"]),
-        "load_wall": lambda: _wall([*quiet, LOAD_EXT]),
-        "load": lambda: _shell(LOAD_EXT, LOADED),
-        "aiplatform": lambda: _shell("from google.cloud import aiplatform"),
-    }, repeats, fewer={"aiplatform": heavy})
+    runs = alternate(
+        {
+            "pass_wall": lambda: _wall([*quiet, "pass"]),
+            "load_wall": lambda: _wall([*quiet, LOAD_EXT]),
+            "load": lambda: _shell(LOAD_EXT, LOADED),
+            "aiplatform": lambda: _shell("from google.cloud import aiplatform"),
+        },
+        repeats,
+        fewer={"aiplatform": heavy},
+    )
     load_own = [r["seconds"] for r in runs["load"]]
     ai_own = [r["seconds"] for r in runs["aiplatform"]]
     figures = [
-        figure("%load_ext launch_jupyter: fresh `ipython -c`, wall", 1000 * median(runs["load_wall"]), "ms",
-               baseline="ipython -c pass", baseline_value=1000 * median(runs["pass_wall"]), n=repeats,
-               spread=spread_text(runs["load_wall"], 1000)),
-        figure("%load_ext launch_jupyter: the cell itself", 1000 * median(load_own), "ms",
-               baseline="cell: from google.cloud import aiplatform", baseline_value=1000 * median(ai_own),
-               n=repeats, spread=spread_text(load_own, 1000), note=f"baseline n={len(ai_own)}"),
+        figure(
+            "%load_ext launch_jupyter: fresh `ipython -c`, wall",
+            1000 * median(runs["load_wall"]),
+            "ms",
+            baseline="ipython -c pass",
+            baseline_value=1000 * median(runs["pass_wall"]),
+            n=repeats,
+            spread=spread_text(runs["load_wall"], 1000),
+        ),
+        figure(
+            "%load_ext launch_jupyter: the cell itself",
+            1000 * median(load_own),
+            "ms",
+            baseline="cell: from google.cloud import aiplatform",
+            baseline_value=1000 * median(ai_own),
+            n=repeats,
+            spread=spread_text(load_own, 1000),
+            note=f"baseline n={len(ai_own)}",
+        ),
     ]
     problems = _heavy_problems("%load_ext launch_jupyter", runs["load"])
     problems += [f"%load_ext launch_jupyter failed: {r['error']}" for r in runs["load"] if not r.get("ok")][:1]

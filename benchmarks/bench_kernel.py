@@ -135,8 +135,11 @@ def _status_calls(vertex: dict | None) -> int:
 
     if not vertex:
         return 0
-    return sum(1 for r in bench_dispatch.fake_requests(vertex["rest_endpoint"])
-               if r.get("method") in ("ListCustomJobs", "GetCustomJob"))
+    return sum(
+        1
+        for r in bench_dispatch.fake_requests(vertex["rest_endpoint"])
+        if r.get("method") in ("ListCustomJobs", "GetCustomJob")
+    )
 
 
 def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path, vertex: dict | None = None) -> dict:
@@ -161,10 +164,16 @@ def kernel_ratio(resource: str, work: Path, store_url: str, config_path: Path, v
         if resource == "local-process":
             _kill_local_runs(store_url, queue)
     what = "50 vertex runs (fake, RUNNING)" if resource == "vertex" else "50 local papermill processes"
-    return figure(f"kernel: `1+1` round trip, agent holding {what}", 1000 * median(after), "ms",
-                  baseline="same kernel before the agent", baseline_value=1000 * median(before), n=CELLS,
-                  spread=spread_text(after, 1000),
-                  note=(f"{calls} Vertex status calls in those {took:.1f} s" if resource == "vertex" else ""))
+    return figure(
+        f"kernel: `1+1` round trip, agent holding {what}",
+        1000 * median(after),
+        "ms",
+        baseline="same kernel before the agent",
+        baseline_value=1000 * median(before),
+        n=CELLS,
+        spread=spread_text(after, 1000),
+        note=(f"{calls} Vertex status calls in those {took:.1f} s" if resource == "vertex" else ""),
+    )
 
 
 # ------------------------------------------------------------------ idle agent CPU
@@ -194,8 +203,12 @@ IDLE_SCRIPT = textwrap.dedent("""\
 
 
 def _idle_cpu(store_url: str, queue: str, with_agent: bool, window: float) -> dict:
-    proc = subprocess.run([sys.executable, "-c", IDLE_SCRIPT, store_url, queue, "1" if with_agent else "0",
-                           str(window)], capture_output=True, text=True, timeout=window + 120)
+    proc = subprocess.run(
+        [sys.executable, "-c", IDLE_SCRIPT, store_url, queue, "1" if with_agent else "0", str(window)],
+        capture_output=True,
+        text=True,
+        timeout=window + 120,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-300:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -213,11 +226,19 @@ def idle_cpu_figures(stores: dict[str, str], window: float, repeats: int) -> lis
             without.append(60_000 * b["cpu"] / b["wall"])
             threads = 60_000 * a["threads"] / a["wall"]
         added = [a - b for a, b in zip(with_agent, without)]
-        figures.append(figure(f"idle agent: CPU per minute ({name})", median(added), "ms/min",
-                              baseline="one core-minute", baseline_value=60_000.0, n=repeats,
-                              spread=spread_text(added),
-                              note=f"process with agent {median(with_agent):.0f} vs without {median(without):.0f} "
-                                   f"ms/min; agent threads alone {threads:.0f} ms/min; window {window:.0f} s"))
+        figures.append(
+            figure(
+                f"idle agent: CPU per minute ({name})",
+                median(added),
+                "ms/min",
+                baseline="one core-minute",
+                baseline_value=60_000.0,
+                n=repeats,
+                spread=spread_text(added),
+                note=f"process with agent {median(with_agent):.0f} vs without {median(without):.0f} "
+                f"ms/min; agent threads alone {threads:.0f} ms/min; window {window:.0f} s",
+            )
+        )
     return figures
 
 
@@ -252,8 +273,11 @@ def run(quick: bool = False) -> dict:
             targets = (["vertex"] if vertex else []) + ([] if quick and vertex else ["local-process"])
             for resource in targets:
                 try:
-                    figures.append(kernel_ratio(resource, work, stores["SQLite"], config_path,
-                                                vertex if resource == "vertex" else None))
+                    figures.append(
+                        kernel_ratio(
+                            resource, work, stores["SQLite"], config_path, vertex if resource == "vertex" else None
+                        )
+                    )
                 except Exception as err:
                     figures.append(not_available(f"kernel with 50 {resource} runs", f"{type(err).__name__}: {err}"))
             window, repeats = (15.0, 1) if quick else (30.0, 2)

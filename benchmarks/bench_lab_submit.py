@@ -50,8 +50,10 @@ def run(quick: bool = False) -> dict:
 
     repeats = 10 if quick else 30
     magic, page_seen, failures = [], [], 0
-    with contextlib.contextmanager(start_lab)(Path(tempfile.mkdtemp(prefix="bench-lab-")), expose_app=False) as lab, \
-            sync_playwright() as pw:
+    with (
+        contextlib.contextmanager(start_lab)(Path(tempfile.mkdtemp(prefix="bench-lab-")), expose_app=False) as lab,
+        sync_playwright() as pw,
+    ):
         browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         write_notebook(lab.root_dir / "self.ipynb")
@@ -72,10 +74,22 @@ def run(quick: bool = False) -> dict:
     ms = 1000.0
     return {
         "figures": [
-            figure(name, median(magic) * ms, "ms", spread=spread_text(magic, ms, 0), n=len(magic),
-                   baseline="api.submit(path) with no save", baseline_value=median(floor) * ms),
-            figure("keypress → 'submitted run' on the page (p50)", median(page_seen) * ms, "ms",
-                   spread=spread_text(page_seen, ms, 0), n=len(page_seen)),
+            figure(
+                name,
+                median(magic) * ms,
+                "ms",
+                spread=spread_text(magic, ms, 0),
+                n=len(magic),
+                baseline="api.submit(path) with no save",
+                baseline_value=median(floor) * ms,
+            ),
+            figure(
+                "keypress → 'submitted run' on the page (p50)",
+                median(page_seen) * ms,
+                "ms",
+                spread=spread_text(page_seen, ms, 0),
+                n=len(page_seen),
+            ),
             figure("submits of the current notebook without a failure", repeats - failures, f"of {repeats}"),
             figure("labextension installed size", _labextension_size() / 1024, "KiB"),
         ],
@@ -86,5 +100,9 @@ def run(quick: bool = False) -> dict:
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     for row in run(quick="--quick" in sys.argv)["figures"]:
-        print(f"{row['figure']}: {row['value']:.1f} {row['unit']} {row['spread']} (baseline {row['baseline']} "
-              f"{row['baseline_value'] or 0:.1f})" if row["value"] is not None else f"{row['figure']}: {row['note']}")
+        print(
+            f"{row['figure']}: {row['value']:.1f} {row['unit']} {row['spread']} (baseline {row['baseline']} "
+            f"{row['baseline_value'] or 0:.1f})"
+            if row["value"] is not None
+            else f"{row['figure']}: {row['note']}"
+        )

@@ -39,8 +39,14 @@ def main() -> None:
         print(f"not available: no Chromium at {chromium}")
         return
     base = Path(tempfile.mkdtemp(prefix="bench-panel-"))
-    os.environ.update({"XDG_DATA_HOME": str(base / "data"), "XDG_CONFIG_HOME": str(base / "config"),
-                       "LAUNCH_JUPYTER_USER": "alice", "LAUNCH_JUPYTER_DB": f"sqlite:///{base / 'launch.db'}"})
+    os.environ.update(
+        {
+            "XDG_DATA_HOME": str(base / "data"),
+            "XDG_CONFIG_HOME": str(base / "config"),
+            "LAUNCH_JUPYTER_USER": "alice",
+            "LAUNCH_JUPYTER_DB": f"sqlite:///{base / 'launch.db'}",
+        }
+    )
     from bench_board import bulk_fill
     from playwright.sync_api import sync_playwright
 
@@ -57,8 +63,9 @@ def main() -> None:
     board, paint, live, detail = [], [], [], []
     with contextlib.contextmanager(start_lab)(lab_root, expose_app=False) as lab, sync_playwright() as pw:
         for _ in range(args.repeat * 4):
-            request = urllib.request.Request(f"{lab.url}launch/api/board?limit=50",
-                                             headers={"Authorization": f"token {lab.token}"})
+            request = urllib.request.Request(
+                f"{lab.url}launch/api/board?limit=50", headers={"Authorization": f"token {lab.token}"}
+            )
             started = time.perf_counter()
             with urllib.request.urlopen(request, timeout=60) as answer:
                 answer.read()
@@ -88,28 +95,44 @@ def main() -> None:
             # A new run, then its state moved by "an agent" (this process writes the store directly).
             from launch_jupyter.core.model import Run
 
-            run = store.enqueue(Run(id="", queue_id=queue.id, queue_name=queue.name, entity=queue.entity,
-                                    author="alice", resource=queue.resource, name=f"live-{round_}"))
+            run = store.enqueue(
+                Run(
+                    id="",
+                    queue_id=queue.id,
+                    queue_name=queue.name,
+                    entity=queue.entity,
+                    author="alice",
+                    resource=queue.resource,
+                    name=f"live-{round_}",
+                )
+            )
             row = page.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{run.id}"]')
             row.wait_for(timeout=60_000)
             claimed = store.claim([queue.id], "bench-agent", 60)
             started = time.perf_counter()
-            store.transition(claimed.id, RunState.RUNNING, "running",
-                             fence=("bench-agent", claimed.lease_generation))
+            store.transition(claimed.id, RunState.RUNNING, "running", fence=("bench-agent", claimed.lease_generation))
             row.locator(".lj-state-running").wait_for(timeout=60_000)
             live.append(time.perf_counter() - started)
             page.close()
         browser.close()
     ms = 1000.0
     print(f"store: {args.runs} runs (SQLite); rounds: {args.repeat}")
-    print(f"GET /launch/api/board (50 rows of {args.runs}): p50 {statistics.median(board) * ms:.0f} ms, "
-          f"max {max(board) * ms:.0f} ms (n={len(board)})")
-    print(f"Runs tab first paint (click → first row): p50 {statistics.median(paint) * ms:.0f} ms, "
-          f"max {max(paint) * ms:.0f} ms (target ≤ 500 ms)")
-    print(f"run page first paint (Details → timeline, files, log on screen): p50 "
-          f"{statistics.median(detail) * ms:.0f} ms, max {max(detail) * ms:.0f} ms")
-    print(f"live update (store write → row state on screen): p50 {statistics.median(live) * ms:.0f} ms, "
-          f"max {max(live) * ms:.0f} ms (target ≤ 500 ms)")
+    print(
+        f"GET /launch/api/board (50 rows of {args.runs}): p50 {statistics.median(board) * ms:.0f} ms, "
+        f"max {max(board) * ms:.0f} ms (n={len(board)})"
+    )
+    print(
+        f"Runs tab first paint (click → first row): p50 {statistics.median(paint) * ms:.0f} ms, "
+        f"max {max(paint) * ms:.0f} ms (target ≤ 500 ms)"
+    )
+    print(
+        f"run page first paint (Details → timeline, files, log on screen): p50 "
+        f"{statistics.median(detail) * ms:.0f} ms, max {max(detail) * ms:.0f} ms"
+    )
+    print(
+        f"live update (store write → row state on screen): p50 {statistics.median(live) * ms:.0f} ms, "
+        f"max {max(live) * ms:.0f} ms (target ≤ 500 ms)"
+    )
     print("clicks from an open notebook to a queued run: 2 (Launch, Submit; target ≤ 3)")
 
 

@@ -40,7 +40,9 @@ QUICKSTART = ROOT / "examples" / "notebooks" / "quickstart.ipynb"
 SLEEPER = ROOT / "examples" / "notebooks" / "parameters.ipynb"
 BIN = Path(sys.executable).parent
 MAX_LAG_S = 0.5  # state later than the file by more than this, locally: a structural regression
-SCHEDULER_HOME = Path.home() / ".cache" / "launch-jupyter-bench" / f"jupyter-scheduler-py{sys.version_info[0]}{sys.version_info[1]}"
+SCHEDULER_HOME = (
+    Path.home() / ".cache" / "launch-jupyter-bench" / f"jupyter-scheduler-py{sys.version_info[0]}{sys.version_info[1]}"
+)
 SHARED = "machine shared with six other engineers' work while measured"
 
 
@@ -98,8 +100,11 @@ class _CliAgent:
     """A ``launch-jupyter agent`` subprocess serving ``queue``."""
 
     def __init__(self, queue: str, *extra: str):
-        self.proc = subprocess.Popen([str(BIN / "launch-jupyter"), "agent", "-q", queue, *extra],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [str(BIN / "launch-jupyter"), "agent", "-q", queue, *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         _end(self.proc)
@@ -119,24 +124,45 @@ def _end(proc: subprocess.Popen) -> None:
 def _latency_papermill(notebook: Path, out: Path, name: str) -> dict:
     output = out / f"papermill-{name}.ipynb"
     t0 = time.time()
-    subprocess.run([str(BIN / "papermill"), str(notebook), str(output), "-p", "name", name, "-k", "python3",
-                    "--cwd", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "papermill"), str(notebook), str(output), "-p", "name", name, "-k", "python3", "--cwd", str(out)],
+        check=True,
+        capture_output=True,
+    )
     return {"file": _mtime(output) - t0}
 
 
 def _latency_execute(notebook: Path, out: Path, name: str) -> dict:
     output = out / f"execute-{name}.ipynb"
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "launch_jupyter.execute", "--notebook", str(notebook), "--output",
-                    str(output), "--parameters", json.dumps({"name": name}), "--cwd", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launch_jupyter.execute",
+            "--notebook",
+            str(notebook),
+            "--output",
+            str(output),
+            "--parameters",
+            json.dumps({"name": name}),
+            "--cwd",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return {"file": _mtime(output) - t0}
 
 
 def _latency_cli(notebook: Path, queue: str, name: str) -> dict:
     t0 = time.time()
-    done = subprocess.run([str(BIN / "launch-jupyter"), "submit", str(notebook), "-q", queue, "-p", f"name={name}"],
-                          check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "launch-jupyter"), "submit", str(notebook), "-q", queue, "-p", f"name={name}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     run_id = done.stdout.split("queued run ", 1)[1].split()[0]
     at, output = _succeeded(run_id)
     return {"file": _mtime(Path(output)) - t0, "state": at - t0}
@@ -171,8 +197,9 @@ def scheduler_venv() -> Path:
     shutil.rmtree(SCHEDULER_HOME, ignore_errors=True)
     SCHEDULER_HOME.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(SCHEDULER_HOME)], check=True, capture_output=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "jupyter_scheduler", "ipykernel"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "jupyter_scheduler", "ipykernel"], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"pip install jupyter_scheduler failed: {done.stderr.strip()[-300:]}")
     marker.write_text(time.strftime("%Y-%m-%d"))
@@ -190,34 +217,56 @@ class Scheduler:
         self.data = home / "data"
         for folder in ("config", "data", "runtime"):  # its SQLite database goes in the data folder
             (home / folder).mkdir(parents=True)
-        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(self.data),
-                   JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_PLATFORM_DIRS="1",
-                   PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+        env = dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(home / "config"),
+            JUPYTER_DATA_DIR=str(self.data),
+            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+            JUPYTER_PLATFORM_DIRS="1",
+            PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
         env.pop("PYTHONPATH", None)
         self.port, self.token = _free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(work / "scheduler-server.log", "w")
         self.proc = subprocess.Popen(
-            [str(venv / "bin" / "jupyter"), "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", "--allow-root",
-             f"--ServerApp.root_dir={self.root}",
-             # its default lists conda environments; the static one names one environment, no conda
-             "--SchedulerApp.environment_manager_class=jupyter_scheduler.environments.StaticEnvironmentManager"],
-            env=env, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                str(venv / "bin" / "jupyter"),
+                "server",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                "--allow-root",
+                f"--ServerApp.root_dir={self.root}",
+                # its default lists conda environments; the static one names one environment, no conda
+                "--SchedulerApp.environment_manager_class=jupyter_scheduler.environments.StaticEnvironmentManager",
+            ],
+            env=env,
+            cwd=self.root,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             _wait(self._up, 120, "the jupyter-scheduler server", step=0.2)
         except Exception:
             self.stop()
             raise
-        self.version = subprocess.run([str(venv / "bin" / "python"), "-c",
-                                       "import jupyter_scheduler; print(jupyter_scheduler.__version__)"],
-                                      capture_output=True, text=True).stdout.strip()
+        self.version = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import jupyter_scheduler; print(jupyter_scheduler.__version__)"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Authorization": f"token {self.token}",
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             text = resp.read().decode()
         return json.loads(text) if text else {}
@@ -234,10 +283,17 @@ class Scheduler:
     def submit(self, notebook: Path, name: str, parameters: dict) -> str:
         """``POST /scheduler/jobs`` for ``notebook`` (copied into the server's root); the job id."""
         shutil.copy(notebook, self.root / notebook.name)
-        job = self._request("POST", "/scheduler/jobs", {
-            "name": name, "input_uri": notebook.name, "runtime_environment_name": "jupyterlab-env",
-            "output_formats": ["ipynb"], "parameters": parameters,
-        })
+        job = self._request(
+            "POST",
+            "/scheduler/jobs",
+            {
+                "name": name,
+                "input_uri": notebook.name,
+                "runtime_environment_name": "jupyterlab-env",
+                "output_formats": ["ipynb"],
+                "parameters": parameters,
+            },
+        )
         return job["job_id"]
 
     def finished(self, job_id: str) -> dict | None:
@@ -287,9 +343,27 @@ def _xargs(notebook: Path, out: Path, count: int, parallel: int) -> float:
     out.mkdir(parents=True)
     t0 = time.monotonic()
     subprocess.run(
-        ["xargs", "-P", str(parallel), "-I{}", str(BIN / "papermill"), str(notebook), str(out / "{}.ipynb"),
-         "-p", "seconds", "1", "-k", "python3", "--cwd", str(out)],
-        input="\n".join(str(i) for i in range(count)) + "\n", text=True, check=True, capture_output=True)
+        [
+            "xargs",
+            "-P",
+            str(parallel),
+            "-I{}",
+            str(BIN / "papermill"),
+            str(notebook),
+            str(out / "{}.ipynb"),
+            "-p",
+            "seconds",
+            "1",
+            "-k",
+            "python3",
+            "--cwd",
+            str(out),
+        ],
+        input="\n".join(str(i) for i in range(count)) + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     return time.monotonic() - t0
 
 
@@ -334,28 +408,56 @@ def _latency_rows(results: dict[str, list[dict]], rounds: int) -> tuple[list[dic
         "magic": "%launch submit + in-kernel agent",
         "scheduler": "jupyter-scheduler REST (POST /scheduler/jobs)",
     }
-    rows = [figure("peers: papermill CLI, executed notebook on disk (the floor)", base, "s", n=len(floor),
-                   spread=spread_text(floor), note=SHARED)]
+    rows = [
+        figure(
+            "peers: papermill CLI, executed notebook on disk (the floor)",
+            base,
+            "s",
+            n=len(floor),
+            spread=spread_text(floor),
+            note=SHARED,
+        )
+    ]
     problems = []
     for key, label in labels.items():
         got = results.get(key)
         if not got:
             continue
         files = [r["file"] for r in got]
-        rows.append(figure(f"peers: {label}, executed notebook on disk", median(files), "s",
-                           baseline="papermill CLI", baseline_value=base, n=len(files), spread=spread_text(files)))
+        rows.append(
+            figure(
+                f"peers: {label}, executed notebook on disk",
+                median(files),
+                "s",
+                baseline="papermill CLI",
+                baseline_value=base,
+                n=len(files),
+                spread=spread_text(files),
+            )
+        )
         if "state" in got[0]:
             states = [r["state"] for r in got]
             lags = [r["state"] - r["file"] for r in got]
             note = f"state after the file: median {median(lags):.3f} s, max {max(lags):.3f} s"
             if key == "scheduler":
                 note += f"; seen by a 20 ms REST poll at {median([r['observed'] for r in got]):.2f} s"
-            rows.append(figure(f"peers: {label}, run reported succeeded", median(states), "s",
-                               baseline="papermill CLI file", baseline_value=base, n=len(states),
-                               spread=spread_text(states), note=note))
+            rows.append(
+                figure(
+                    f"peers: {label}, run reported succeeded",
+                    median(states),
+                    "s",
+                    baseline="papermill CLI file",
+                    baseline_value=base,
+                    n=len(states),
+                    spread=spread_text(states),
+                    note=note,
+                )
+            )
             if key in ("cli", "magic") and median(lags) > MAX_LAG_S:
-                problems.append(f"{label}: the run's state lags its executed notebook by {median(lags):.2f} s "
-                                f"(median of {len(lags)}; more than {MAX_LAG_S} s means completion is polled again)")
+                problems.append(
+                    f"{label}: the run's state lags its executed notebook by {median(lags):.2f} s "
+                    f"(median of {len(lags)}; more than {MAX_LAG_S} s means completion is polled again)"
+                )
     return rows, problems
 
 
@@ -433,17 +535,30 @@ def _throughput_rows(scheduler: Scheduler | None, sleeper: Path, work: Path, cou
                 took[key] = _xargs(sleeper, work / f"xargs-{parallel}", count, parallel)
             else:
                 took[key] = _agent_throughput(sleeper, f"tp{parallel}", count, parallel)
-        figures.append(figure(f"peers: {count} notebooks sleeping 1 s, {parallel} at a time: launch agent",
-                              took["agent"], "s", baseline=f"xargs -P {parallel} papermill",
-                              baseline_value=took["xargs"], n=1,
-                              note="from the agent's start to the last succeeded; " + SHARED))
+        figures.append(
+            figure(
+                f"peers: {count} notebooks sleeping 1 s, {parallel} at a time: launch agent",
+                took["agent"],
+                "s",
+                baseline=f"xargs -P {parallel} papermill",
+                baseline_value=took["xargs"],
+                n=1,
+                note="from the agent's start to the last succeeded; " + SHARED,
+            )
+        )
     if scheduler is not None:
         took_all = scheduler.throughput(sleeper, count)
-        figures.append(figure(f"peers: {count} notebooks sleeping 1 s, jupyter-scheduler (all at once)",
-                              took_all, "s", baseline="xargs -P 4 papermill",
-                              baseline_value=took["xargs"], n=1,
-                              note=f"jupyter-scheduler {scheduler.version}; from the first POST to the "
-                                   "last end_time"))
+        figures.append(
+            figure(
+                f"peers: {count} notebooks sleeping 1 s, jupyter-scheduler (all at once)",
+                took_all,
+                "s",
+                baseline="xargs -P 4 papermill",
+                baseline_value=took["xargs"],
+                n=1,
+                note=f"jupyter-scheduler {scheduler.version}; from the first POST to the last end_time",
+            )
+        )
     return figures
 
 

@@ -34,8 +34,9 @@ def main() -> int:
     parser.add_argument("--progress-interval", type=float, default=5.0, help="environment.progress_interval")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-progress-"))
-    os.environ.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
-                      LAUNCH_JUPYTER_USER="bench")
+    os.environ.update(
+        XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"), LAUNCH_JUPYTER_USER="bench"
+    )
     os.environ.pop("LAUNCH_JUPYTER_DB", None)
     import nbformat
 
@@ -43,8 +44,10 @@ def main() -> int:
     from launch_jupyter.agent import Agent
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(f"import time; time.sleep({args.cell_seconds})  # cell {k}")
-                for k in range(1, args.cells + 1)]
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"import time; time.sleep({args.cell_seconds})  # cell {k}")
+        for k in range(1, args.cells + 1)
+    ]
     path = home / "cells.ipynb"
     nbformat.write(nb, path)
     fakes: list = []
@@ -53,7 +56,9 @@ def main() -> int:
     else:
         api.create_queue("bench", "local-process")
         image = None
-    agent = Agent(["bench"], poll_interval=args.poll_interval, config=api.agent_config() if args.vertex else None).start()
+    agent = Agent(
+        ["bench"], poll_interval=args.poll_interval, config=api.agent_config() if args.vertex else None
+    ).start()
     delays: dict[int, float] = {}
     try:
         handle = api.submit(path, "bench", save=False, image=image)
@@ -69,8 +74,10 @@ def main() -> int:
         for stop in fakes:
             stop()
     where = f"vertex (fake), progress_interval {args.progress_interval} s" if args.vertex else "local-process"
-    print(f"progress delay, {where}, agent poll_interval {args.poll_interval} s, {args.cells} cells of "
-          f"{args.cell_seconds} s (run {state}):")
+    print(
+        f"progress delay, {where}, agent poll_interval {args.poll_interval} s, {args.cells} cells of "
+        f"{args.cell_seconds} s (run {state}):"
+    )
     for cell in sorted(delays):
         print(f"  cell {cell}/{args.cells}: {delays[cell]:.2f} s")
     missing = [k for k in range(1, args.cells + 1) if k not in delays]
@@ -100,8 +107,11 @@ def _vertex_queue(home: Path, args: argparse.Namespace, fakes: list) -> str:
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{server.server_port}"
     os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
     config = home / "launch-config.yaml"
-    config.write_text(agent_config_text(fake).replace(
-        "credentials: anonymous\n", f"credentials: anonymous\n  progress_interval: {args.progress_interval}\n"))
+    config.write_text(
+        agent_config_text(fake).replace(
+            "credentials: anonymous\n", f"credentials: anonymous\n  progress_interval: {args.progress_interval}\n"
+        )
+    )
     api.configure(config_path=str(config))
     api.create_queue("bench", "vertex", config=VERTEX_YAML)
     data_dir = api.agent_config().data_dir

@@ -71,8 +71,9 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=6.0)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-schedules-"))
-    os.environ.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
-                      LAUNCH_JUPYTER_USER="bench")
+    os.environ.update(
+        XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"), LAUNCH_JUPYTER_USER="bench"
+    )
     schema = None
     url = f"sqlite:///{home / 'launch.db'}"
     if args.store:
@@ -90,9 +91,15 @@ def main() -> int:
         steps = int(args.hours * 3600 / 5)
         go = home / "go"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        procs = [subprocess.Popen([sys.executable, "-c", LOOKER, url, f"agent-{i}", repr(s.next_fire_at), str(steps),
-                                   str(go)], stdout=subprocess.PIPE, text=True, env=env)
-                 for i in range(args.agents)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", LOOKER, url, f"agent-{i}", repr(s.next_fire_at), str(steps), str(go)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for i in range(args.agents)
+        ]
         time.sleep(2.0)  # let the processes import and connect; the file releases them together
         started = time.monotonic()
         go.write_text("go")
@@ -106,17 +113,23 @@ def main() -> int:
         runs = len(store.list_runs())
         split = Counter(t["agent_id"] for t in fired)
         for i in range(1000):  # schedules that are not due: what a look costs when a store has many
-            api.create_schedule(f"later-{i}", notebook, "bench", cron="0 0 1 1 *", timezone="UTC", store_url=url,
-                                follow_file=True)
+            api.create_schedule(
+                f"later-{i}", notebook, "bench", cron="0 0 1 1 *", timezone="UTC", store_url=url, follow_file=True
+            )
         api.delete_schedule("minutely", store_url=url)
         idle_many = _look_cost(store, store.list_queues())
-        print(f"store {store.dialect}, {args.agents} agents, {args.hours:g} h of a per-minute schedule, "
-              f"one look per agent every 5 s ({wall:.1f} s of real time):")
+        print(
+            f"store {store.dialect}, {args.agents} agents, {args.hours:g} h of a per-minute schedule, "
+            f"one look per agent every 5 s ({wall:.1f} s of real time):"
+        )
         print(f"  ticks expected {expected}, fired {len(fired)}, fired twice {twice}, runs queued {runs}")
-        print(f"  fired by agent: {dict(sorted(split.items()))}; reported by the agents: "
-              f"{[o['fired'] for o in outputs]}")
-        print(f"  one look with nothing due: {idle_empty:.2f} ms (no schedules), {idle_many:.2f} ms "
-              "(1,000 schedules not due)")
+        print(
+            f"  fired by agent: {dict(sorted(split.items()))}; reported by the agents: {[o['fired'] for o in outputs]}"
+        )
+        print(
+            f"  one look with nothing due: {idle_empty:.2f} ms (no schedules), {idle_many:.2f} ms "
+            "(1,000 schedules not due)"
+        )
         ok = len(fired) == expected == runs and twice == 0
         print("OK" if ok else "MISMATCH")
         return 0 if ok else 1

@@ -27,9 +27,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "LJMARKER"
-NAME_FILES = (".env", ".aws/credentials", ".docker/config.json", ".kube/config", ".git-credentials", ".pgpass",
-              ".netrc", ".ssh/id_ed25519", ".config/gcloud/application_default_credentials.json", "id_rsa",
-              "server.key")
+NAME_FILES = (
+    ".env",
+    ".aws/credentials",
+    ".docker/config.json",
+    ".kube/config",
+    ".git-credentials",
+    ".pgpass",
+    ".netrc",
+    ".ssh/id_ed25519",
+    ".config/gcloud/application_default_credentials.json",
+    "id_rsa",
+    "server.key",
+)
 PEM = "-----BEGIN " + "PRIVATE KEY-----\nMIIE" + MARKER + "\n-----END PRIVATE KEY-----\n"
 CONTENT_FILES = {
     "README.md": PEM.encode(),
@@ -43,8 +53,9 @@ CONTENT_FILES = {
 def _notebook(folder: Path) -> Path:
     import nbformat
 
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                           "display_name": "Python 3"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
     cell = nbformat.v4.new_code_cell("print('hello')", execution_count=1)
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"token ghp_{MARKER}{'b' * 28}\n")]
     nb.cells = [cell]
@@ -73,8 +84,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     runs = parser.parse_args().runs
     root = Path(tempfile.mkdtemp(prefix="bench-secrets-"))
-    os.environ.update(XDG_DATA_HOME=str(root / "data"), XDG_CONFIG_HOME=str(root / "config"),
-                      LAUNCH_JUPYTER_USER="alice", WANDB_API_KEY=f"{MARKER}0123456789abcdef")
+    os.environ.update(
+        XDG_DATA_HOME=str(root / "data"),
+        XDG_CONFIG_HOME=str(root / "config"),
+        LAUNCH_JUPYTER_USER="alice",
+        WANDB_API_KEY=f"{MARKER}0123456789abcdef",
+    )
     os.environ.pop("LAUNCH_JUPYTER_DB", None)
     try:
         from launch_jupyter import api
@@ -101,16 +116,21 @@ def main() -> int:
         data_dir = root / "data" / "launch_jupyter"
         db = data_dir / "launch.db"
         folders = data_dir / "runs"
-        contexts = sum(_count(p.read_bytes()) for p in folders.rglob("*")
-                       if p.is_file() and "context" in p.relative_to(folders).parts)
+        contexts = sum(
+            _count(p.read_bytes())
+            for p in folders.rglob("*")
+            if p.is_file() and "context" in p.relative_to(folders).parts
+        )
         logs = sum(_count(p.read_bytes()) for p in (data_dir / "runs").rglob("*.log"))
         with sqlite3.connect(db) as conn:
             keys = [row[0] for row in conn.execute("SELECT run_id FROM run_contexts")]
             rows = "".join(json.dumps(r, default=str) for r in conn.execute("SELECT * FROM runs")).encode()
             events = "".join(r[0] for r in conn.execute("SELECT message FROM run_events")).encode()
             # Contexts are content-addressed blobs, zlib-compressed on SQLite: scan them decompressed.
-            parts = [zlib.decompress(data) if packed else data
-                     for packed, data in conn.execute("SELECT compressed, data FROM blobs")]
+            parts = [
+                zlib.decompress(data) if packed else data
+                for packed, data in conn.execute("SELECT compressed, data FROM blobs")
+            ]
         from launch_jupyter.store import open_store
 
         with open_store(f"sqlite:///{db}") as store:  # the archives as an agent reads them

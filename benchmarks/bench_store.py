@@ -66,8 +66,10 @@ def pg_store_url():
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield make_url(server).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
+        yield (
+            make_url(server)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
         )
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -76,8 +78,9 @@ def pg_store_url():
 
 def make_queue(url: str) -> Queue:
     with open_store(url) as store:
-        return store.create_queue(Queue(entity="team", name="bench", resource="local-process", config={},
-                                        created_by="alice"))
+        return store.create_queue(
+            Queue(entity="team", name="bench", resource="local-process", config={}, created_by="alice")
+        )
 
 
 def fill(url: str, queue: Queue, count: int) -> float:
@@ -85,8 +88,16 @@ def fill(url: str, queue: Queue, count: int) -> float:
     with open_store(url) as store:
         start = time.perf_counter()
         for _ in range(count):
-            store.enqueue(Run(id="", queue_id=queue.id, queue_name=queue.name, entity=queue.entity,
-                              author="alice", resource=queue.resource))
+            store.enqueue(
+                Run(
+                    id="",
+                    queue_id=queue.id,
+                    queue_name=queue.name,
+                    entity=queue.entity,
+                    author="alice",
+                    resource=queue.resource,
+                )
+            )
         return count / (time.perf_counter() - start)
 
 
@@ -97,12 +108,29 @@ def bulk_fill(url: str, queue: Queue, count: int) -> None:
     )
 
     now = time.time()
-    rows = [{
-        "id": uuid.uuid4().hex[:12], "queue_id": queue.id, "queue_name": queue.name, "entity": queue.entity,
-        "author": "alice", "resource": queue.resource, "state": RunState.QUEUED.value, "priority": 2,
-        "name": "", "notebook": "", "parameters": {}, "template_values": {}, "resource_args": {}, "config": {},
-        "cancel_requested": False, "message": "", "created_at": now + i * 1e-6, "updated_at": now,
-    } for i in range(count)]
+    rows = [
+        {
+            "id": uuid.uuid4().hex[:12],
+            "queue_id": queue.id,
+            "queue_name": queue.name,
+            "entity": queue.entity,
+            "author": "alice",
+            "resource": queue.resource,
+            "state": RunState.QUEUED.value,
+            "priority": 2,
+            "name": "",
+            "notebook": "",
+            "parameters": {},
+            "template_values": {},
+            "resource_args": {},
+            "config": {},
+            "cancel_requested": False,
+            "message": "",
+            "created_at": now + i * 1e-6,
+            "updated_at": now,
+        }
+        for i in range(count)
+    ]
     with open_store(url) as store, store._backend.write() as conn:
         conn.execute(runs.insert(), rows)
 
@@ -111,9 +139,15 @@ def claims_per_second(url: str, processes: int) -> float:
     """Claim THROUGHPUT_RUNS runs with ``processes`` agent processes started together."""
     queue = make_queue(url)
     bulk_fill(url, queue, THROUGHPUT_RUNS)
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, url, f"agent-{n}", str(queue.id)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for n in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, url, f"agent-{n}", str(queue.id)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(processes)
+    ]
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a claiming process failed to start")
@@ -163,8 +197,10 @@ def bench_dialect(make_url, repeat: int) -> dict:
         for _ in range(repeat):
             with make_url() as url:
                 latencies += claim_latencies_ms(url, size)
-        figures["claim_latency_ms"][size] = {"p50": round(percentile(latencies, 50), 3),
-                                             "p95": round(percentile(latencies, 95), 3)}
+        figures["claim_latency_ms"][size] = {
+            "p50": round(percentile(latencies, 50), 3),
+            "p95": round(percentile(latencies, 95), 3),
+        }
     return figures
 
 

@@ -94,14 +94,20 @@ def main() -> int:
         after = _settle(db)
         per_run = (after - empty) / args.runs
         tables = _table_bytes(db)
-        print(f"store growth, SQLite, {args.runs} runs of quickstart.ipynb (one parameter value each), "
-              f"save=False, {seconds / args.runs * 1000:.0f} ms per submit")
+        print(
+            f"store growth, SQLite, {args.runs} runs of quickstart.ipynb (one parameter value each), "
+            f"save=False, {seconds / args.runs * 1000:.0f} ms per submit"
+        )
         print(f"  bytes per run: {per_run:,.0f}   per 10,000 runs: {_mb(per_run * 10_000)}   (target ≤ 50 MB)")
-        print(f"  inline (schema 2, a packed context per run): {inline / args.runs:,.0f} bytes per run, "
-              f"{_mb(inline / args.runs * 10_000)} per 10,000 runs; ratio {per_run / (inline / args.runs):.3f}")
+        print(
+            f"  inline (schema 2, a packed context per run): {inline / args.runs:,.0f} bytes per run, "
+            f"{_mb(inline / args.runs * 10_000)} per 10,000 runs; ratio {per_run / (inline / args.runs):.3f}"
+        )
         if tables:
-            print("  per table, indexes included, per run: " + ", ".join(
-                f"{t} {tables.get(t, 0) / args.runs:,.0f}" for t in TABLES))
+            print(
+                "  per table, indexes included, per run: "
+                + ", ".join(f"{t} {tables.get(t, 0) / args.runs:,.0f}" for t in TABLES)
+            )
         if args.edited:
             edited = home / "project" / "quickstart.ipynb"
             edited.parent.mkdir()
@@ -110,8 +116,10 @@ def main() -> int:
             grown = _settle(db)
             notebook = len(edited.read_bytes())
             extra = (grown - after) / args.edited
-            print(f"  {args.edited} runs of a notebook edited before each submit: {extra:,.0f} bytes per run "
-                  f"(its notebook {notebook:,} bytes raw, stored compressed), per 10,000 runs: {_mb(extra * 10_000)}")
+            print(
+                f"  {args.edited} runs of a notebook edited before each submit: {extra:,.0f} bytes per run "
+                f"(its notebook {notebook:,} bytes raw, stored compressed), per 10,000 runs: {_mb(extra * 10_000)}"
+            )
         from launch_jupyter.store import close_all
 
         close_all()

@@ -85,8 +85,16 @@ def _magic_submit(shell, notebook: Path) -> None:
 
 def _pair(name: str, results: dict, key: str, base: str, baseline: str, n: int, note: str = "") -> dict:
     values = results[key]
-    return figure(name, 1000 * median(values), "ms", baseline=baseline,
-                  baseline_value=1000 * median(results[base]), n=n, spread=spread_text(values, 1000), note=note)
+    return figure(
+        name,
+        1000 * median(values),
+        "ms",
+        baseline=baseline,
+        baseline_value=1000 * median(results[base]),
+        n=n,
+        spread=spread_text(values, 1000),
+        note=note,
+    )
 
 
 def run(quick: bool = False) -> dict:
@@ -104,8 +112,7 @@ def run(quick: bool = False) -> dict:
         measures = {
             "submit": lambda: _timed(lambda: api.submit(QUICKSTART, "q", store_url=store_url)),
             "naive": lambda: _timed(lambda: naive_submit(QUICKSTART, naive_db, work)),
-            "submit200": lambda: _timed(
-                lambda: api.submit(folder_nb, "q", store_url=store_url, include=["data/*"])),
+            "submit200": lambda: _timed(lambda: api.submit(folder_nb, "q", store_url=store_url, include=["data/*"])),
             "naive200": lambda: _timed(lambda: naive_submit(folder_nb, naive_db, work)),
             "context200": lambda: _timed(lambda: _context_only(folder_nb, work, ["data/*"])),
             "context": lambda: _timed(lambda: _context_only(QUICKSTART, work, [])),
@@ -120,17 +127,29 @@ def run(quick: bool = False) -> dict:
         r = alternate(measures, repeats)
         naive = "naive copy+sha256+tar+INSERT"
         figures += [
-            _pair("api.submit(quickstart.ipynb)", r, "submit", "naive", naive, repeats,
-                  f"first submit (cold wheel cache) {1000 * first:.0f} ms"),
+            _pair(
+                "api.submit(quickstart.ipynb)",
+                r,
+                "submit",
+                "naive",
+                naive,
+                repeats,
+                f"first submit (cold wheel cache) {1000 * first:.0f} ms",
+            ),
         ]
         if "magic" in r:
             figures.append(_pair("%launch submit quickstart.ipynb", r, "magic", "submit", "api.submit", repeats))
         figures += [
-            _pair(f"api.submit(folder of {FOLDER_FILES} files, include=data/*)", r, "submit200", "naive200",
-                  naive, repeats),
+            _pair(
+                f"api.submit(folder of {FOLDER_FILES} files, include=data/*)",
+                r,
+                "submit200",
+                "naive200",
+                naive,
+                repeats,
+            ),
             _pair("create_context(quickstart.ipynb) alone", r, "context", "submit", "api.submit", repeats),
-            _pair(f"create_context({FOLDER_FILES} files) alone", r, "context200", "submit200", "api.submit",
-                  repeats),
+            _pair(f"create_context({FOLDER_FILES} files) alone", r, "context200", "submit200", "api.submit", repeats),
         ]
         hashes = {h.run.content_hash for h in (api.submit(QUICKSTART, "q", store_url=store_url) for _ in range(2))}
         if len(hashes) != 1:

@@ -28,13 +28,24 @@ sys.path.insert(0, str(ROOT))
 
 NOTEBOOK = {
     "cells": [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "lr = 0.1\nlayers = 2",
-         "outputs": [], "execution_count": None},
-        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "import launch_jupyter\nlaunch_jupyter.record('accuracy', layers / 10 + lr)"},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": "lr = 0.1\nlayers = 2",
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "source": "import launch_jupyter\nlaunch_jupyter.record('accuracy', layers / 10 + lr)",
+        },
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    "nbformat": 4, "nbformat_minor": 5,
+    "nbformat": 4,
+    "nbformat_minor": 5,
 }
 
 
@@ -52,8 +63,9 @@ def _pg_url() -> str | None:
         import psycopg
 
         schema = f"lj_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True,
-                             connect_timeout=3) as conn:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True, connect_timeout=3
+        ) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         return f"postgresql://postgres@127.0.0.1:5432/postgres?options=-csearch_path%3D{schema}"
     except Exception as err:  # no server here: that figure is not available
@@ -66,7 +78,7 @@ def queue_times(url: str, notebook: Path, points: int, repeats: int) -> tuple[li
 
     api.configure(store_url=url)
     api.create_queue("bench", "local-process", exist_ok=True)
-    side = int(points ** 0.5)
+    side = int(points**0.5)
     grid = {"layers": f"range({side})", "lr": f"range({points // side})"}
     sweeps, singles = [], []
     for _ in range(repeats):
@@ -90,10 +102,12 @@ def contexts_per_sweep(url: str) -> tuple[int, int]:
     store = api.open_store(url)
     sweep = store.list_sweeps(limit=1)[0]
     with store._backend.read() as conn:
-        hashes = conn.execute(select(func.count(func.distinct(runs.c.content_hash)))
-                              .where(runs.c.sweep_id == sweep["id"])).scalar()
-        stored = conn.execute(select(func.count()).select_from(run_contexts)
-                              .where(run_contexts.c.run_id == f"sweep:{sweep['id']}")).scalar()
+        hashes = conn.execute(
+            select(func.count(func.distinct(runs.c.content_hash))).where(runs.c.sweep_id == sweep["id"])
+        ).scalar()
+        stored = conn.execute(
+            select(func.count()).select_from(run_contexts).where(run_contexts.c.run_id == f"sweep:{sweep['id']}")
+        ).scalar()
     return stored, hashes
 
 
@@ -109,9 +123,23 @@ def table_lag(url: str, notebook: Path, agent_elsewhere: bool) -> float:
     process = None
     try:
         if agent_elsewhere:
-            process = subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "--store", url, "agent",
-                                        "-q", "lag", "--poll-interval", "0.2", "--until-idle"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "launch_jupyter.cli",
+                    "--store",
+                    url,
+                    "agent",
+                    "-q",
+                    "lag",
+                    "--poll-interval",
+                    "0.2",
+                    "--until-idle",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         else:
             api.start_agent(["lag"], store_url=url)
         deadline = time.monotonic() + 600
@@ -139,7 +167,8 @@ def builds_per_sweep(notebook: Path) -> str:
     api.create_queue("docker", "local-container", exist_ok=True)
     handle = api.sweep(notebook, "docker", parameters={"layers": "1,2,3,4"}, max_parallel=2, save=False)
     Agent(config=api.agent_config(overrides={"queues": ["docker"], "builder": {"type": "docker"}})).run_forever(
-        until_idle=True)
+        until_idle=True
+    )
     builds = sum(1 for r in handle.runs() for e in api.events(r.id) if e.state is RunState.BUILDING)
     return f"{builds} (4-point sweep, docker builder)"
 
@@ -150,8 +179,9 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=1000)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="lj-bench-sweep-"))
-    os.environ.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
-                      LAUNCH_JUPYTER_USER="bench")
+    os.environ.update(
+        XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"), LAUNCH_JUPYTER_USER="bench"
+    )
     try:
         notebook = _notebook(home / "nb")
         stores = {"sqlite": f"sqlite:///{home / 'launch.db'}"}
@@ -161,17 +191,21 @@ def main() -> int:
         print(f"sweeps ({args.points} points, {args.repeats} repeats, median [min-max])")
         for name, url in stores.items():
             sweeps, singles = queue_times(url, notebook, args.points, args.repeats)
-            print(f"  queue a {args.points}-point sweep, {name}: {statistics.median(sweeps):.3f} s "
-                  f"[{min(sweeps):.3f}-{max(sweeps):.3f}]; one single submit: {statistics.median(singles):.3f} s "
-                  f"(ratio {statistics.median(sweeps) / statistics.median(singles):.2f})")
+            print(
+                f"  queue a {args.points}-point sweep, {name}: {statistics.median(sweeps):.3f} s "
+                f"[{min(sweeps):.3f}-{max(sweeps):.3f}]; one single submit: {statistics.median(singles):.3f} s "
+                f"(ratio {statistics.median(sweeps) / statistics.median(singles):.2f})"
+            )
             stored, hashes = contexts_per_sweep(url)
             print(f"  build contexts stored per sweep, {name}: {stored}; content hashes per sweep: {hashes}")
         url = stores["sqlite"]
         for elsewhere in (False, True):
             lags = [table_lag(url, notebook, elsewhere) for _ in range(max(1, args.repeats // 2))]
             where = "agent in another process (board polls every 1 s)" if elsewhere else "in-kernel agent"
-            print(f"  last run's end → SweepBoard shows it, {where}: {statistics.median(lags):.3f} s "
-                  f"[{min(lags):.3f}-{max(lags):.3f}]")
+            print(
+                f"  last run's end → SweepBoard shows it, {where}: {statistics.median(lags):.3f} s "
+                f"[{min(lags):.3f}-{max(lags):.3f}]"
+            )
         print(f"  builds per sweep: {builds_per_sweep(notebook)}")
     finally:
         from launch_jupyter.store import close_all

@@ -35,9 +35,17 @@ def sagemaker_figures(runs: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as folder:
         moto = Moto(Path(folder))
-        os.environ.update({"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "bench",
-                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-                           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": moto.url,
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            }
+        )
         edge = SageMakerEdge(moto.url, REGION)
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = edge.url
         try:
@@ -89,8 +97,12 @@ def sagemaker_figures(runs: int) -> dict[str, float]:
         finally:
             edge.stop()
             moto.stop()
-    return {"calls_per_cycle": per_cycle, "calls_in_a_cycle_where_10pct_end": ending_cycle,
-            "naive_calls_per_cycle": runs, "jobs_per_run_after_crash": creates_per_run}
+    return {
+        "calls_per_cycle": per_cycle,
+        "calls_in_a_cycle_where_10pct_end": ending_cycle,
+        "naive_calls_per_cycle": runs,
+        "jobs_per_run_after_crash": creates_per_run,
+    }
 
 
 def kubernetes_figures(runs: int) -> dict[str, float]:
@@ -123,8 +135,7 @@ def kubernetes_figures(runs: int) -> dict[str, float]:
             jobs_per_run = len([k for k in fake.jobs if k[1].startswith("launch-crash")]) / runs
         finally:
             fake.stop()
-    return {"calls_per_cycle": per_cycle, "naive_calls_per_cycle": 2 * runs,
-            "jobs_per_run_after_crash": jobs_per_run}
+    return {"calls_per_cycle": per_cycle, "naive_calls_per_cycle": 2 * runs, "jobs_per_run_after_crash": jobs_per_run}
 
 
 def main() -> None:

@@ -42,8 +42,9 @@ def _runner(fake, transport="grpc"):
     from launch_jupyter.runners.vertex import VertexRunner
 
     endpoint = fake.grpc_endpoint if transport == "grpc" else fake.rest_endpoint
-    env = EnvironmentConfig(project="proj", region="us-central1", api_endpoint=endpoint,
-                            api_transport=transport, credentials="anonymous")
+    env = EnvironmentConfig(
+        project="proj", region="us-central1", api_endpoint=endpoint, api_transport=transport, credentials="anonymous"
+    )
     return VertexRunner(AgentConfig(environment=env))
 
 
@@ -71,16 +72,21 @@ def calls_per_cycle(certs, n: int) -> dict:
         ours = len(fake.requests) - before
         assert len(statuses) == n
 
-        aiplatform.init(project="proj", location="us-central1", api_endpoint=fake.grpc_endpoint,
-                        credentials=AnonymousCredentials())
+        aiplatform.init(
+            project="proj", location="us-central1", api_endpoint=fake.grpc_endpoint, credentials=AnonymousCredentials()
+        )
         sdk_jobs = [aiplatform.CustomJob.get(j.run.external_id) for j in jobs]
         before = len(fake.requests)
         started = time.perf_counter()
         [j.state for j in sdk_jobs]  # what CustomJob.wait()/run() do for each job every cycle
         sdk_s = time.perf_counter() - started
         sdk = len(fake.requests) - before
-        return {"launch_jupyter_calls": ours, "launch_jupyter_ms": round(ours_s * 1000, 1),
-                "sdk_per_job_calls": sdk, "sdk_per_job_ms": round(sdk_s * 1000, 1)}
+        return {
+            "launch_jupyter_calls": ours,
+            "launch_jupyter_ms": round(ours_s * 1000, 1),
+            "sdk_per_job_calls": sdk,
+            "sdk_per_job_ms": round(sdk_s * 1000, 1),
+        }
     finally:
         from google.cloud.aiplatform import initializer
 
@@ -104,8 +110,12 @@ def submit_latency(certs, transport: str, repeat: int = 30) -> dict:
             received = fake.calls("CreateCustomJob")[-1].time
             samples.append((received - started) * 1000)
         first, rest = samples[0], sorted(samples[1:])
-        return {"first_ms": round(first, 1), "median_ms": round(statistics.median(rest), 2),
-                "p90_ms": round(rest[int(len(rest) * 0.9)], 2), "n": len(rest)}
+        return {
+            "first_ms": round(first, 1),
+            "median_ms": round(statistics.median(rest), 2),
+            "p90_ms": round(rest[int(len(rest) * 0.9)], 2),
+            "n": len(rest),
+        }
     finally:
         fake.stop()
 
@@ -120,20 +130,34 @@ def run(quick: bool = False) -> dict:
     cycles = {n: calls_per_cycle(certs, n) for n in sizes}
     figures, problems = [], []
     for n, c in cycles.items():
-        figures.append(figure(
-            f"Vertex API calls per status cycle, {n} active run(s)", c["launch_jupyter_calls"], "calls",
-            baseline="aiplatform per-job GetCustomJob (CustomJob.wait)", baseline_value=c["sdk_per_job_calls"],
-            note=f"{c['launch_jupyter_ms']} ms vs {c['sdk_per_job_ms']} ms on the fake; pages of 100",
-        ))
+        figures.append(
+            figure(
+                f"Vertex API calls per status cycle, {n} active run(s)",
+                c["launch_jupyter_calls"],
+                "calls",
+                baseline="aiplatform per-job GetCustomJob (CustomJob.wait)",
+                baseline_value=c["sdk_per_job_calls"],
+                note=f"{c['launch_jupyter_ms']} ms vs {c['sdk_per_job_ms']} ms on the fake; pages of 100",
+            )
+        )
         if c["launch_jupyter_calls"] > max(1, -(-n // 100)):
             problems.append(f"{n} runs took {c['launch_jupyter_calls']} calls per cycle")
     for transport, lat in latency.items():
-        figures.append(figure(
-            f"submit() → CreateCustomJob received ({transport})", lat["median_ms"], "ms",
-            n=lat["n"], spread=f"p90 {lat['p90_ms']}", note=f"first call {lat['first_ms']} ms (cold client)",
-        ))
-    return {"figures": figures, "problems": problems,
-            "raw": {"calls_per_status_cycle": cycles, "submit_to_create": latency}}
+        figures.append(
+            figure(
+                f"submit() → CreateCustomJob received ({transport})",
+                lat["median_ms"],
+                "ms",
+                n=lat["n"],
+                spread=f"p90 {lat['p90_ms']}",
+                note=f"first call {lat['first_ms']} ms (cold client)",
+            )
+        )
+    return {
+        "figures": figures,
+        "problems": problems,
+        "raw": {"calls_per_status_cycle": cycles, "submit_to_create": latency},
+    }
 
 
 if __name__ == "__main__":

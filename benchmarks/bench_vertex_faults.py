@@ -57,8 +57,13 @@ def creates_per_run(certs, runs: int, code: str) -> float:
         _configure(fake, work)
         fake.script(["SUCCEEDED"])
         if code == "quota":
-            fake.fail("CreateCustomJob", "RESOURCE_EXHAUSTED", times=1_000_000, quota=QUOTA,
-                      message=f"The following quota metrics exceed quota limits: {QUOTA}")
+            fake.fail(
+                "CreateCustomJob",
+                "RESOURCE_EXHAUSTED",
+                times=1_000_000,
+                quota=QUOTA,
+                message=f"The following quota metrics exceed quota limits: {QUOTA}",
+            )
         notebook = ROOT / "examples" / "notebooks" / "quickstart.ipynb"
         submitted = []
         for _ in range(runs):
@@ -87,8 +92,9 @@ def hung_status_to_next_state(certs) -> tuple[float, float]:
     try:
         _configure(fake, work, "status_timeout: 1\n")
         fake.script(["PENDING"] + ["RUNNING"] * 1_000_000)
-        run = api.submit(ROOT / "examples" / "notebooks" / "quickstart.ipynb", "vq",
-                         image="us-docker.pkg.dev/proj/launch/nb:1")
+        run = api.submit(
+            ROOT / "examples" / "notebooks" / "quickstart.ipynb", "vq", image="us-docker.pkg.dev/proj/launch/nb:1"
+        )
         agent = _agent().start()
         deadline = time.monotonic() + 120
         while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
@@ -128,8 +134,9 @@ def hung_create_to_next_state(certs) -> tuple[float, float]:
         _configure(fake, work)
         fake.script(["PENDING"] + ["RUNNING"] * 1_000_000)
         fake.delay("CreateCustomJob", None, times=1)
-        run = api.submit(ROOT / "examples" / "notebooks" / "quickstart.ipynb", "vq",
-                         image="us-docker.pkg.dev/proj/launch/nb:1")
+        run = api.submit(
+            ROOT / "examples" / "notebooks" / "quickstart.ipynb", "vq", image="us-docker.pkg.dev/proj/launch/nb:1"
+        )
         agent = _agent().start()
         while not fake.calls("CreateCustomJob"):
             time.sleep(0.02)
@@ -156,15 +163,21 @@ def main(quick: bool = False) -> None:
     certs = _setup()
     runs = 2 if quick else 5
     print(f"creates per run, quota refusal (target 1): {creates_per_run(certs, runs, 'quota'):.1f} ({runs} runs)")
-    print(f"creates per run, 2 transient UNAVAILABLE then success (target 3): "
-          f"{creates_per_run(certs, runs, 'UNAVAILABLE'):.1f} ({runs} runs)")
+    print(
+        f"creates per run, 2 transient UNAVAILABLE then success (target 3): "
+        f"{creates_per_run(certs, runs, 'UNAVAILABLE'):.1f} ({runs} runs)"
+    )
     elapsed, timeout = hung_status_to_next_state(certs)
-    print(f"hung status call to the run's next state: {elapsed:.1f} s (the call's deadline: {timeout:.0f} s; "
-          "status_timeout 1 s)")
+    print(
+        f"hung status call to the run's next state: {elapsed:.1f} s (the call's deadline: {timeout:.0f} s; "
+        "status_timeout 1 s)"
+    )
     if not quick:
         elapsed, timeout = hung_create_to_next_state(certs)
-        print(f"hung create to the run submitted (one job): {elapsed:.1f} s (the agent's deadline for the call: "
-              f"{timeout:.0f} s)")
+        print(
+            f"hung create to the run submitted (one job): {elapsed:.1f} s (the agent's deadline for the call: "
+            f"{timeout:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ SELF = "launch-jupyter["
 def requirement_sets() -> dict[str, list[str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    every = [req for name in extras["all"][0][len(SELF):-1].split(",") for req in extras[name]]
+    every = [req for name in extras["all"][0][len(SELF) : -1].split(",") for req in extras[name]]
     return {"core": project["dependencies"], "all": project["dependencies"] + every}
 
 
@@ -33,8 +33,9 @@ def measure(requirements: list[str], folder: Path) -> tuple[float, int]:
     python = str(folder / "bin" / "python")
     before = _du(folder)
     subprocess.run([python, "-m", "pip", "install", "-q", *requirements], check=True)
-    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], check=True, capture_output=True,
-                            text=True).stdout.split()
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze"], check=True, capture_output=True, text=True
+    ).stdout.split()
     return (_du(folder) - before) / 2**20, len([line for line in listed if not line.startswith("pip==")])
 
 

@@ -47,10 +47,19 @@ AREAS = [
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats: the whole run takes a few minutes")
-    p.add_argument("--only", nargs="+", metavar="NAME", choices=[a[0] for a in AREAS],
-                   help="run only these areas: " + ", ".join(a[0] for a in AREAS))
-    p.add_argument("--json", default=str(HERE / "results.json"), metavar="PATH",
-                   help="where to write the results (default: benchmarks/results.json)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=[a[0] for a in AREAS],
+        help="run only these areas: " + ", ".join(a[0] for a in AREAS),
+    )
+    p.add_argument(
+        "--json",
+        default=str(HERE / "results.json"),
+        metavar="PATH",
+        help="where to write the results (default: benchmarks/results.json)",
+    )
     p.add_argument("--results-md", action="store_true", help="also rewrite benchmarks/RESULTS.md with this table")
     return p.parse_args(argv)
 
@@ -91,21 +100,40 @@ def _store_rows(result: dict) -> dict:
     for key, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
         data = result.get(key) or {}
         if "skipped" in data or not data:
-            figures.append(_row(f"store on {label}", {"note": f"not available: {data.get('skipped')}",
-                                                      "available": False}))
+            figures.append(
+                _row(f"store on {label}", {"note": f"not available: {data.get('skipped')}", "available": False})
+            )
             continue
         rates = {int(k): v for k, v in data["claims_per_s"].items()}
         latency = {int(k): v for k, v in data["claim_latency_ms"].items()}
-        figures.append(_row(f"store {label}: claims/s, 4 processes", {
-            "value": rates.get(4), "unit": "claims/s", "baseline": "1 process",
-            "baseline_value": rates.get(1), "ratio": _safe_ratio(rates.get(4), rates.get(1)),
-            "note": f"enqueue {data.get('enqueues_per_s')}/s"}))
+        figures.append(
+            _row(
+                f"store {label}: claims/s, 4 processes",
+                {
+                    "value": rates.get(4),
+                    "unit": "claims/s",
+                    "baseline": "1 process",
+                    "baseline_value": rates.get(1),
+                    "ratio": _safe_ratio(rates.get(4), rates.get(1)),
+                    "note": f"enqueue {data.get('enqueues_per_s')}/s",
+                },
+            )
+        )
         small, large = latency.get(100, {}), latency.get(10_000, {})
         growth = _safe_ratio(large.get("p95"), small.get("p95"))
-        figures.append(_row(f"store {label}: p95 claim latency, 10,000 queued", {
-            "value": large.get("p95"), "unit": "ms", "baseline": "100 queued",
-            "baseline_value": small.get("p95"), "ratio": growth,
-            "note": f"p50 {large.get('p50')} vs {small.get('p50')} ms"}))
+        figures.append(
+            _row(
+                f"store {label}: p95 claim latency, 10,000 queued",
+                {
+                    "value": large.get("p95"),
+                    "unit": "ms",
+                    "baseline": "100 queued",
+                    "baseline_value": small.get("p95"),
+                    "ratio": growth,
+                    "note": f"p50 {large.get('p50')} vs {small.get('p50')} ms",
+                },
+            )
+        )
         if growth is not None and growth > STORE_GROWTH_LIMIT:
             problems.append(f"store {label}: p95 claim latency grows ×{growth:.1f} from 100 to 10,000 queued")
     return {"figures": figures, "problems": problems, "raw": result}
@@ -136,8 +164,18 @@ def _run_area(name: str, module_name: str, title: str, quick: bool) -> dict:
 
 
 def _unavailable(title: str, reason: str) -> dict:
-    row = {"figure": title, "value": None, "unit": "", "spread": "", "baseline": "", "baseline_value": None,
-           "ratio": None, "n": None, "note": f"not available: {reason}", "available": False}
+    row = {
+        "figure": title,
+        "value": None,
+        "unit": "",
+        "spread": "",
+        "baseline": "",
+        "baseline_value": None,
+        "ratio": None,
+        "n": None,
+        "note": f"not available: {reason}",
+        "available": False,
+    }
     return {"figures": [row], "problems": []}
 
 
@@ -150,8 +188,10 @@ def _normalise(result: Any, title: str) -> dict:
     out = dict(result)
     if "figures" not in out:
         out = {"figures": [_row(key, value) for key, value in _flatten(result)], "raw": result}
-    out["figures"] = [_row(f.get("figure") or f.get("name") or "?", f) if isinstance(f, dict) else
-                      _row("?", f) for f in out["figures"]]
+    out["figures"] = [
+        _row(f.get("figure") or f.get("name") or "?", f) if isinstance(f, dict) else _row("?", f)
+        for f in out["figures"]
+    ]
     problems = out.get("problems") or out.get("errors") or []
     if out.get("ok") is False and not problems:
         problems = [f"{title}: reported ok=False"]
@@ -175,10 +215,18 @@ def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
 def _row(name: str, value: Any) -> dict:
     if not isinstance(value, dict):
         value = {"value": value}
-    row = {"figure": name, "value": value.get("value", value.get("median")), "unit": value.get("unit", ""),
-           "spread": value.get("spread", ""), "baseline": value.get("baseline", ""),
-           "baseline_value": value.get("baseline_value"), "ratio": value.get("ratio"),
-           "n": value.get("n"), "note": value.get("note", ""), "available": value.get("available", True)}
+    row = {
+        "figure": name,
+        "value": value.get("value", value.get("median")),
+        "unit": value.get("unit", ""),
+        "spread": value.get("spread", ""),
+        "baseline": value.get("baseline", ""),
+        "baseline_value": value.get("baseline_value"),
+        "ratio": value.get("ratio"),
+        "n": value.get("n"),
+        "note": value.get("note", ""),
+        "available": value.get("available", True),
+    }
     return row
 
 
@@ -216,8 +264,17 @@ def table_rows(results: dict) -> list[list[str]]:
             baseline = f["baseline"]
             if f.get("baseline_value") is not None:
                 baseline = f"{baseline}: {_fmt(f['baseline_value'])} {f['unit']}".strip(": ")
-            rows.append([f["figure"], value, f.get("spread") or "", baseline, _ratio(f.get("ratio")),
-                         _fmt(f.get("n")), f.get("note") or ""])
+            rows.append(
+                [
+                    f["figure"],
+                    value,
+                    f.get("spread") or "",
+                    baseline,
+                    _ratio(f.get("ratio")),
+                    _fmt(f.get("n")),
+                    f.get("note") or "",
+                ]
+            )
     return rows
 
 
@@ -234,8 +291,10 @@ def print_table(results: dict) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     m = results["machine"]
-    print(f"\nmachine: {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB, {m['os']}, Python {m['python']}, "
-          f"commit {m['commit']}")
+    print(
+        f"\nmachine: {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB, {m['os']}, Python {m['python']}, "
+        f"commit {m['commit']}"
+    )
     print("packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()))
     for problem in results["problems"]:
         print(f"STRUCTURAL PROBLEM: {problem}")
@@ -261,7 +320,8 @@ def write_results_md(results: dict, path: Path) -> None:
         + (" `--quick`: fewer repeats (dispatch n=12 per row; the full run takes 50)." if results["quick"] else ""),
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}, Python {m['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        + ".",
         "",
         "What each figure means: [README.md](README.md). Spread is the interquartile range in the value's "
         "unit; ratio is value / baseline, both measured in the same run.",

@@ -66,7 +66,7 @@ class _Inotify:
         at = 0
         while at + _EVENT.size <= len(data):
             wd, mask, _cookie, length = _EVENT.unpack_from(data, at)
-            name = data[at + _EVENT.size: at + _EVENT.size + length].rstrip(b"\0")
+            name = data[at + _EVENT.size : at + _EVENT.size + length].rstrip(b"\0")
             events.append((wd, mask, os.fsdecode(name)))
             at += _EVENT.size + length
         return events
@@ -158,8 +158,9 @@ class EndWatcher:
         if path.exists():  # it came before the watch did
             self._fire_file(path)
 
-    def watch_process(self, pid: int, callback: Callback, popen: object = None,
-                      still_ours: Callable[[], bool] | None = None) -> None:
+    def watch_process(
+        self, pid: int, callback: Callback, popen: object = None, still_ours: Callable[[], bool] | None = None
+    ) -> None:
         """``callback()`` once the process ``pid`` ends. ``popen``: the ``subprocess.Popen`` when it is
         this process's child (it is reaped here). ``still_ours``: checked once the pidfd is open, so a
         pid reused since the caller looked it up is not watched."""
@@ -178,8 +179,9 @@ class EndWatcher:
         if fd is None:
             if popen is None:
                 return  # not our child and no pidfd: the file watch and the poll tell
-            threading.Thread(target=self._wait_child, args=(popen, callback), name="launch-end-wait",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._wait_child, args=(popen, callback), name="launch-end-wait", daemon=True
+            ).start()
             return
         with self._lock:
             self._pidfds[fd] = (callback, popen)

@@ -87,8 +87,9 @@ def build_job(
     """The Job a runner receives: the run's config with the dispatch macros filled."""
     from .core.templates import fill_macros
 
-    values = macro_values(run_id=run.id, entity=queue.entity, queue=queue.name, author=run.author,
-                          notebook=notebook, image_uri=image_uri)
+    values = macro_values(
+        run_id=run.id, entity=queue.entity, queue=queue.name, author=run.author, notebook=notebook, image_uri=image_uri
+    )
     runner_config = {k: v for k, v in run.config.items() if k != "builder"}
     return Job(
         run=run,
@@ -216,8 +217,10 @@ class Agent:
             queues = [q for q in self.store.list_queues(user) if q.created_by == user]
             if not queues:
                 raise LaunchError(f"no queues to serve: {user} created none; create one, or name them with -q QUEUE")
-            self._say(f"no -q given: serving the queues {user} created ({', '.join(q.path for q in queues)}); "
-                      "name others' shared queues with -q ENTITY/QUEUE")
+            self._say(
+                f"no -q given: serving the queues {user} created ({', '.join(q.path for q in queues)}); "
+                "name others' shared queues with -q ENTITY/QUEUE"
+            )
         _check_writable(self.config.data_dir)
         for queue in queues:
             runner = self._runners.get(queue.resource) or as_runner(get_runner(queue.resource, self.config))
@@ -271,8 +274,10 @@ class Agent:
     def status(self) -> dict:
         """State, queues, capacity used/total, active runs and current activity."""
         with self._lock:
-            active = {rid: {"state": str(a.run.state), "phase": a.phase, "queue": a.queue.name}
-                      for rid, a in self._active.items()}
+            active = {
+                rid: {"state": str(a.run.state), "phase": a.phase, "queue": a.queue.name}
+                for rid, a in self._active.items()
+            }
         return {
             "state": self._state,
             "agent_id": self.agent_id,
@@ -292,16 +297,20 @@ class Agent:
 
         self._state = "running"
         self.store.register_agent(
-            self.agent_id, host=self.host, pid=os.getpid(), queues=[q.path for q in self._queues],
-            queue_ids=[q.id for q in self._queues], max_jobs=self.config.max_jobs, version=__version__,
+            self.agent_id,
+            host=self.host,
+            pid=os.getpid(),
+            queues=[q.path for q in self._queues],
+            queue_ids=[q.id for q in self._queues],
+            max_jobs=self.config.max_jobs,
+            version=__version__,
             lease_s=self.config.lease_seconds,
         )
         threading.Thread(target=self._listen, name="launch-agent-listen", daemon=True).start()
         threading.Thread(target=self._heartbeat, name="launch-agent-heartbeat", daemon=True).start()
         last_takeover = last_stranded = last_claim = float("-inf")
         last_track: dict[str, float] = {}
-        self._say(f"agent {self.agent_id} on {host_name(self.host)} serving "
-                  f"{', '.join(q.path for q in self._queues)}")
+        self._say(f"agent {self.agent_id} on {host_name(self.host)} serving {', '.join(q.path for q in self._queues)}")
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
@@ -432,16 +441,22 @@ class Agent:
         while queue_ids and self._has_capacity() and not self._stopping.is_set():
             start = self._rotation % len(queue_ids)
             self._rotation += 1  # rotate the order so that no queue starves another
-            run = self.store.claim(queue_ids[start:] + queue_ids[:start], self.agent_id,
-                                   self.config.lease_seconds, host=self.host)
+            run = self.store.claim(
+                queue_ids[start:] + queue_ids[:start], self.agent_id, self.config.lease_seconds, host=self.host
+            )
             if run is None:
                 return
             self._adopt(run)
 
     def _adopt(self, run: Run) -> None:
         queue = next(q for q in self._queues if q.id == run.queue_id)
-        active = _Active(run=run, queue=queue, runner=self._runners[queue.resource],
-                         fence=(self.agent_id, run.lease_generation), said=run.message or "")
+        active = _Active(
+            run=run,
+            queue=queue,
+            runner=self._runners[queue.resource],
+            fence=(self.agent_id, run.lease_generation),
+            said=run.message or "",
+        )
         with self._lock:
             self._active[run.id] = active
         self._beat.set()
@@ -453,8 +468,7 @@ class Agent:
             active.stage = "run"
             self._watch(active)
             return
-        threading.Thread(target=self._prepare, args=(active,), name=f"launch-agent-run {run.id}",
-                         daemon=True).start()
+        threading.Thread(target=self._prepare, args=(active,), name=f"launch-agent-run {run.id}", daemon=True).start()
 
     def _agent_host(self, agent_id: str | None) -> str | None:
         if not agent_id:
@@ -481,8 +495,7 @@ class Agent:
         self._next_lapse = time.monotonic() + max(min(lapses) - time.time(), 0.0) if lapses else None
 
     def _fail_stranded(self) -> None:
-        for run in self.store.fail_stranded([q.id for q in self._queues], self.host,
-                                            self.config.host_grace_seconds):
+        for run in self.store.fail_stranded([q.id for q in self._queues], self.host, self.config.host_grace_seconds):
             self._emit(run, RunState.FAILED, run.message)
 
     # ------------------------------------------------------------ fenced writes
@@ -490,8 +503,9 @@ class Agent:
     def _transition(self, active: _Active, state: RunState, message: str, **fields: Any) -> Run:
         """A state write under this agent's lease; LeaseLost drops the run (raises _Abandoned)."""
         try:
-            run, stored = self.store.transition(active.run.id, state, message, fence=active.fence, with_event=True,
-                                                **fields)
+            run, stored = self.store.transition(
+                active.run.id, state, message, fence=active.fence, with_event=True, **fields
+            )
         except LeaseLost as err:
             self._lose(active, str(err))
             raise _Abandoned from None
@@ -556,11 +570,18 @@ class Agent:
             return box["value"]
         if self._stopping.is_set():
             raise _Abandoned
-        raise DispatchError(f"{runner.resource}: {what} did not answer within {runner.call_timeout:.0f} s",
-                            transient=True)
+        raise DispatchError(
+            f"{runner.resource}: {what} did not answer within {runner.call_timeout:.0f} s", transient=True
+        )
 
-    def _retry(self, active: _Active, what: str, fn: Callable[[], T], before_retry: Callable[[], Any] | None = None,
-               deadline_s: float = SUBMIT_DEADLINE_S) -> T:
+    def _retry(
+        self,
+        active: _Active,
+        what: str,
+        fn: Callable[[], T],
+        before_retry: Callable[[], Any] | None = None,
+        deadline_s: float = SUBMIT_DEADLINE_S,
+    ) -> T:
         """The one retry policy (``core.retry``): transient DispatchErrors are retried with capped,
         jittered backoff until ``deadline_s`` passes or the agent stops; anything else is raised at
         once. A runner that retries by itself (an older one) gets one attempt."""
@@ -572,9 +593,16 @@ class Agent:
             self._note(active, f"{what}: retry {attempt} in {delay:.1f} s: {err}")
 
         try:
-            return retry(lambda: self._call(runner, fn, what), deadline_s=deadline_s, stop=self._stopping,
-                         transient=lambda err: is_transient(err) and not runner.retries,
-                         before_retry=before_retry, on_retry=note, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S)
+            return retry(
+                lambda: self._call(runner, fn, what),
+                deadline_s=deadline_s,
+                stop=self._stopping,
+                transient=lambda err: is_transient(err) and not runner.retries,
+                before_retry=before_retry,
+                on_retry=note,
+                base_s=RETRY_BASE_S,
+                cap_s=RETRY_CAP_S,
+            )
         except Stopped:
             raise _Abandoned from None
 
@@ -603,8 +631,9 @@ class Agent:
 
     def _job(self, run: Run, queue: Queue, image_uri: str | None) -> Job:
         context_dir = self.config.data_dir / "runs" / run.id / "context"
-        return build_job(run, queue, self.config, context_dir=context_dir, notebook=Path(run.notebook).name,
-                         image_uri=image_uri)
+        return build_job(
+            run, queue, self.config, context_dir=context_dir, notebook=Path(run.notebook).name, image_uri=image_uri
+        )
 
     def _prepare(self, active: _Active) -> None:
         run = active.run
@@ -619,11 +648,18 @@ class Agent:
                 self._finish(active, RunState.CANCELLED, "cancelled before dispatch")
                 return
             active.stage = "submit"
-            job = build_job(active.run, active.queue, self.config, context_dir=context_dir, notebook=notebook,
-                            image_uri=image_uri)
+            job = build_job(
+                active.run, active.queue, self.config, context_dir=context_dir, notebook=notebook, image_uri=image_uri
+            )
             external_id = self._submit(active, job)
-            self._transition(active, RunState.SUBMITTED, f"submitted: {external_id}", external_id=external_id,
-                             image_uri=image_uri, log_path=active.runner.log_path(job))
+            self._transition(
+                active,
+                RunState.SUBMITTED,
+                f"submitted: {external_id}",
+                external_id=external_id,
+                image_uri=image_uri,
+                log_path=active.runner.log_path(job),
+            )
             job.run = active.run  # the runner tracks by the saved external id
             active.job = job
             active.status_ok_at = time.monotonic()
@@ -679,14 +715,16 @@ class Agent:
                 build_log.flush()
                 if active.lost or self._stopping.is_set():
                     raise _Abandoned  # stops the builder at its next line
-                if line.startswith(("Step ", "ERROR", "error", "image ")) or "skipping build" in line or (
-                        line.startswith("Cloud Build ") and "status not read" not in line):  # a stage change
+                if (
+                    line.startswith(("Step ", "ERROR", "error", "image "))
+                    or "skipping build" in line
+                    or (line.startswith("Cloud Build ") and "status not read" not in line)
+                ):  # a stage change
                     self._note(active, line.strip())
 
             builder = get_builder(bconf, self.config)
             image = run.image or active.runner.configured_image(run.config)
-            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image,
-                                      stop=active.halt)
+            image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image, stop=active.halt)
         if active.lost:
             raise _Abandoned
         if not image_uri:
@@ -725,8 +763,7 @@ class Agent:
         lag = active.runner.list_lag_seconds
         if lag <= 0:
             return
-        started = max((e.time for e in self.store.events(active.run.id) if e.state is RunState.SUBMITTING),
-                      default=0.0)
+        started = max((e.time for e in self.store.events(active.run.id) if e.state is RunState.SUBMITTING), default=0.0)
         remaining = started + lag - time.time()
         if remaining > 0 and self._stopping.wait(remaining):
             raise _Abandoned
@@ -749,7 +786,8 @@ class Agent:
         for resource, actives in by_resource.items():
             due = any(a.due for a in actives)  # a watched run ended: read now, whatever the clock says
             if resource in self._polls or (
-                    not due and now - last_track.get(resource, float("-inf")) < self._track_interval(resource)):
+                not due and now - last_track.get(resource, float("-inf")) < self._track_interval(resource)
+            ):
                 continue
             for active in actives:
                 active.due = False
@@ -836,8 +874,9 @@ class Agent:
         unread = time.monotonic() - active.status_ok_at
         if unread >= self.config.status_timeout:
             why = active.status_error or "the target did not report it"
-            self._finish(active, RunState.FAILED, f"its status could not be read for {unread:.0f} s: {why}",
-                         stage="run")
+            self._finish(
+                active, RunState.FAILED, f"its status could not be read for {unread:.0f} s: {why}", stage="run"
+            )
 
     def _apply(self, active: _Active, status: Any) -> None:
         run = active.run
@@ -995,9 +1034,11 @@ def _check_writable(data_dir: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise LaunchError(f"data_dir {data_dir} is not writable ({err.strerror or err}): the agent unpacks "
-                          "each run there; set data_dir in launch-config.yaml (or XDG_DATA_HOME) to a "
-                          "folder you can write") from None
+        raise LaunchError(
+            f"data_dir {data_dir} is not writable ({err.strerror or err}): the agent unpacks "
+            "each run there; set data_dir in launch-config.yaml (or XDG_DATA_HOME) to a "
+            "folder you can write"
+        ) from None
 
 
 def _check_context_hash(run: Run, folder: Path) -> None:
@@ -1008,8 +1049,10 @@ def _check_context_hash(run: Run, folder: Path) -> None:
         raise LaunchError(f"run {run.id} has no content hash, so its build context cannot be checked; not used")
     actual = hash_directory(folder)
     if actual != run.content_hash:
-        raise LaunchError(f"run {run.id}: the build context in the store does not match the run's content hash "
-                          f"({actual[:12]} ≠ {run.content_hash[:12]}): it was changed after submit; not used")
+        raise LaunchError(
+            f"run {run.id}: the build context in the store does not match the run's content hash "
+            f"({actual[:12]} ≠ {run.content_hash[:12]}): it was changed after submit; not used"
+        )
 
 
 class _CancelledBeforeCreate(LaunchError):

@@ -129,7 +129,9 @@ def _split_builder(config: dict) -> tuple[dict, dict]:
     return rest, builder
 
 
-def _problems_for(resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None) -> list[Problem]:
+def _problems_for(
+    resource: str, config: dict, template_vars: list[TemplateVar], values: Mapping | None
+) -> list[Problem]:
     from .core.queue_config import secret_problems
     from .core.templates import check_template_usage, fill_template_vars, sample_template_values
 
@@ -194,8 +196,9 @@ def _shown(text: str) -> str:
 
 def _check_entity(entity: str | None) -> None:
     if entity is not None and (not QUEUE_NAME.fullmatch(entity) or set(entity) == {"."}):
-        raise QueueError(f'bad entity "{_shown(entity)}": use 1 to 64 characters from letters, digits, ".", "_" and "-" '
-                         "(no '/')")
+        raise QueueError(
+            f'bad entity "{_shown(entity)}": use 1 to 64 characters from letters, digits, ".", "_" and "-" (no \'/\')'
+        )
 
 
 def _split_queue_ref(name: str, entity: str | None) -> tuple[str, str | None]:
@@ -235,16 +238,24 @@ def create_queue(
         if not difference:  # re-running the notebook that created it
             return replace(existing, outcome="unchanged")
         if existing.resource != resource:
-            raise QueueError(f"queue {existing.path} exists with resource {existing.resource}, "
-                             f"not {resource}; delete it first")
+            raise QueueError(
+                f"queue {existing.path} exists with resource {existing.resource}, not {resource}; delete it first"
+            )
         if not exist_ok:
             raise QueueExistsError(
                 f"queue {existing.path} already exists with {difference}; to replace its config: "
                 f"create_queue(..., exist_ok=True), or launch-jupyter queue edit {existing.path} --config FILE",
-                existing.path, difference)
-        updated = update_queue(existing.name, entity=existing.entity, config=config,
-                               prioritization=prioritization, template_vars=template_vars,
-                               store_url=store_url)
+                existing.path,
+                difference,
+            )
+        updated = update_queue(
+            existing.name,
+            entity=existing.entity,
+            config=config,
+            prioritization=prioritization,
+            template_vars=template_vars,
+            store_url=store_url,
+        )
         return replace(updated, outcome="updated")
     queue = Queue(
         entity=_entity(entity),
@@ -259,15 +270,20 @@ def create_queue(
     return replace(open_store(store_url).create_queue(queue), outcome="created")
 
 
-def _queue_difference(queue: Queue, resource: str, config: dict, prioritization: bool,
-                      template_vars: list[TemplateVar]) -> str:
+def _queue_difference(
+    queue: Queue, resource: str, config: dict, prioritization: bool, template_vars: list[TemplateVar]
+) -> str:
     """What differs between a stored queue and a requested one, in words ('' when nothing)."""
-    differs = [what for what, same in (
-        ("another resource", queue.resource == resource),
-        ("another config", queue.config == config),
-        ("another prioritization", queue.prioritization == prioritization),
-        ("other template variables", list(queue.template_vars) == list(template_vars)),
-    ) if not same]
+    differs = [
+        what
+        for what, same in (
+            ("another resource", queue.resource == resource),
+            ("another config", queue.config == config),
+            ("another prioritization", queue.prioritization == prioritization),
+            ("other template variables", list(queue.template_vars) == list(template_vars)),
+        )
+        if not same
+    ]
     return " and ".join(differs)
 
 
@@ -391,8 +407,10 @@ def resolve_run_config(
     from .core.templates import fill_template_vars
 
     _raise_problems(run_override_problems(dict(resource_args or {})), "--resource-arg")
-    _raise_problems(secret_problems(dict(resource_args or {})) + secret_problems(dict(template_values or {})),
-                    "this run's overrides")
+    _raise_problems(
+        secret_problems(dict(resource_args or {})) + secret_problems(dict(template_values or {})),
+        "this run's overrides",
+    )
     require_for_runs(queue.resource)  # a queue may be stored unchecked (no SDK here); a run never is
     merged = deep_merge(queue.config, dict(resource_args or {}))
     filled = fill_template_vars(merged, queue.template_vars, template_values or {})
@@ -400,7 +418,9 @@ def resolve_run_config(
     return filled
 
 
-def _locate_notebook(notebook: str | Path | None, user_ns: Mapping | None, save: SaveFunction | None) -> tuple[Path, str]:
+def _locate_notebook(
+    notebook: str | Path | None, user_ns: Mapping | None, save: SaveFunction | None
+) -> tuple[Path, str]:
     """The notebook to submit and a note for the user (e.g. that the saved file was used).
 
     For the current notebook, ``save`` asks the frontend to save it and returns once the file is
@@ -418,12 +438,17 @@ def _locate_notebook(notebook: str | Path | None, user_ns: Mapping | None, save:
     if reply is not None and reply.status == "saved":
         return path, ""
     if reply is not None:
-        raise NotebookError(f"JupyterLab could not save {path.name}: {reply.message or 'unknown error'}; "
-                            "nothing was queued (save it, then submit again)")
+        raise NotebookError(
+            f"JupyterLab could not save {path.name}: {reply.message or 'unknown error'}; "
+            "nothing was queued (save it, then submit again)"
+        )
     wait_readable(path)
     saved = time.strftime("%H:%M:%S", time.localtime(path.stat().st_mtime))
     why = _why_no_save(save)
-    return path, f"no JupyterLab extension answered the save request{why}: submitted {path.name} as last saved ({saved})"
+    return (
+        path,
+        f"no JupyterLab extension answered the save request{why}: submitted {path.name} as last saved ({saved})",
+    )
 
 
 def _why_no_save(save: SaveFunction | None) -> str:
@@ -448,7 +473,8 @@ def _refuse_inside_run(allow_nested: bool) -> None:
     if here is not None and not allow_nested:
         raise LaunchError(
             f"{here.describe()}: submit() queues nothing here, so a notebook that submits itself runs "
-            "once; pass allow_nested=True to submit from inside a run on purpose")
+            "once; pass allow_nested=True to submit from inside a run on purpose"
+        )
 
 
 def submit(
@@ -504,9 +530,15 @@ def submit(
     builder = config.get("builder") or {}
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
-        context = create_context(path, tmp / "context", include=include, base_image=builder.get("base_image"),
-                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
-                                 protected=_store_paths(store))
+        context = create_context(
+            path,
+            tmp / "context",
+            include=include,
+            base_image=builder.get("base_image"),
+            keep_outputs=keep_outputs,
+            allow_secrets=allow_secrets,
+            protected=_store_paths(store),
+        )
         run = Run(
             id="",
             queue_id=q.id or 0,
@@ -539,22 +571,33 @@ def _store_paths(store: QueueStore) -> list[Path]:
     paths = [agent_config().data_dir]
     url = str(store.url)
     if url.startswith("sqlite:///"):
-        paths.append(Path(url[len("sqlite:///"):]))
+        paths.append(Path(url[len("sqlite:///") :]))
     return paths
 
 
-def _packed_context(path: Path, config: Mapping, store: QueueStore, include: Sequence[str] = (),
-                    keep_outputs: bool = False, allow_secrets: Sequence[str] = ()) -> tuple[bytes, str]:
+def _packed_context(
+    path: Path,
+    config: Mapping,
+    store: QueueStore,
+    include: Sequence[str] = (),
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
+) -> tuple[bytes, str]:
     """The notebook's build context packed once (a schedule's snapshot, a sweep's one context), with
     a submit's protections (the store and data dir never ship), and its content hash."""
     from .packaging import create_context, pack_context
 
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
-        context = create_context(path, tmp / "context", include=include,
-                                 base_image=(config.get("builder") or {}).get("base_image"),
-                                 keep_outputs=keep_outputs, allow_secrets=allow_secrets,
-                                 protected=_store_paths(store))
+        context = create_context(
+            path,
+            tmp / "context",
+            include=include,
+            base_image=(config.get("builder") or {}).get("base_image"),
+            keep_outputs=keep_outputs,
+            allow_secrets=allow_secrets,
+            protected=_store_paths(store),
+        )
         return pack_context(context.directory), context.content_hash
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -567,8 +610,14 @@ def _dry_run(queue: Queue, run: Run, context: Any) -> str:
 
     run.id = run.id or "dry-run"
     runner = get_runner(queue.resource, agent_config())
-    job = build_job(run, queue, agent_config(), context_dir=context.directory, notebook=context.notebook,
-                    image_uri=run.image or "${image_uri}")
+    job = build_job(
+        run,
+        queue,
+        agent_config(),
+        context_dir=context.directory,
+        notebook=context.notebook,
+        image_uri=run.image or "${image_uri}",
+    )
     return dump_config(runner.dry_run(job))
 
 
@@ -594,14 +643,37 @@ def preview_request(
         if resource is None:
             raise ConfigError("give a queue name or a resource", path="resource")
         parsed, text = _parse_config(resource, config)
-        q = Queue(entity=_entity(None), name="preview", resource=resource, config=parsed, config_text=text,
-                  template_vars=_template_vars(template_vars), created_by=current_user())
+        q = Queue(
+            entity=_entity(None),
+            name="preview",
+            resource=resource,
+            config=parsed,
+            config_text=text,
+            template_vars=_template_vars(template_vars),
+            created_by=current_user(),
+        )
     run_config = resolve_run_config(q, template_values, resource_args)
-    run = Run(id="preview", queue_id=q.id or 0, queue_name=q.name, entity=q.entity, author=current_user(),
-              resource=q.resource, config=run_config, image=image, name=Path(notebook).stem, notebook=notebook)
+    run = Run(
+        id="preview",
+        queue_id=q.id or 0,
+        queue_name=q.name,
+        entity=q.entity,
+        author=current_user(),
+        resource=q.resource,
+        config=run_config,
+        image=image,
+        name=Path(notebook).stem,
+        notebook=notebook,
+    )
     cfg = agent_config()
-    job = build_job(run, q, cfg, context_dir=cfg.data_dir / "runs" / run.id / "context", notebook=notebook,
-                    image_uri=image or "${image_uri}")
+    job = build_job(
+        run,
+        q,
+        cfg,
+        context_dir=cfg.data_dir / "runs" / run.id / "context",
+        notebook=notebook,
+        image_uri=image or "${image_uri}",
+    )
     return dump_config(get_runner(q.resource, cfg).dry_run(job))
 
 
@@ -760,8 +832,9 @@ def create_schedule(
     if here is not None:  # a notebook that schedules itself would add a schedule at every tick
         raise LaunchError(f"{here.describe()}: no schedule is created inside a run")
     if not QUEUE_NAME.match(name or ""):
-        raise ConfigError(f'bad schedule name "{name}": use 1 to 64 characters from letters, digits, ".", "_" '
-                          'and "-"', path="name")
+        raise ConfigError(
+            f'bad schedule name "{name}": use 1 to 64 characters from letters, digits, ".", "_" and "-"', path="name"
+        )
     cron = check_cron(cron)
     tz = timezone or local_timezone()
     check_timezone(tz)
@@ -779,13 +852,31 @@ def create_schedule(
     context_bytes, content_hash = None, None
     if not follow_file:
         context_bytes, content_hash = _packed_context(path, config, store, include, keep_outputs, allow_secrets)
-    row = insert_schedule(store, dict(
-        name=name, author=current_user(), queue_id=q.id, queue_name=q.name, entity=q.entity, cron=cron,
-        timezone=tz, missed=missed, follow_file=bool(follow_file), notebook=str(path), include=list(include),
-        parameters=checked, new_parameters=list(new_parameters), template_values=dict(template_values or {}),
-        resource_args=dict(resource_args or {}), priority=int(prio), content_hash=content_hash, paused=False,
-        next_fire_at=next_fire_after(cron, tz, time.time()),
-    ), context_bytes)
+    row = insert_schedule(
+        store,
+        dict(
+            name=name,
+            author=current_user(),
+            queue_id=q.id,
+            queue_name=q.name,
+            entity=q.entity,
+            cron=cron,
+            timezone=tz,
+            missed=missed,
+            follow_file=bool(follow_file),
+            notebook=str(path),
+            include=list(include),
+            parameters=checked,
+            new_parameters=list(new_parameters),
+            template_values=dict(template_values or {}),
+            resource_args=dict(resource_args or {}),
+            priority=int(prio),
+            content_hash=content_hash,
+            paused=False,
+            next_fire_at=next_fire_after(cron, tz, time.time()),
+        ),
+        context_bytes,
+    )
     _wake_local_agent()
     return Schedule.from_row(row)
 
@@ -851,8 +942,12 @@ def schedule_of_run(run_id: str, *, store_url: str | None = None) -> dict | None
     tick = tick_of_run(store, store.get_run(run_id).id)
     if tick is None:
         return None
-    return {"schedule": f"{tick['author']}/{tick['name']}", "fire_time": tick["fire_time"],
-            "timezone": tick["timezone"], "message": tick["message"]}
+    return {
+        "schedule": f"{tick['author']}/{tick['name']}",
+        "fire_time": tick["fire_time"],
+        "timezone": tick["timezone"],
+        "message": tick["message"],
+    }
 
 
 # ---------------------------------------------------------------- who is serving
@@ -877,8 +972,16 @@ def agents(queue: str | None = None, *, store_url: str | None = None) -> list[di
         age = max(now - row["heartbeat_at"], 0.0)
         # A heartbeat comes every lease/3 s: two leases without one means the agent is gone or paused.
         alive = row["stopped_at"] is None and age <= 2 * row["lease_seconds"]
-        found.append({**row, "host_id": row["host"], "host": host_name(row["host"]), "alive": alive, "age": age,
-                      "last_seen": f"{how_long(age)} ago"})
+        found.append(
+            {
+                **row,
+                "host_id": row["host"],
+                "host": host_name(row["host"]),
+                "alive": alive,
+                "age": age,
+                "last_seen": f"{how_long(age)} ago",
+            }
+        )
     return found
 
 
@@ -910,9 +1013,7 @@ def _wake_local_agent() -> None:
         _agent.wake()
 
 
-def start_agent(
-    queues: Sequence[str] = (), *, max_jobs: int | None = None, store_url: str | None = None
-) -> Agent:
+def start_agent(queues: Sequence[str] = (), *, max_jobs: int | None = None, store_url: str | None = None) -> Agent:
     """Start the in-kernel agent thread (one per process) and return at once (refused inside a run).
 
     If this process's agent already serves ``queues``, that agent is returned (a re-run cell)."""
@@ -928,8 +1029,10 @@ def start_agent(
         wanted = {get_queue(name, store_url=store_url).path for name in queues}
         if wanted and wanted <= serving:  # re-running the cell that started it
             return _agent
-        raise LaunchError(f"an agent is already running here ({_agent.agent_id}, serving "
-                          f"{', '.join(sorted(serving))}): stop it first (%launch agent stop)")
+        raise LaunchError(
+            f"an agent is already running here ({_agent.agent_id}, serving "
+            f"{', '.join(sorted(serving))}): stop it first (%launch agent stop)"
+        )
     overrides: dict[str, Any] = {}
     if max_jobs is not None:
         overrides["max_jobs"] = max_jobs
@@ -1045,8 +1148,9 @@ def sweep(
     from .sweeps import DEFAULT_MAX_POINTS, describe_space, parse_space, points
 
     _refuse_inside_run(allow_nested)
-    if max_parallel is not None and (isinstance(max_parallel, bool) or not isinstance(max_parallel, int)
-                                     or max_parallel < 1):
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
         raise ConfigError(f"must be a whole number above 0, not {max_parallel!r}", path="--max-parallel")
     space = parse_space(parameters)
     chosen = points(space, random_count=random, seed=seed, max_points=max_points or DEFAULT_MAX_POINTS)
@@ -1065,16 +1169,40 @@ def sweep(
     sweep_name = name or f"{path.stem} sweep"
     packed, content_hash = _packed_context(path, config, store, include, keep_outputs, allow_secrets)
     width = len(str(len(checked)))
-    runs = [Run(id="", queue_id=q.id or 0, queue_name=q.name, entity=q.entity, author=current_user(),
-                resource=q.resource, priority=prio, name=f"{sweep_name} {i:0{width}d}", notebook=str(path),
-                parameters=point, template_values=dict(template_values or {}),
-                resource_args=dict(resource_args or {}), config=config, image=image,
-                content_hash=content_hash, message=note)
-            for i, point in enumerate(checked, 1)]
-    row = {"name": sweep_name, "queue_id": q.id or 0, "queue_name": q.name, "entity": q.entity,
-           "author": current_user(), "notebook": str(path), "method": "grid" if random is None else "random",
-           "space": describe_space(space), "seed": seed, "max_parallel": max_parallel,
-           "content_hash": content_hash}
+    runs = [
+        Run(
+            id="",
+            queue_id=q.id or 0,
+            queue_name=q.name,
+            entity=q.entity,
+            author=current_user(),
+            resource=q.resource,
+            priority=prio,
+            name=f"{sweep_name} {i:0{width}d}",
+            notebook=str(path),
+            parameters=point,
+            template_values=dict(template_values or {}),
+            resource_args=dict(resource_args or {}),
+            config=config,
+            image=image,
+            content_hash=content_hash,
+            message=note,
+        )
+        for i, point in enumerate(checked, 1)
+    ]
+    row = {
+        "name": sweep_name,
+        "queue_id": q.id or 0,
+        "queue_name": q.name,
+        "entity": q.entity,
+        "author": current_user(),
+        "notebook": str(path),
+        "method": "grid" if random is None else "random",
+        "space": describe_space(space),
+        "seed": seed,
+        "max_parallel": max_parallel,
+        "content_hash": content_hash,
+    }
     stored, _ = store.enqueue_sweep(row, runs, packed)
     _wake_local_agent()
     return SweepHandle(stored, store_url)

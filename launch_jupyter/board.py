@@ -51,18 +51,32 @@ def serving_notes(rows: list[dict], queue_ids: dict[str, int], agents: list[dict
         if any(a["alive"] for a in serving):
             continue
         path = f"{row['entity']}/{row['queue']}"
-        row["note"] = (f"no agent is serving {path} (last seen {serving[0]['last_seen']})" if serving
-                       else f"no agent is serving {path}")
+        row["note"] = (
+            f"no agent is serving {path} (last seen {serving[0]['last_seen']})"
+            if serving
+            else f"no agent is serving {path}"
+        )
 
 
-def board_view(store, *, queue: str | None, states: list[str], text: str, sort: str, descending: bool, page: int,
-               limit: int, registry) -> dict:
+def board_view(
+    store,
+    *,
+    queue: str | None,
+    states: list[str],
+    text: str,
+    sort: str,
+    descending: bool,
+    page: int,
+    limit: int,
+    registry,
+) -> dict:
     """One page of the board as plain JSON (the notebook widget's traits, and the JupyterLab Runs
     panel's answer): ``counts`` per state under the queue and text filters, ``total`` matching every
     filter, the page's ``rows`` with their events and who holds or should serve them. ``registry(
     holders)`` returns the agents registry (the caller decides how fresh)."""
-    by_queue, page, runs, events = store.board_page(queue=queue, states=states or None, text=text or None, sort=sort,
-                                                    descending=descending, page=page, limit=limit)
+    by_queue, page, runs, events = store.board_page(
+        queue=queue, states=states or None, text=text or None, sort=sort, descending=descending, page=page, limit=limit
+    )
     counts: dict[str, int] = {}
     for (_path, state), n in by_queue.items():
         counts[state] = counts.get(state, 0) + n
@@ -70,5 +84,10 @@ def board_view(store, *, queue: str | None, states: list[str], text: str, sort: 
     rows = [run_row(r, events[r.id]) for r in runs]
     if any(r.state == RunState.QUEUED or r.agent_id for r in runs):
         serving_notes(rows, {r.id: r.queue_id for r in runs}, registry({r.agent_id for r in runs} - {None}))
-    return {"counts": counts, "queues": sorted({path for path, _state in by_queue}), "total": total, "page": page,
-            "rows": rows}
+    return {
+        "counts": counts,
+        "queues": sorted({path for path, _state in by_queue}),
+        "total": total,
+        "page": page,
+        "rows": rows,
+    }

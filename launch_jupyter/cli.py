@@ -40,8 +40,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="launch-jupyter", description="A launch queue for notebooks: queues, runs and agents.")
-    p.add_argument("-c", "--config", help="agent config file (default: $LAUNCH_JUPYTER_CONFIG or "
-                   "~/.config/launch_jupyter/launch-config.yaml)")
+    p.add_argument(
+        "-c",
+        "--config",
+        help="agent config file (default: $LAUNCH_JUPYTER_CONFIG or ~/.config/launch_jupyter/launch-config.yaml)",
+    )
     p.add_argument("--store", help="store URL (default: the config's store:, $LAUNCH_JUPYTER_DB, or SQLite)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -113,8 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--until-idle", action="store_true", help="exit once nothing is queued or active")
     agent.add_argument("-l", "--log-file", help="also write the agent's lines to this file")
     _add_team_commands(sub)
-    gc = sub.add_parser("gc", help="remove what finished runs older than an age leave behind (events, build "
-                        "contexts, run folders and logs) and unreferenced blobs")
+    gc = sub.add_parser(
+        "gc",
+        help="remove what finished runs older than an age leave behind (events, build "
+        "contexts, run folders and logs) and unreferenced blobs",
+    )
     gc.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m, 2w")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
 
@@ -131,8 +137,13 @@ def _add_team_commands(sub: Any) -> None:
     init = ssub.add_parser("init", help="create the tables; with --team also roles, grants and row-level security")
     init.add_argument("--team", action="store_true", help="install row-level security (run as the store's owner)")
     init.add_argument("--group", default="launch_jupyter_users", help="the role every person's role joins")
-    init.add_argument("--add-person", action="append", default=[], metavar="ROLE",
-                      help="let this database role use the store (grants it the group)")
+    init.add_argument(
+        "--add-person",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="let this database role use the store (grants it the group)",
+    )
     init.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
     entity = sub.add_parser("entity", help="team entities and their members (a --team store)")
     esub = entity.add_subparsers(dest="entity_command", required=True, parser_class=_Parser)
@@ -170,8 +181,10 @@ def _cmd_team(args: argparse.Namespace) -> int:
         schema = _team.init_team(url, group=args.group)
         for role in args.add_person:
             _team.add_person(url, role, group=args.group)
-        print(f"row-level security installed in schema {schema}; each person connects as their own role "
-              f"(member of {args.group})")
+        print(
+            f"row-level security installed in schema {schema}; each person connects as their own role "
+            f"(member of {args.group})"
+        )
         return 0
     if args.entity_command == "create":
         _team.create_entity(url, args.name)
@@ -184,8 +197,10 @@ def _cmd_team(args: argparse.Namespace) -> int:
 
 def add_sweep_parsers(sub: Any) -> None:
     """``sweep NOTEBOOK -q Q -p lr=0.1,0.01 ...``, ``sweep show ID``, ``sweep cancel ID``, ``sweeps``, ``compare``."""
-    sweep = sub.add_parser("sweep", help="queue a notebook for every point of a parameter grid or random search; "
-                           "sweep show ID / sweep cancel ID")
+    sweep = sub.add_parser(
+        "sweep",
+        help="queue a notebook for every point of a parameter grid or random search; sweep show ID / sweep cancel ID",
+    )
     sweep.add_argument("target", metavar="NOTEBOOK|show|cancel")
     sweep.add_argument("sweep_id", nargs="?", metavar="ID", help="for show and cancel")
     add_sweep_flags(sweep)
@@ -224,8 +239,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if not (args.json or args.csv):
             s = table["sweep"]
             done = sum(n for state, n in table["counts"].items() if state in _ENDED)
-            print(f"sweep {s['id']} {s['name']!r} on {s['entity']}/{s['queue_name']}: {done}/{s['total']} done "
-                  f"({s['method']}{', at most ' + str(s['max_parallel']) + ' at a time' if s['max_parallel'] else ''})")
+            print(
+                f"sweep {s['id']} {s['name']!r} on {s['entity']}/{s['queue_name']}: {done}/{s['total']} done "
+                f"({s['method']}{', at most ' + str(s['max_parallel']) + ' at a time' if s['max_parallel'] else ''})"
+            )
         print_table(table, args)
         return 0
     if args.sweep_id:
@@ -234,8 +251,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise LaunchError("sweep: no queue given: pass -q QUEUE")
     handle = api.sweep(args.target, args.queue, **sweep_kwargs(args))
     s = handle.sweep
-    print(f"queued sweep {s['id']} ({s['total']} runs) on {s['entity']}/{s['queue_name']}; "
-          f"see `launch-jupyter sweep show {s['id']}`")
+    print(
+        f"queued sweep {s['id']} ({s['total']} runs) on {s['entity']}/{s['queue_name']}; "
+        f"see `launch-jupyter sweep show {s['id']}`"
+    )
     _warn_if_unserved(f"{s['entity']}/{s['queue_name']}")
     return 0
 
@@ -251,9 +270,20 @@ def _cmd_sweeps(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{**s, "best": best.get(s["id"])} for s in found])
         return 0
-    _table([[s["id"], s["name"], f"{s['entity']}/{s['queue_name']}", f"{s['done']}/{s['total']}",
-             _best_text(best.get(s["id"])), _when(s["created_at"])] for s in found],
-           ["SWEEP", "NAME", "QUEUE", "DONE", f"BEST {args.sort or ''}".strip(), "CREATED"])
+    _table(
+        [
+            [
+                s["id"],
+                s["name"],
+                f"{s['entity']}/{s['queue_name']}",
+                f"{s['done']}/{s['total']}",
+                _best_text(best.get(s["id"])),
+                _when(s["created_at"]),
+            ]
+            for s in found
+        ],
+        ["SWEEP", "NAME", "QUEUE", "DONE", f"BEST {args.sort or ''}".strip(), "CREATED"],
+    )
     return 0
 
 
@@ -266,7 +296,7 @@ def _best_value(table: dict, sort: str) -> Any:
 def _best_text(best: Any) -> str:
     if not best:
         return "-"
-    (name, value), = [(k, v) for k, v in best.items() if k != "run"]
+    ((name, value),) = [(k, v) for k, v in best.items() if k != "run"]
     return f"{value:.6g} ({best['run']})" if isinstance(value, float) else f"{value} ({best['run']})"
 
 
@@ -281,8 +311,10 @@ def _read_config(path: str | None) -> str | None:
     except OSError as err:
         raise LaunchError(f"--config: cannot read {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
-        raise LaunchError(f"--config: {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
-                          f"position {err.start}); save it as UTF-8") from None
+        raise LaunchError(
+            f"--config: {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+            f"position {err.start}); save it as UTF-8"
+        ) from None
 
 
 def _print_json(data: Any) -> None:
@@ -305,16 +337,27 @@ def _cmd_queue(args: argparse.Namespace) -> int:
 
     cmd = args.queue_command
     if cmd == "create":
-        q = api.create_queue(args.name, args.resource, entity=args.entity, config=_read_config(args.queue_config),
-                             prioritization=args.prioritization, template_vars=args.template_var)
+        q = api.create_queue(
+            args.name,
+            args.resource,
+            entity=args.entity,
+            config=_read_config(args.queue_config),
+            prioritization=args.prioritization,
+            template_vars=args.template_var,
+        )
         print(f"{q.outcome} queue {q.path} ({q.resource}{', prioritized' if q.prioritization else ''})")
     elif cmd == "list":
         queues = api.list_queues()
         if args.json:
             _print_json([_queue_dict(q) for q in queues])
         else:
-            _table([[q.path, q.resource, "yes" if q.prioritization else "no", "shared" if q.shared else "private"]
-                    for q in queues], ["QUEUE", "RESOURCE", "PRIORITIZED", "VISIBILITY"])
+            _table(
+                [
+                    [q.path, q.resource, "yes" if q.prioritization else "no", "shared" if q.shared else "private"]
+                    for q in queues
+                ],
+                ["QUEUE", "RESOURCE", "PRIORITIZED", "VISIBILITY"],
+            )
     elif cmd == "show":
         q = api.get_queue(args.name)
         if args.json:
@@ -323,9 +366,15 @@ def _cmd_queue(args: argparse.Namespace) -> int:
             print(dump_config(_queue_dict(q)), end="")
     elif cmd == "edit":
         if args.queue_config is None and args.prioritization is None and args.template_var is None:
-            raise LaunchError("queue edit: nothing to change: give --config FILE, --[no-]prioritization or --template-var")
-        q = api.update_queue(args.name, config=_read_config(args.queue_config), prioritization=args.prioritization,
-                             template_vars=args.template_var)
+            raise LaunchError(
+                "queue edit: nothing to change: give --config FILE, --[no-]prioritization or --template-var"
+            )
+        q = api.update_queue(
+            args.name,
+            config=_read_config(args.queue_config),
+            prioritization=args.prioritization,
+            template_vars=args.template_var,
+        )
         print(f"updated queue {q.path}")
     elif cmd == "delete":
         api.delete_queue(args.name)
@@ -337,9 +386,15 @@ def _cmd_queue(args: argparse.Namespace) -> int:
 
 def _queue_dict(q: Any) -> dict:
     return {
-        "queue": q.path, "entity": q.entity, "name": q.name, "resource": q.resource,
-        "prioritization": q.prioritization, "visibility": "shared" if q.shared else "private",
-        "created_by": q.created_by, "template_vars": [v.to_dict() for v in q.template_vars], "config": q.config,
+        "queue": q.path,
+        "entity": q.entity,
+        "name": q.name,
+        "resource": q.resource,
+        "prioritization": q.prioritization,
+        "visibility": "shared" if q.shared else "private",
+        "created_by": q.created_by,
+        "template_vars": [v.to_dict() for v in q.template_vars],
+        "config": q.config,
     }
 
 
@@ -369,9 +424,23 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return 0
     now = time.time()
     cells = _progress_of(runs)
-    _table([[r.id, r.queue_name, str(r.state), r.author, str(r.priority), _when(r.created_at),
-             f"{((r.finished_at or now) - r.started_at):.0f}s" if r.started_at else "-", r.name, cells.get(r.id, "")]
-            for r in runs], ["RUN", "QUEUE", "STATE", "AUTHOR", "PRIORITY", "CREATED", "DURATION", "NAME", "PROGRESS"])
+    _table(
+        [
+            [
+                r.id,
+                r.queue_name,
+                str(r.state),
+                r.author,
+                str(r.priority),
+                _when(r.created_at),
+                f"{((r.finished_at or now) - r.started_at):.0f}s" if r.started_at else "-",
+                r.name,
+                cells.get(r.id, ""),
+            ]
+            for r in runs
+        ],
+        ["RUN", "QUEUE", "STATE", "AUTHOR", "PRIORITY", "CREATED", "DURATION", "NAME", "PROGRESS"],
+    )
     return 0
 
 
@@ -390,16 +459,30 @@ def _cmd_run_show(args: argparse.Namespace) -> int:
     handle = api.get_run(args.run_id)
     events = handle.events()
     if args.json:
-        _print_json({**_run_dict(handle.run), "events": [
-            {"time": e.time, "state": str(e.state), "message": mask_secrets(e.message)} for e in events]})
+        _print_json(
+            {
+                **_run_dict(handle.run),
+                "events": [{"time": e.time, "state": str(e.state), "message": mask_secrets(e.message)} for e in events],
+            }
+        )
         return 0
-    r = replace(handle.run, **{k: v for k, v in _run_dict(handle.run).items()
-                               if k in ("parameters", "message")})
-    for key, value in [("run", r.id), ("name", r.name), ("queue", f"{r.entity}/{r.queue_name}"), ("state", r.state),
-                       ("author", r.author), ("priority", r.priority), ("notebook", r.notebook),
-                       ("parameters", json.dumps(r.parameters)), ("image", r.image_uri or r.image or "-"),
-                       ("external id", r.external_id or "-"), ("output notebook", r.output_notebook or "-"),
-                       ("log", r.log_path or "-"), ("stage", r.stage or "-"), ("message", r.message or "-")]:
+    r = replace(handle.run, **{k: v for k, v in _run_dict(handle.run).items() if k in ("parameters", "message")})
+    for key, value in [
+        ("run", r.id),
+        ("name", r.name),
+        ("queue", f"{r.entity}/{r.queue_name}"),
+        ("state", r.state),
+        ("author", r.author),
+        ("priority", r.priority),
+        ("notebook", r.notebook),
+        ("parameters", json.dumps(r.parameters)),
+        ("image", r.image_uri or r.image or "-"),
+        ("external id", r.external_id or "-"),
+        ("output notebook", r.output_notebook or "-"),
+        ("log", r.log_path or "-"),
+        ("stage", r.stage or "-"),
+        ("message", r.message or "-"),
+    ]:
         print(f"{key + ':':17}{value}")
     _print_progress(r)
     tick = api.schedule_of_run(r.id)
@@ -449,9 +532,18 @@ def _cmd_agents(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(found)
         return 0
-    rows = [[a["id"], a["host"], ", ".join(a["queues"]), str(a["max_jobs"]), _when(a["started_at"]),
-             a["last_seen"], "alive" if a["alive"] else ("stopped" if a["stopped_at"] else "gone")]
-            for a in found]
+    rows = [
+        [
+            a["id"],
+            a["host"],
+            ", ".join(a["queues"]),
+            str(a["max_jobs"]),
+            _when(a["started_at"]),
+            a["last_seen"],
+            "alive" if a["alive"] else ("stopped" if a["stopped_at"] else "gone"),
+        ]
+        for a in found
+    ]
     _table(rows, ["AGENT", "HOST", "QUEUES", "MAX JOBS", "STARTED", "LAST SEEN", "STATE"])
     return 0
 

@@ -40,8 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cwd", help="working folder for the kernel (default: the notebook's folder)")
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
     parser.add_argument("--status-file", help="write {'returncode': ..., 'error': ...} here on exit")
-    parser.add_argument("--progress-file", help="keep the running cell here as JSON (default: progress.json "
-                        "beside --status-file, else in $LAUNCH_WORKDIR)")
+    parser.add_argument(
+        "--progress-file",
+        help="keep the running cell here as JSON (default: progress.json "
+        "beside --status-file, else in $LAUNCH_WORKDIR)",
+    )
     return parser.parse_args(argv)
 
 
@@ -152,8 +155,14 @@ def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, kernel: 
     papermill_engines.register("launch-jupyter", _progress_engine())
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=kernel,
-            engine_name="launch-jupyter", cwd=str(cwd), progress_bar=False, log_output=True,
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=kernel,
+            engine_name="launch-jupyter",
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=True,
         )
     except PapermillExecutionError as err:
         trace = _ANSI.sub("", "\n".join(err.traceback))
@@ -232,7 +241,7 @@ def _upload(local: Path, uri: str) -> None:
     # google-cloud-storage is heavy and needed only for gs:// outputs.
     import google.cloud.storage as storage  # not `from google.cloud import`: untyped, mypy would not find it
 
-    bucket, _, name = uri[len("gs://"):].partition("/")
+    bucket, _, name = uri[len("gs://") :].partition("/")
     storage.Client().bucket(bucket).blob(name).upload_from_filename(str(local))
 
 
@@ -305,8 +314,10 @@ def _banner(why: str) -> str:
     else:
         where = f"in cell {number} of {total}" + (f" (`{source}`)" if source else "")
     done = f"Cells before cell {number} ran to the end; " if number and number > 1 else ""
-    return (f"**launch-jupyter: this run stopped {where}: {why}.**\n\n"
-            f"{done}cell {number or 1}'s output is as far as it got, and the cells after it did not run.")
+    return (
+        f"**launch-jupyter: this run stopped {where}: {why}.**\n\n"
+        f"{done}cell {number or 1}'s output is as far as it got, and the cells after it did not run."
+    )
 
 
 def children(pid: int) -> list[int]:

@@ -12,9 +12,16 @@ from typing import Any
 def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``sweep`` shares with ``%launch sweep``."""
     p.add_argument("-q", "--queue")
-    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="NAME=VALUES",
-                   help="values to sweep: -p lr=0.1,0.01, -p epochs=range(1,6), or with --random "
-                        "uniform(a,b), loguniform(a,b), choice(a,b,...)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUES",
+        help="values to sweep: -p lr=0.1,0.01, -p epochs=range(1,6), or with --random "
+        "uniform(a,b), loguniform(a,b), choice(a,b,...)",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--grid", action="store_true", help="every combination of the values (the default)")
     how.add_argument("--random", type=int, metavar="N", help="N points drawn at random")
@@ -22,8 +29,13 @@ def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=int, metavar="K", help="at most K of the sweep's runs active at a time")
     p.add_argument("--max-points", type=int, metavar="N", help="refuse a sweep of more than N points (default 1000)")
     p.add_argument("--name", help="a name for the sweep (default: the notebook's name)")
-    p.add_argument("--new-parameter", action="append", default=[], metavar="NAME",
-                   help="allow -p NAME although the notebook's parameters cell does not set NAME")
+    p.add_argument(
+        "--new-parameter",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="allow -p NAME although the notebook's parameters cell does not set NAME",
+    )
     p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
     p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE")
@@ -46,12 +58,17 @@ def sweep_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "parameters": sweep_parameters(parameter_items(args.parameter)),
-        "random": args.random, "seed": args.seed, "max_parallel": args.max_parallel,
-        "max_points": args.max_points, "name": args.name, "new_parameters": args.new_parameter,
+        "random": args.random,
+        "seed": args.seed,
+        "max_parallel": args.max_parallel,
+        "max_points": args.max_points,
+        "name": args.name,
+        "new_parameters": args.new_parameter,
         "priority": args.priority,
         "template_values": assignments_to_dict(args.set_var, "--set-var"),
         "resource_args": assignments_to_dict(args.resource_arg, "--resource-arg"),
-        "image": args.image, "include": args.include,
+        "image": args.image,
+        "include": args.include,
     }
 
 
@@ -72,24 +89,55 @@ def join_sort_values(argv: Sequence[str]) -> list[str]:
 
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``submit`` shares with ``%launch submit``."""
-    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)")
-    p.add_argument("--new-parameter", action="append", default=[], metavar="NAME",
-                   help="allow -p NAME although the notebook's parameters cell does not set NAME")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)",
+    )
+    p.add_argument(
+        "--new-parameter",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="allow -p NAME although the notebook's parameters cell does not set NAME",
+    )
     p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE",
-                   help="a value for one of the queue's template variables")
-    p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE",
-                   help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8")
+    p.add_argument(
+        "--set-var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the queue's template variables",
+    )
+    p.add_argument(
+        "--resource-arg",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8",
+    )
     p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
     p.add_argument("--name", help="a name for the run (default: the notebook's name)")
-    p.add_argument("--include", action="append", default=[], metavar="GLOB",
-                   help="extra files to ship, relative to the notebook")
+    p.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="extra files to ship, relative to the notebook"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
-    p.add_argument("--keep-outputs", action="store_true",
-                   help="ship the notebook with its saved outputs (by default they are stripped)")
-    p.add_argument("--allow-secret", action="append", default=[], metavar="GLOB",
-                   help="a file that may ship although its content looks like a credential (a false positive)")
+    p.add_argument(
+        "--keep-outputs",
+        action="store_true",
+        help="ship the notebook with its saved outputs (by default they are stripped)",
+    )
+    p.add_argument(
+        "--allow-secret",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="a file that may ship although its content looks like a credential (a false positive)",
+    )
 
 
 def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,5 +172,6 @@ def parameter_items(groups: list[list[str]]) -> list[str]:
 
 def cancelled_sweep_line(done: dict) -> str:
     """What both front ends print after cancelling a sweep."""
-    return (f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, "
-            f"{done['cancelling']} active runs asked to stop")
+    return (
+        f"sweep {done['id']}: {done['cancelled']} queued runs cancelled, {done['cancelling']} active runs asked to stop"
+    )

@@ -54,21 +54,28 @@ def parse_age(text: str, name: str = "--older-than") -> float:
     """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` → seconds; ConfigError naming ``name`` otherwise."""
     found = _AGE.fullmatch(str(text).strip())
     if found is None:
-        raise ConfigError(f"{name} {str(text)!r}: give an age as a number and a unit s, m, h, d or w "
-                          "(e.g. 30d, 12h)")
+        raise ConfigError(f"{name} {str(text)!r}: give an age as a number and a unit s, m, h, d or w (e.g. 30d, 12h)")
     return float(found.group(1)) * _UNIT_S[found.group(2)]
 
 
-def collect(store: QueueStore, older_than: str | float, data_dir: Path, *, dry_run: bool = False,
-            now: float | None = None) -> GcReport:
+def collect(
+    store: QueueStore, older_than: str | float, data_dir: Path, *, dry_run: bool = False, now: float | None = None
+) -> GcReport:
     """Remove (or count, with ``dry_run``) what finished runs older than ``older_than`` leave behind."""
     seconds = parse_age(older_than, "older_than") if isinstance(older_than, str) else float(older_than)
     if seconds < 0:
         raise ConfigError(f"older_than {older_than!r}: an age cannot be negative")
     cutoff = (time.time() if now is None else now) - seconds
     stored = store.collect_garbage(cutoff, dry_run=dry_run)
-    report = GcReport(older_than_s=seconds, dry_run=dry_run, runs=len(stored.runs), events=stored.events,
-                      contexts=stored.contexts + stored.sweep_contexts, blobs=stored.blobs, store_bytes=stored.bytes)
+    report = GcReport(
+        older_than_s=seconds,
+        dry_run=dry_run,
+        runs=len(stored.runs),
+        events=stored.events,
+        contexts=stored.contexts + stored.sweep_contexts,
+        blobs=stored.blobs,
+        store_bytes=stored.bytes,
+    )
     for run in stored.runs:
         _remove_folder(report, Path(data_dir), run["id"], run["log_path"], dry_run)
     return report

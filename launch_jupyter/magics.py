@@ -58,14 +58,24 @@ def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
     create.add_argument("--resource", "-r", default="local-process", help="vertex, local-process, ...")
     create.add_argument("--entity", "-e", help="owner of the queue (a team name shares it)")
     create.add_argument("--prioritization", action="store_true", help="serve higher priorities first")
-    create.add_argument("--template-var", action="append", default=[], metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
-                        help="a template variable used as {{NAME}} in the config")
-    create.add_argument("--exist-ok", action="store_true",
-                        help="if the queue exists, update it to this config instead (re-runnable notebooks)")
+    create.add_argument(
+        "--template-var",
+        action="append",
+        default=[],
+        metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
+        help="a template variable used as {{NAME}} in the config",
+    )
+    create.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="if the queue exists, update it to this config instead (re-runnable notebooks)",
+    )
     qsub.add_parser("list", help="list the queues you can see")
-    for action, text in (("show", "show a queue and its config"),
-                         ("edit", "open the queue editor (cell form: replace the config with the cell body)"),
-                         ("delete", "delete a queue")):
+    for action, text in (
+        ("show", "show a queue and its config"),
+        ("edit", "open the queue editor (cell form: replace the config with the cell body)"),
+        ("delete", "delete a queue"),
+    ):
         p = qsub.add_parser(action, help=text)
         p.add_argument("name", metavar="NAME")
         p.add_argument("--entity", "-e")
@@ -100,8 +110,15 @@ def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
     editor.add_argument("name", metavar="NAME", nargs="?")
     editor.add_argument("--resource", "-r", default="local-process", help="resource of a new queue")
     sweep = _sweep_parser(sub)
-    by_name: dict[str, argparse.ArgumentParser] = {"queue create": create, "submit": submit, "agent start": start, "runs": runs,
-               "logs": logs, "editor": editor, "sweep": sweep}
+    by_name: dict[str, argparse.ArgumentParser] = {
+        "queue create": create,
+        "submit": submit,
+        "agent start": start,
+        "runs": runs,
+        "logs": logs,
+        "editor": editor,
+        "sweep": sweep,
+    }
     # The same parser as `launch-jupyter schedule`.
     from ._schedule_commands import add_schedule_parser
 
@@ -112,8 +129,11 @@ def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
 def _sweep_parser(sub) -> _Parser:
     from .flags import add_sweep_flags, add_table_flags  # the same flags as `launch-jupyter sweep`
 
-    sweep = sub.add_parser("sweep", help="sweep this notebook over parameter values (-p lr=0.1,0.01); "
-                           "sweep show ID: the live comparison; sweep cancel ID")
+    sweep = sub.add_parser(
+        "sweep",
+        help="sweep this notebook over parameter values (-p lr=0.1,0.01); "
+        "sweep show ID: the live comparison; sweep cancel ID",
+    )
     sweep.add_argument("action", nargs="?", choices=("show", "cancel"), metavar="show|cancel")
     sweep.add_argument("sweep_id", nargs="?", metavar="ID")
     sweep.add_argument("--notebook", metavar="PATH", help="sweep this notebook instead of the current one")
@@ -157,8 +177,9 @@ class LaunchMagics(Magics):
     def _push_settings(self) -> None:
         from . import api
 
-        api.configure(store_url=self.store, entity=self.entity, config_path=self.config_path,
-                      default_queue=self.default_queue)
+        api.configure(
+            store_url=self.store, entity=self.entity, config_path=self.config_path, default_queue=self.default_queue
+        )
         self._settings_pushed = True
 
     @property
@@ -231,15 +252,22 @@ class LaunchMagics(Magics):
         from .core.errors import QueueExistsError
 
         try:
-            queue = api.create_queue(args.name, args.resource, entity=args.entity, config=cell,
-                                     prioritization=args.prioritization, template_vars=args.template_var,
-                                     exist_ok=args.exist_ok)
+            queue = api.create_queue(
+                args.name,
+                args.resource,
+                entity=args.entity,
+                config=cell,
+                prioritization=args.prioritization,
+                template_vars=args.template_var,
+                exist_ok=args.exist_ok,
+            )
         except QueueExistsError as err:
             form = "%%launch" if cell is not None else "%launch"
             raise LaunchMagicError(
                 f"queue {err.path} already exists with {err.difference}: add --exist-ok to this "
                 f"{form} queue create line to update it to this config, or %launch queue delete "
-                f"{err.path} first") from None
+                f"{err.path} first"
+            ) from None
         print(f"{queue.outcome or 'created'} queue {queue.path} ({queue.resource})")
 
     @staticmethod
@@ -248,8 +276,10 @@ class LaunchMagics(Magics):
             print("no queues yet: create one with %launch queue create NAME --resource local-process")
             return
         rows = [("QUEUE", "RESOURCE", "PRIORITIZATION", "SHARED", "CREATED BY")]
-        rows += [(q.path, q.resource, "yes" if q.prioritization else "no", "yes" if q.shared else "no",
-                  q.created_by) for q in queues]
+        rows += [
+            (q.path, q.resource, "yes" if q.prioritization else "no", "yes" if q.shared else "no", q.created_by)
+            for q in queues
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -310,8 +340,10 @@ class LaunchMagics(Magics):
             status = agent.status()
             limit = "no limit" if status["max_jobs"] == -1 else status["max_jobs"]
             already = before is not None and before["agent_id"] == status["agent_id"]
-            print(f"agent {status['agent_id']} {'already ' if already else ''}serving "
-                  f"{', '.join(status['queues'])} (max_jobs {limit})")
+            print(
+                f"agent {status['agent_id']} {'already ' if already else ''}serving "
+                f"{', '.join(status['queues'])} (max_jobs {limit})"
+            )
         elif args.action == "stop":
             was = api.agent_status()
             api.stop_agent()
@@ -376,11 +408,18 @@ class LaunchMagics(Magics):
         from .handshake import request_save
 
         started = time.perf_counter()
-        handle = api.sweep(args.notebook, args.queue, **sweep_kwargs(args),
-                           user_ns=self.shell.user_ns if self.shell is not None else None, save=request_save)
+        handle = api.sweep(
+            args.notebook,
+            args.queue,
+            **sweep_kwargs(args),
+            user_ns=self.shell.user_ns if self.shell is not None else None,
+            save=request_save,
+        )
         s = handle.sweep
-        print(f"queued sweep {s['id']} ({s['total']} runs) on {s['entity']}/{s['queue_name']} "
-              f"({time.perf_counter() - started:.2f} s); %launch sweep show {s['id']}")
+        print(
+            f"queued sweep {s['id']} ({s['total']} runs) on {s['entity']}/{s['queue_name']} "
+            f"({time.perf_counter() - started:.2f} s); %launch sweep show {s['id']}"
+        )
         if self.shell is not None:
             self.shell.user_ns["_launch_sweep"] = handle  # like _launch_run: the last sweep's handle
         return None
@@ -466,8 +505,9 @@ def load_ipython_extension(ipython) -> None:
 
 
 def _remove_matchers(completer) -> None:
-    completer.custom_matchers[:] = [m for m in completer.custom_matchers
-                                    if getattr(m, "__name__", "") != "launch_matcher"]
+    completer.custom_matchers[:] = [
+        m for m in completer.custom_matchers if getattr(m, "__name__", "") != "launch_matcher"
+    ]
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -30,8 +30,16 @@ def write_progress_file(path: Path, cell: int, total: int, source: str, started_
     """Atomically replace the progress file (the entrypoint's side, or a runner that reads the cell
     starts from a remote log with their own times; a reader never sees half of it)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"cell": cell, "total": total, "source": source,
-                               "cell_started_at": time.time() if started_at is None else started_at}))
+    tmp.write_text(
+        json.dumps(
+            {
+                "cell": cell,
+                "total": total,
+                "source": source,
+                "cell_started_at": time.time() if started_at is None else started_at,
+            }
+        )
+    )
     os.replace(tmp, path)
 
 
@@ -84,8 +92,14 @@ def save(store: QueueStore, run_id: str, data: dict) -> None:
     """Store one progress reading for ``run_id``."""
     from .store._progress import save_progress
 
-    save_progress(store, run_id, int(data["cell"]), int(data["total"]), str(data.get("source", ""))[:200],
-                  float(data.get("cell_started_at") or time.time()))
+    save_progress(
+        store,
+        run_id,
+        int(data["cell"]),
+        int(data["total"]),
+        str(data.get("source", ""))[:200],
+        float(data.get("cell_started_at") or time.time()),
+    )
 
 
 def load(store: QueueStore, run_ids: Iterable[str]) -> dict[str, dict]:

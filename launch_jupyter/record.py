@@ -121,8 +121,12 @@ def read_records(notebook: Mapping) -> list[dict]:
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
                 continue
             found.pop(entry["name"], None)  # the last one wins, in the order of the last write
-            found[entry["name"]] = {"name": entry["name"], "value": entry.get("value"),
-                                    "display": entry.get("display"), "error": entry.get("error")}
+            found[entry["name"]] = {
+                "name": entry["name"],
+                "value": entry.get("value"),
+                "display": entry.get("display"),
+                "error": entry.get("error"),
+            }
     return list(found.values())
 
 

@@ -48,8 +48,14 @@ class RunFile:
 
     def view(self) -> dict:
         """As JSON for a front end (no local path: the server serves files by name)."""
-        return {"name": self.name, "size": self.size, "modified": self.modified, "kind": self.kind,
-                "local": self.path is not None, "location": self.location}
+        return {
+            "name": self.name,
+            "size": self.size,
+            "modified": self.modified,
+            "kind": self.kind,
+            "local": self.path is not None,
+            "location": self.location,
+        }
 
 
 def check_name(name: object, parameter: str = "name") -> str:
@@ -60,11 +66,13 @@ def check_name(name: object, parameter: str = "name") -> str:
     if not path.parts:
         raise ConfigError(f"{parameter}: {name!r} names no file; give a name from the run's file list", path=parameter)
     if path.is_absolute() or name.startswith("\\"):
-        raise ConfigError(f"{parameter}: {name!r} is an absolute path; give a name from the run's file list",
-                          path=parameter)
+        raise ConfigError(
+            f"{parameter}: {name!r} is an absolute path; give a name from the run's file list", path=parameter
+        )
     if ".." in path.parts or "\\" in name:
-        raise ConfigError(f"{parameter}: {name!r} leaves the run's folder; give a name from the run's file list",
-                          path=parameter)
+        raise ConfigError(
+            f"{parameter}: {name!r} leaves the run's folder; give a name from the run's file list", path=parameter
+        )
     return path.as_posix()
 
 

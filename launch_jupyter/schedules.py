@@ -94,8 +94,11 @@ def check_cron(expr: str) -> str:
 
     parts = (expr or "").split()
     if len(parts) != 5:
-        raise ConfigError(f"{expr!r} has {len(parts)} field(s); a cron expression has 5: "
-                          "minute hour day-of-month month day-of-week (e.g. '0 3 * * *')", path="cron")
+        raise ConfigError(
+            f"{expr!r} has {len(parts)} field(s); a cron expression has 5: "
+            "minute hour day-of-month month day-of-week (e.g. '0 3 * * *')",
+            path="cron",
+        )
     try:
         CronSim(" ".join(parts), datetime.now(timezone.utc))
     except CronSimError as err:
@@ -110,8 +113,10 @@ def check_timezone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ConfigError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin, "
-                          "America/New_York or UTC", path="timezone") from None
+        raise ConfigError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin, America/New_York or UTC",
+            path="timezone",
+        ) from None
 
 
 def local_timezone() -> str:
@@ -203,23 +208,42 @@ def plan_ticks(schedule: dict, now: float) -> TickPlan:
     if missed <= 0:
         return TickPlan(latest, None, f"tick {when}", "", next_at)
     if schedule["missed"] == "once":
-        return TickPlan(latest, None, f"tick {when}: {count} tick(s) came while no agent served the queue; "
-                        "fired the latest once (--missed once)", "", next_at)
+        return TickPlan(
+            latest,
+            None,
+            f"tick {when}: {count} tick(s) came while no agent served the queue; fired the latest once (--missed once)",
+            "",
+            next_at,
+        )
     if late:  # skip, and even the latest is stale
-        return TickPlan(None, latest, "", f"{count} tick(s) up to {when} came while no agent served the queue; "
-                        "skipped (--missed skip)", next_at)
+        return TickPlan(
+            None,
+            latest,
+            "",
+            f"{count} tick(s) up to {when} came while no agent served the queue; skipped (--missed skip)",
+            next_at,
+        )
     previous = latest_fire_until(cron, tz, latest - 1)
     prev_when = _at(tz, previous).strftime("%Y-%m-%d %H:%M %Z")
-    return TickPlan(latest, previous, f"tick {when}",
-                    f"{count} tick(s) up to {prev_when} came while no agent served the queue; skipped "
-                    "(--missed skip)", next_at)
+    return TickPlan(
+        latest,
+        previous,
+        f"tick {when}",
+        f"{count} tick(s) up to {prev_when} came while no agent served the queue; skipped (--missed skip)",
+        next_at,
+    )
 
 
 # ---------------------------------------------------------------- firing (the agent's side)
 
 
-def fire_due(store: QueueStore, queues: Sequence[Queue], agent_id: str,
-             say: Callable[[str], None] | None = None, now: Callable[[], float] = time.time) -> bool:
+def fire_due(
+    store: QueueStore,
+    queues: Sequence[Queue],
+    agent_id: str,
+    say: Callable[[str], None] | None = None,
+    now: Callable[[], float] = time.time,
+) -> bool:
     """Fire the due ticks of schedules on ``queues``; True if a run was queued. Never raises: an agent
     loop calls this every turn (one indexed read when nothing is due)."""
     from .store._schedules import any_due, claim_due
@@ -283,11 +307,20 @@ def _make_run(store: QueueStore, schedule: Schedule, tick: dict) -> tuple[Run, b
     else:
         context, content_hash, parameters = snapshot(store, schedule.id), schedule.content_hash, schedule.parameters
     run = Run(
-        id=tick["run_id"], queue_id=queue.id or 0, queue_name=queue.name, entity=queue.entity,
-        author=schedule.author, resource=queue.resource, priority=Priority(schedule.priority),
-        name=schedule.name, notebook=schedule.notebook, parameters=parameters,
-        template_values=dict(schedule.template_values), resource_args=dict(schedule.resource_args),
-        config=config, content_hash=content_hash,
+        id=tick["run_id"],
+        queue_id=queue.id or 0,
+        queue_name=queue.name,
+        entity=queue.entity,
+        author=schedule.author,
+        resource=queue.resource,
+        priority=Priority(schedule.priority),
+        name=schedule.name,
+        notebook=schedule.notebook,
+        parameters=parameters,
+        template_values=dict(schedule.template_values),
+        resource_args=dict(schedule.resource_args),
+        config=config,
+        content_hash=content_hash,
         message=f'fired by schedule "{schedule.path}" ({tick["message"]})',
     )
     return run, context
@@ -309,18 +342,23 @@ def package_notebook(schedule: Schedule, config: dict) -> tuple[bytes, str, dict
 
     path = Path(schedule.notebook)
     if not path.is_file():
-        raise NotebookError(f"notebook {path} is gone (the schedule follows the file; on host "
-                            f"{os.uname().nodename})")
-    parameters = check_parameters(read_notebook_json(path), path.name, dict(schedule.parameters),
-                                  schedule.new_parameters)
+        raise NotebookError(f"notebook {path} is gone (the schedule follows the file; on host {os.uname().nodename})")
+    parameters = check_parameters(
+        read_notebook_json(path), path.name, dict(schedule.parameters), schedule.new_parameters
+    )
     builder = config.get("builder") or {}
     tmp = Path(tempfile.mkdtemp(prefix="launch-schedule-"))
     try:
         from .api import agent_config
 
         # The data dir never ships (as for a submit); a followed file's outputs are stripped.
-        context = create_context(path, tmp / "context", include=schedule.include,
-                                 base_image=builder.get("base_image"), protected=[agent_config().data_dir])
+        context = create_context(
+            path,
+            tmp / "context",
+            include=schedule.include,
+            base_image=builder.get("base_image"),
+            protected=[agent_config().data_dir],
+        )
         return pack_context(context.directory), context.content_hash, parameters
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -337,4 +375,3 @@ def check_missed(missed: str) -> str:
     if missed not in MISSED_POLICIES:
         raise ConfigError(f"must be one of {', '.join(MISSED_POLICIES)}, not {missed!r}", path="missed")
     return missed
-

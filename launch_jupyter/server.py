@@ -66,8 +66,10 @@ _SORT_KEYS = {
     "queue": lambda r: (f"{r.entity}/{r.queue_name}", r.created_at),
     "author": lambda r: (r.author, r.created_at),
     "name": lambda r: (r.name, r.created_at),
-    "duration": lambda r: (((r.finished_at or 0) - r.started_at) if r.started_at and r.finished_at else -1.0,
-                           r.created_at),
+    "duration": lambda r: (
+        ((r.finished_at or 0) - r.started_at) if r.started_at and r.finished_at else -1.0,
+        r.created_at,
+    ),
 }
 
 
@@ -80,10 +82,16 @@ def _jupyter_server_extension_points() -> list[dict]:
 
 def queue_view(q: Any) -> dict:
     return {
-        "queue": q.path, "entity": q.entity, "name": q.name, "resource": q.resource,
-        "prioritization": q.prioritization, "visibility": "shared" if q.shared else "private",
-        "created_by": q.created_by, "template_vars": [v.to_dict() for v in q.template_vars],
-        "config": q.config, "config_text": q.config_text,
+        "queue": q.path,
+        "entity": q.entity,
+        "name": q.name,
+        "resource": q.resource,
+        "prioritization": q.prioritization,
+        "visibility": "shared" if q.shared else "private",
+        "created_by": q.created_by,
+        "template_vars": [v.to_dict() for v in q.template_vars],
+        "config": q.config,
+        "config_text": q.config_text,
     }
 
 
@@ -96,8 +104,13 @@ def run_view(run: Any) -> dict:
 
 
 def event_view(event: Any) -> dict:
-    return {"id": event.id, "run_id": event.run_id, "time": event.time, "state": str(event.state),
-            "message": event.message}
+    return {
+        "id": event.id,
+        "run_id": event.run_id,
+        "time": event.time,
+        "state": str(event.state),
+        "message": event.message,
+    }
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -220,11 +233,15 @@ class QueuesHandler(_Handler):
         if not name:
             raise _Refused(400, {"message": "name: required", "path": "name"})
         queue = await self.call(
-            api.create_queue, name, self.field(data, "resource", str, "local-process"),
-            config=self.field(data, "config", (str, dict)), entity=self.field(data, "entity", str),
+            api.create_queue,
+            name,
+            self.field(data, "resource", str, "local-process"),
+            config=self.field(data, "config", (str, dict)),
+            entity=self.field(data, "entity", str),
             prioritization=bool(self.field(data, "prioritization", bool, False)),
             template_vars=self.field(data, "template_vars", list, []),
-            exist_ok=bool(self.field(data, "exist_ok", bool, False)))
+            exist_ok=bool(self.field(data, "exist_ok", bool, False)),
+        )
         self.send(queue_view(queue), 201 if getattr(queue, "outcome", "created") == "created" else 200)
 
 
@@ -234,9 +251,12 @@ class ValidateHandler(_Handler):
         from . import api
 
         data = self.body()
-        problems = await self.call(api.validate_config, self.field(data, "resource", str, "local-process"),
-                                   self.field(data, "config", (str, dict), ""),
-                                   template_vars=self.field(data, "template_vars", list, []))
+        problems = await self.call(
+            api.validate_config,
+            self.field(data, "resource", str, "local-process"),
+            self.field(data, "config", (str, dict), ""),
+            template_vars=self.field(data, "template_vars", list, []),
+        )
         self.send({"problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]})
 
 
@@ -284,8 +304,11 @@ def _page(runs: list, args: dict) -> dict:
 
     text = (args.get("q") or "").strip().lower()
     if text:
-        runs = [r for r in runs if text in " ".join(
-            (r.id, r.name, r.notebook, f"{r.entity}/{r.queue_name}", r.author, r.message)).lower()]
+        runs = [
+            r
+            for r in runs
+            if text in " ".join((r.id, r.name, r.notebook, f"{r.entity}/{r.queue_name}", r.author, r.message)).lower()
+        ]
     counts = {s.value: 0 for s in RunState}
     for r in runs:
         counts[str(r.state)] += 1
@@ -294,8 +317,13 @@ def _page(runs: list, args: dict) -> dict:
         runs = [r for r in runs if str(r.state) in states]
     runs.sort(key=_SORT_KEYS[args["sort"]], reverse=args["order"] == "desc")
     offset, limit = args["offset"], args["limit"]
-    return {"total": len(runs), "offset": offset, "limit": limit, "counts": counts,
-            "runs": [run_view(r) for r in runs[offset:offset + limit]]}
+    return {
+        "total": len(runs),
+        "offset": offset,
+        "limit": limit,
+        "counts": counts,
+        "runs": [run_view(r) for r in runs[offset : offset + limit]],
+    }
 
 
 class RunsHandler(_Handler):
@@ -305,22 +333,38 @@ class RunsHandler(_Handler):
         from .core.states import RunState
 
         args = {
-            "q": self.get_argument("q", ""), "state": self.get_argument("state", ""),
-            "sort": self.get_argument("sort", "created"), "order": self.get_argument("order", "desc"),
-            "limit": self._int("limit", PAGE_DEFAULT, 1, PAGE_MAX), "offset": self._int("offset", 0, 0, 10**9),
+            "q": self.get_argument("q", ""),
+            "state": self.get_argument("state", ""),
+            "sort": self.get_argument("sort", "created"),
+            "order": self.get_argument("order", "desc"),
+            "limit": self._int("limit", PAGE_DEFAULT, 1, PAGE_MAX),
+            "offset": self._int("offset", 0, 0, 10**9),
         }
         if args["sort"] not in _SORT_KEYS:
-            raise _Refused(400, {"message": f"sort: unknown key {args['sort']!r}; choose from: "
-                                            f"{', '.join(_SORT_KEYS)}", "path": "sort"})
+            raise _Refused(
+                400,
+                {
+                    "message": f"sort: unknown key {args['sort']!r}; choose from: {', '.join(_SORT_KEYS)}",
+                    "path": "sort",
+                },
+            )
         if args["order"] not in ("asc", "desc"):
             raise _Refused(400, {"message": f"order: 'asc' or 'desc', got {args['order']!r}", "path": "order"})
         known = {s.value for s in RunState}
         for state in (s for s in args["state"].split(",") if s):
             if state not in known:
-                raise _Refused(400, {"message": f"state: unknown state {state!r}; choose from: "
-                                                f"{', '.join(sorted(known))}", "path": "state"})
-        runs = await self.call(api.list_runs, queue=self.get_argument("queue", None) or None,
-                               author=self.get_argument("author", None) or None)
+                raise _Refused(
+                    400,
+                    {
+                        "message": f"state: unknown state {state!r}; choose from: {', '.join(sorted(known))}",
+                        "path": "state",
+                    },
+                )
+        runs = await self.call(
+            api.list_runs,
+            queue=self.get_argument("queue", None) or None,
+            author=self.get_argument("author", None) or None,
+        )
         self.send(await asyncio.to_thread(_page, runs, args))
 
 
@@ -351,22 +395,36 @@ class BoardHandler(_Handler):
 
         sort = self.get_argument("sort", "created")
         if sort not in RUN_SORTS:
-            raise _Refused(400, {"message": f"sort: unknown key {sort!r}; choose from: {', '.join(RUN_SORTS)}",
-                                 "path": "sort"})
+            raise _Refused(
+                400, {"message": f"sort: unknown key {sort!r}; choose from: {', '.join(RUN_SORTS)}", "path": "sort"}
+            )
         states = [s for s in self.get_argument("states", "").split(",") if s]
         known = {s.value for s in RunState}
         for state in states:
             if state not in known:
-                raise _Refused(400, {"message": f"states: unknown state {state!r}; choose from: "
-                                                f"{', '.join(sorted(known))}", "path": "states"})
+                raise _Refused(
+                    400,
+                    {
+                        "message": f"states: unknown state {state!r}; choose from: {', '.join(sorted(known))}",
+                        "path": "states",
+                    },
+                )
         queue = self.get_argument("queue", "") or None
         if queue:
             await self.call(api.get_queue, queue)  # 404 for a queue that is not there (or not yours)
         view = await self.call(
-            lambda: board_view(api.open_store(), queue=queue, states=states, text=self.get_argument("text", ""),
-                               sort=sort, descending=self.get_argument("descending", "1") in ("1", "true"),
-                               page=self._int("page", 0, 0, 10**9), limit=self._int("limit", PAGE_SIZE, 1, PAGE_MAX),
-                               registry=_registry))
+            lambda: board_view(
+                api.open_store(),
+                queue=queue,
+                states=states,
+                text=self.get_argument("text", ""),
+                sort=sort,
+                descending=self.get_argument("descending", "1") in ("1", "true"),
+                page=self._int("page", 0, 0, 10**9),
+                limit=self._int("limit", PAGE_SIZE, 1, PAGE_MAX),
+                registry=_registry,
+            )
+        )
         self.send(view)
 
 
@@ -546,8 +604,12 @@ def _parameters_view(path: Path) -> dict:
         except (TypeError, ValueError):  # a literal JSON cannot hold (a tuple of sets…): shown as its line
             known, default = False, None
         items.append({"name": p.name, "type": p.type_name if known else "", "default": default, "line": p.line})
-    return {"path": path.name, "tagged": found.tagged is not None, "parameters": items,
-            "untagged_cell": list(found.untagged_cell) if found.untagged_cell else None}
+    return {
+        "path": path.name,
+        "tagged": found.tagged is not None,
+        "parameters": items,
+        "untagged_cell": list(found.untagged_cell) if found.untagged_cell else None,
+    }
 
 
 class NotebookHandler(_Handler):
@@ -569,11 +631,19 @@ class SubmitHandler(_Handler):
         path = _under_root(self, self.field(data, "notebook", str))
         dry_run = bool(self.field(data, "dry_run", bool, False))
         result = await self.call(
-            api.submit, path, self.field(data, "queue", str),
-            parameters=self.field(data, "parameters", dict), new_parameters=self.field(data, "new_parameters", list, []),
-            priority=self.field(data, "priority", (str, int)), template_values=self.field(data, "template_values", dict),
-            resource_args=self.field(data, "resource_args", dict), image=self.field(data, "image", str),
-            name=self.field(data, "name", str), dry_run=dry_run, save=False)
+            api.submit,
+            path,
+            self.field(data, "queue", str),
+            parameters=self.field(data, "parameters", dict),
+            new_parameters=self.field(data, "new_parameters", list, []),
+            priority=self.field(data, "priority", (str, int)),
+            template_values=self.field(data, "template_values", dict),
+            resource_args=self.field(data, "resource_args", dict),
+            image=self.field(data, "image", str),
+            name=self.field(data, "name", str),
+            dry_run=dry_run,
+            save=False,
+        )
         if dry_run:
             self.send({"request": result})
         else:
@@ -596,8 +666,13 @@ class AgentStartHandler(_Handler):
 
         queues = self.field(self.body(), "queues", list)
         if not queues or not all(isinstance(q, str) and q for q in queues):
-            raise _Refused(400, {"message": "queues: a non-empty list of queue names (an agent serves the queues "
-                                            "it is told to)", "path": "queues"})
+            raise _Refused(
+                400,
+                {
+                    "message": "queues: a non-empty list of queue names (an agent serves the queues it is told to)",
+                    "path": "queues",
+                },
+            )
         await self.call(api.start_agent, queues)
         self.send(await self.call(api.agent_status))
 
@@ -745,6 +820,7 @@ ROUTES = [
 
 def _load_jupyter_server_extension(serverapp) -> None:
     base = url_path_join(serverapp.web_app.settings["base_url"], "launch", "api")
-    serverapp.web_app.add_handlers(".*$", [(url_path_join(base, pattern) + "/?$", handler)
-                                           for pattern, handler in ROUTES])
+    serverapp.web_app.add_handlers(
+        ".*$", [(url_path_join(base, pattern) + "/?$", handler) for pattern, handler in ROUTES]
+    )
     serverapp.log.info("launch_jupyter: REST API at %s", base)

@@ -50,8 +50,10 @@ def _literal(node: ast.AST, name: str) -> Any:
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError):
-        raise ParameterError(f"-p {name}: {ast.unparse(node)!r} is not a value (use numbers, text, "
-                             "lists, range(...), uniform(...), loguniform(...) or choice(...))") from None
+        raise ParameterError(
+            f"-p {name}: {ast.unparse(node)!r} is not a value (use numbers, text, "
+            "lists, range(...), uniform(...), loguniform(...) or choice(...))"
+        ) from None
 
 
 def _call(node: ast.Call, name: str) -> Values:
@@ -141,8 +143,10 @@ def points(
     if random_count is None:
         drawn = [name for name, v in space.items() if isinstance(v, Distribution)]
         if drawn:
-            raise ParameterError(f"-p {drawn[0]}={space[drawn[0]]} is drawn at random: pass --random N "
-                                 "(how many points to draw), or give a list of values for a grid")
+            raise ParameterError(
+                f"-p {drawn[0]}={space[drawn[0]]} is drawn at random: pass --random N "
+                "(how many points to draw), or give a list of values for a grid"
+            )
         total = math.prod(len(v) for v in space.values())  # type: ignore[arg-type,misc]  # no Distribution: see above
         _check_count(total, max_points, "the grid")
         names = list(space)
@@ -160,8 +164,10 @@ def _draw(values: Values, rng: random.Random) -> Any:
 
 def _check_count(total: int, max_points: int, what: str) -> None:
     if total > max_points:
-        raise ParameterError(f"{what} has {total} points, more than the maximum of {max_points}; "
-                             "narrow it, or raise the maximum (max_points=..., --max-points N)")
+        raise ParameterError(
+            f"{what} has {total} points, more than the maximum of {max_points}; "
+            "narrow it, or raise the maximum (max_points=..., --max-points N)"
+        )
 
 
 # ---------------------------------------------------------------- comparing runs
@@ -174,8 +180,18 @@ def table_rows(runs: Sequence[Any], records: Mapping[str, Sequence[Mapping]]) ->
         recorded = {r["name"]: r["value"] for r in records.get(run.id, ()) if r.get("error") is None}
         errors = {r["name"]: r["error"] for r in records.get(run.id, ()) if r.get("error") is not None}
         duration = (run.finished_at - run.started_at) if run.started_at and run.finished_at else None
-        rows.append({"id": run.id, "name": run.name, "state": str(run.state), "parameters": dict(run.parameters),
-                     "values": recorded, "errors": errors, "duration": duration, "message": run.message})
+        rows.append(
+            {
+                "id": run.id,
+                "name": run.name,
+                "state": str(run.state),
+                "parameters": dict(run.parameters),
+                "values": recorded,
+                "errors": errors,
+                "duration": duration,
+                "message": run.message,
+            }
+        )
     return rows
 
 
@@ -241,9 +257,16 @@ def text_table(table: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for row in table["rows"]:
         duration = f"{row['duration']:.0f}s" if row["duration"] is not None else "-"
-        rows.append(["*" if row["id"] == table.get("best") else "", row["id"], row["state"],
-                     *(_cell(row["parameters"].get(p)) for p in table["parameters"]),
-                     *(_cell(row["values"].get(v)) for v in table["values"]), duration])
+        rows.append(
+            [
+                "*" if row["id"] == table.get("best") else "",
+                row["id"],
+                row["state"],
+                *(_cell(row["parameters"].get(p)) for p in table["parameters"]),
+                *(_cell(row["values"].get(v)) for v in table["values"]),
+                duration,
+            ]
+        )
     return header, rows
 
 
@@ -256,9 +279,15 @@ def csv_text(table: Mapping[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["run", "state", *table["parameters"], *table["values"], "duration"])
     for row in table["rows"]:
-        writer.writerow([row["id"], row["state"], *(row["parameters"].get(p, "") for p in table["parameters"]),
-                         *(_csv_value(row["values"].get(v)) for v in table["values"]),
-                         "" if row["duration"] is None else f"{row['duration']:.3f}"])
+        writer.writerow(
+            [
+                row["id"],
+                row["state"],
+                *(row["parameters"].get(p, "") for p in table["parameters"]),
+                *(_csv_value(row["values"].get(v)) for v in table["values"]),
+                "" if row["duration"] is None else f"{row['duration']:.3f}",
+            ]
+        )
     return out.getvalue()
 
 

@@ -15,6 +15,7 @@ if [ -n "${CI:-}" ] && [ "$(id -u)" = 0 ]; then
 fi
 bash scripts/setup.sh "[test]"
 .venv/bin/ruff check launch_jupyter tests
+.venv/bin/ruff format --check launch_jupyter tests benchmarks scripts hatch_build.py
 if ls js/*.test.mjs >/dev/null 2>&1; then node --test js/; fi
 # The tests need a PostgreSQL server ($LAUNCH_JUPYTER_TEST_PG, default 127.0.0.1:5432); on a machine
 # where none answers, start a throwaway one for this run.
@@ -37,4 +38,4 @@ if ! pg_answers; then
   eval "$(bash scripts/pg.sh)"
   trap 'bash scripts/pg.sh stop "$LJ_PG_DIR"' EXIT
 fi
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=30 "$@"

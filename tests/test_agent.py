@@ -48,9 +48,7 @@ def test_thread_agent_runs_a_submitted_notebook():
     finally:
         agent.stop()
     executed = json.loads(Path(run.output_notebook).read_text())
-    outputs = "".join(
-        "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
-    )
+    outputs = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "agent" in outputs
     states = [e.state for e in run.events()]
     assert states[0] is RunState.QUEUED and states[-1] is RunState.SUCCEEDED
@@ -91,8 +89,13 @@ def test_priority_first_then_fifo_on_a_prioritized_queue():
     api.create_queue("prio", "local-process", prioritization=True)
     submitted = [
         api.submit(QUICKSTART, "prio", priority=p, name=n)
-        for p, n in [("low", "low"), ("medium", "medium1"), ("critical", "critical"),
-                     ("high", "high"), ("medium", "medium2")]
+        for p, n in [
+            ("low", "low"),
+            ("medium", "medium1"),
+            ("critical", "critical"),
+            ("high", "high"),
+            ("medium", "medium2"),
+        ]
     ]
     run_until_idle(queues=["prio"], max_jobs=1)
     names = {r.id: r.run.name for r in submitted}
@@ -166,9 +169,23 @@ def test_cli_agent_until_idle_prints_each_transition(tmp_path):
     run = api.submit(QUICKSTART, "q")
     log_file = tmp_path / "agent.log"
     done = subprocess.run(
-        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "q", "--until-idle",
-         "--poll-interval", "0.2", "-l", str(log_file)],
-        capture_output=True, text=True, timeout=180, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "launch_jupyter.cli",
+            "agent",
+            "-q",
+            "q",
+            "--until-idle",
+            "--poll-interval",
+            "0.2",
+            "-l",
+            str(log_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
     assert f"{run.id} q succeeded" in done.stdout

@@ -31,7 +31,9 @@ pytestmark = [pytest.mark.slow]
 def start(config) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq", "--max-jobs", "3"],
-        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -65,8 +67,9 @@ def test_agents_killed_at_random_leave_every_run_with_one_job(vertex_queue, pg_u
             except subprocess.TimeoutExpired:
                 agent.kill()
     for run in runs:
-        assert run.refresh().state is RunState.SUCCEEDED, run.run.message + " | " + "; ".join(
-            f"{e.state} {e.message}" for e in run.events()[-6:])
+        assert run.refresh().state is RunState.SUCCEEDED, (
+            run.run.message + " | " + "; ".join(f"{e.state} {e.message}" for e in run.events()[-6:])
+        )
     per_run = [creates_for(fake, r.id) for r in runs]
     assert per_run == [1] * RUNS, per_run
     assert kills >= CHAOS_SECONDS // 6
@@ -111,11 +114,14 @@ def test_local_runs_survive_agents_killed_at_random_and_each_runs_once(tmp_path,
             except subprocess.TimeoutExpired:
                 agent.kill()
     for run in runs:
-        assert run.refresh().state is RunState.SUCCEEDED, run.run.message + " | " + "; ".join(
-            f"{e.state} {e.message}" for e in run.events()[-6:])
+        assert run.refresh().state is RunState.SUCCEEDED, (
+            run.run.message + " | " + "; ".join(f"{e.state} {e.message}" for e in run.events()[-6:])
+        )
     executions = [len(m.read_text().splitlines()) for m in markers]
     assert executions == [1] * LOCAL_RUNS, executions
     reattached = sum(1 for r in runs if any("reattached" in e.message for e in r.events()))
     with capsys.disabled():
-        print(f"\n[figure] local chaos (SQLite): {LOCAL_RUNS} runs, {kills} kills, {reattached} reattached, "
-              "executions per run 1")
+        print(
+            f"\n[figure] local chaos (SQLite): {LOCAL_RUNS} runs, {kills} kills, {reattached} reattached, "
+            "executions per run 1"
+        )

@@ -67,9 +67,7 @@ def test_missing_explicit_file_is_an_error_naming_it(tmp_path):
 
 
 def test_missing_file_named_by_env_is_an_error_naming_the_variable(tmp_path):
-    with pytest.raises(
-        ConfigError, match=r"gone.yaml \(named by LAUNCH_JUPYTER_CONFIG\) does not exist"
-    ):
+    with pytest.raises(ConfigError, match=r"gone.yaml \(named by LAUNCH_JUPYTER_CONFIG\) does not exist"):
         load_agent_config(env={"LAUNCH_JUPYTER_CONFIG": str(tmp_path / "gone.yaml")})
 
 
@@ -175,9 +173,7 @@ def test_precedence_defaults_file_env_overrides(tmp_path):
         "LAUNCH_JUPYTER_QUEUES": "env-a, env-b",
         "LAUNCH_JUPYTER_BUILDER": "kaniko",
     }
-    config = load_agent_config(
-        path, env=env, overrides={"max_jobs": 4, "builder": {"type": "noop"}}
-    )
+    config = load_agent_config(path, env=env, overrides={"max_jobs": 4, "builder": {"type": "noop"}})
     assert config.max_jobs == 4  # override > env > file
     assert config.queues == ["env-a", "env-b"]  # env > file
     assert config.entity == "file-team"  # file > default
@@ -188,9 +184,7 @@ def test_precedence_defaults_file_env_overrides(tmp_path):
 
 
 def test_none_override_means_flag_not_given(tmp_path):
-    config = load_text(
-        tmp_path, "max_jobs: 2\nentity: team\n", overrides={"max_jobs": None, "entity": None}
-    )
+    config = load_text(tmp_path, "max_jobs: 2\nentity: team\n", overrides={"max_jobs": None, "entity": None})
     assert (config.max_jobs, config.entity) == (2, "team")
 
 
@@ -243,9 +237,7 @@ def test_process_environment_is_the_default_env(tmp_path, monkeypatch):
 
 
 def test_overrides_accept_command_line_text(tmp_path):
-    config = load_agent_config(
-        env={}, overrides={"max_jobs": "3", "poll_interval": "1.5", "queues": "a,b"}
-    )
+    config = load_agent_config(env={}, overrides={"max_jobs": "3", "poll_interval": "1.5", "queues": "a,b"})
     assert (config.max_jobs, config.poll_interval, config.queues) == (3, 1.5, ["a", "b"])
 
 

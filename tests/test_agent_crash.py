@@ -22,7 +22,9 @@ from tests.fixtures.vertex import IMAGE
 def start_cli_agent(config) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq"],
-        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -36,8 +38,7 @@ def wait_for(predicate, timeout: float = 60) -> None:
 
 def creates_for(fake, run_id: str) -> int:
     return sum(
-        1 for r in fake.calls("CreateCustomJob")
-        if r.request["custom_job"]["labels"].get("launch-run-id") == run_id
+        1 for r in fake.calls("CreateCustomJob") if r.request["custom_job"]["labels"].get("launch-run-id") == run_id
     )
 
 
@@ -88,14 +89,23 @@ def test_a_process_killed_while_holding_a_claim_loses_the_run_to_the_next_agent(
     run = submit()
     queue = api.get_queue("vq")
     # A real process claims the run as an agent would, then dies without renewing or releasing.
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import os, socket, time
         from launch_jupyter.store import open_store
         store = open_store({api.open_store().url!r})
         got = store.claim([{queue.id}], f"{{socket.gethostname()}}:{{os.getpid()}}:dead", 30)
         print(got.id, flush=True)
         time.sleep(600)
-    """)], env=os.environ.copy(), stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == run.id
         assert run.refresh().state is RunState.CLAIMED

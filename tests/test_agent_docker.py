@@ -26,10 +26,12 @@ def test_agent_builds_pushes_runs_in_a_container_and_skips_an_unchanged_rebuild(
     docker_registry, docker_host, python_base_image
 ):
     destination = f"{docker_registry.address}/proj/quickstart"
-    api.create_queue("box", "local-container",
-                     config={"network": "none", "builder": {"base_image": python_base_image}})
-    overrides = {"queues": ["box"], "poll_interval": 0.3,
-                 "builder": {"type": "docker", "destination": destination, "network": "host"}}
+    api.create_queue("box", "local-container", config={"network": "none", "builder": {"base_image": python_base_image}})
+    overrides = {
+        "queues": ["box"],
+        "poll_interval": 0.3,
+        "builder": {"type": "docker", "destination": destination, "network": "host"},
+    }
 
     first = api.submit(EXAMPLES / "quickstart.ipynb", "box", parameters={"name": "container"})
     Agent(config=api.agent_config(overrides=overrides)).run_forever(until_idle=True)

@@ -93,7 +93,9 @@ def test_sigterm_stops_the_cli_agent_promptly_and_leaves_the_run_for_reattachmen
     run = api.submit(QUICKSTART, "vq", image=IMAGE)
     agent = subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq"],
-        env=os.environ.copy(), stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
@@ -120,11 +122,14 @@ def test_preflight_refuses_a_missing_queue_among_good_ones(vertex_queue):
     assert api.list_runs() == []  # nothing was touched
 
 
-@pytest.mark.parametrize(("destination", "expected"), [
-    ("127.0.0.1:5000/proj/notebooks", "cannot reach"),
-    ("registry.internal/proj/notebooks", "cannot reach"),
-    (None, "needs builder.destination"),
-])
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        ("127.0.0.1:5000/proj/notebooks", "cannot reach"),
+        ("registry.internal/proj/notebooks", "cannot reach"),
+        (None, "needs builder.destination"),
+    ],
+)
 def test_preflight_refuses_a_destination_vertex_cannot_pull_from(vertex_queue, destination, expected):
     _, config = vertex_queue
     builder = {"type": "docker", **({"destination": destination} if destination else {})}
@@ -139,7 +144,10 @@ def test_a_status_call_that_keeps_failing_ends_the_run_and_until_idle_returns(ve
     run = api.submit(QUICKSTART, "vq", image=IMAGE)
     agent = subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq", "--until-idle"],
-        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -169,7 +177,9 @@ def test_sigterm_is_prompt_while_a_status_call_hangs(vertex_queue):
     run = api.submit(QUICKSTART, "vq", image=IMAGE)
     agent = subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq"],
-        env=os.environ.copy(), stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:

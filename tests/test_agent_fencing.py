@@ -41,10 +41,10 @@ def wait_for(predicate, timeout: float = 90, what: str = "condition") -> None:
 
 
 def _queued(store) -> tuple[Queue, Run]:
-    queue = store.create_queue(Queue(entity="alice", name="q", resource="local-process", config={},
-                                     created_by="alice"))
-    run = store.enqueue(Run(id="", queue_id=queue.id, queue_name="q", entity="alice", author="alice",
-                            resource="local-process"))
+    queue = store.create_queue(Queue(entity="alice", name="q", resource="local-process", config={}, created_by="alice"))
+    run = store.enqueue(
+        Run(id="", queue_id=queue.id, queue_name="q", entity="alice", author="alice", resource="local-process")
+    )
     return queue, run
 
 
@@ -89,8 +89,7 @@ def test_a_host_bound_run_is_reattached_only_on_its_host(store_url):
     with open_store(store_url) as store:
         queue, run = _queued(store)
         claimed = store.claim([queue.id], "a:1:x", lease_s=0.01, host="host-a/1")
-        store.transition(run.id, RunState.SUBMITTING, "", fence=("a:1:x", claimed.lease_generation),
-                         host="host-a/1")
+        store.transition(run.id, RunState.SUBMITTING, "", fence=("a:1:x", claimed.lease_generation), host="host-a/1")
         time.sleep(0.05)
         assert store.claim([queue.id], "b:2:y", lease_s=30, host="host-b/2") is None
         assert store.fail_stranded([queue.id], "host-b/2", grace_s=3600) == []
@@ -102,8 +101,7 @@ def test_a_host_bound_run_fails_elsewhere_only_after_the_grace(store_url):
     with open_store(store_url) as store:
         queue, run = _queued(store)
         claimed = store.claim([queue.id], "a:1:x", lease_s=0.01, host="host-a/1")
-        store.transition(run.id, RunState.RUNNING, "", fence=("a:1:x", claimed.lease_generation),
-                         host="host-a/1")
+        store.transition(run.id, RunState.RUNNING, "", fence=("a:1:x", claimed.lease_generation), host="host-a/1")
         time.sleep(0.05)
         failed = store.fail_stranded([queue.id], "host-b/2", grace_s=0.01)
         assert [r.id for r in failed] == [run.id]
@@ -121,20 +119,23 @@ def _short_lease(config: Path) -> None:
 
 def start_cli_agent(config: Path, log: Path, queue: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", queue,
-         "--poll-interval", "0.2"],
-        env=os.environ.copy(), stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", queue, "--poll-interval", "0.2"],
+        env=os.environ.copy(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
 
 
 def thread_agent(queue: str) -> Agent:
-    return Agent(config=api.agent_config(overrides={"queues": [queue], "poll_interval": 0.2,
-                                                     "lease_seconds": LEASE})).start()
+    return Agent(
+        config=api.agent_config(overrides={"queues": [queue], "poll_interval": 0.2, "lease_seconds": LEASE})
+    ).start()
 
 
 def creates_for(fake, run_id: str) -> int:
-    return sum(1 for r in fake.calls("CreateCustomJob")
-               if r.request["custom_job"]["labels"].get("launch-run-id") == run_id)
+    return sum(
+        1 for r in fake.calls("CreateCustomJob") if r.request["custom_job"]["labels"].get("launch-run-id") == run_id
+    )
 
 
 def written_after_takeover(run, stale_id: str, new_id: str) -> list[str]:
@@ -251,8 +252,10 @@ def test_an_agent_taking_over_a_run_left_submitting_looks_again_before_it_create
     assert any(e.message.startswith("found its job at the target") for e in run.events())
     assert written_after_takeover(run, stale_id, fresh.agent_id) == []
     with capsys.disabled():
-        print(f"\n[figure] submitting→create window: CustomJobs per run 1, job found {found_after:.1f} s "
-              "after the stall (list lag 6 s, waited out)")
+        print(
+            f"\n[figure] submitting→create window: CustomJobs per run 1, job found {found_after:.1f} s "
+            "after the stall (list lag 6 s, waited out)"
+        )
 
 
 KANIKO_BUILDER = """\
@@ -276,7 +279,8 @@ def kaniko_set_up(vertex_queue, tmp_path, adc_token, monkeypatch):
     for name, value in {
         "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_srv.server_port}",
         "LAUNCH_JUPYTER_CLOUDBUILD_ENDPOINT": cloud_build.base_url,
-        "https_proxy": registry.proxy_url, "no_proxy": "127.0.0.1,localhost",
+        "https_proxy": registry.proxy_url,
+        "no_proxy": "127.0.0.1,localhost",
         "SSL_CERT_FILE": str(registry.ca_file),
     }.items():
         monkeypatch.setenv(name, value)  # for the agent in this process and the CLI agents it starts
@@ -296,8 +300,10 @@ def test_an_agent_paused_mid_build_never_uses_its_build_or_creates_a_job(kaniko_
     fresh = None
     try:
         wait_for(lambda: len(cloud_build.created) == 1, what="the stale agent's Cloud Build build")
-        wait_for(lambda: "WORKING" in run.refresh().run.message or any(
-            "WORKING" in e.message for e in run.events()), what="the stale agent waiting on its build")
+        wait_for(
+            lambda: "WORKING" in run.refresh().run.message or any("WORKING" in e.message for e in run.events()),
+            what="the stale agent waiting on its build",
+        )
         assert run.run.state is RunState.BUILDING
         stale_id = run.run.agent_id
         stale.send_signal(signal.SIGSTOP)
@@ -322,8 +328,10 @@ def test_an_agent_paused_mid_build_never_uses_its_build_or_creates_a_job(kaniko_
     assert written_after_takeover(run, stale_id, fresh.agent_id) == []
     assert len(cloud_build.created) == 2  # the stale build went on at Cloud Build; its result was not used
     with capsys.disabled():
-        print(f"\n[figure] mid-build stall (kaniko): creates per run 1, builds 2 (one used), takeover after "
-              f"{took_over:.1f} s (lease {LEASE} s)")
+        print(
+            f"\n[figure] mid-build stall (kaniko): creates per run 1, builds 2 (one used), takeover after "
+            f"{took_over:.1f} s (lease {LEASE} s)"
+        )
 
 
 def marker_notebook(path: Path) -> Path:
@@ -331,13 +339,16 @@ def marker_notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('marker = ""\ngo = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import os, time\n"
-        "with open(marker, 'a') as f:\n"
-        "    f.write(f'{os.getpid()}\\n')\n"
-        "while go and not os.path.exists(go):\n"
-        "    time.sleep(0.05)\n"
-    )]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import os, time\n"
+            "with open(marker, 'a') as f:\n"
+            "    f.write(f'{os.getpid()}\\n')\n"
+            "while go and not os.path.exists(go):\n"
+            "    time.sleep(0.05)\n"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
@@ -374,6 +385,6 @@ def test_a_paused_agent_on_this_host_loses_its_local_run_which_runs_once(tmp_pat
     assert len(marker.read_text().splitlines()) == 1  # executed once
     assert written_after_takeover(run, stale_id, fresh.agent_id) == []
     states = [e.state for e in run.events()]
-    assert RunState.PENDING not in states[states.index(RunState.RUNNING):]
+    assert RunState.PENDING not in states[states.index(RunState.RUNNING) :]
     with capsys.disabled():
         print(f"\n[figure] mid-run stall (local-process): executions per run 1, takeover after {took_over:.1f} s")

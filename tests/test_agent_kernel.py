@@ -47,16 +47,21 @@ def kernel(isolated_home):
 
 def test_a_run_submitted_from_the_kernel_succeeds_while_the_kernel_stays_responsive(kernel):
     manager, client = kernel
-    execute(client, "from launch_jupyter import api\n"
-                    "api.create_queue('k', 'local-process')\n"
-                    "agent = api.start_agent(['k'])")
-    out, _ = execute(client, f"run = api.submit({str(EXAMPLES / 'parameters.ipynb')!r}, 'k', "
-                             "parameters={'seconds': 4}); print(run.id)")
+    execute(
+        client, "from launch_jupyter import api\napi.create_queue('k', 'local-process')\nagent = api.start_agent(['k'])"
+    )
+    out, _ = execute(
+        client,
+        f"run = api.submit({str(EXAMPLES / 'parameters.ipynb')!r}, 'k', parameters={{'seconds': 4}}); print(run.id)",
+    )
     run_id = out.strip()
     assert run_id
-    execute(client, "import time\n"
-                    "deadline = time.monotonic() + 60\n"
-                    "while run.refresh().state != 'running' and time.monotonic() < deadline: time.sleep(0.1)")
+    execute(
+        client,
+        "import time\n"
+        "deadline = time.monotonic() + 60\n"
+        "while run.refresh().state != 'running' and time.monotonic() < deadline: time.sleep(0.1)",
+    )
     # While the agent tracks the run, trivial cells are answered (how fast is a benchmark's figure:
     # benchmarks/bench_kernel.py; a loaded CI machine makes any bound here a flake).
     for _ in range(5):

@@ -55,8 +55,12 @@ def test_submit_warns_when_no_agent_serves_the_queue(capsys):
 
 def test_the_agents_command_lists_a_cli_agent_and_then_says_it_is_gone(capsys):
     api.create_queue("laptop", "local-process")
-    proc = subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop"],
-                            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop"],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: api.serving_agents("laptop"), what="the CLI agent to register")
         assert main(["agents", "--json"]) == 0

@@ -98,6 +98,7 @@ def test_walkthrough_in_jupyterlab(browser_page, jupyterlab):
     quick.locator(".lj-btn-open").click()
     page.locator(".lm-TabBar-tab", has_text="quickstart-").wait_for()
     page.wait_for_function(
-        "() => window.jupyterapp.shell.currentWidget?.context?.path?.startsWith('launch-outputs/quickstart-')")
+        "() => window.jupyterapp.shell.currentWidget?.context?.path?.startsWith('launch-outputs/quickstart-')"
+    )
     page.locator(".jp-OutputArea-output:visible", has_text="hello, Ada!").first.wait_for()
     screenshot(page, "browser-05-executed-notebook")

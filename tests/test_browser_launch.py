@@ -30,8 +30,7 @@ def write_notebook(path) -> None:
 
 
 def lab_api(lab, method: str, path: str):
-    request = urllib.request.Request(f"{lab.url}{path}", method=method,
-                                     headers={"Authorization": f"token {lab.token}"})
+    request = urllib.request.Request(f"{lab.url}{path}", method=method, headers={"Authorization": f"token {lab.token}"})
     with urllib.request.urlopen(request, timeout=60) as answer:
         text = answer.read()
     return json.loads(text) if text else None
@@ -64,8 +63,10 @@ def test_launch_button_typed_form_preview_and_submit_without_a_kernel(browser_pa
     dialog = page.locator(".lj-launch")
     try:
         dialog.locator(".lj-launch-queue").wait_for(timeout=60_000)
-        assert "alice/laptop · local-process · 0 queued · no agent serving" in dialog.locator(
-            ".lj-launch-queue").inner_text()
+        assert (
+            "alice/laptop · local-process · 0 queued · no agent serving"
+            in dialog.locator(".lj-launch-queue").inner_text()
+        )
         labels = dialog.locator(".lj-launch-params .lj-launch-row > span:first-child").all_inner_texts()
         assert labels == ["lr (float)", "epochs (int)", "name (str)", "debug (bool)"]
         epochs = dialog.locator('[data-key="p:epochs"]')
@@ -113,7 +114,8 @@ def test_launch_notebook_from_the_file_browser_context_menu(browser_page, stock_
 
 
 def test_the_runs_panel_is_live_without_a_kernel_cancels_with_a_confirm_and_survives_a_reload(
-        browser_page, stock_jupyterlab):
+    browser_page, stock_jupyterlab
+):
     page, lab = browser_page, stock_jupyterlab
     api.create_queue("laptop", "local-process")
     api.create_queue("idle", "local-process")
@@ -162,16 +164,22 @@ def write_run_notebooks(root) -> None:
     writer.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("rows = 3")
     params.metadata["tags"] = ["parameters"]
-    writer.cells = [params, nbformat.v4.new_code_cell(
-        "from pathlib import Path\n"
-        "Path('results').mkdir(exist_ok=True)\n"
-        "Path('results/metrics.csv').write_text('step,loss\\n' + ''.join(f'{i},{i * i}\\n' for i in range(rows)))\n"
-        "print('wrote', rows, 'rows')")]
+    writer.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\n"
+            "Path('results').mkdir(exist_ok=True)\n"
+            "Path('results/metrics.csv').write_text('step,loss\\n' + ''.join(f'{i},{i * i}\\n' for i in range(rows)))\n"
+            "print('wrote', rows, 'rows')"
+        ),
+    ]
     nbformat.write(writer, root / "writer.ipynb")
     broken = nbformat.v4.new_notebook()
     broken.metadata["kernelspec"] = writer.metadata["kernelspec"]
-    broken.cells = [nbformat.v4.new_code_cell("lr = -1"),
-                    nbformat.v4.new_code_cell("raise ValueError(f'learning rate must be positive, got {lr}')")]
+    broken.cells = [
+        nbformat.v4.new_code_cell("lr = -1"),
+        nbformat.v4.new_code_cell("raise ValueError(f'learning rate must be positive, got {lr}')"),
+    ]
     nbformat.write(broken, root / "broken.ipynb")
 
 
@@ -181,8 +189,12 @@ def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(
     write_run_notebooks(lab.root_dir)
     good = api.submit(lab.root_dir / "writer.ipynb", "laptop", name="good", parameters={"rows": 4}, save=False)
     bad = api.submit(lab.root_dir / "broken.ipynb", "laptop", name="bad", save=False)
-    agent = subprocess.run([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"],
-                           capture_output=True, text=True, timeout=300)
+    agent = subprocess.run(
+        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert agent.returncode == 0, agent.stdout + agent.stderr
     assert [api.get_run(r.id).run.state.value for r in (good, bad)] == ["succeeded", "failed"]
 
@@ -218,8 +230,7 @@ def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(
         alert = failed.locator('.lj-alert-error[role="alert"]')
         alert.wait_for(timeout=60_000)
         assert "ValueError: learning rate must be positive, got -1" in alert.inner_text(), alert.inner_text()
-        red, green, blue = alert.evaluate(
-            "el => getComputedStyle(el).color.match(/\\d+/g).slice(0, 3).map(Number)")
+        red, green, blue = alert.evaluate("el => getComputedStyle(el).color.match(/\\d+/g).slice(0, 3).map(Number)")
         assert red > green and red > blue, (red, green, blue)  # the theme's error colour
         screenshot(page, "run-detail-failed")
 
@@ -247,9 +258,12 @@ def test_a_running_runs_page_follows_its_log_and_state_live(browser_page, stock_
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     # The run waits for a file the test writes into its working folder: it is running as long as we like.
-    nb.cells = [nbformat.v4.new_code_cell(
-        "import pathlib, time\nprint('waiting for go', flush=True)\n"
-        "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\nprint('got go', flush=True)")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import pathlib, time\nprint('waiting for go', flush=True)\n"
+            "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\nprint('got go', flush=True)"
+        )
+    ]
     nbformat.write(nb, lab.root_dir / "gated.ipynb")
     run = api.submit(lab.root_dir / "gated.ipynb", "laptop", name="gated", save=False)
     go = run_folder(api.agent_config().data_dir, run.id) / "context" / "go"

@@ -83,7 +83,8 @@ def open_stock(page, lab, name: str) -> None:
     page.locator(".jp-Notebook .jp-Cell").nth(2).wait_for(timeout=120_000)
     # The kernel is connected and idle: the notebook toolbar's kernel indicator says so.
     page.locator(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-        timeout=120_000)
+        timeout=120_000
+    )
     assert page.evaluate("() => window.jupyterapp === undefined")  # a stock JupyterLab
 
 
@@ -114,8 +115,10 @@ def test_thirty_submits_in_a_row_each_send_that_times_edit(browser_page, stock_j
     failures = [(run_id, marker) for run_id, marker in runs if marker not in submitted_source(run_id, "self.ipynb")]
     assert failures == []
     times.sort()
-    print(f"submits of the current notebook: {SUBMITS}/{SUBMITS}; time incl. save p50 {times[len(times) // 2]:.2f} s, "
-          f"max {times[-1]:.2f} s")
+    print(
+        f"submits of the current notebook: {SUBMITS}/{SUBMITS}; time incl. save p50 {times[len(times) // 2]:.2f} s, "
+        f"max {times[-1]:.2f} s"
+    )
 
 
 def test_with_the_extension_disabled_the_last_saved_version_is_submitted_and_said(browser_page, lab_without_extension):

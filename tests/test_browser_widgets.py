@@ -35,8 +35,10 @@ editor.observe(lambda change: Path("seen.yaml").write_text(change["new"]), "conf
 def write_notebook(path, run_id: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in (
-        SETUP, "editor", "board = RunBoard()\nboard", f"RunStatus({run_id!r})", "AgentPanel()")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in (SETUP, "editor", "board = RunBoard()\nboard", f"RunStatus({run_id!r})", "AgentPanel()")
+    ]
     nbformat.write(nb, path)
 
 
@@ -80,7 +82,8 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     editor.locator(".cm-content").evaluate(
         """(el, text) => { const data = new DataTransfer(); data.setData("text/plain", text);
         el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true })); }""",
-        VERTEX_YAML)
+        VERTEX_YAML,
+    )
     editor.locator(".lj-btn-create").click()
     editor.locator(".lj-notice", has_text="created queue alice/pasted").wait_for()
     assert api.get_queue("pasted").config_text == VERTEX_YAML
@@ -93,16 +96,23 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     # ---- the board at 200 runs: counts, paging, filters, sort, fits 1000 px, failures visible.
     board = cell(page, 2).locator(".lj-board")
     board.locator(".lj-page-info", has_text="1–50 of 200 runs").wait_for()
-    counts = {s: sum(1 for i in range(200) if s == ("failed" if i % 5 == 0 else "cancelled" if i % 7 == 0
-                                                   else "running" if i % 3 == 0 else "queued"))
-              for s in ("failed", "cancelled", "running", "queued")}
+    counts = {
+        s: sum(
+            1
+            for i in range(200)
+            if s == ("failed" if i % 5 == 0 else "cancelled" if i % 7 == 0 else "running" if i % 3 == 0 else "queued")
+        )
+        for s in ("failed", "cancelled", "running", "queued")
+    }
     for state, n in counts.items():
         assert board.locator(f'.lj-count[data-state="{state}"]').inner_text().endswith(f" {n}")
     assert board.locator("tr.lj-run").count() == 50
     failure = board.locator(".lj-failure-line").first
     assert failure.is_visible() and "raised RuntimeError" in failure.inner_text()
-    overflow = board.evaluate("el => [el.scrollWidth, el.clientWidth, el.closest('.jp-OutputArea-output').scrollWidth,"
-                              " el.closest('.jp-OutputArea-output').clientWidth]")
+    overflow = board.evaluate(
+        "el => [el.scrollWidth, el.clientWidth, el.closest('.jp-OutputArea-output').scrollWidth,"
+        " el.closest('.jp-OutputArea-output').clientWidth]"
+    )
     assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3], overflow
     board.scroll_into_view_if_needed()
     screenshot(page, "widgets-02-board-200-runs")
@@ -115,8 +125,9 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     board.locator('th[data-sort="name"]').click()
     board.locator('th[data-sort="name"][aria-sort="ascending"]').wait_for()
     # The header says the sort at once; the sorted page follows from the kernel (wait for it, no clock).
-    expect(board.locator("tr.lj-run").first.locator(".lj-col-run")).to_have_text(re.compile(r"job-000$"),
-                                                                                   timeout=60_000)
+    expect(board.locator("tr.lj-run").first.locator(".lj-col-run")).to_have_text(
+        re.compile(r"job-000$"), timeout=60_000
+    )
     board.locator('input[name="text"]').fill("job-19")
     board.locator(".lj-page-info", has_text="1–10 of 10 runs").wait_for()
 
@@ -140,8 +151,14 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     try:
         wait_for(lambda: disconnected.count() == 4, 120, "all four widgets to show disconnected")
     except AssertionError:
-        print("widgets:", page.locator(".lj-widget").count(), "disconnected:", disconnected.count(),
-              "manager-disconnected views:", page.locator(".jupyter-widgets-disconnected").count())
+        print(
+            "widgets:",
+            page.locator(".lj-widget").count(),
+            "disconnected:",
+            disconnected.count(),
+            "manager-disconnected views:",
+            page.locator(".jupyter-widgets-disconnected").count(),
+        )
         screenshot(page, "widgets-03-disconnected-failed")
         raise
     for index in range(1, 5):

@@ -114,7 +114,9 @@ def test_preflight_passes_on_a_running_engine(docker_host):
     DockerBuilder(BuilderConfig(type="docker", destination="127.0.0.1:5000/p/i")).preflight()
 
 
-def test_agent_fails_the_run_at_stage_build_with_the_pip_error_in_its_events(docker_builder, python_base_image, tmp_path):
+def test_agent_fails_the_run_at_stage_build_with_the_pip_error_in_its_events(
+    docker_builder, python_base_image, tmp_path
+):
     """End to end: a notebook whose requirements.txt names a package that does not exist."""
     from dataclasses import replace
 
@@ -126,7 +128,9 @@ def test_agent_fails_the_run_at_stage_build_with_the_pip_error_in_its_events(doc
     folder = tmp_path / "bad"
     notebook = write_notebook(folder)
     (folder / "requirements.txt").write_text("launch-jupyter-no-such-package-zz==0.0.1\n")
-    api.create_queue("boxes", "local-container", config={"network": "none", "builder": {"base_image": python_base_image}})
+    api.create_queue(
+        "boxes", "local-container", config={"network": "none", "builder": {"base_image": python_base_image}}
+    )
     run = api.submit(notebook, "boxes")
     config = AgentConfig(builder=replace(docker_builder.config), queues=["boxes"])
     Agent(config=config, poll_interval=0.2).run_forever(until_idle=True)

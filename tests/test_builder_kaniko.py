@@ -45,8 +45,9 @@ def builder(docker_registry, cloud_build) -> KanikoBuilder:
         type="kaniko", destination=f"{docker_registry.address}/proj/quickstart-{uuid.uuid4().hex[:8]}",
         build_context_store="gs://contexts-bucket/launch/contexts", kaniko_image=KANIKO_IMAGE,
     )  # fmt: skip
-    agent_config = AgentConfig(builder=config, environment=EnvironmentConfig(project="proj-1", region="europe-west4",
-                                                                              credentials="anonymous"))
+    agent_config = AgentConfig(
+        builder=config, environment=EnvironmentConfig(project="proj-1", region="europe-west4", credentials="anonymous")
+    )
     found = get_builder(config, agent_config)
     assert isinstance(found, KanikoBuilder)
     return found
@@ -54,7 +55,9 @@ def builder(docker_registry, cloud_build) -> KanikoBuilder:
 
 @pytest.fixture
 def context(tmp_path):
-    return create_context(write_notebook(tmp_path / "nb"), tmp_path / "context", base_image="python:3.11-slim", wheel=False)
+    return create_context(
+        write_notebook(tmp_path / "nb"), tmp_path / "context", base_image="python:3.11-slim", wheel=False
+    )
 
 
 def test_the_uploaded_tarball_is_the_context_and_kaniko_gets_the_right_flags(builder, context, gcs, cloud_build):
@@ -67,7 +70,9 @@ def test_the_uploaded_tarball_is_the_context_and_kaniko_gets_the_right_flags(bui
     assert uploaded == pack_context(context.directory)
     with tarfile.open(fileobj=io.BytesIO(uploaded), mode="r:gz") as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-    on_disk = {p.relative_to(context.directory).as_posix(): p.read_bytes() for p in context.directory.rglob("*") if p.is_file()}
+    on_disk = {
+        p.relative_to(context.directory).as_posix(): p.read_bytes() for p in context.directory.rglob("*") if p.is_file()
+    }
     assert members == on_disk and "Dockerfile" in members and "quickstart.ipynb" in members
 
     [build] = cloud_build.created
@@ -110,7 +115,9 @@ def test_a_failed_build_surfaces_its_message_and_log_url(builder, context, cloud
     assert builder.last_log_url and builder.last_log_url in message
 
 
-def test_an_image_already_in_the_registry_is_neither_uploaded_nor_built(builder, context, gcs, cloud_build, docker_registry):
+def test_an_image_already_in_the_registry_is_neither_uploaded_nor_built(
+    builder, context, gcs, cloud_build, docker_registry
+):
     repository = builder.config.destination.split("/", 1)[1]
     docker_registry.put_image(repository, context.tag)
     heads = docker_registry.requests("HEAD", "/manifests/")
@@ -127,13 +134,17 @@ def test_missing_settings_are_named(context, cloud_build):
     no_store = KanikoBuilder(BuilderConfig(type="kaniko", destination="127.0.0.1:1/p/i"), AgentConfig(environment=env))
     with pytest.raises(ConfigError, match=r"builder\.build_context_store: .*gs://BUCKET/PREFIX"):
         no_store.build(context, None, "linux/amd64", print)
-    no_project = KanikoBuilder(BuilderConfig(type="kaniko", destination="127.0.0.1:1/p/i", build_context_store="gs://b/p"), AgentConfig())
+    no_project = KanikoBuilder(
+        BuilderConfig(type="kaniko", destination="127.0.0.1:1/p/i", build_context_store="gs://b/p"), AgentConfig()
+    )
     with pytest.raises(ConfigError, match=r"environment\.project"):
         no_project.build(context, None, "linux/amd64", print)
     with pytest.raises(ConfigError, match=r"builder\.destination: .*must not carry a tag"):
         no_project.build(context, "127.0.0.1:1/p/i:latest", "linux/amd64", print)
     with pytest.raises(ConfigError, match=r"builder\.build_context_store"):
-        KanikoBuilder(BuilderConfig(type="kaniko", build_context_store="s3://x"), AgentConfig(environment=env)).preflight()
+        KanikoBuilder(
+            BuilderConfig(type="kaniko", build_context_store="s3://x"), AgentConfig(environment=env)
+        ).preflight()
     assert cloud_build.created == []
 
 
@@ -174,7 +185,9 @@ def test_the_wait_for_a_build_has_a_deadline(builder, context, cloud_build):
 
 @pytest.mark.parametrize("image", ["gcr.io/kaniko-project/executor:latest", "gcr.io/kaniko-project/executor"])
 def test_an_unpinned_executor_is_refused_before_anything_is_uploaded(image, context, gcs, cloud_build):
-    config = BuilderConfig(type="kaniko", destination="127.0.0.1:1/p/i", build_context_store="gs://b/p", kaniko_image=image)
+    config = BuilderConfig(
+        type="kaniko", destination="127.0.0.1:1/p/i", build_context_store="gs://b/p", kaniko_image=image
+    )
     builder = KanikoBuilder(config, AgentConfig(environment=EnvironmentConfig(project="proj-1")))
     for attempt in (builder.preflight, lambda: builder.build(context, None, "linux/amd64", print)):
         with pytest.raises(ConfigError, match=r"builder\.kaniko_image: .* is not pinned: .*osscontainertools"):

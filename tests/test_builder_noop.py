@@ -16,7 +16,9 @@ def test_noop_is_registered_with_docker_and_kaniko():
 
 
 def test_unknown_builder_type_lists_the_known_ones():
-    with pytest.raises(ConfigError, match='builder.type: unknown builder type "podman", choose one of: .*docker.*kaniko.*noop'):
+    with pytest.raises(
+        ConfigError, match='builder.type: unknown builder type "podman", choose one of: .*docker.*kaniko.*noop'
+    ):
         get_builder(BuilderConfig(type="podman"))
 
 

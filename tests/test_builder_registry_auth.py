@@ -45,9 +45,11 @@ def tokens(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RotatingTokens)
     server.issued, server.lifetimes, server.lock = 0, [3600], threading.Lock()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     key = tmp_path / "adc.json"
     key.write_text(json.dumps({
         "type": "service_account", "project_id": "proj-1", "private_key_id": "k1", "private_key": pem,
@@ -64,7 +66,9 @@ def test_a_token_that_has_run_out_is_refreshed_before_the_push(tokens):
     # The first token is what an hour-old one looks like by push time: 60 s left, inside
     # google-auth's refresh margin. The push must not carry it.
     tokens.lifetimes = [60, 3600]
-    target = BuildTarget("us-docker.pkg.dev/p/r/img", "us-docker.pkg.dev/p/r/img:abc", RegistryAuth("us-docker.pkg.dev"))
+    target = BuildTarget(
+        "us-docker.pkg.dev/p/r/img", "us-docker.pkg.dev/p/r/img:abc", RegistryAuth("us-docker.pkg.dev")
+    )
     before_build = target.auth()
     at_push = target.auth()
     assert before_build == {"username": "oauth2accesstoken", "password": "ya29.token-1"}

@@ -32,8 +32,19 @@ def test_queue_create_list_show_edit_delete(capsys, tmp_path):
     assert cli(capsys, "queue", "create", "laptop", "--resource", "local-process")[0] == 0
     config = tmp_path / "q.yaml"
     config.write_text("timeout: 600\nenv:\n  MODE: fast\n")
-    code, out, _ = cli(capsys, "queue", "create", "team-q", "--resource", "local-process", "--entity", "ml-team",
-                       "--config", str(config), "--prioritization")
+    code, out, _ = cli(
+        capsys,
+        "queue",
+        "create",
+        "team-q",
+        "--resource",
+        "local-process",
+        "--entity",
+        "ml-team",
+        "--config",
+        str(config),
+        "--prioritization",
+    )
     assert code == 0 and "ml-team/team-q" in out
     code, out, _ = cli(capsys, "queue", "list", "--json")
     listed = {q["queue"]: q for q in json.loads(out)}
@@ -58,8 +69,22 @@ def test_default_config_prints_the_seed_for_vertex(capsys):
 
 def test_submit_runs_and_run_show(capsys):
     cli(capsys, "queue", "create", "q", "--resource", "local-process")
-    code, out, _ = cli(capsys, "submit", QUICKSTART, "-q", "q", "-p", "name", "cli", "-p", "n=2",
-                       "--priority", "high", "--name", "first")
+    code, out, _ = cli(
+        capsys,
+        "submit",
+        QUICKSTART,
+        "-q",
+        "q",
+        "-p",
+        "name",
+        "cli",
+        "-p",
+        "n=2",
+        "--priority",
+        "high",
+        "--name",
+        "first",
+    )
     assert code == 0
     run_id = out.split()[2]
     run = api.get_run(run_id).run
@@ -80,7 +105,10 @@ BAD_INPUT = [
     (["queue", "create", "bad name!", "--resource", "local-process"], "bad queue name"),
     (["queue", "create", "x" * 65, "--resource", "local-process"], "bad queue name"),
     (["queue", "create", "q2", "--resource", "nowhere"], 'unknown resource "nowhere"'),
-    (["queue", "create", "q", "--resource", "local-process", "--prioritization"], "already exists with another prioritization"),
+    (
+        ["queue", "create", "q", "--resource", "local-process", "--prioritization"],
+        "already exists with another prioritization",
+    ),
     (["queue", "create", "q3", "--resource", "local-process", "--config", "@BADYAML"], "line"),
     (["queue", "create", "q3", "--resource", "local-process", "--config", "@WRONGTYPE"], "timeout"),
     (["queue", "create", "q3", "--resource", "local-process", "--config", "/no/such/file.yaml"], "--config"),

@@ -36,8 +36,12 @@ def gated_notebook(folder: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('go = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import pathlib, time\nwhile not pathlib.Path(go).exists():\n    time.sleep(0.05)\nprint('through')")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import pathlib, time\nwhile not pathlib.Path(go).exists():\n    time.sleep(0.05)\nprint('through')"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / "gated.ipynb"
     nbformat.write(nb, path)
@@ -90,9 +94,23 @@ def test_a_restarted_agent_learns_of_an_adopted_process_end_through_its_status_f
     go = tmp_path / "go"
     run = api.submit(gated_notebook(tmp_path), "q", parameters={"go": str(go)})
     # The first agent is another process: the run's process is its child, not ours.
-    first = subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "--store", sqlite_url, "agent",
-                              "-q", "q", "--poll-interval", "0.2"], cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "launch_jupyter.cli",
+            "--store",
+            sqlite_url,
+            "agent",
+            "-q",
+            "q",
+            "--poll-interval",
+            "0.2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: run.refresh().state is RunState.RUNNING, what="the first agent to run it")
     finally:
@@ -127,9 +145,17 @@ def test_the_watcher_sees_a_status_file_written_by_another_process(tmp_path):
     seen = threading.Event()
     ends.watch_file(tmp_path / "exit.json", seen.set)
     assert not seen.is_set()
-    subprocess.run([sys.executable, "-c", "import sys; from launch_jupyter.runners._local import write_json;"
-                    "from pathlib import Path; write_json(Path(sys.argv[1]), {'returncode': 0})",
-                    str(tmp_path / "exit.json")], cwd=REPO, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from launch_jupyter.runners._local import write_json;"
+            "from pathlib import Path; write_json(Path(sys.argv[1]), {'returncode': 0})",
+            str(tmp_path / "exit.json"),
+        ],
+        cwd=REPO,
+        check=True,
+    )
     assert seen.wait(60), "exit.json was written but the watcher did not call back"
     assert ends.watching() == 0  # a fired watch is dropped
 

@@ -16,7 +16,9 @@ FIND = "from launch_jupyter.packaging import find_notebook\ntry:\n    print(find
 
 
 def run_under_nbclient(path, env_extra):
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "P"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "P"}}
+    )
     nb.cells.append(nbformat.v4.new_code_cell(FIND))
     nbformat.write(nb, path)
     env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
@@ -40,8 +42,14 @@ def test_under_nbclient_without_hints_the_error_lists_every_way_tried(tmp_path):
     runtime.mkdir()
     printed = run_under_nbclient(tmp_path / "x.ipynb", {"JUPYTER_RUNTIME_DIR": str(runtime)})
     assert printed.startswith("ERROR could not tell which notebook")
-    for way in ("/api/sessions (the kernel's connection file", "not started by a Jupyter server", "__session__ (not set)", "JPY_SESSION_NAME (not set)",
-                "__vsc_ipynb_file__ (not set)", "notebook="):
+    for way in (
+        "/api/sessions (the kernel's connection file",
+        "not started by a Jupyter server",
+        "__session__ (not set)",
+        "JPY_SESSION_NAME (not set)",
+        "__vsc_ipynb_file__ (not set)",
+        "notebook=",
+    ):
         assert way in printed
 
 
@@ -80,8 +88,11 @@ def kernel_output(server, kernel_id, code):
 def test_a_real_jupyter_server_session_finds_the_notebook_even_after_a_rename(jupyter_server):
     (jupyter_server.root_dir / "sub").mkdir()
     nbformat.write(nbformat.v4.new_notebook(), jupyter_server.root_dir / "sub" / "a.ipynb")
-    session = jupyter_server.api("POST", "api/sessions", {
-        "path": "sub/a.ipynb", "name": "a.ipynb", "type": "notebook", "kernel": {"name": "python3"}})
+    session = jupyter_server.api(
+        "POST",
+        "api/sessions",
+        {"path": "sub/a.ipynb", "name": "a.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+    )
     kernel_id = session["kernel"]["id"]
     assert kernel_output(jupyter_server, kernel_id, FIND) == str(jupyter_server.root_dir / "sub" / "a.ipynb")
 

@@ -18,8 +18,14 @@ from tests.fixtures.common import EXAMPLES
 
 
 def execute(*args, cwd, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "launch_jupyter.execute", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "launch_jupyter.execute", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def outputs_text(nb) -> str:
@@ -33,9 +39,19 @@ def outputs_text(nb) -> str:
 @pytest.mark.slow
 def test_quickstart_runs_and_the_executed_copy_shows_the_parameters(tmp_path):
     out = tmp_path / "out" / "executed.ipynb"
-    done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", out, "--cwd", tmp_path,
-                   "--parameters", json.dumps({"name": "Ada", "n": 5}), "--status-file", tmp_path / "exit.json",
-                   cwd=tmp_path)
+    done = execute(
+        "--notebook",
+        EXAMPLES / "quickstart.ipynb",
+        "--output",
+        out,
+        "--cwd",
+        tmp_path,
+        "--parameters",
+        json.dumps({"name": "Ada", "n": 5}),
+        "--status-file",
+        tmp_path / "exit.json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     text = outputs_text(nbformat.read(out, as_version=4))
     assert "hello, Ada!" in text and "Ada gets 5 squares summing to 30" in text
@@ -49,8 +65,16 @@ def test_quickstart_runs_and_the_executed_copy_shows_the_parameters(tmp_path):
 @pytest.mark.slow
 def test_parameters_come_from_the_environment_when_not_given(tmp_path):
     out = tmp_path / "executed.ipynb"
-    done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", out, "--cwd", tmp_path,
-                   cwd=tmp_path, env={"LAUNCH_PARAMETERS": json.dumps({"name": "Grace"})})
+    done = execute(
+        "--notebook",
+        EXAMPLES / "quickstart.ipynb",
+        "--output",
+        out,
+        "--cwd",
+        tmp_path,
+        cwd=tmp_path,
+        env={"LAUNCH_PARAMETERS": json.dumps({"name": "Grace"})},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "hello, Grace!" in outputs_text(nbformat.read(out, as_version=4))
 
@@ -58,9 +82,17 @@ def test_parameters_come_from_the_environment_when_not_given(tmp_path):
 @pytest.mark.slow
 def test_a_raising_cell_exits_non_zero_with_its_traceback_and_keeps_the_partial_notebook(tmp_path):
     out = tmp_path / "executed.ipynb"
-    done = execute("--notebook", EXAMPLES / "parameters.ipynb", "--output", out,
-                   "--parameters", json.dumps({"seconds": 0, "fail": True}),
-                   "--status-file", tmp_path / "exit.json", cwd=tmp_path)
+    done = execute(
+        "--notebook",
+        EXAMPLES / "parameters.ipynb",
+        "--output",
+        out,
+        "--parameters",
+        json.dumps({"seconds": 0, "fail": True}),
+        "--status-file",
+        tmp_path / "exit.json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert "Traceback" in done.stdout or "----> 2" in done.stdout
     assert "RuntimeError: failing on purpose after 0 s" in done.stdout
@@ -72,13 +104,24 @@ def test_a_raising_cell_exits_non_zero_with_its_traceback_and_keeps_the_partial_
     assert any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--parameters", "{oops"], "not valid JSON"),
-    (["--parameters", "[1, 2]"], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--parameters", "{oops"], "not valid JSON"),
+        (["--parameters", "[1, 2]"], "must be a JSON object"),
+    ],
+)
 def test_bad_parameters_are_a_usage_error(tmp_path, args, message):
-    done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", tmp_path / "o.ipynb", *args,
-                   "--status-file", tmp_path / "exit.json", cwd=tmp_path)
+    done = execute(
+        "--notebook",
+        EXAMPLES / "quickstart.ipynb",
+        "--output",
+        tmp_path / "o.ipynb",
+        *args,
+        "--status-file",
+        tmp_path / "exit.json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 2 and message in done.stdout
     assert json.loads((tmp_path / "exit.json").read_text())["returncode"] == 2
     assert not (tmp_path / "o.ipynb").exists()
@@ -101,7 +144,8 @@ class FakeGCS(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(int(self.headers["Content-Length"]))
         message = email.message_from_bytes(
-            f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body, policy=email.policy.HTTP)
+            f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+        )
         meta_part, data_part = list(message.iter_parts())
         meta = json.loads(meta_part.get_content())
         data = data_part.get_payload(decode=True)
@@ -122,9 +166,16 @@ def test_a_gs_output_is_uploaded_through_the_storage_api(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGCS)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        done = execute("--notebook", EXAMPLES / "quickstart.ipynb", "--output", "gs://results/runs/r1/out.ipynb",
-                       "--parameters", json.dumps({"name": "Cloud"}), cwd=tmp_path,
-                       env={"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{server.server_port}"})
+        done = execute(
+            "--notebook",
+            EXAMPLES / "quickstart.ipynb",
+            "--output",
+            "gs://results/runs/r1/out.ipynb",
+            "--parameters",
+            json.dumps({"name": "Cloud"}),
+            cwd=tmp_path,
+            env={"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{server.server_port}"},
+        )
     finally:
         server.shutdown()
     assert done.returncode == 0, done.stdout + done.stderr

@@ -26,8 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 CACHE = REPO / ".cache" / "core-venv"
 # Modules each extra brings, that the core install must not have (else the test below proves nothing).
-NOT_IN_CORE = ("google.cloud.aiplatform", "google.cloud.storage", "docker", "psycopg", "boto3", "kubernetes",
-               "hatchling")
+NOT_IN_CORE = (
+    "google.cloud.aiplatform",
+    "google.cloud.storage",
+    "docker",
+    "psycopg",
+    "boto3",
+    "kubernetes",
+    "hatchling",
+)
 
 
 def _fingerprint() -> str:
@@ -62,14 +69,19 @@ def core_venv() -> Path:
 
 def _env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUNCH_JUPYTER_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"), LAUNCH_JUPYTER_USER="alice",
-               PATH=f"{home / 'venv-bin'}:{env.get('PATH', '')}")
+    env.update(
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        LAUNCH_JUPYTER_USER="alice",
+        PATH=f"{home / 'venv-bin'}:{env.get('PATH', '')}",
+    )
     return env
 
 
 def _lj(venv: Path, env: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(venv / "bin" / "launch-jupyter"), *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [str(venv / "bin" / "launch-jupyter"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture
@@ -131,13 +143,22 @@ def test_a_vertex_queue_is_stored_offline_and_its_dry_run_says_the_pip_command(c
     assert json.loads(core("runs", "--queue", "gpu", "--json").stdout) == [], "nothing is queued"
 
     # What the queue editor and the server's validate endpoint show for it: one warning, no error.
-    probe = ("import sys, launch_jupyter as lj\n"
-             "print([(p.severity, p.message) for p in lj.validate_config('vertex', open(sys.argv[1]).read())])")
-    shown = subprocess.run([str(core_venv / "bin" / "python"), "-c", probe, str(config)], capture_output=True,
-                           text=True, timeout=300)
-    assert shown.stdout.strip() == repr([("warning", "not checked here: checking a vertex config needs "
-                                          "launch-jupyter's vertex extra: pip install 'launch-jupyter[vertex]'")]), \
-        shown.stdout + shown.stderr
+    probe = (
+        "import sys, launch_jupyter as lj\n"
+        "print([(p.severity, p.message) for p in lj.validate_config('vertex', open(sys.argv[1]).read())])"
+    )
+    shown = subprocess.run(
+        [str(core_venv / "bin" / "python"), "-c", probe, str(config)], capture_output=True, text=True, timeout=300
+    )
+    assert shown.stdout.strip() == repr(
+        [
+            (
+                "warning",
+                "not checked here: checking a vertex config needs "
+                "launch-jupyter's vertex extra: pip install 'launch-jupyter[vertex]'",
+            )
+        ]
+    ), shown.stdout + shown.stderr
 
 
 @pytest.mark.slow
@@ -154,8 +175,11 @@ def test_an_agent_for_a_queue_whose_extra_is_missing_says_the_pip_command(core):
 @pytest.mark.timeout(1200)
 def test_a_postgresql_store_without_the_postgres_extra_says_the_pip_command(core):
     done = core("--store", "postgresql://alice@127.0.0.1:9/none", "runs")
-    assert (done.returncode, done.stderr) == (2, "launch-jupyter: error: a postgresql:// store needs "
-                                              "launch-jupyter's postgres extra: pip install 'launch-jupyter[postgres]'\n")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "launch-jupyter: error: a postgresql:// store needs "
+        "launch-jupyter's postgres extra: pip install 'launch-jupyter[postgres]'\n",
+    )
 
 
 def test_every_extra_the_code_names_is_declared_and_all_and_test_pull_them():

@@ -41,21 +41,35 @@ def contexts(tmp_path_factory) -> dict[str, bytes]:
     edited = root / "edited" / "quickstart.ipynb"
     edited.parent.mkdir()
     nb = json.loads(QUICKSTART.read_text())
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                        "source": ["print('edited')"]})
+    nb["cells"].append(
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": ["print('edited')"]}
+    )
     edited.write_text(json.dumps(nb))
-    return {"quickstart": pack_context(create_context(QUICKSTART, root / "a").directory),
-            "edited": pack_context(create_context(edited, root / "b").directory)}
+    return {
+        "quickstart": pack_context(create_context(QUICKSTART, root / "a").directory),
+        "edited": pack_context(create_context(edited, root / "b").directory),
+    }
 
 
 def make_queue(store) -> Queue:
-    return store.create_queue(Queue(entity="alice", name="q", resource="local-process", config={},
-                                    config_text="", created_by="alice"))
+    return store.create_queue(
+        Queue(entity="alice", name="q", resource="local-process", config={}, config_text="", created_by="alice")
+    )
 
 
 def enqueue(store, queue: Queue, context: bytes | None) -> Run:
-    return store.enqueue(Run(id="", queue_id=queue.id, queue_name=queue.name, entity="alice", author="alice",
-                             resource=queue.resource, config={}), context)
+    return store.enqueue(
+        Run(
+            id="",
+            queue_id=queue.id,
+            queue_name=queue.name,
+            entity="alice",
+            author="alice",
+            resource=queue.resource,
+            config={},
+        ),
+        context,
+    )
 
 
 def finish(store, run: Run, days_ago: float, state: RunState = RunState.SUCCEEDED) -> None:
@@ -152,11 +166,31 @@ def test_a_log_path_outside_the_runs_folder_is_never_removed(store, contexts, tm
 
 def test_a_sweeps_context_stays_until_all_its_runs_are_finished_and_old(store, contexts, tmp_path):
     queue = make_queue(store)
-    points = [Run(id="", queue_id=queue.id, queue_name=queue.name, entity="alice", author="alice",
-                  resource=queue.resource, config={}, parameters={"x": i}) for i in range(2)]
+    points = [
+        Run(
+            id="",
+            queue_id=queue.id,
+            queue_name=queue.name,
+            entity="alice",
+            author="alice",
+            resource=queue.resource,
+            config={},
+            parameters={"x": i},
+        )
+        for i in range(2)
+    ]
     sweep, (done, waiting) = store.enqueue_sweep(
-        {"queue_id": queue.id, "queue_name": queue.name, "entity": "alice", "author": "alice", "method": "grid",
-         "space": {"x": [0, 1]}}, points, contexts["quickstart"])
+        {
+            "queue_id": queue.id,
+            "queue_name": queue.name,
+            "entity": "alice",
+            "author": "alice",
+            "method": "grid",
+            "space": {"x": [0, 1]},
+        },
+        points,
+        contexts["quickstart"],
+    )
     finish(store, done, 40)
     report = collect(store, "30d", tmp_path)
     assert report.contexts == 0 and report.blobs == 0
@@ -193,13 +227,16 @@ def test_a_schedule_still_fires_its_snapshot_after_gc_removed_its_fired_runs(iso
     assert store.get_context(second.id) == snap
 
 
-@pytest.mark.parametrize("argv", [
-    ["gc", "--older-than", "30x"],
-    ["gc", "--older-than=-1d"],
-    ["gc", "--older-than", "-1d"],
-    ["gc", "--older-than", "d"],
-    ["gc"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["gc", "--older-than", "30x"],
+        ["gc", "--older-than=-1d"],
+        ["gc", "--older-than", "-1d"],
+        ["gc", "--older-than", "d"],
+        ["gc"],
+    ],
+)
 def test_a_bad_age_is_one_line_naming_the_flag_exit_2_and_nothing_removed(isolated_home, capsys, argv):
     api.create_queue("laptop", "local-process")
     run = api.submit(QUICKSTART, "laptop", save=False)
@@ -238,12 +275,25 @@ def test_the_agent_tidies_a_finished_runs_context_and_keeps_what_the_run_wrote(i
     folder.mkdir()
     (folder / "data.csv").write_text("x\n1\n")
     notebook = folder / "writes.ipynb"
-    notebook.write_text(json.dumps({
-        "nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                         "language": "python"}},
-        "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "id": "c1",
-                   "source": ["open('result.txt', 'w').write('42')\n",
-                              "open('data.csv', 'a').write('2\\n')"]}]}))
+    notebook.write_text(
+        json.dumps(
+            {
+                "nbformat": 4,
+                "nbformat_minor": 5,
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "metadata": {},
+                        "execution_count": None,
+                        "outputs": [],
+                        "id": "c1",
+                        "source": ["open('result.txt', 'w').write('42')\n", "open('data.csv', 'a').write('2\\n')"],
+                    }
+                ],
+            }
+        )
+    )
     api.create_queue("laptop", "local-process")
     run = api.submit(notebook, "laptop", include=["data.csv"], save=False)
     Agent(queues=["laptop"], poll_interval=0.2).run_forever(until_idle=True)
@@ -255,7 +305,6 @@ def test_the_agent_tidies_a_finished_runs_context_and_keeps_what_the_run_wrote(i
     assert (context / "result.txt").read_text() == "42"
     stored = api.open_store().get_run(run.id)
     assert Path(stored.output_notebook).is_file() and Path(stored.log_path).is_file()
-
 
 
 def exit_code(argv: list[str]) -> int:
@@ -289,8 +338,12 @@ def test_gc_waits_for_an_enqueue_that_reuses_blobs_it_would_delete(pg_url, conte
             with psycopg.connect(libpq_dsn(pg_url), autocommit=True) as watcher:
                 deadline = time.monotonic() + 60
                 # Until gc waits for the enqueue's lock, or (without one) has finished before it.
-                while gc.is_alive() and not watcher.execute(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]:
+                while (
+                    gc.is_alive()
+                    and not watcher.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    ).fetchone()[0]
+                ):
                     assert time.monotonic() < deadline, "gc neither waited nor finished"
                     time.sleep(0.05)
         gc.join(60)

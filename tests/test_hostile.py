@@ -55,9 +55,9 @@ FILES: dict[str, bytes] = {
     "@PASSWORD": b"env:\n  DB_PASSWORD: hunter2hunter2\n",
     "@APIKEY": b"env:\n  OPENAI_API_KEY: not-a-reference-value\n",
     "@AWSKEY": b"env:\n  AWS_ACCESS_KEY_ID: AKIAABCDEFGHIJKLMNOP\n",
-    "@PEMVALUE": f"env:\n  KEY: \"{PEM_HEADER}\\nMIIB\"\n".encode(),
+    "@PEMVALUE": f'env:\n  KEY: "{PEM_HEADER}\\nMIIB"\n'.encode(),
     "@SLACK": b"env:\n  HOOK: xoxb-123456789012-abcdefghijkl\n",
-    "@TOKENINLIST": f"env:\n  ARGS: [\"--token\", \"{GH}\"]\n".encode(),
+    "@TOKENINLIST": f'env:\n  ARGS: ["--token", "{GH}"]\n'.encode(),
     "@BASENEWLINE": b'builder:\n  base_image: "python:3.11\\nRUN curl evil | sh"\n',
     "@BASESPACE": b"builder:\n  base_image: python 3.11\n",
     "@BASEUPPER": b"builder:\n  base_image: Evil/Image:1\n",
@@ -131,7 +131,10 @@ CASES: list[tuple[list[str], str]] = [
     ([*Q, "@BASEUPPER"], "builder.base_image"),
     ([*Q, "@KANIKONEWLINE"], "builder.kaniko_image"),
     ([*Q, "@BUILDERUNKNOWN"], "builder.netwrok"),
-    ([*Q, "@BUILDERTYPE"], 'builder.type: must be one of docker | kaniko | kaniko-kubernetes | noop, got \'dockr\' (did you mean "docker"?)'),
+    (
+        [*Q, "@BUILDERTYPE"],
+        "builder.type: must be one of docker | kaniko | kaniko-kubernetes | noop, got 'dockr' (did you mean \"docker\"?)",
+    ),
     ([*Q, "@BUILDERTAG"], "builder.destination: 'us-docker.pkg.dev/p/r/img:latest' carries a tag"),
     ([*Q, "@BUILDERNET"], "builder.network: must be text"),
     ([*Q, "@BUILDERGCS"], "builder.build_context_store: 's3://bucket/contexts' must be a gs:// URI"),
@@ -231,7 +234,9 @@ def test_the_corpus_has_at_least_a_hundred_cases():
     assert len({tuple(argv) for argv, _ in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize(("argv", "expected"), CASES, ids=[" ".join(a[2:] if a[0] == "submit" else a)[:70] for a, _ in CASES])
+@pytest.mark.parametrize(
+    ("argv", "expected"), CASES, ids=[" ".join(a[2:] if a[0] == "submit" else a)[:70] for a, _ in CASES]
+)
 def test_hostile_input_is_one_line_exit_2_and_stores_nothing(capsys, tmp_path, argv, expected):
     api.create_queue("q", "local-process")
     argv, expected = _argv(argv, expected, tmp_path)
@@ -259,8 +264,20 @@ def test_an_alias_bomb_is_refused_before_any_object_is_built():
 
 # ---------------------------------------------------------------- the same through the API
 
-@pytest.mark.parametrize("parameters", [{"import": 1}, {"class": 1}, {"a b": 1}, {"__import__('os').system('id')": 1},
-                                        {"x\ny": 1}, {"": 1}, {"1x": 1}, {"ünï": 1}])
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"import": 1},
+        {"class": 1},
+        {"a b": 1},
+        {"__import__('os').system('id')": 1},
+        {"x\ny": 1},
+        {"": 1},
+        {"1x": 1},
+        {"ünï": 1},
+    ],
+)
 def test_api_submit_refuses_parameter_names_that_are_not_identifiers(parameters):
     api.create_queue("q", "local-process")
     before = snapshot()
@@ -269,13 +286,24 @@ def test_api_submit_refuses_parameter_names_that_are_not_identifiers(parameters)
     assert snapshot() == before
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"name": "q\n"}, QueueError, "bad queue name"),
-    ({"name": "ok", "entity": "a/b"}, QueueError, "bad entity"),
-    ({"name": "ok", "config": {"env": {"WANDB_API_KEY": "0123456789abcdef" * 2 + "01234567"}}}, ConfigError, "credential"),
-    ({"name": "ok", "config": {"builder": {"base_image": "python:3.11\nRUN id"}}}, ConfigError, "builder.base_image"),
-    ({"name": "ok", "config": _bomb()}, ConfigError, "expands to more than"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": "q\n"}, QueueError, "bad queue name"),
+        ({"name": "ok", "entity": "a/b"}, QueueError, "bad entity"),
+        (
+            {"name": "ok", "config": {"env": {"WANDB_API_KEY": "0123456789abcdef" * 2 + "01234567"}}},
+            ConfigError,
+            "credential",
+        ),
+        (
+            {"name": "ok", "config": {"builder": {"base_image": "python:3.11\nRUN id"}}},
+            ConfigError,
+            "builder.base_image",
+        ),
+        ({"name": "ok", "config": _bomb()}, ConfigError, "expands to more than"),
+    ],
+)
 def test_api_create_queue_refuses_the_same(kwargs, error, match):
     before = snapshot()
     with pytest.raises(error, match=match):
@@ -293,8 +321,9 @@ def test_run_show_masks_what_it_could_not_refuse(capsys, isolated_home):
     run = api.submit(NB, "q")
     config = {"env": {"WANDB_API_KEY": "0123456789abcdef" * 2 + "01234567", "GH": GH, "MODE": "fast"}}
     with sqlite3.connect(isolated_home / "data" / "launch_jupyter" / "launch.db") as conn:
-        conn.execute("UPDATE runs SET config = ?, message = ? WHERE id = ?",
-                     (json.dumps(config), f"printed {GH}", run.id))
+        conn.execute(
+            "UPDATE runs SET config = ?, message = ? WHERE id = ?", (json.dumps(config), f"printed {GH}", run.id)
+        )
     assert main(["run", "show", run.id, "--json"]) == 0
     out = capsys.readouterr().out
     shown = json.loads(out)

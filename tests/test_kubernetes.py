@@ -74,7 +74,7 @@ def test_cancel_deletes_the_job_in_the_background(fake_kubernetes):
     job.run.external_id = runner.submit(job)
     assert runner.poll([job])["stop1"].state is RunState.RUNNING
     runner.cancel(job)
-    (_, path, _, body), = fake_kubernetes.calls("DELETE", "/jobs/")
+    ((_, path, _, body),) = fake_kubernetes.calls("DELETE", "/jobs/")
     assert path == "/apis/batch/v1/namespaces/ml/jobs/launch-stop1"
     assert body["propagationPolicy"] == "Background"
     assert not fake_kubernetes.pods  # the pods went with the Job
@@ -102,8 +102,10 @@ def test_status_of_many_runs_is_one_list_of_jobs_and_one_of_pods(fake_kubernetes
     statuses = runner.poll(jobs)
     assert {s.state for s in statuses.values()} == {RunState.RUNNING} and len(statuses) == 12
     calls = [(m, p, q.get("labelSelector")) for m, p, q, _ in fake_kubernetes.requests[before:]]
-    assert calls == [("GET", "/apis/batch/v1/namespaces/ml/jobs", "launch-run-id"),
-                     ("GET", "/api/v1/namespaces/ml/pods", "launch-run-id")]
+    assert calls == [
+        ("GET", "/apis/batch/v1/namespaces/ml/jobs", "launch-run-id"),
+        ("GET", "/api/v1/namespaces/ml/pods", "launch-run-id"),
+    ]
 
 
 def test_logs_come_from_the_pod(fake_kubernetes):
@@ -139,10 +141,20 @@ def test_the_fake_refuses_what_the_client_models_refuse(fake_kubernetes):
     import urllib.error
     import urllib.request
 
-    body = json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"},
-                       "spec": {"template": {"spec": {"containers": [{"image": "i"}]}}}}).encode()
-    request = urllib.request.Request(f"{fake_kubernetes.url}/apis/batch/v1/namespaces/ml/jobs", data=body,
-                                     method="POST", headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "x"},
+            "spec": {"template": {"spec": {"containers": [{"image": "i"}]}}},
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{fake_kubernetes.url}/apis/batch/v1/namespaces/ml/jobs",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=30)
     assert caught.value.code == 422 and "containers.0.name" in caught.value.read().decode()

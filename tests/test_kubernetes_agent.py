@@ -25,12 +25,14 @@ from tests.fixtures.kubernetes import IMAGE, kubernetes_config
 @pytest.fixture
 def kubernetes_queue(fake_kubernetes, pg_url, tmp_path, monkeypatch):
     config = tmp_path / "launch-config.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         poll_interval: 0.2
         lease_seconds: 30
         builder:
           type: noop
-    """))
+    """)
+    )
     monkeypatch.setenv("LAUNCH_JUPYTER_DB", pg_url)
     api.configure(store_url=pg_url, config_path=str(config))
     api.create_queue("kq", "kubernetes", config=yaml.safe_dump(kubernetes_config()))
@@ -46,8 +48,9 @@ def wait_for(predicate, timeout: float = 120) -> None:
 
 
 def creates_for(fake, run_id: str) -> int:
-    return sum(1 for _, _, _, body in fake.calls("POST", "/jobs")
-               if body["metadata"]["labels"].get("launch-run-id") == run_id)
+    return sum(
+        1 for _, _, _, body in fake.calls("POST", "/jobs") if body["metadata"]["labels"].get("launch-run-id") == run_id
+    )
 
 
 def finish_with_new_agent() -> None:
@@ -69,7 +72,9 @@ def test_sigkill_while_running_then_a_new_agent_reattaches(kubernetes_queue):
     run = api.submit(EXAMPLES / "quickstart.ipynb", "kq", image=IMAGE)
     agent = subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "kq"],
-        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(lambda: run.refresh().state is RunState.RUNNING)

@@ -54,8 +54,10 @@ def test_the_default_config_is_valid():
 def test_dry_run_is_the_exact_job(monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     config = kubernetes_config(namespace="ml")
-    config["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "fast"},
-                                                                 {"name": "API_TOKEN", "value": "abc"}]
+    config["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "MODE", "value": "fast"},
+        {"name": "API_TOKEN", "value": "abc"},
+    ]
     job = kubernetes_job(config, run_id="abc123", parameters={"lr": 0.1})
     request = KubernetesRunner().dry_run(job)
     assert request["namespace"] == "ml"
@@ -100,8 +102,12 @@ def test_default_config_through_the_cli(capsys):
     assert capsys.readouterr().out == DEFAULT_CONFIG
 
 
-MODELS = {("v1", "ServiceAccount"): "V1ServiceAccount", ("rbac.authorization.k8s.io/v1", "Role"): "V1Role",
-          ("rbac.authorization.k8s.io/v1", "RoleBinding"): "V1RoleBinding", ("apps/v1", "Deployment"): "V1Deployment"}
+MODELS = {
+    ("v1", "ServiceAccount"): "V1ServiceAccount",
+    ("rbac.authorization.k8s.io/v1", "Role"): "V1Role",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "V1RoleBinding",
+    ("apps/v1", "Deployment"): "V1Deployment",
+}
 
 
 def test_the_agent_deployment_example_is_valid():
@@ -129,14 +135,28 @@ def test_the_same_validation_catches_a_broken_deployment():
 def _pod(phase: str, waiting: str | None = None, unscheduled: str | None = None):
     from kubernetes import client
 
-    state = client.V1ContainerState(waiting=client.V1ContainerStateWaiting(reason=waiting, message="no such image")) \
-        if waiting else client.V1ContainerState(running=client.V1ContainerStateRunning())
-    conditions = [client.V1PodCondition(type="PodScheduled", status="False", reason="Unschedulable",
-                                        message=unscheduled)] if unscheduled else None
-    return client.V1Pod(metadata=client.V1ObjectMeta(name="p-1"), status=client.V1PodStatus(
-        phase=phase, conditions=conditions,
-        container_statuses=[client.V1ContainerStatus(name="notebook", image="i", image_id="", ready=False,
-                                                     restart_count=0, state=state)]))
+    state = (
+        client.V1ContainerState(waiting=client.V1ContainerStateWaiting(reason=waiting, message="no such image"))
+        if waiting
+        else client.V1ContainerState(running=client.V1ContainerStateRunning())
+    )
+    conditions = (
+        [client.V1PodCondition(type="PodScheduled", status="False", reason="Unschedulable", message=unscheduled)]
+        if unscheduled
+        else None
+    )
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name="p-1"),
+        status=client.V1PodStatus(
+            phase=phase,
+            conditions=conditions,
+            container_statuses=[
+                client.V1ContainerStatus(
+                    name="notebook", image="i", image_id="", ready=False, restart_count=0, state=state
+                )
+            ],
+        ),
+    )
 
 
 def test_pod_troubles_are_named_in_the_status():

@@ -33,9 +33,12 @@ def gcs(monkeypatch):
 
 @pytest.fixture
 def builder(docker_registry, gcs, fake_kubernetes):
-    config = BuilderConfig(type="kaniko-kubernetes",
-                           destination=f"{docker_registry.address}/proj/nb-{uuid.uuid4().hex[:8]}",
-                           build_context_store="gs://contexts-bucket/launch", kaniko_image=KANIKO_IMAGE)
+    config = BuilderConfig(
+        type="kaniko-kubernetes",
+        destination=f"{docker_registry.address}/proj/nb-{uuid.uuid4().hex[:8]}",
+        build_context_store="gs://contexts-bucket/launch",
+        kaniko_image=KANIKO_IMAGE,
+    )
     found = get_builder(config, AgentConfig(builder=config, environment=EnvironmentConfig(project="proj-1")))
     assert isinstance(found, KanikoKubernetesBuilder)
     return found
@@ -43,8 +46,9 @@ def builder(docker_registry, gcs, fake_kubernetes):
 
 @pytest.fixture
 def context(tmp_path):
-    return create_context(write_notebook(tmp_path / "nb"), tmp_path / "context", base_image="python:3.11-slim",
-                          wheel=False)
+    return create_context(
+        write_notebook(tmp_path / "nb"), tmp_path / "context", base_image="python:3.11-slim", wheel=False
+    )
 
 
 def test_kaniko_runs_as_a_job_with_the_kaniko_builders_arguments(builder, context, gcs, fake_kubernetes):
@@ -58,8 +62,9 @@ def test_kaniko_runs_as_a_job_with_the_kaniko_builders_arguments(builder, contex
     assert ns == "ml" and job_name.startswith("launch-build-")
     [container] = fake_kubernetes.jobs[(ns, job_name)]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == KANIKO_IMAGE
-    assert container["args"] == executor_args(f"gs://contexts-bucket/{name}", uri,
-                                              f"{builder.config.destination}/cache", "linux/amd64")
+    assert container["args"] == executor_args(
+        f"gs://contexts-bucket/{name}", uri, f"{builder.config.destination}/cache", "linux/amd64"
+    )
     assert "INFO Pushed image" in log and any("SUCCESS" in line for line in log)
     assert builder.builds == 1
 
@@ -84,8 +89,10 @@ def test_the_agent_config_takes_the_builder(tmp_path):
     from launch_jupyter.core.config import load_agent_config
 
     path = tmp_path / "launch-config.yaml"
-    path.write_text("builder:\n  type: kaniko-kubernetes\n  destination: 127.0.0.1:5000/p/i\n"
-                    "  build_context_store: gs://contexts-bucket/launch\nenvironment:\n  region: eu-west-1\n")
+    path.write_text(
+        "builder:\n  type: kaniko-kubernetes\n  destination: 127.0.0.1:5000/p/i\n"
+        "  build_context_store: gs://contexts-bucket/launch\nenvironment:\n  region: eu-west-1\n"
+    )
     config = load_agent_config(path)
     assert config.builder.type == "kaniko-kubernetes" and config.environment.region == "eu-west-1"
 

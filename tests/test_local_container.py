@@ -29,8 +29,14 @@ def make_job(tmp_path: Path, image: str | None, notebook: str, parameters: dict 
         id=run_id, queue_id=1, queue_name="boxes", entity="alice", author="alice",
         resource="local-container", parameters=parameters or {}, notebook=notebook,
     )  # fmt: skip
-    return Job(run=run, queue=queue, config=dict(config), workdir=tmp_path / "runs" / run_id,
-               notebook=notebook, image_uri=image)
+    return Job(
+        run=run,
+        queue=queue,
+        config=dict(config),
+        workdir=tmp_path / "runs" / run_id,
+        notebook=notebook,
+        image_uri=image,
+    )
 
 
 def wait_for(runner: LocalContainerRunner, job: Job, states: set[RunState], timeout: float = 120):
@@ -56,7 +62,9 @@ def quickstart_image(docker_builder, make_context, tmp_path) -> str:
     return docker_builder.build(context, None, "linux/amd64", lambda line: None)
 
 
-def test_quickstart_runs_in_its_image_and_the_executed_notebook_comes_back(runner, quickstart_image, tmp_path, docker_engine):
+def test_quickstart_runs_in_its_image_and_the_executed_notebook_comes_back(
+    runner, quickstart_image, tmp_path, docker_engine
+):
     job = make_job(tmp_path, quickstart_image, "quickstart.ipynb", {"name": "Ada", "n": 5})
     container_id = runner.submit(job)
     assert runner.submit(job) == container_id  # idempotent: the label finds the same container
@@ -113,8 +121,14 @@ def test_cancel_stops_the_container(runner, docker_builder, make_context, tmp_pa
 
 def test_dry_run_shows_the_container_with_secrets_masked(tmp_path):
     runner = LocalContainerRunner()
-    job = make_job(tmp_path, "127.0.0.1:5000/p/img:abc", "quickstart.ipynb", {"n": 2},
-                   env={"API_TOKEN": "s3cret", "MODE": "fast"}, network="none")
+    job = make_job(
+        tmp_path,
+        "127.0.0.1:5000/p/img:abc",
+        "quickstart.ipynb",
+        {"n": 2},
+        env={"API_TOKEN": "s3cret", "MODE": "fast"},
+        network="none",
+    )
     request = runner.dry_run(job)
     assert request["image"] == "127.0.0.1:5000/p/img:abc"
     assert request["command"][:4] == ["--notebook", "quickstart.ipynb", "--output", "/outputs/output.ipynb"]

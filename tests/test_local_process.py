@@ -28,13 +28,23 @@ def make_job(tmp_path: Path, run_id: str, notebook: str, parameters: dict, confi
     """A job as the agent hands it over: the context packed, then unpacked into the run's folder."""
     config = config or {}
     queue = Queue(entity="alice", name="local", resource="local-process", config=config, created_by="alice", id=1)
-    run = Run(id=run_id, queue_id=1, queue_name="local", entity="alice", author="alice",
-              resource="local-process", notebook=str(EXAMPLES / notebook), parameters=parameters, config=config)
+    run = Run(
+        id=run_id,
+        queue_id=1,
+        queue_name="local",
+        entity="alice",
+        author="alice",
+        resource="local-process",
+        notebook=str(EXAMPLES / notebook),
+        parameters=parameters,
+        config=config,
+    )
     ctx = create_context(EXAMPLES / notebook, tmp_path / "build" / run_id, wheel=False)
     workdir = data_home() / "runs" / run_id  # where the agent puts each run's own folder
     unpack_context(pack_context(ctx.directory), workdir / "context")
-    return Job(run=run, queue=queue, config=config, workdir=workdir, context_dir=workdir / "context",
-               notebook=ctx.notebook)
+    return Job(
+        run=run, queue=queue, config=config, workdir=workdir, context_dir=workdir / "context", notebook=ctx.notebook
+    )
 
 
 def wait_for(runner, job, states, timeout=90.0):
@@ -159,8 +169,7 @@ def test_submit_is_idempotent(tmp_path):
     again = LocalProcessRunner().submit(job)
     assert again == first
     pid = json.loads((job.workdir / "process.json").read_text())["pid"]
-    mine = [p for p in Path("/proc").glob("[0-9]*/cmdline")
-            if str(job.workdir / "exit.json").encode() in _read(p)]
+    mine = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(job.workdir / "exit.json").encode() in _read(p)]
     assert [int(p.parent.name) for p in mine] == [pid]
     assert wait_for(runner, job, {RunState.SUCCEEDED, RunState.FAILED}).state is RunState.SUCCEEDED
     assert runner.submit(job) == first  # finished: still the same run, not a second one

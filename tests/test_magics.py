@@ -138,7 +138,8 @@ def test_rerunning_the_quick_start_cell_says_unchanged_and_a_changed_body_says_h
         ip.run_cell_magic("launch", "queue create laptop --resource local-process", "timeout: 60\n")
     assert str(err.value) == (
         "queue alice/laptop already exists with another config: add --exist-ok to this %%launch queue "
-        "create line to update it to this config, or %launch queue delete alice/laptop first")
+        "create line to update it to this config, or %launch queue delete alice/laptop first"
+    )
     assert api.get_queue("laptop", store_url=sqlite_url).config == {"timeout": None}
 
 
@@ -225,8 +226,10 @@ def test_submit_queues_the_notebook_with_parameters_and_overrides(ip, capsys, sq
     ip.run_cell("%launch queue create local")
     capsys.readouterr()
     notebook = EXAMPLES / "quickstart.ipynb"
-    ip.run_cell(f"%launch submit -q local --notebook {notebook} -p name=Ada -p n 5 --priority high "
-                "--resource-arg timeout=120 --name greet")
+    ip.run_cell(
+        f"%launch submit -q local --notebook {notebook} -p name=Ada -p n 5 --priority high "
+        "--resource-arg timeout=120 --name greet"
+    )
     out = capsys.readouterr().out
     runs = api.list_runs(store_url=sqlite_url)
     assert len(runs) == 1
@@ -329,8 +332,9 @@ def test_tab_completes_subcommands_queue_names_resources_and_flags(ip):
     ip.run_cell("%launch queue create alpha")
     ip.run_cell("%launch queue create beta")
     assert complete(ip, "%launch q") == ["queue"]
-    assert complete(ip, "%launch ") == sorted(["queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule",
-                                               "sweep"])
+    assert complete(ip, "%launch ") == sorted(
+        ["queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule", "sweep"]
+    )
     assert complete(ip, "%launch queue ") == sorted(["create", "list", "show", "edit", "delete"])
     assert complete(ip, "%launch queue show ") == ["alpha", "beta"]
     assert complete(ip, "%launch submit -q a") == ["alpha"]
@@ -373,8 +377,9 @@ def test_vertex_walkthrough_runs_offline_up_to_the_real_submit(tmp_path, sqlite_
     nb = nbformat.read(tmp_path / "vertex.ipynb", as_version=4)
     nb.cells = [c for c in nb.cells if "gcp" not in c.metadata.get("tags", [])]
     monkeypatch.setenv("LAUNCH_JUPYTER_DB", sqlite_url)  # the kernel inherits it
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "parent: projects/my-project/locations/us-central1" in text
     assert "accelerator_type: NVIDIA_TESLA_T4" in text

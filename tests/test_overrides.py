@@ -56,9 +56,7 @@ def test_mappings_merge_recursively_and_inputs_stay_unchanged():
 
 
 def test_a_list_is_replaced_by_an_override_list():
-    merged = deep_merge(
-        QUEUE_CONFIG, {"spec": {"worker_pool_specs": [{"machine_spec": {"machine_type": "x"}}]}}
-    )
+    merged = deep_merge(QUEUE_CONFIG, {"spec": {"worker_pool_specs": [{"machine_spec": {"machine_type": "x"}}]}})
     assert merged["spec"]["worker_pool_specs"] == [{"machine_spec": {"machine_type": "x"}}]
 
 
@@ -69,11 +67,7 @@ def test_a_scalar_replaces_and_none_sets_null():
 
 def test_list_positions_merge_item_by_item():
     override = {
-        "spec": {
-            "worker_pool_specs": {
-                0: {"machine_spec": {"machine_type": "a2-highgpu-1g", "accelerator_count": 1}}
-            }
-        }
+        "spec": {"worker_pool_specs": {0: {"machine_spec": {"machine_type": "a2-highgpu-1g", "accelerator_count": 1}}}}
     }
     merged = deep_merge(QUEUE_CONFIG, override)
     pool = merged["spec"]["worker_pool_specs"][0]
@@ -97,9 +91,7 @@ def test_position_past_the_end_appends_one_item():
 def test_position_of_a_scalar_list_item():
     merged = deep_merge(
         QUEUE_CONFIG,
-        assignments_to_dict(
-            ["spec.worker_pool_specs[0].container_spec.args[1]=5"], "--resource-arg"
-        ),
+        assignments_to_dict(["spec.worker_pool_specs[0].container_spec.args[1]=5"], "--resource-arg"),
     )
     assert merged["spec"]["worker_pool_specs"][0]["container_spec"]["args"] == ["--epochs", 5]
 
@@ -234,9 +226,7 @@ def test_last_assignment_to_a_path_wins():
 def test_value_then_keys_below_it_conflict():
     with pytest.raises(ConfigError) as info:
         assignments_to_dict(["spec.labels=x", "spec.labels.team=ml"], "--resource-arg")
-    assert str(info.value).startswith(
-        "--resource-arg 'spec.labels.team=ml': spec.labels was already set"
-    )
+    assert str(info.value).startswith("--resource-arg 'spec.labels.team=ml': spec.labels was already set")
 
 
 def test_set_var_assignments_give_template_values():
@@ -318,6 +308,4 @@ def test_positions_that_went_through_json_still_merge_into_a_list():
     assert merged["spec"]["worker_pool_specs"][0]["replica_count"] == 4
     assert merged["spec"]["worker_pool_specs"][0]["machine_spec"]["machine_type"] == "n1-standard-4"
     # Digit keys over a mapping are ordinary keys.
-    assert deep_merge({"labels": {"a": "1"}}, {"labels": {"0": "x"}}) == {
-        "labels": {"a": "1", "0": "x"}
-    }
+    assert deep_merge({"labels": {"a": "1"}}, {"labels": {"0": "x"}}) == {"labels": {"a": "1", "0": "x"}}

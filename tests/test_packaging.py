@@ -25,7 +25,9 @@ from tests.fixtures.common import EXAMPLES, REPO
 
 
 def notebook_with(code: str, *, tags=()) -> dict:
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
     cell = nbformat.v4.new_code_cell(code)
     cell.id = "c0"
     if tags:
@@ -72,8 +74,14 @@ def test_context_holds_notebook_files_requirements_dockerfile_and_the_wheel(tmp_
     ctx = create_context(project(tmp_path / "src"), tmp_path / "ctx")
     names = sorted(p.relative_to(ctx.directory).as_posix() for p in ctx.directory.rglob("*") if p.is_file())
     # launch-jupyter is installed editable in the test venv, so its wheel goes in.
-    assert names == ["Dockerfile", "data.csv", "helpers.py", "quickstart.ipynb", "requirements.txt",
-                     "wheels/launch_jupyter-0.1.0-py3-none-any.whl"]
+    assert names == [
+        "Dockerfile",
+        "data.csv",
+        "helpers.py",
+        "quickstart.ipynb",
+        "requirements.txt",
+        "wheels/launch_jupyter-0.1.0-py3-none-any.whl",
+    ]
     assert ctx.notebook == "quickstart.ipynb"
     assert ctx.base_image == f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
     assert "papermill==" in (ctx.directory / "requirements.txt").read_text()
@@ -83,12 +91,20 @@ def test_dockerfile_installs_dependencies_before_copying_code():
     text = render_dockerfile(None, "my nb.ipynb", has_wheel=True)
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == f"FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim"
-    order = [next(i for i, line in enumerate(lines) if line.startswith(prefix)) for prefix in (
-        "COPY requirements.txt", "RUN python -m pip install -r", "COPY wheels/",
-        "RUN python -m pip install --no-deps /app/wheels/", "COPY . ", "ENTRYPOINT")]
+    order = [
+        next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        for prefix in (
+            "COPY requirements.txt",
+            "RUN python -m pip install -r",
+            "COPY wheels/",
+            "RUN python -m pip install --no-deps /app/wheels/",
+            "COPY . ",
+            "ENTRYPOINT",
+        )
+    ]
     assert order == sorted(order)
     assert 'ENTRYPOINT ["python", "-m", "launch_jupyter.execute"]' in lines
-    assert json.loads(lines[-1][len("CMD "):])[:2] == ["--notebook", "my nb.ipynb"]
+    assert json.loads(lines[-1][len("CMD ") :])[:2] == ["--notebook", "my nb.ipynb"]
     custom = render_dockerfile("us-docker.pkg.dev/p/r/cuda:12", "a.ipynb", has_wheel=False)
     assert custom.splitlines()[1] == "FROM us-docker.pkg.dev/p/r/cuda:12"
     assert "wheels" not in custom
@@ -105,9 +121,20 @@ def test_base_image_is_overridable_and_part_of_the_hash(tmp_path):
 def test_ignore_rules_defaults_and_launchignore(tmp_path):
     nb = project(tmp_path / "src")
     folder = nb.parent
-    for rel in (".env", ".env.local", "server.pem", "cert.p12", ".git/config", ".ipynb_checkpoints/q-checkpoint.ipynb",
-                "__pycache__/helpers.cpython-311.pyc", ".venv/bin/python", "logs/run1.log", "scratch.tmp",
-                "sub/keep.txt", "sub/deep/scratch.tmp"):
+    for rel in (
+        ".env",
+        ".env.local",
+        "server.pem",
+        "cert.p12",
+        ".git/config",
+        ".ipynb_checkpoints/q-checkpoint.ipynb",
+        "__pycache__/helpers.cpython-311.pyc",
+        ".venv/bin/python",
+        "logs/run1.log",
+        "scratch.tmp",
+        "sub/keep.txt",
+        "sub/deep/scratch.tmp",
+    ):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text("x")
     # "!.env" cannot bring a default exclusion back.
@@ -127,9 +154,13 @@ def test_include_narrows_to_the_given_globs_and_warns_on_no_match(tmp_path):
     assert any("missing/*.parquet" in w for w in ctx.warnings)
 
 
-SERVICE_ACCOUNT = {"type": "service_account", "project_id": "p", "private_key_id": "k",
-                   "private_key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
-                   "client_email": "sa@p.iam.gserviceaccount.com"}
+SERVICE_ACCOUNT = {
+    "type": "service_account",
+    "project_id": "p",
+    "private_key_id": "k",
+    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+    "client_email": "sa@p.iam.gserviceaccount.com",
+}
 
 
 def test_a_service_account_key_is_refused_and_nothing_is_written(tmp_path):
@@ -216,23 +247,49 @@ def test_requirements_are_captured_from_a_real_virtualenv(tmp_path):
     # A real wheel install and a real editable install, with no network: the build backend
     # (hatchling) comes from the test venv through PYTHONPATH, only while installing.
     build_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("site-packages"))}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    str(released), "-w", str(wheels)], check=True, env=build_env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(released),
+            "-w",
+            str(wheels),
+        ],
+        check=True,
+        env=build_env,
+    )
     # Installed by name from a local index folder, the way an index install looks (no direct_url.json).
     subprocess.run([*pip, "install", "-q", "--no-index", "--find-links", str(wheels), "tiny-dist"], check=True)
-    subprocess.run([*pip, "install", "-q", "--no-index", "--no-deps", "--no-build-isolation", "-e", str(editable)],
-                   check=True, env=build_env)
+    subprocess.run(
+        [*pip, "install", "-q", "--no-index", "--no-deps", "--no-build-isolation", "-e", str(editable)],
+        check=True,
+        env=build_env,
+    )
     nb = tmp_path / "nb" / "analysis.ipynb"
     nb.parent.mkdir()
-    code = ("import json, os\nimport tiny_mod\nfrom edit_mod import VALUE\nimport not_installed_mod\n"
-            "%time import magic_only_mod\n!pip install shell_only_mod\nfiles = !ls\nimport local_helper\n")
+    code = (
+        "import json, os\nimport tiny_mod\nfrom edit_mod import VALUE\nimport not_installed_mod\n"
+        "%time import magic_only_mod\n!pip install shell_only_mod\nfiles = !ls\nimport local_helper\n"
+    )
     nbformat.write(nbformat.from_dict(notebook_with(code)), nb)
     (nb.parent / "local_helper.py").write_text("")
-    script = ("import json, sys; from pathlib import Path\n"
-              "from launch_jupyter.packaging.requirements import resolve_requirements\n"
-              "print(json.dumps(resolve_requirements(Path(sys.argv[1]))))")
-    done = subprocess.run([str(python), "-c", script, str(nb)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    script = (
+        "import json, sys; from pathlib import Path\n"
+        "from launch_jupyter.packaging.requirements import resolve_requirements\n"
+        "print(json.dumps(resolve_requirements(Path(sys.argv[1]))))"
+    )
+    done = subprocess.run(
+        [str(python), "-c", script, str(nb)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
     text, warnings = json.loads(done.stdout)
     lines = text.splitlines()
     assert "tiny-dist==1.2.3" in lines
@@ -274,8 +331,9 @@ def test_pack_is_deterministic_and_unpacks_to_the_same_files(tmp_path):
             assert (out / path.relative_to(ctx.directory)).read_bytes() == path.read_bytes()
 
 
-@pytest.mark.parametrize("name,kind", [("../escape.txt", tarfile.REGTYPE), ("/abs.txt", tarfile.REGTYPE),
-                                       ("link", tarfile.SYMTYPE)])
+@pytest.mark.parametrize(
+    "name,kind", [("../escape.txt", tarfile.REGTYPE), ("/abs.txt", tarfile.REGTYPE), ("link", tarfile.SYMTYPE)]
+)
 def test_unpack_refuses_paths_that_leave_the_folder(tmp_path, name, kind):
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w:gz") as tar:

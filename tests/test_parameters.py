@@ -36,16 +36,25 @@ def queue():
 TYPED = 'rows = 10  # how many\nscale = 0.5\nlabel = "x"\ndebug = False\nsizes = [1, 2]\nwhere = None\n'
 
 
-@pytest.mark.parametrize("given,message", [
-    ({"row": 4}, 'nb.ipynb has no parameter "row" (its parameters cell sets rows, scale, label, debug, sizes, '
-                 'where); did you mean "rows"? To add a new name on purpose: --new-parameter row'),
-    ({"foo": 1}, 'nb.ipynb has no parameter "foo" (its parameters cell sets rows, scale, label, debug, sizes, '
-                 'where). To add a new name on purpose: --new-parameter foo'),
-    ({"rows": "abc"}, "-p rows: parameter rows is an int (its default: rows = 10  # how many), not 'abc'"),
-    ({"rows": 0.5}, "-p rows: parameter rows is an int (its default: rows = 10  # how many), not 0.5"),
-    ({"debug": 1}, "-p debug: parameter debug is a bool (its default: debug = False), not 1"),
-    ({"sizes": "big"}, "-p sizes: parameter sizes is a list (its default: sizes = [1, 2]), not 'big'"),
-])
+@pytest.mark.parametrize(
+    "given,message",
+    [
+        (
+            {"row": 4},
+            'nb.ipynb has no parameter "row" (its parameters cell sets rows, scale, label, debug, sizes, '
+            'where); did you mean "rows"? To add a new name on purpose: --new-parameter row',
+        ),
+        (
+            {"foo": 1},
+            'nb.ipynb has no parameter "foo" (its parameters cell sets rows, scale, label, debug, sizes, '
+            "where). To add a new name on purpose: --new-parameter foo",
+        ),
+        ({"rows": "abc"}, "-p rows: parameter rows is an int (its default: rows = 10  # how many), not 'abc'"),
+        ({"rows": 0.5}, "-p rows: parameter rows is an int (its default: rows = 10  # how many), not 0.5"),
+        ({"debug": 1}, "-p debug: parameter debug is a bool (its default: debug = False), not 1"),
+        ({"sizes": "big"}, "-p sizes: parameter sizes is a list (its default: sizes = [1, 2]), not 'big'"),
+    ],
+)
 def test_each_refusal_is_one_message_and_nothing_is_queued(tmp_path, queue, given, message):
     path = notebook(tmp_path / "nb.ipynb", TYPED)
     with pytest.raises(ParameterError) as err:
@@ -75,7 +84,8 @@ def test_an_untagged_parameters_cell_is_named_with_the_way_to_tag_it(tmp_path, q
     assert str(err.value) == (
         "nb.ipynb has no cell tagged `parameters`, so -p rows would be injected at the top and then "
         "overwritten by cell 2 ('rows = 10  # parameters'): tag that cell `parameters` (JupyterLab: the "
-        "property inspector (gear icon) → Common Tools → Cell Tags; or `launch-jupyter tag-parameters nb.ipynb`)")
+        "property inspector (gear icon) → Common Tools → Cell Tags; or `launch-jupyter tag-parameters nb.ipynb`)"
+    )
     assert api.list_runs() == []
     assert tag_parameters(path) == 2
     assert read_parameters(json.loads(path.read_text())).names() == ["rows", "scale"]
@@ -84,8 +94,11 @@ def test_an_untagged_parameters_cell_is_named_with_the_way_to_tag_it(tmp_path, q
 
 def test_no_parameters_cell_at_all(tmp_path, queue):
     path = notebook(tmp_path / "nb.ipynb", "import math", tagged=False, more="print(1)")
-    with pytest.raises(ParameterError, match=r"^nb.ipynb has no cell tagged `parameters`: tag the cell that sets "
-                                             r"rows `parameters` \(.*\), or pass --new-parameter rows to add it"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^nb.ipynb has no cell tagged `parameters`: tag the cell that sets "
+        r"rows `parameters` \(.*\), or pass --new-parameter rows to add it",
+    ):
         api.submit(path, queue, parameters={"rows": 4})
     assert api.list_runs() == []
     assert api.submit(path, queue).run.parameters == {}  # no -p: nothing to check
@@ -95,7 +108,7 @@ def test_the_cli_and_the_magic_give_the_same_refusal(tmp_path, queue, capsys):
     path = notebook(tmp_path / "nb.ipynb", TYPED)
     assert main(["submit", str(path), "-q", queue, "-p", "row", "4"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith('launch-jupyter: error: nb.ipynb has no parameter "row"') and "did you mean \"rows\"" in err
+    assert err.startswith('launch-jupyter: error: nb.ipynb has no parameter "row"') and 'did you mean "rows"' in err
     assert main(["submit", str(path), "-q", queue, "-p", "row", "4", "--new-parameter", "row"]) == 0
     from IPython.core.interactiveshell import InteractiveShell
 

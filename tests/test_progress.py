@@ -24,12 +24,15 @@ def gated_notebook(folder: Path) -> Path:
     """Six code cells; cell k runs until the file go-k exists (or 300 s pass)."""
     nb = nbformat.v4.new_notebook()
     for k in range(1, CELLS + 1):
-        nb.cells.append(nbformat.v4.new_code_cell(
-            f"step = {k}  # wait for the test\n"
-            "import pathlib, time\n"
-            f"_deadline = time.monotonic() + 300\n"
-            f"while not pathlib.Path({str(folder / f'go-{k}')!r}).exists() and time.monotonic() < _deadline:\n"
-            "    time.sleep(0.05)\n"))
+        nb.cells.append(
+            nbformat.v4.new_code_cell(
+                f"step = {k}  # wait for the test\n"
+                "import pathlib, time\n"
+                f"_deadline = time.monotonic() + 300\n"
+                f"while not pathlib.Path({str(folder / f'go-{k}')!r}).exists() and time.monotonic() < _deadline:\n"
+                "    time.sleep(0.05)\n"
+            )
+        )
     path = folder / "six.ipynb"
     nbformat.write(nb, path)
     return path
@@ -58,8 +61,13 @@ def test_a_six_cell_notebook_reports_each_cell_in_order(tmp_path, capsys):
         status = RunStatus(handle.id)
         seen = []
         for k in range(1, CELLS + 1):
-            progress = wait_for(lambda k=k: (api.run_progress(handle.id).get(handle.id) or {}).get("cell") == k
-                                and api.run_progress(handle.id)[handle.id], f"cell {k}/{CELLS}")
+            progress = wait_for(
+                lambda k=k: (
+                    (api.run_progress(handle.id).get(handle.id) or {}).get("cell") == k
+                    and api.run_progress(handle.id)[handle.id]
+                ),
+                f"cell {k}/{CELLS}",
+            )
             seen.append((progress["cell"], progress["total"]))
             assert progress["source"] == f"step = {k}  # wait for the test"
             if k == 3:  # the front ends, mid-run

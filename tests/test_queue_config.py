@@ -135,9 +135,7 @@ def test_syntax_error_names_source_line_and_column(text, where):
 
 
 def test_unquoted_template_variable_gets_a_hint():
-    with pytest.raises(
-        ConfigError, match=r'line 2.*put a template variable in quotes, e\.g\. "\{\{gpus\}\}"'
-    ):
+    with pytest.raises(ConfigError, match=r'line 2.*put a template variable in quotes, e\.g\. "\{\{gpus\}\}"'):
         parse_config_text("spec:\n  count: {{gpus}}\n")
 
 
@@ -146,9 +144,7 @@ def test_duplicate_key_is_an_error_at_any_depth():
         parse_config_text("spec:\n  replica_count: 1\n  x: 2\n  replica_count: 3\n")
 
 
-@pytest.mark.parametrize(
-    "text, kind", [("- a\n- b\n", "a list"), ("just text", "text"), ("42", "a number")]
-)
+@pytest.mark.parametrize("text, kind", [("- a\n- b\n", "a list"), ("just text", "text"), ("42", "a number")])
 def test_top_level_must_be_a_mapping(text, kind):
     with pytest.raises(ConfigError, match=f"top level must be a mapping.*not {kind}"):
         parse_config_text(text)
@@ -197,10 +193,7 @@ def test_camel_case_keys_at_every_depth():
         "run": {"restartJobOnWorkerRestart": False},
     }
     problems = check_snake_case(config)
-    assert (
-        Problem("spec.workerPoolSpecs", 'use "worker_pool_specs", not "workerPoolSpecs"')
-        in problems
-    )
+    assert Problem("spec.workerPoolSpecs", 'use "worker_pool_specs", not "workerPoolSpecs"') in problems
     assert (
         Problem(
             "spec.workerPoolSpecs[0].machine_spec.machineType",
@@ -208,10 +201,7 @@ def test_camel_case_keys_at_every_depth():
         )
         in problems
     )
-    assert (
-        Problem("spec.workerPoolSpecs[1].containerSpec.imageUri", 'use "image_uri", not "imageUri"')
-        in problems
-    )
+    assert Problem("spec.workerPoolSpecs[1].containerSpec.imageUri", 'use "image_uri", not "imageUri"') in problems
     assert Problem("spec.stagingBucket", 'use "staging_bucket", not "stagingBucket"') in problems
     assert (
         Problem(
@@ -232,10 +222,7 @@ def test_snake_case_check_starts_from_a_given_path():
 
 
 def test_values_are_not_keys():
-    assert (
-        check_snake_case({"machine_spec": {"machine_type": "CamelValue"}, "args": ["--someFlag"]})
-        == []
-    )
+    assert check_snake_case({"machine_spec": {"machine_type": "CamelValue"}, "args": ["--someFlag"]}) == []
 
 
 # --- template variable declarations ----------------------------------------------------------------
@@ -274,7 +261,10 @@ def test_parse_template_var(text, var):
     "text, message",
     [
         ("1gpus:integer:1", 'template variable "1gpus": a name starts with a letter'),
-        ("my.var:integer:1", 'template variable "my.var": a name starts with a letter'),  # "-" is allowed (W&B: {{machine-type}})
+        (
+            "my.var:integer:1",
+            'template variable "my.var": a name starts with a letter',
+        ),  # "-" is allowed (W&B: {{machine-type}})
         (":integer:1", 'template variable "": a name starts'),
         (
             "gpus:bool:1",

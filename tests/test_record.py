@@ -64,8 +64,13 @@ def check_records(records: list[dict]) -> None:
 def test_inside_a_run_the_executed_notebook_carries_the_values(notebook, tmp_path):
     output = tmp_path / "out" / "records.ipynb"
     env = {**os.environ, "LAUNCH_RUN_ID": "run-1", "LAUNCH_QUEUE": "q"}
-    done = subprocess.run([sys.executable, "-m", "launch_jupyter.execute", "--notebook", str(notebook),
-                           "--output", str(output)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "launch_jupyter.execute", "--notebook", str(notebook), "--output", str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     executed = json.loads(output.read_text())
     outputs = [o for c in executed["cells"] for o in c.get("outputs", []) if MIME in o.get("data", {})]

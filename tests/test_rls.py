@@ -64,7 +64,9 @@ def add_queue(conn, entity: str, name: str, config: dict | None = None, created_
     row = conn.execute(
         "INSERT INTO queues (entity, name, resource, config, config_text, prioritization, template_vars,"
         " created_by, created_at, updated_at) VALUES (%s, %s, 'local-process', %s, '', false, '[]', %s, %s, %s)"
-        " RETURNING id", (entity, name, json.dumps(config or {}), created_by, now, now)).fetchone()
+        " RETURNING id",
+        (entity, name, json.dumps(config or {}), created_by, now, now),
+    ).fetchone()
     return row[0]
 
 
@@ -75,10 +77,12 @@ def add_run(conn, queue_id: int, entity: str, queue: str, author: str = "") -> s
         "INSERT INTO runs (id, queue_id, queue_name, entity, author, resource, state, priority, name, notebook,"
         " parameters, template_values, resource_args, config, cancel_requested, message, created_at, updated_at)"
         " VALUES (%s, %s, %s, %s, %s, 'local-process', 'queued', 2, 'n', 'n.ipynb', '{}', '{}', '{}',"
-        " '{\"env\": {\"SECRET\": \"alice\"}}', false, '', %s, %s)",
-        (run_id, queue_id, queue, entity, author, now, now))
-    conn.execute("INSERT INTO run_events (run_id, time, state, message) VALUES (%s, %s, 'queued', 'queued')",
-                 (run_id, now))
+        ' \'{"env": {"SECRET": "alice"}}\', false, \'\', %s, %s)',
+        (run_id, queue_id, queue, entity, author, now, now),
+    )
+    conn.execute(
+        "INSERT INTO run_events (run_id, time, state, message) VALUES (%s, %s, 'queued', 'queued')", (run_id, now)
+    )
     conn.execute("INSERT INTO run_contexts (run_id, data) VALUES (%s, %s)", (run_id, b"alice's context"))
     return run_id
 
@@ -102,87 +106,132 @@ def test_the_database_refuses_every_red_team_scenario(team_db):
         private = add_queue(a, alice, "gpu", {"env": {"MODE": "fast"}})
         alices_run = add_run(a, private, alice, "gpu")
         t.execute("INSERT INTO entities (name, kind) VALUES ('ml_team', 'team')")
-        t.execute("INSERT INTO entity_members (entity, member, role) VALUES ('ml_team', %s, 'member'), "
-                  "('ml_team', %s, 'member')", (alice, bob))
+        t.execute(
+            "INSERT INTO entity_members (entity, member, role) VALUES ('ml_team', %s, 'member'), "
+            "('ml_team', %s, 'member')",
+            (alice, bob),
+        )
         team_q = add_queue(t, "ml_team", "vertex", {"image": "good"})
         add_run(a, team_q, "ml_team", "vertex")  # alice submits to the team queue
 
         scenarios = {
-            "bob lists alice's private queue":
-                b.execute("SELECT count(*) FROM queues WHERE entity = %s", (alice,)).fetchone()[0] == 0,
-            "bob lists alice's private runs":
-                b.execute("SELECT count(*) FROM runs WHERE id = %s", (alices_run,)).fetchone()[0] == 0,
-            "bob reads the resolved config of alice's run":
-                b.execute("SELECT config FROM runs WHERE entity = %s", (alice,)).fetchall() == [],
-            "bob reads alice's run events":
-                b.execute("SELECT count(*) FROM run_events WHERE run_id = %s", (alices_run,)).fetchone()[0] == 0,
-            "bob reads alice's build context":
-                b.execute("SELECT count(*) FROM run_contexts WHERE run_id = %s", (alices_run,)).fetchone()[0] == 0,
-            "bob cancels alice's private run":
-                b.execute("UPDATE runs SET cancel_requested = true, state = 'cancelled' WHERE id LIKE %s",
-                          (alices_run[:4] + "%",)).rowcount == 0,
-            "bob rewrites alice's context":
-                b.execute("UPDATE run_contexts SET data = 'evil' WHERE run_id = %s", (alices_run,)).rowcount == 0,
-            "bob points alice's run log at /etc/passwd":
-                b.execute("UPDATE runs SET log_path = '/etc/passwd' WHERE id = %s", (alices_run,)).rowcount == 0,
-            "bob deletes alice's private queue":
-                b.execute("DELETE FROM queues WHERE id = %s", (private,)).rowcount == 0,
-            "bob creates a queue in alice's entity":
-                refused(b, "INSERT INTO queues (entity, name, resource, config, config_text, prioritization,"
-                           " template_vars, created_by, created_at, updated_at) VALUES (%s, 'gpu2', 'local-process',"
-                           " '{}', '', false, '[]', %s, 0, 0)", (alice, alice)),
-            "bob creates a team entity named alice":
-                refused(b, "INSERT INTO entities (name, kind) VALUES (%s, 'team')", (alice,)),
-            "bob creates a user entity for alice":
-                refused(b, "INSERT INTO entities (name, kind) VALUES (%s, 'user')", (alice,)),
-            "bob (a member) edits the team queue":
-                b.execute("UPDATE queues SET config = '{\"image\": \"bobs\"}' WHERE id = %s", (team_q,)).rowcount == 0,
-            "bob (a member) deletes the team queue":
-                b.execute("DELETE FROM queues WHERE id = %s", (team_q,)).rowcount == 0,
-            "bob (a member) makes himself admin":
-                refused(b, "INSERT INTO entity_members (entity, member, role) VALUES ('ml_team', %s, 'admin') "
-                           "ON CONFLICT (entity, member) DO UPDATE SET role = 'admin'", (bob,)),
-            "bob adds a member to the team":
-                refused(b, "INSERT INTO entity_members (entity, member) VALUES ('ml_team', 'mallory')"),
-            "bob creates a queue in the team":
-                refused(b, "INSERT INTO queues (entity, name, resource, config, config_text, prioritization,"
-                           " template_vars, created_by, created_at, updated_at) VALUES ('ml_team', 'bobs',"
-                           " 'local-process', '{}', '', false, '[]', %s, 0, 0)", (bob,)),
-            "bob submits to alice's private queue":
-                refused(b, "INSERT INTO runs (id, queue_id, queue_name, entity, author, resource, state, priority,"
-                           " name, notebook, parameters, template_values, resource_args, config, cancel_requested,"
-                           " message, created_at, updated_at) VALUES ('bobrun', %s, 'gpu', %s, %s, 'local-process',"
-                           " 'queued', 2, 'n', 'n', '{}', '{}', '{}', '{}', false, '', 0, 0)",
-                        (private, alice, alice)),
-            "bob slips a run into alice's private queue under the team's name":
-                refused(b, "INSERT INTO runs (id, queue_id, queue_name, entity, author, resource, state, priority,"
-                           " name, notebook, parameters, template_values, resource_args, config, cancel_requested,"
-                           " message, created_at, updated_at) VALUES ('bobrun2', %s, 'gpu', 'ml_team', %s,"
-                           " 'local-process', 'queued', 2, 'n', 'n', '{}', '{}', '{}', '{}', false, '', 0, 0)",
-                        (private, bob)),
+            "bob lists alice's private queue": b.execute(
+                "SELECT count(*) FROM queues WHERE entity = %s", (alice,)
+            ).fetchone()[0]
+            == 0,
+            "bob lists alice's private runs": b.execute(
+                "SELECT count(*) FROM runs WHERE id = %s", (alices_run,)
+            ).fetchone()[0]
+            == 0,
+            "bob reads the resolved config of alice's run": b.execute(
+                "SELECT config FROM runs WHERE entity = %s", (alice,)
+            ).fetchall()
+            == [],
+            "bob reads alice's run events": b.execute(
+                "SELECT count(*) FROM run_events WHERE run_id = %s", (alices_run,)
+            ).fetchone()[0]
+            == 0,
+            "bob reads alice's build context": b.execute(
+                "SELECT count(*) FROM run_contexts WHERE run_id = %s", (alices_run,)
+            ).fetchone()[0]
+            == 0,
+            "bob cancels alice's private run": b.execute(
+                "UPDATE runs SET cancel_requested = true, state = 'cancelled' WHERE id LIKE %s", (alices_run[:4] + "%",)
+            ).rowcount
+            == 0,
+            "bob rewrites alice's context": b.execute(
+                "UPDATE run_contexts SET data = 'evil' WHERE run_id = %s", (alices_run,)
+            ).rowcount
+            == 0,
+            "bob points alice's run log at /etc/passwd": b.execute(
+                "UPDATE runs SET log_path = '/etc/passwd' WHERE id = %s", (alices_run,)
+            ).rowcount
+            == 0,
+            "bob deletes alice's private queue": b.execute("DELETE FROM queues WHERE id = %s", (private,)).rowcount
+            == 0,
+            "bob creates a queue in alice's entity": refused(
+                b,
+                "INSERT INTO queues (entity, name, resource, config, config_text, prioritization,"
+                " template_vars, created_by, created_at, updated_at) VALUES (%s, 'gpu2', 'local-process',"
+                " '{}', '', false, '[]', %s, 0, 0)",
+                (alice, alice),
+            ),
+            "bob creates a team entity named alice": refused(
+                b, "INSERT INTO entities (name, kind) VALUES (%s, 'team')", (alice,)
+            ),
+            "bob creates a user entity for alice": refused(
+                b, "INSERT INTO entities (name, kind) VALUES (%s, 'user')", (alice,)
+            ),
+            "bob (a member) edits the team queue": b.execute(
+                'UPDATE queues SET config = \'{"image": "bobs"}\' WHERE id = %s', (team_q,)
+            ).rowcount
+            == 0,
+            "bob (a member) deletes the team queue": b.execute("DELETE FROM queues WHERE id = %s", (team_q,)).rowcount
+            == 0,
+            "bob (a member) makes himself admin": refused(
+                b,
+                "INSERT INTO entity_members (entity, member, role) VALUES ('ml_team', %s, 'admin') "
+                "ON CONFLICT (entity, member) DO UPDATE SET role = 'admin'",
+                (bob,),
+            ),
+            "bob adds a member to the team": refused(
+                b, "INSERT INTO entity_members (entity, member) VALUES ('ml_team', 'mallory')"
+            ),
+            "bob creates a queue in the team": refused(
+                b,
+                "INSERT INTO queues (entity, name, resource, config, config_text, prioritization,"
+                " template_vars, created_by, created_at, updated_at) VALUES ('ml_team', 'bobs',"
+                " 'local-process', '{}', '', false, '[]', %s, 0, 0)",
+                (bob,),
+            ),
+            "bob submits to alice's private queue": refused(
+                b,
+                "INSERT INTO runs (id, queue_id, queue_name, entity, author, resource, state, priority,"
+                " name, notebook, parameters, template_values, resource_args, config, cancel_requested,"
+                " message, created_at, updated_at) VALUES ('bobrun', %s, 'gpu', %s, %s, 'local-process',"
+                " 'queued', 2, 'n', 'n', '{}', '{}', '{}', '{}', false, '', 0, 0)",
+                (private, alice, alice),
+            ),
+            "bob slips a run into alice's private queue under the team's name": refused(
+                b,
+                "INSERT INTO runs (id, queue_id, queue_name, entity, author, resource, state, priority,"
+                " name, notebook, parameters, template_values, resource_args, config, cancel_requested,"
+                " message, created_at, updated_at) VALUES ('bobrun2', %s, 'gpu', 'ml_team', %s,"
+                " 'local-process', 'queued', 2, 'n', 'n', '{}', '{}', '{}', '{}', false, '', 0, 0)",
+                (private, bob),
+            ),
         }
         # Authorship comes from the database: bob's run claiming alice as author is bob's.
         bobs_run = add_run(b, team_q, "ml_team", "vertex", author=alice)
-        scenarios["bob submits as alice"] = b.execute(
-            "SELECT author FROM runs WHERE id = %s", (bobs_run,)).fetchone()[0] == bob
+        scenarios["bob submits as alice"] = (
+            b.execute("SELECT author FROM runs WHERE id = %s", (bobs_run,)).fetchone()[0] == bob
+        )
         scenarios["bob rewrites the author of his run to alice"] = (
             b.execute("UPDATE runs SET author = %s WHERE id = %s", (alice, bobs_run)).rowcount == 1
-            and b.execute("SELECT author FROM runs WHERE id = %s", (bobs_run,)).fetchone()[0] == bob)
+            and b.execute("SELECT author FROM runs WHERE id = %s", (bobs_run,)).fetchone()[0] == bob
+        )
         scenarios["bob moves his run into alice's entity"] = refused(
-            b, "UPDATE runs SET entity = %s, queue_id = %s WHERE id = %s", (alice, private, bobs_run))
+            b, "UPDATE runs SET entity = %s, queue_id = %s WHERE id = %s", (alice, private, bobs_run)
+        )
         scenarios["bob moves his run into alice's private queue"] = refused(
-            b, "UPDATE runs SET queue_id = %s WHERE id = %s", (private, bobs_run))
+            b, "UPDATE runs SET queue_id = %s WHERE id = %s", (private, bobs_run)
+        )
         failed = [name for name, held in scenarios.items() if not held]
         assert failed == [], failed
         assert len(scenarios) == 23
 
         # Nothing changed for alice, and what is allowed still works.
         assert a.execute("SELECT state, log_path FROM runs WHERE id = %s", (alices_run,)).fetchone() == ("queued", None)
-        assert a.execute("SELECT data FROM run_contexts WHERE run_id = %s", (alices_run,)).fetchone()[0] == b"alice's context"
+        assert (
+            a.execute("SELECT data FROM run_contexts WHERE run_id = %s", (alices_run,)).fetchone()[0]
+            == b"alice's context"
+        )
         assert a.execute("SELECT count(*) FROM queues").fetchone()[0] == 2  # her own and the team's
         assert b.execute("SELECT count(*) FROM queues").fetchone()[0] == 1  # the team's only
-        assert b.execute("SELECT count(*) FROM runs WHERE entity = 'ml_team'").fetchone()[0] == 2  # members see team runs
-        assert t.execute("UPDATE queues SET config = '{\"image\": \"v2\"}' WHERE id = %s", (team_q,)).rowcount == 1
+        assert (
+            b.execute("SELECT count(*) FROM runs WHERE entity = 'ml_team'").fetchone()[0] == 2
+        )  # members see team runs
+        assert t.execute('UPDATE queues SET config = \'{"image": "v2"}\' WHERE id = %s', (team_q,)).rowcount == 1
         assert a.execute("SELECT config FROM queues WHERE id = %s", (team_q,)).fetchone()[0] == {"image": "v2"}
 
 

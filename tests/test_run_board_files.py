@@ -28,14 +28,21 @@ def frontend_click(widget, action: str, **args) -> None:
 def finished_writer_run(folder):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(
-        "from pathlib import Path\nPath('out').mkdir()\nPath('out/model.txt').write_text('weights')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\nPath('out').mkdir()\nPath('out/model.txt').write_text('weights')"
+        )
+    ]
     nbformat.write(nb, folder / "writer.ipynb")
     (folder / "input.csv").write_text("a,b\n")  # packed with it, read by nobody: not an output
     api.create_queue("local", "local-process")
     run = api.submit(folder / "writer.ipynb", "local", save=False)
-    done = subprocess.run([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "local", "--until-idle"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "local", "--until-idle"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert api.get_run(run.id).state.value == "succeeded"
     return run
@@ -50,7 +57,10 @@ def test_details_list_the_files_a_run_wrote_and_open_copies_one_beside_the_noteb
         frontend_click(board, "show_files", run_id=run.id)
         assert board.error == ""
         assert board.files_run == run.id
-        assert [(f["name"], f["kind"]) for f in board.files] == [("output.ipynb", "notebook"), ("out/model.txt", "file")]
+        assert [(f["name"], f["kind"]) for f in board.files] == [
+            ("output.ipynb", "notebook"),
+            ("out/model.txt", "file"),
+        ]
         assert board.files == api.run_files(run.id)["files"]  # the server's list, the same function
 
         kernel_folder = tmp_path / "notebooks"

@@ -18,8 +18,14 @@ from launch_jupyter.core.states import RunState
 from launch_jupyter.runners.sagemaker import SageMakerRunner
 from tests.fixtures.aws import BUCKET, REGION, boto, sagemaker_job
 
-NOTEBOOK = json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": "done"}],
-                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+NOTEBOOK = json.dumps(
+    {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": "done"}],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+).encode()
 
 
 def track(runner, job, limit: int = 50) -> list:
@@ -69,8 +75,11 @@ def test_a_failed_job_fails_the_run_with_its_reason(sagemaker, tmp_path):
     runner = SageMakerRunner()
     job = sagemaker_job(run_id="bad1", workdir=tmp_path)
     job.run.external_id = runner.submit(job)
-    sagemaker.script([("InProgress", "Training"), ("Failed", "Failed")], name=job.run.external_id,
-                     reason="AlgorithmError: the notebook raised ValueError in cell 3")
+    sagemaker.script(
+        [("InProgress", "Training"), ("Failed", "Failed")],
+        name=job.run.external_id,
+        reason="AlgorithmError: the notebook raised ValueError in cell 3",
+    )
     seen = track(runner, job)
     assert seen[-1].state is RunState.FAILED
     assert "cell 3" in seen[-1].message and seen[-1].output_notebook is None

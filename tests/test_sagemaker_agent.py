@@ -25,12 +25,14 @@ from tests.fixtures.common import EXAMPLES
 @pytest.fixture
 def sagemaker_queue(sagemaker, pg_url, tmp_path, monkeypatch):
     config = tmp_path / "launch-config.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         poll_interval: 0.2
         lease_seconds: 30
         builder:
           type: noop
-    """))
+    """)
+    )
     monkeypatch.setenv("LAUNCH_JUPYTER_DB", pg_url)
     api.configure(store_url=pg_url, config_path=str(config))
     api.create_queue("sq", "sagemaker", config=yaml.safe_dump(sagemaker_config()))
@@ -46,8 +48,11 @@ def wait_for(predicate, timeout: float = 120) -> None:
 
 
 def creates_for(edge, run_id: str) -> int:
-    return sum(1 for body in edge.calls("CreateTrainingJob")
-               if {"Key": "launch-run-id", "Value": run_id} in body.get("Tags", []))
+    return sum(
+        1
+        for body in edge.calls("CreateTrainingJob")
+        if {"Key": "launch-run-id", "Value": run_id} in body.get("Tags", [])
+    )
 
 
 def finish_with_new_agent() -> None:
@@ -75,7 +80,9 @@ def test_sigkill_then_a_new_agent_reattaches_with_one_job(sagemaker_queue, momen
     run = api.submit(EXAMPLES / "quickstart.ipynb", "sq", image=IMAGE)
     agent = subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "sq"],
-        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         if moment == "inside-create":

@@ -75,10 +75,12 @@ def test_the_default_config_names_what_to_fill_in():
 
 def test_wandb_shape_without_algorithm_specification_is_valid():
     """W&B's SageMaker example names no AlgorithmSpecification: the runner fills it."""
-    config = {"RoleArn": ROLE, "ResourceConfig": {"InstanceType": "ml.m4.xlarge", "InstanceCount": 1,
-                                                  "VolumeSizeInGB": 2},
-              "OutputDataConfig": {"S3OutputPath": "s3://bucket/prefix"},
-              "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}
+    config = {
+        "RoleArn": ROLE,
+        "ResourceConfig": {"InstanceType": "ml.m4.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 2},
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/prefix"},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
     assert SageMakerRunner().validate(config) == []
 
 
@@ -93,7 +95,8 @@ def test_dry_run_is_the_exact_request(monkeypatch):
     assert sent["TrainingJobName"] == "launch-abc123"
     assert sent["RoleArn"] == ROLE
     assert sent["AlgorithmSpecification"] == {
-        "TrainingImage": IMAGE, "TrainingInputMode": "File",
+        "TrainingImage": IMAGE,
+        "TrainingInputMode": "File",
         "ContainerEntrypoint": ["python", "-m", "launch_jupyter.execute"],
         "ContainerArguments": ["--notebook", "train.ipynb", "--output", "/opt/ml/model/output.ipynb"],
     }
@@ -168,21 +171,30 @@ def test_every_status_pair_of_the_service_model_has_a_meaning():
     shape = model.operation_model("DescribeTrainingJob").output_shape
     for status in shape.members["TrainingJobStatus"].enum:
         for secondary in shape.members["SecondaryStatus"].enum:
-            result = to_status({"TrainingJobStatus": status, "SecondaryStatus": secondary},
-                               current=RunState.RUNNING)
+            result = to_status({"TrainingJobStatus": status, "SecondaryStatus": secondary}, current=RunState.RUNNING)
             assert "keeping" not in result.message, (status, secondary)
             if status in ("Completed", "Failed", "Stopped", "Deleting"):
                 assert result.state.is_terminal, (status, secondary)
-    assert to_status({"TrainingJobStatus": "Paused?", "SecondaryStatus": "x"},
-                     current=RunState.RUNNING).state is RunState.RUNNING
+    assert (
+        to_status({"TrainingJobStatus": "Paused?", "SecondaryStatus": "x"}, current=RunState.RUNNING).state
+        is RunState.RUNNING
+    )
 
 
 def test_preflight_needs_credentials_and_a_region(monkeypatch, tmp_path):
     from launch_jupyter.core.errors import LaunchError
     from launch_jupyter.core.model import Queue
 
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-                "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -211,11 +223,26 @@ def test_an_instance_type_for_one_job(tmp_path, capsys):
     assert cli.main(["queue", "create", "sq", "--resource", "sagemaker", "--config", str(config)]) == 0
     notebook = str(EXAMPLES / "quickstart.ipynb")
     capsys.readouterr()
-    assert cli.main(["submit", notebook, "-q", "sq", "--image", IMAGE, "--dry-run",
-                     "--resource-arg", "ResourceConfig.InstanceType=ml.g5.xlarge"]) == 0
+    assert (
+        cli.main(
+            [
+                "submit",
+                notebook,
+                "-q",
+                "sq",
+                "--image",
+                IMAGE,
+                "--dry-run",
+                "--resource-arg",
+                "ResourceConfig.InstanceType=ml.g5.xlarge",
+            ]
+        )
+        == 0
+    )
     assert "InstanceType: ml.g5.xlarge" in capsys.readouterr().out
-    code = cli.main(["submit", notebook, "-q", "sq", "--image", IMAGE,
-                     "--resource-arg", "ResourceConfig.InstanceType=ml.g5.huge"])
+    code = cli.main(
+        ["submit", notebook, "-q", "sq", "--image", IMAGE, "--resource-arg", "ResourceConfig.InstanceType=ml.g5.huge"]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "ResourceConfig.InstanceType" in err and 'did you mean "ml.g5.xlarge"' in err
     from launch_jupyter import api
@@ -223,12 +250,22 @@ def test_an_instance_type_for_one_job(tmp_path, capsys):
     assert api.list_runs() == []  # nothing queued
 
 
-@pytest.mark.parametrize("resource, text, path", [
-    ("sagemaker", "RoleArn: arn:aws:iam::123456789012:role/x\nOutputDataConfig: {S3OutputPath: s3://b/p}\n"
-                  "ResourceConfig: {InstanceTyp: ml.m5.xlarge, VolumeSizeInGB: 30}\n", "ResourceConfig.InstanceTyp"),
-    ("kubernetes", "spec:\n  template:\n    spec:\n      containers:\n        - {name: n, image: i, imagePullPolicy: 3}\n",
-     "spec.template.spec.containers[0].imagePullPolicy"),
-])
+@pytest.mark.parametrize(
+    "resource, text, path",
+    [
+        (
+            "sagemaker",
+            "RoleArn: arn:aws:iam::123456789012:role/x\nOutputDataConfig: {S3OutputPath: s3://b/p}\n"
+            "ResourceConfig: {InstanceTyp: ml.m5.xlarge, VolumeSizeInGB: 30}\n",
+            "ResourceConfig.InstanceTyp",
+        ),
+        (
+            "kubernetes",
+            "spec:\n  template:\n    spec:\n      containers:\n        - {name: n, image: i, imagePullPolicy: 3}\n",
+            "spec.template.spec.containers[0].imagePullPolicy",
+        ),
+    ],
+)
 def test_a_bad_queue_config_creates_no_queue(tmp_path, capsys, resource, text, path):
     from launch_jupyter import api, cli
 
@@ -248,10 +285,15 @@ def test_a_template_variable_for_the_instance_type():
 
     config = sagemaker_config()
     config["ResourceConfig"]["InstanceType"] = "{{instance}}"
-    api.create_queue("tq", "sagemaker", config=yaml.safe_dump(config),
-                     template_vars=[{"name": "instance", "type": "string", "default": "ml.m5.xlarge"}])
-    out = api.submit(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, dry_run=True,
-                     template_values={"instance": "ml.g5.2xlarge"})
+    api.create_queue(
+        "tq",
+        "sagemaker",
+        config=yaml.safe_dump(config),
+        template_vars=[{"name": "instance", "type": "string", "default": "ml.m5.xlarge"}],
+    )
+    out = api.submit(
+        EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, dry_run=True, template_values={"instance": "ml.g5.2xlarge"}
+    )
     assert "InstanceType: ml.g5.2xlarge" in out
     with pytest.raises(LaunchError, match=r"ResourceConfig\.InstanceType"):
         api.submit(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, template_values={"instance": "big"})

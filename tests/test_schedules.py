@@ -50,13 +50,27 @@ def fired_ticks(name, store_url=None):
 
 def test_create_prints_the_next_five_fire_times_in_the_schedules_time_zone(notebook, capsys):
     api.create_queue("laptop", "local-process")
-    code = cli.main(["schedule", "create", "nightly", str(notebook), "-q", "laptop", "--cron", "0 3 * * *",
-                     "--timezone", "Europe/Berlin", "-p", "name=cron"])
+    code = cli.main(
+        [
+            "schedule",
+            "create",
+            "nightly",
+            str(notebook),
+            "-q",
+            "laptop",
+            "--cron",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "-p",
+            "name=cron",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     lines = [line.strip() for line in out.splitlines()]
     assert lines[0].startswith("created schedule alice/nightly on alice/laptop: '0 3 * * *' (Europe/Berlin)")
-    times = lines[lines.index("next runs:") + 1:]
+    times = lines[lines.index("next runs:") + 1 :]
     assert len(times) == 5
     assert all(t.endswith(("03:00 CET", "03:00 CEST")) for t in times), times
     days = [t.split()[0] for t in times]
@@ -69,18 +83,20 @@ def test_fire_times_follow_daylight_saving_in_the_time_zone():
     # 2026-03-29 is the night Europe/Berlin goes from CET (+1) to CEST (+2).
     start = 1774652400.0  # 2026-03-28 00:00 CET
     times = fire_times("0 3 * * *", "Europe/Berlin", start, 3)
-    assert [t.strftime("%m-%d %H:%M %Z") for t in times] == ["03-28 03:00 CET", "03-29 03:00 CEST",
-                                                             "03-30 03:00 CEST"]
+    assert [t.strftime("%m-%d %H:%M %Z") for t in times] == ["03-28 03:00 CET", "03-29 03:00 CEST", "03-30 03:00 CEST"]
     assert times[1].timestamp() - times[0].timestamp() == 23 * 3600
 
 
-@pytest.mark.parametrize("argv, complaint", [
-    (["--cron", "0 3 * *"], "cron: '0 3 * *' has 4 field(s)"),
-    (["--cron", "61 3 * * *"], "cron: '61 3 * * *' is not a valid cron expression"),
-    (["--cron", "0 3 * * *", "--timezone", "Mars/Olympus"], "timezone: unknown time zone 'Mars/Olympus'"),
-    (["--cron", "0 3 * * *", "-q", "nowhere"], 'queue "nowhere" does not exist'),
-    (["--cron", "0 3 * * *", "-p", "nmae=1"], 'has no parameter "nmae"'),
-])
+@pytest.mark.parametrize(
+    "argv, complaint",
+    [
+        (["--cron", "0 3 * *"], "cron: '0 3 * *' has 4 field(s)"),
+        (["--cron", "61 3 * * *"], "cron: '61 3 * * *' is not a valid cron expression"),
+        (["--cron", "0 3 * * *", "--timezone", "Mars/Olympus"], "timezone: unknown time zone 'Mars/Olympus'"),
+        (["--cron", "0 3 * * *", "-q", "nowhere"], 'queue "nowhere" does not exist'),
+        (["--cron", "0 3 * * *", "-p", "nmae=1"], 'has no parameter "nmae"'),
+    ],
+)
 def test_bad_input_is_one_line_and_stores_nothing(notebook, capsys, argv, complaint):
     api.create_queue("laptop", "local-process")
     args = ["schedule", "create", "bad", str(notebook)]
@@ -93,8 +109,9 @@ def test_bad_input_is_one_line_and_stores_nothing(notebook, capsys, argv, compla
     assert api.list_schedules() == []
 
 
-@pytest.mark.parametrize("argv", [["--cron", "0 3 * * *", "--every-day"], ["--cron", "0 3 * * *", "--missed", "twice"],
-                                  []])
+@pytest.mark.parametrize(
+    "argv", [["--cron", "0 3 * * *", "--every-day"], ["--cron", "0 3 * * *", "--missed", "twice"], []]
+)
 def test_unknown_flags_and_missing_options_are_usage_errors(notebook, capsys, argv):
     api.create_queue("laptop", "local-process")
     with pytest.raises(SystemExit) as exit_:
@@ -170,9 +187,16 @@ def test_two_agent_processes_on_postgres_fire_each_tick_once(pg_url, notebook, t
     s = api.create_schedule("hourly-report", notebook, "team", cron="* * * * *", timezone="UTC", store_url=pg_url)
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", AGENT_SCRIPT, pg_url, name, repr(s.next_fire_at), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for name in ("host-a-agent", "host-b-agent")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", AGENT_SCRIPT, pg_url, name, repr(s.next_fire_at), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name in ("host-a-agent", "host-b-agent")
+    ]
     go.write_text("go")  # releases both at once
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
@@ -202,16 +226,20 @@ def test_a_tick_claimed_by_an_agent_that_died_is_queued_once_by_another(sqlite_u
 # ---------------------------------------------------------------- missed ticks
 
 
-@pytest.mark.parametrize("missed, late, fires_latest, skipped", [
-    ("once", False, True, False),   # agents back within a minute of the latest tick: it fires
-    ("once", True, True, False),    # agents back long after: the latest missed one still fires, once
-    ("skip", False, True, True),    # the latest is on time: it fires; the earlier ones are skipped
-    ("skip", True, False, True),    # all stale: nothing fires, the schedule goes on
-])
+@pytest.mark.parametrize(
+    "missed, late, fires_latest, skipped",
+    [
+        ("once", False, True, False),  # agents back within a minute of the latest tick: it fires
+        ("once", True, True, False),  # agents back long after: the latest missed one still fires, once
+        ("skip", False, True, True),  # the latest is on time: it fires; the earlier ones are skipped
+        ("skip", True, False, True),  # all stale: nothing fires, the schedule goes on
+    ],
+)
 def test_ticks_missed_while_agents_were_stopped(sqlite_url, notebook, missed, late, fires_latest, skipped):
     api.create_queue("laptop", "local-process", store_url=sqlite_url)
-    s = api.create_schedule("m", notebook, "laptop", cron="*/5 * * * *", timezone="UTC", missed=missed,
-                            store_url=sqlite_url)
+    s = api.create_schedule(
+        "m", notebook, "laptop", cron="*/5 * * * *", timezone="UTC", missed=missed, store_url=sqlite_url
+    )
     store, served = queues(sqlite_url)
     t0 = s.next_fire_at
     fire_due(store, served, "agent-a", now=lambda: t0 + 1)  # fires t0, then every agent stops
@@ -264,22 +292,26 @@ def test_pause_stops_firing_and_resume_starts_from_the_next_tick(sqlite_url, not
 def test_snapshot_ticks_ignore_later_edits_and_follow_file_packages_each_tick(sqlite_url, notebook):
     api.create_queue("laptop", "local-process", store_url=sqlite_url)
     snap = api.create_schedule("snap", notebook, "laptop", cron="* * * * *", timezone="UTC", store_url=sqlite_url)
-    live = api.create_schedule("live", notebook, "laptop", cron="* * * * *", timezone="UTC", follow_file=True,
-                               store_url=sqlite_url)
+    live = api.create_schedule(
+        "live", notebook, "laptop", cron="* * * * *", timezone="UTC", follow_file=True, store_url=sqlite_url
+    )
     assert live.content_hash is None
     store, served = queues(sqlite_url)
     t0 = snap.next_fire_at
     assert live.next_fire_at == t0
     fire_due(store, served, "agent", now=lambda: t0 + 1)
     nb = json.loads(notebook.read_text())
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "source": "print('edited')", "outputs": [],
-                        "execution_count": None})
+    nb["cells"].append(
+        {"cell_type": "code", "metadata": {}, "source": "print('edited')", "outputs": [], "execution_count": None}
+    )
     notebook.write_text(json.dumps(nb))
     fire_due(store, served, "agent", now=lambda: t0 + MINUTE + 1)
 
     def hashes(name):
-        return [store.get_run(t["run_id"]).content_hash
-                for t in sorted(fired_ticks(name, sqlite_url), key=lambda t: t["fire_time"])]
+        return [
+            store.get_run(t["run_id"]).content_hash
+            for t in sorted(fired_ticks(name, sqlite_url), key=lambda t: t["fire_time"])
+        ]
 
     assert hashes("snap") == [snap.content_hash, snap.content_hash]
     first, second = hashes("live")
@@ -342,7 +374,9 @@ def test_magics_schedule_commands_call_the_same_api(sqlite_url, notebook, capsys
         with pytest.raises(UsageError):
             ip.run_cell(f"%launch schedule create x {notebook} -q laptop")  # no --cron
         assert complete(ip, "%launch schedule ") == sorted(["create", "list", "show", "pause", "resume", "delete"])
-        assert {"--cron", "--timezone", "--missed", "--follow-file"} <= set(complete(ip, "%launch schedule create a b --"))
+        assert {"--cron", "--timezone", "--missed", "--follow-file"} <= set(
+            complete(ip, "%launch schedule create a b --")
+        )
     finally:
         TestingShell.clear_instance()
 
@@ -352,8 +386,9 @@ def test_a_real_agent_fires_a_minutely_schedule_and_runs_it(sqlite_url, notebook
     from launch_jupyter.agent import Agent
 
     api.create_queue("laptop", "local-process", store_url=sqlite_url)
-    api.create_schedule("m", notebook, "laptop", cron="* * * * *", timezone="UTC", parameters={"name": "tick"},
-                        store_url=sqlite_url)
+    api.create_schedule(
+        "m", notebook, "laptop", cron="* * * * *", timezone="UTC", parameters={"name": "tick"}, store_url=sqlite_url
+    )
     agent = Agent(["laptop"], store_url=sqlite_url, poll_interval=0.2).start()
     try:
         deadline = time.monotonic() + 300
@@ -391,9 +426,15 @@ def test_two_real_agents_on_postgres_fire_the_next_minute_once(pg_url, notebook,
     api.create_schedule("m", notebook, "team", cron="* * * * *", timezone="UTC", store_url=pg_url)
     logs = [tmp_path / f"agent-{i}.log" for i in (1, 2)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "LAUNCH_JUPYTER_POLL_INTERVAL": "0.5"}
-    agents = [subprocess.Popen([sys.executable, "-m", "launch_jupyter.cli", "--store", pg_url, "agent", "-q", "team",
-                                "-l", str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-              for log in logs]
+    agents = [
+        subprocess.Popen(
+            [sys.executable, "-m", "launch_jupyter.cli", "--store", pg_url, "agent", "-q", "team", "-l", str(log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        for log in logs
+    ]
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

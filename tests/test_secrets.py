@@ -21,9 +21,15 @@ from tests.fixtures.common import EXAMPLES, REPO
 # Built from parts so no scanner flags this test file as a leak; each holds a unique marker.
 PEM = "-----BEGIN RSA " + "PRIVATE KEY-----\nMIIEpQIBAAKCAQEA" + "PEMMARKER" * 8 + "\n-----END RSA PRIVATE KEY-----\n"
 SERVICE_ACCOUNT = {
-    "type": "service_account", "project_id": "p", "private_key_id": "SAMARKER",
-    "private_key": "-----BEGIN " + "PRIVATE KEY-----\nMIIEvQIBADANBg" + "SAMARKER" * 6 + "\n-----END PRIVATE KEY-----\n",
-    "client_email": "sa@p.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token",
+    "type": "service_account",
+    "project_id": "p",
+    "private_key_id": "SAMARKER",
+    "private_key": "-----BEGIN "
+    + "PRIVATE KEY-----\nMIIEvQIBADANBg"
+    + "SAMARKER" * 6
+    + "\n-----END PRIVATE KEY-----\n",
+    "client_email": "sa@p.iam.gserviceaccount.com",
+    "token_uri": "https://oauth2.googleapis.com/token",
 }
 TOKENS = {
     "GitHub token": "ghp_" + "GHMARKER" * 4 + "abcd",
@@ -35,8 +41,22 @@ TOKENS = {
     "W&B API key": "WANDB_API_KEY=" + "0123456789abcdef" * 2 + "01234567",
     "GitLab token": "glpat-" + "GLMARKER" * 3,
 }
-MARKERS = ("PEMMARKER", "SAMARKER", "GHMARKER", "AWSMARKER", "SLACKMARKER", "GOOGLEMARKER", "OPENAIMARKER",
-           "HFMARKER", "GLMARKER", "0123456789abcdef01", "ENVMARKER", "CREDMARKER", "OUTMARKER", "DBMARKER")
+MARKERS = (
+    "PEMMARKER",
+    "SAMARKER",
+    "GHMARKER",
+    "AWSMARKER",
+    "SLACKMARKER",
+    "GOOGLEMARKER",
+    "OPENAIMARKER",
+    "HFMARKER",
+    "GLMARKER",
+    "0123456789abcdef01",
+    "ENVMARKER",
+    "CREDMARKER",
+    "OUTMARKER",
+    "DBMARKER",
+)
 
 
 def project(folder: Path) -> Path:
@@ -61,12 +81,32 @@ def assert_no_marker(data: bytes) -> None:
 # ---------------------------------------------------------------- credential files by name
 
 CREDENTIAL_FILES = (
-    ".aws/credentials", ".aws/config", ".docker/config.json", ".kube/config", ".git-credentials", ".pgpass",
-    ".netrc", ".ssh/id_ed25519", ".ssh/config", ".ssh/known_hosts", ".ssh/deploy_key",
-    ".config/gcloud/application_default_credentials.json", ".config/gcloud/credentials.db",
-    ".config/gcloud/access_tokens.db", ".config/gcloud/legacy_credentials/me@x.com/adc.json",
-    "home/.aws/credentials", "home/.docker/config.json", "deep/er/.kube/config", "application_default_credentials.json",
-    ".env", ".env.production", "id_rsa", "server.key", ".pypirc", ".gnupg/secring.gpg", ".vault-token",
+    ".aws/credentials",
+    ".aws/config",
+    ".docker/config.json",
+    ".kube/config",
+    ".git-credentials",
+    ".pgpass",
+    ".netrc",
+    ".ssh/id_ed25519",
+    ".ssh/config",
+    ".ssh/known_hosts",
+    ".ssh/deploy_key",
+    ".config/gcloud/application_default_credentials.json",
+    ".config/gcloud/credentials.db",
+    ".config/gcloud/access_tokens.db",
+    ".config/gcloud/legacy_credentials/me@x.com/adc.json",
+    "home/.aws/credentials",
+    "home/.docker/config.json",
+    "deep/er/.kube/config",
+    "application_default_credentials.json",
+    ".env",
+    ".env.production",
+    "id_rsa",
+    "server.key",
+    ".pypirc",
+    ".gnupg/secring.gpg",
+    ".vault-token",
 )
 
 
@@ -83,6 +123,7 @@ def test_credential_files_of_the_usual_tools_never_ship(tmp_path):
 
 
 # ---------------------------------------------------------------- content, whatever the name
+
 
 def _utf16(text: str) -> bytes:
     return text.encode("utf-16")  # with a BOM, as Windows editors write it
@@ -112,8 +153,9 @@ CONTENT_CASES = {
     "big.json": _big_key(),
     "secret.yaml": _k8s_secret(),
     "pem_b64.txt": base64.b64encode(PEM.encode()),
-    "adc.json": json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s",
-                            "refresh_token": "1//0" + "CREDMARKER" * 5}).encode(),
+    "adc.json": json.dumps(
+        {"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "1//0" + "CREDMARKER" * 5}
+    ).encode(),
     **{f"tokens/{kind.split()[0].lower()}.py": f"TOKEN = '{token}'\n".encode() for kind, token in TOKENS.items()},
 }
 
@@ -163,6 +205,7 @@ def test_a_false_positive_ships_when_listed_in_launchallow_or_passed_explicitly(
 
 # ---------------------------------------------------------------- links
 
+
 def test_a_link_is_judged_by_its_target(tmp_path):
     nb = project(tmp_path / "src")
     folder = nb.parent
@@ -198,6 +241,7 @@ def test_a_link_out_of_the_folder_is_refused_naming_it(tmp_path):
 
 # ---------------------------------------------------------------- notebook outputs
 
+
 def notebook_with_output(path: Path, printed: str) -> Path:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("import os\nprint(os.environ['GITHUB_TOKEN'])", execution_count=3)
@@ -228,6 +272,7 @@ def test_outputs_are_stripped_by_default_and_kept_on_request(tmp_path):
 
 
 # ---------------------------------------------------------------- folders that must not ship
+
 
 def test_a_notebook_in_the_home_folder_or_above_it_is_refused(tmp_path, monkeypatch):
     home = tmp_path / "top" / "home"

@@ -45,7 +45,12 @@ def test_a_context_rewritten_in_the_store_is_not_used(isolated_home, tmp_path):
     other.parent.mkdir()
     shutil.copy(EXAMPLES / "parameters.ipynb", other)
     evil = create_context(other, tmp_path / "evil-ctx", wheel=False)
-    sql(isolated_home, "UPDATE run_contexts SET data = ?, parts = NULL WHERE run_id = ?", pack_context(evil.directory), run.id)
+    sql(
+        isolated_home,
+        "UPDATE run_contexts SET data = ?, parts = NULL WHERE run_id = ?",
+        pack_context(evil.directory),
+        run.id,
+    )
     run_until_idle(queues=["laptop"])
     run.refresh()
     assert run.state is RunState.FAILED

@@ -32,8 +32,7 @@ def server(isolated_home, jupyter_server):
 
 def call(server, method, path, body=None, token=True, **kwargs):
     headers = {"Authorization": f"token {server.token}"} if token else {}
-    return requests.request(method, f"{server.url}launch/api/{path}", headers=headers,
-                            json=body, timeout=60, **kwargs)
+    return requests.request(method, f"{server.url}launch/api/{path}", headers=headers, json=body, timeout=60, **kwargs)
 
 
 def wait_for(predicate, what, timeout=120.0):
@@ -47,16 +46,25 @@ def wait_for(predicate, what, timeout=120.0):
 
 
 def test_pip_install_enables_the_server_extension():
-    done = subprocess.run([sys.executable, "-m", "jupyter_server.extension.serverextension", "list"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter_server.extension.serverextension", "list"], capture_output=True, text=True
+    )
     text = done.stdout + done.stderr
     assert "launch_jupyter" in text and "enabled" in text and "OK" in text, text
 
 
 def test_every_route_needs_the_servers_authentication(server):
-    for method, path in [("GET", "queues"), ("GET", "runs"), ("POST", "submit"), ("GET", "events"),
-                         ("GET", "agents"), ("DELETE", "queues/alice/q"), ("DELETE", "runs/abcd1234"),
-                         ("GET", "runs/abcd1234/files"), ("GET", "runs/abcd1234/file?name=x")]:
+    for method, path in [
+        ("GET", "queues"),
+        ("GET", "runs"),
+        ("POST", "submit"),
+        ("GET", "events"),
+        ("GET", "agents"),
+        ("DELETE", "queues/alice/q"),
+        ("DELETE", "runs/abcd1234"),
+        ("GET", "runs/abcd1234/files"),
+        ("GET", "runs/abcd1234/file?name=x"),
+    ]:
         answer = call(server, method, path, token=False)
         assert answer.status_code == 403, (method, path, answer.status_code)
 
@@ -65,21 +73,27 @@ def test_a_write_with_the_login_cookie_needs_the_xsrf_token(server):
     session = requests.Session()
     # Logging in with the token sets the server's login cookie (and its _xsrf cookie), as a browser has them.
     session.get(f"{server.url}login", timeout=60)
-    session.post(f"{server.url}login", data={"password": server.token, "_xsrf": session.cookies.get("_xsrf")},
-                 timeout=60, allow_redirects=False)
+    session.post(
+        f"{server.url}login",
+        data={"password": server.token, "_xsrf": session.cookies.get("_xsrf")},
+        timeout=60,
+        allow_redirects=False,
+    )
     assert session.get(f"{server.url}launch/api/queues", timeout=60).status_code == 200  # reads: the cookie
     body = {"name": "cookie-q", "resource": "local-process"}
     refused = session.post(f"{server.url}launch/api/queues", json=body, timeout=60)
     assert refused.status_code == 403, refused.text
     assert api.list_queues() == []  # nothing created
-    allowed = session.post(f"{server.url}launch/api/queues", json=body, timeout=60,
-                           headers={"X-XSRFToken": session.cookies.get("_xsrf")})
+    allowed = session.post(
+        f"{server.url}launch/api/queues", json=body, timeout=60, headers={"X-XSRFToken": session.cookies.get("_xsrf")}
+    )
     assert allowed.status_code == 201, allowed.text
 
 
 def test_queues_create_show_validate_update_delete_with_key_paths_on_bad_input(server):
-    created = call(server, "POST", "queues", {"name": "laptop", "resource": "local-process",
-                                              "config": "timeout: 600\n"})
+    created = call(
+        server, "POST", "queues", {"name": "laptop", "resource": "local-process", "config": "timeout: 600\n"}
+    )
     assert created.status_code == 201, created.text
     assert created.json()["queue"] == "alice/laptop" and created.json()["config"] == {"timeout": 600}
     again = call(server, "POST", "queues", {"name": "laptop", "resource": "local-process", "config": "timeout: 600\n"})
@@ -92,11 +106,14 @@ def test_queues_create_show_validate_update_delete_with_key_paths_on_bad_input(s
     assert [q.name for q in api.list_queues()] == ["laptop"]  # nothing half-created
     wrong_type = call(server, "POST", "queues", {"name": 5})
     assert wrong_type.status_code == 400 and wrong_type.json()["path"] == "name"
-    not_json = requests.post(f"{server.url}launch/api/queues", data="{", timeout=60,
-                             headers={"Authorization": f"token {server.token}"})
+    not_json = requests.post(
+        f"{server.url}launch/api/queues", data="{", timeout=60, headers={"Authorization": f"token {server.token}"}
+    )
     assert not_json.status_code == 400 and "not JSON" in not_json.json()["message"]
 
-    problems = call(server, "POST", "queues/validate", {"resource": "vertex", "config": "spec: {}\n"}).json()["problems"]
+    problems = call(server, "POST", "queues/validate", {"resource": "vertex", "config": "spec: {}\n"}).json()[
+        "problems"
+    ]
     assert problems and all(p["path"] for p in problems), problems
     assert "worker_pool_specs" in call(server, "GET", "queues/default-config/vertex").json()["config"]
 
@@ -134,8 +151,13 @@ def read_events(server, after, into, stop, connected=None):
     """Collect the pushed events until ``stop`` is set (the server ending the stream after that, when
     the test's server stops, is the end of reading, not an error)."""
     try:
-        with requests.get(f"{server.url}launch/api/events", params={"after": after}, stream=True, timeout=300,
-                          headers={"Authorization": f"token {server.token}"}) as stream:
+        with requests.get(
+            f"{server.url}launch/api/events",
+            params={"after": after},
+            stream=True,
+            timeout=300,
+            headers={"Authorization": f"token {server.token}"},
+        ) as stream:
             for line in stream.iter_lines(decode_unicode=True):
                 if connected is not None and line == ": connected":
                     connected.set()
@@ -208,8 +230,13 @@ def test_the_runs_page_filters_counts_sorts_and_pages(server):
     assert [r["name"] for r in text["runs"]] == ["run-3"]
     cancelled = call(server, "GET", "runs", params={"state": "cancelled"}).json()
     assert [r["id"] for r in cancelled["runs"]] == [ids[0]] and cancelled["counts"]["queued"] == 4
-    for params, path in [({"sort": "size"}, "sort"), ({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"),
-                         ({"state": "sleeping"}, "state"), ({"order": "up"}, "order")]:
+    for params, path in [
+        ({"sort": "size"}, "sort"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"state": "sleeping"}, "state"),
+        ({"order": "up"}, "order"),
+    ]:
         answer = call(server, "GET", "runs", params=params)
         assert answer.status_code == 400 and answer.json()["path"] == path, (params, answer.text)
     cancel = call(server, "POST", f"runs/{ids[1]}/cancel")
@@ -220,8 +247,10 @@ def test_the_runs_page_filters_counts_sorts_and_pages(server):
 def test_the_notebooks_parameters_and_the_queues_details_for_the_launch_dialog(server):
     answer = call(server, "GET", "notebook", params={"path": "quickstart.ipynb"}).json()
     assert answer["tagged"] is True
-    assert [(p["name"], p["type"], p["default"]) for p in answer["parameters"]] == [("name", "str", "world"),
-                                                                                    ("n", "int", 3)]
+    assert [(p["name"], p["type"], p["default"]) for p in answer["parameters"]] == [
+        ("name", "str", "world"),
+        ("n", "int", 3),
+    ]
     assert call(server, "GET", "notebook", params={"path": "../x.ipynb"}).json()["path"] == "notebook"
     assert call(server, "GET", "notebook", params={"path": "missing.ipynb"}).status_code == 400
     api.create_queue("q", "local-process")
@@ -239,19 +268,27 @@ def write_writer(path) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("rows = 3")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "from pathlib import Path\n"
-        "Path('results').mkdir(exist_ok=True)\n"
-        "Path('results/metrics.csv').write_text('step,loss\\n' + ''.join(f'{i},{1 / (i + 1)}\\n' for i in range(rows)))\n"
-        "Path('data.txt').write_text('changed by the run')\n"
-        "print('wrote', rows)")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\n"
+            "Path('results').mkdir(exist_ok=True)\n"
+            "Path('results/metrics.csv').write_text('step,loss\\n' + ''.join(f'{i},{1 / (i + 1)}\\n' for i in range(rows)))\n"
+            "Path('data.txt').write_text('changed by the run')\n"
+            "print('wrote', rows)"
+        ),
+    ]
     nbformat.write(nb, path)
 
 
 def run_agent_until_idle(queue: str) -> None:
     """An agent in its own process, as a user starts one, that stops when the queue is empty."""
-    done = subprocess.run([sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", queue, "--until-idle"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", queue, "--until-idle"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -271,8 +308,11 @@ def test_a_runs_files_are_listed_downloaded_and_only_by_a_checked_name(server):
     assert listing.status_code == 200, listing.text
     files = listing.json()["files"]
     # The executed notebook first, then what the run wrote or changed; never its unchanged inputs.
-    assert [(f["name"], f["kind"]) for f in files] == [("output.ipynb", "notebook"), ("data.txt", "file"),
-                                                       ("results/metrics.csv", "file")], files
+    assert [(f["name"], f["kind"]) for f in files] == [
+        ("output.ipynb", "notebook"),
+        ("data.txt", "file"),
+        ("results/metrics.csv", "file"),
+    ], files
     assert listing.json()["truncated"] is False
     metrics = call(server, "GET", f"runs/{run.id}/file", params={"name": "results/metrics.csv"})
     assert metrics.status_code == 200 and metrics.text.startswith("step,loss\n0,1.0\n"), metrics.text
@@ -285,8 +325,17 @@ def test_a_runs_files_are_listed_downloaded_and_only_by_a_checked_name(server):
     context = run_folder(api.agent_config().data_dir, run.id) / "context"
     (context / "passwd").symlink_to("/etc/passwd")
     assert "passwd" not in [f["name"] for f in call(server, "GET", f"runs/{run.id}/files").json()["files"]]
-    for name, status in [("../context/notes.txt", 400), ("/etc/passwd", 400), ("results/../../x", 400), ("", 400),
-                         (".", 400), ("passwd", 404), ("notes.txt", 404), ("writer.ipynb", 404), ("nope.csv", 404)]:
+    for name, status in [
+        ("../context/notes.txt", 400),
+        ("/etc/passwd", 400),
+        ("results/../../x", 400),
+        ("", 400),
+        (".", 400),
+        ("passwd", 404),
+        ("notes.txt", 404),
+        ("writer.ipynb", 404),
+        ("nope.csv", 404),
+    ]:
         answer = call(server, "GET", f"runs/{run.id}/file", params={"name": name})
         assert answer.status_code == status, (name, answer.status_code, answer.text)
         if status == 400:

@@ -22,20 +22,44 @@ def store(store_url):
     s.close()
 
 
-def make_queue(store: QueueStore, name: str = "q", entity: str = "alice", created_by: str = "alice",
-               prioritization: bool = False) -> Queue:
-    return store.create_queue(Queue(
-        entity=entity, name=name, resource="local-process", config={"spec": {"x": [1, 2]}},
-        config_text="spec:\n  x: [1, 2]\n", prioritization=prioritization, created_by=created_by,
-    ))
+def make_queue(
+    store: QueueStore, name: str = "q", entity: str = "alice", created_by: str = "alice", prioritization: bool = False
+) -> Queue:
+    return store.create_queue(
+        Queue(
+            entity=entity,
+            name=name,
+            resource="local-process",
+            config={"spec": {"x": [1, 2]}},
+            config_text="spec:\n  x: [1, 2]\n",
+            prioritization=prioritization,
+            created_by=created_by,
+        )
+    )
 
 
-def enqueue(store: QueueStore, queue: Queue, author: str = "alice", priority: Priority = Priority.MEDIUM,
-            run_id: str = "", context: bytes | None = None) -> Run:
-    return store.enqueue(Run(
-        id=run_id, queue_id=queue.id, queue_name=queue.name, entity=queue.entity, author=author,
-        resource=queue.resource, priority=priority, parameters={"lr": 0.1}, config={"k": "v"},
-    ), context)
+def enqueue(
+    store: QueueStore,
+    queue: Queue,
+    author: str = "alice",
+    priority: Priority = Priority.MEDIUM,
+    run_id: str = "",
+    context: bytes | None = None,
+) -> Run:
+    return store.enqueue(
+        Run(
+            id=run_id,
+            queue_id=queue.id,
+            queue_name=queue.name,
+            entity=queue.entity,
+            author=author,
+            resource=queue.resource,
+            priority=priority,
+            parameters={"lr": 0.1},
+            config={"k": "v"},
+        ),
+        context,
+    )
 
 
 def claim_all(store: QueueStore, queue_ids: list[int], agent: str = "agent-1") -> list[str]:
@@ -50,10 +74,18 @@ def claim_all(store: QueueStore, queue_ids: list[int], agent: str = "agent-1") -
 
 def test_create_and_get_queue_round_trips_every_field(store):
     tv = TemplateVar(name="gpus", type="integer", default=1, minimum=0, maximum=8, description="GPUs")
-    created = store.create_queue(Queue(
-        entity="alice", name="train", resource="vertex", config={"spec": {"staging_bucket": "gs://b"}},
-        config_text="spec: {}", prioritization=True, template_vars=[tv], created_by="alice",
-    ))
+    created = store.create_queue(
+        Queue(
+            entity="alice",
+            name="train",
+            resource="vertex",
+            config={"spec": {"staging_bucket": "gs://b"}},
+            config_text="spec: {}",
+            prioritization=True,
+            template_vars=[tv],
+            created_by="alice",
+        )
+    )
     assert created.id is not None and created.created_at > 0 and created.updated_at == created.created_at
     got = store.get_queue("alice", "train")
     assert got == created
@@ -340,8 +372,7 @@ def test_cancel_an_active_run_flags_it_for_its_agent(store):
     store.transition(run.id, RunState.RUNNING)
     flagged = store.request_cancel(run.id)
     assert flagged.state is RunState.RUNNING and flagged.cancel_requested
-    assert (store.events(run.id)[-1].state, store.events(run.id)[-1].message) == (
-        RunState.RUNNING, "cancel requested")
+    assert (store.events(run.id)[-1].state, store.events(run.id)[-1].message) == (RunState.RUNNING, "cancel requested")
     assert store.request_cancel(run.id).cancel_requested  # asking twice is harmless
     assert len(store.events(run.id)) == 4  # queued, claimed, running, cancel requested
     done = store.transition(run.id, RunState.CANCELLED, "cancelled by the agent")
@@ -376,8 +407,12 @@ def test_a_run_history_reads_like_its_life(store):
     final = store.transition(run.id, RunState.SUCCEEDED, "done", output_notebook="/out/nb.ipynb")
     history = [(e.state.value, e.message) for e in store.events(run.id)]
     assert history == [
-        ("queued", ""), ("claimed", "claimed by agent-1"), ("building", "building image"),
-        ("building", "Step 2/7 : RUN pip install"), ("submitted", "submitted"), ("running", ""),
+        ("queued", ""),
+        ("claimed", "claimed by agent-1"),
+        ("building", "building image"),
+        ("building", "Step 2/7 : RUN pip install"),
+        ("submitted", "submitted"),
+        ("running", ""),
         ("succeeded", "done"),
     ]
     assert final.image_uri == "img:abc" and final.external_id == "job-7"
@@ -430,7 +465,10 @@ def test_events_since_follows_every_run(store):
     store.claim([queue.id], "a", 60)
     all_events = store.events_since(0)
     assert [(e.run_id, e.state) for e in all_events] == [
-        (r1.id, RunState.QUEUED), (r2.id, RunState.QUEUED), (r1.id, RunState.CLAIMED)]
+        (r1.id, RunState.QUEUED),
+        (r2.id, RunState.QUEUED),
+        (r1.id, RunState.CLAIMED),
+    ]
     assert [e.id for e in all_events] == sorted(e.id for e in all_events)
     assert store.events_since(all_events[0].id, limit=1) == [all_events[1]]
     assert store.events_since(all_events[-1].id) == []
@@ -600,12 +638,26 @@ def test_values_json_cannot_hold_are_refused_before_anything_is_written(store):
     import datetime
 
     with pytest.raises(QueueError, match='queue "alice/bad" config must hold only JSON values'):
-        store.create_queue(Queue(entity="alice", name="bad", resource="vertex",
-                                 config={"when": datetime.date(2026, 1, 1)}, created_by="alice"))
+        store.create_queue(
+            Queue(
+                entity="alice",
+                name="bad",
+                resource="vertex",
+                config={"when": datetime.date(2026, 1, 1)},
+                created_by="alice",
+            )
+        )
     assert store.list_queues() == []
     queue = make_queue(store)
-    bad = Run(id="", queue_id=queue.id, queue_name=queue.name, entity="alice", author="alice",
-              resource=queue.resource, parameters={"s": {1, 2}})
+    bad = Run(
+        id="",
+        queue_id=queue.id,
+        queue_name=queue.name,
+        entity="alice",
+        author="alice",
+        resource=queue.resource,
+        parameters={"s": {1, 2}},
+    )
     with pytest.raises(RunError, match="run parameters must hold only JSON values"):
         store.enqueue(bad, b"ctx")
     assert store.list_runs() == [] and store.events_since(0) == []

@@ -39,21 +39,39 @@ def contexts(tmp_path_factory) -> dict[str, bytes]:
     edited = root / "edited" / "quickstart.ipynb"
     edited.parent.mkdir()
     nb = json.loads(QUICKSTART.read_text())
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                        "source": ["print('one more cell')"]})
+    nb["cells"].append(
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": ["print('one more cell')"],
+        }
+    )
     edited.write_text(json.dumps(nb))
     made["edited"] = pack_context(create_context(edited, root / "b").directory)
     return made
 
 
 def make_queue(store) -> Queue:
-    return store.create_queue(Queue(entity="alice", name="q", resource="local-process", config={},
-                                    config_text="", created_by="alice"))
+    return store.create_queue(
+        Queue(entity="alice", name="q", resource="local-process", config={}, config_text="", created_by="alice")
+    )
 
 
 def enqueue(store, queue: Queue, context: bytes | None) -> Run:
-    return store.enqueue(Run(id="", queue_id=queue.id, queue_name=queue.name, entity=queue.entity,
-                             author="alice", resource=queue.resource, config={}), context)
+    return store.enqueue(
+        Run(
+            id="",
+            queue_id=queue.id,
+            queue_name=queue.name,
+            entity=queue.entity,
+            author="alice",
+            resource=queue.resource,
+            config={},
+        ),
+        context,
+    )
 
 
 def count(store, table) -> int:
@@ -84,8 +102,15 @@ def test_a_context_reads_back_byte_for_byte_from_its_parts(store, contexts):
     names = members(packed)
     assert any(n.endswith(".whl") for n in names), names  # the case that made every run cost ~200 KB
     with store._backend.read() as conn:
-        parts = conn.execute(select(context_parts.c.path).where(context_parts.c.archive == archive_of(store, run))
-                             .order_by(context_parts.c.position)).scalars().all()
+        parts = (
+            conn.execute(
+                select(context_parts.c.path)
+                .where(context_parts.c.archive == archive_of(store, run))
+                .order_by(context_parts.c.position)
+            )
+            .scalars()
+            .all()
+        )
         inline = conn.execute(select(run_contexts.c.data).where(run_contexts.c.run_id == run.id)).scalar()
     assert parts == names  # one part per file, in archive order
     assert bytes(inline) == b""  # nothing kept per run but the list of parts
@@ -124,8 +149,11 @@ def test_an_archive_the_store_would_not_rebuild_exactly_is_kept_whole(store):
         run = enqueue(store, queue, data)
         assert store.get_context(run.id) == data
         with store._backend.read() as conn:
-            modes = conn.execute(select(context_parts.c.mode)
-                                 .where(context_parts.c.archive == archive_of(store, run))).scalars().all()
+            modes = (
+                conn.execute(select(context_parts.c.mode).where(context_parts.c.archive == archive_of(store, run)))
+                .scalars()
+                .all()
+            )
         assert modes == [WHOLE_ARCHIVE]
 
 
@@ -142,11 +170,31 @@ def test_a_run_without_a_context_has_none(store):
 
 def test_a_sweeps_context_is_stored_once_as_parts(store, contexts):
     queue = make_queue(store)
-    points = [Run(id="", queue_id=queue.id, queue_name=queue.name, entity="alice", author="alice",
-                  resource=queue.resource, config={}, parameters={"x": i}) for i in range(3)]
-    sweep, runs = store.enqueue_sweep({"queue_id": queue.id, "queue_name": queue.name, "entity": "alice",
-                                       "author": "alice", "method": "grid", "space": {"x": [0, 1, 2]}},
-                                      points, contexts["quickstart"])
+    points = [
+        Run(
+            id="",
+            queue_id=queue.id,
+            queue_name=queue.name,
+            entity="alice",
+            author="alice",
+            resource=queue.resource,
+            config={},
+            parameters={"x": i},
+        )
+        for i in range(3)
+    ]
+    sweep, runs = store.enqueue_sweep(
+        {
+            "queue_id": queue.id,
+            "queue_name": queue.name,
+            "entity": "alice",
+            "author": "alice",
+            "method": "grid",
+            "space": {"x": [0, 1, 2]},
+        },
+        points,
+        contexts["quickstart"],
+    )
     assert {store.get_context(r.id) for r in runs} == {contexts["quickstart"]}
     assert count(store, run_contexts) == 1
     assert count(store, blobs) == len(set(_files(contexts["quickstart"]).values()))
@@ -155,8 +203,15 @@ def test_a_sweeps_context_is_stored_once_as_parts(store, contexts):
 def test_a_blob_changed_in_the_store_is_refused_by_name(store, contexts):
     run = enqueue(store, make_queue(store), contexts["quickstart"])
     with store._backend.write() as conn:
-        digest = conn.execute(select(context_parts.c.sha256).where(context_parts.c.archive == archive_of(store, run))
-                              .order_by(context_parts.c.position)).scalars().first()
+        digest = (
+            conn.execute(
+                select(context_parts.c.sha256)
+                .where(context_parts.c.archive == archive_of(store, run))
+                .order_by(context_parts.c.position)
+            )
+            .scalars()
+            .first()
+        )
         conn.execute(blobs.update().where(blobs.c.sha256 == digest).values(data=b"evil", compressed=False))
     with pytest.raises(StoreError, match=f"build context of {run.id} is damaged.*{digest[:12]}"):
         store.get_context(run.id)
@@ -169,8 +224,11 @@ def test_parts_pointed_at_other_valid_bytes_are_refused_by_the_archive_hash(stor
     digest = hashlib.sha256(evil).hexdigest()
     with store._backend.write() as conn:
         conn.execute(blobs.insert().values(sha256=digest, size=len(evil), compressed=False, data=evil, created_at=0))
-        conn.execute(context_parts.update().where(context_parts.c.archive == archive_of(store, run),
-                                                  context_parts.c.path == "quickstart.ipynb").values(sha256=digest))
+        conn.execute(
+            context_parts.update()
+            .where(context_parts.c.archive == archive_of(store, run), context_parts.c.path == "quickstart.ipynb")
+            .values(sha256=digest)
+        )
     with pytest.raises(StoreError, match=f"build context of {run.id} is damaged.*do not rebuild archive"):
         store.get_context(run.id)
 
@@ -179,8 +237,11 @@ def test_a_missing_part_or_blob_is_refused_by_name(store, contexts):
     queue = make_queue(store)
     run, other = enqueue(store, queue, contexts["quickstart"]), enqueue(store, queue, contexts["edited"])
     with store._backend.write() as conn:
-        conn.execute(context_parts.delete().where(context_parts.c.archive == archive_of(store, run),
-                                                  context_parts.c.position == 0))
+        conn.execute(
+            context_parts.delete().where(
+                context_parts.c.archive == archive_of(store, run), context_parts.c.position == 0
+            )
+        )
         conn.execute(blobs.delete())
     with pytest.raises(StoreError, match=f"build context of {run.id} is incomplete"):
         store.get_context(run.id)
@@ -240,7 +301,6 @@ def _files(packed: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-
 def db_refuses(conn, sql: str, params=()) -> bool:
     """True when the database refuses the statement (a policy, a grant or a CHECK constraint)."""
     import psycopg
@@ -260,10 +320,15 @@ def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_contex
     url, who = team_db
     alice, bob = who["alice"], who["bob"]
     alices = open_store(url(alice))
-    queue = alices.create_queue(Queue(entity=alice, name="gpu", resource="local-process", config={},
-                                      config_text="", created_by=alice))
-    run = alices.enqueue(Run(id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice,
-                             resource="local-process", config={}), contexts["quickstart"])
+    queue = alices.create_queue(
+        Queue(entity=alice, name="gpu", resource="local-process", config={}, config_text="", created_by=alice)
+    )
+    run = alices.enqueue(
+        Run(
+            id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice, resource="local-process", config={}
+        ),
+        contexts["quickstart"],
+    )
     edited = _files(contexts["edited"])["quickstart.ipynb"]  # a file alice will store later
     future = hashlib.sha256(edited).hexdigest()
     with connect(url(bob)) as b:
@@ -276,34 +341,52 @@ def test_on_a_team_store_the_database_keeps_blobs_to_those_who_may_read_a_contex
             "bob deletes every blob": b.execute("DELETE FROM blobs").rowcount == 0,
             "bob rewrites every blob": b.execute("UPDATE blobs SET data = 'evil'").rowcount == 0,
             "bob adds a part to alice's archive": db_refuses(
-                b, "INSERT INTO context_parts (archive, position, path, mode, sha256) "
-                   "SELECT archive, 99, 'evil.py', 420, 'x' FROM run_contexts WHERE run_id = %s", (run.id,))
-                or b.execute("SELECT count(*) FROM context_parts WHERE position = 99").fetchone()[0] == 0,
+                b,
+                "INSERT INTO context_parts (archive, position, path, mode, sha256) "
+                "SELECT archive, 99, 'evil.py', 420, 'x' FROM run_contexts WHERE run_id = %s",
+                (run.id,),
+            )
+            or b.execute("SELECT count(*) FROM context_parts WHERE position = 99").fetchone()[0] == 0,
             "bob adds a blob no context of his names": db_refuses(
-                b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
-                (hashlib.sha256(b"evil").hexdigest(),)),
+                b,
+                "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
+                (hashlib.sha256(b"evil").hexdigest(),),
+            ),
         }
         # bob names alice's archive from his own row (an identical context would): he may read its
         # parts then, never change or delete them
         b.execute("UPDATE run_contexts SET archive = %s WHERE run_id = %s", (archive_of(alices, run), bobs))
-        scenarios["bob deletes the parts of an archive alice's context uses"] = b.execute(
-            "DELETE FROM context_parts WHERE archive = %s", (archive_of(alices, run),)).rowcount == 0
-        scenarios["bob repoints a part of it"] = b.execute(
-            "UPDATE context_parts SET sha256 = 'x' WHERE archive = %s", (archive_of(alices, run),)).rowcount == 0
+        scenarios["bob deletes the parts of an archive alice's context uses"] = (
+            b.execute("DELETE FROM context_parts WHERE archive = %s", (archive_of(alices, run),)).rowcount == 0
+        )
+        scenarios["bob repoints a part of it"] = (
+            b.execute("UPDATE context_parts SET sha256 = 'x' WHERE archive = %s", (archive_of(alices, run),)).rowcount
+            == 0
+        )
         b.execute("UPDATE run_contexts SET archive = 'bobs' WHERE run_id = %s", (bobs,))
-        b.execute("INSERT INTO context_parts (archive, position, path, mode, sha256) VALUES "
-                  "('bobs', 0, 'quickstart.ipynb', 420, %s)", (future,))
+        b.execute(
+            "INSERT INTO context_parts (archive, position, path, mode, sha256) VALUES "
+            "('bobs', 0, 'quickstart.ipynb', 420, %s)",
+            (future,),
+        )
         scenarios["bob plants other bytes under the hash of alice's next notebook"] = db_refuses(
-            b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
-            (future,))
+            b,
+            "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, false, 'evil', 0)",
+            (future,),
+        )
         scenarios["bob plants them marked compressed"] = db_refuses(
-            b, "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, true, 'evil', 0)",
-            (future,))
+            b,
+            "INSERT INTO blobs (sha256, size, compressed, data, created_at) VALUES (%s, 4, true, 'evil', 0)",
+            (future,),
+        )
     failed = [name for name, held in scenarios.items() if not held]
     assert failed == [] and len(scenarios) == 10, failed
-    later = alices.enqueue(Run(id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice,
-                               resource="local-process", config={}), contexts["edited"])
+    later = alices.enqueue(
+        Run(
+            id="", queue_id=queue.id, queue_name="gpu", entity=alice, author=alice, resource="local-process", config={}
+        ),
+        contexts["edited"],
+    )
     assert alices.get_context(run.id) == contexts["quickstart"]
     assert alices.get_context(later.id) == contexts["edited"]
     alices.close()
-

@@ -45,13 +45,23 @@ def fill(url: str, runs_per_queue: int, queues: int = 2) -> tuple[list[int], lis
     queue_ids, run_ids = [], []
     with open_store(url) as store:
         for i in range(queues):
-            queue = store.create_queue(Queue(entity="team", name=f"q{i}", resource="local-process", config={},
-                                             created_by="alice"))
+            queue = store.create_queue(
+                Queue(entity="team", name=f"q{i}", resource="local-process", config={}, created_by="alice")
+            )
             queue_ids.append(queue.id)
             for _ in range(runs_per_queue):
-                run_ids.append(store.enqueue(Run(id="", queue_id=queue.id, queue_name=queue.name,
-                                                 entity=queue.entity, author="alice",
-                                                 resource=queue.resource)).id)
+                run_ids.append(
+                    store.enqueue(
+                        Run(
+                            id="",
+                            queue_id=queue.id,
+                            queue_name=queue.name,
+                            entity=queue.entity,
+                            author="alice",
+                            resource=queue.resource,
+                        )
+                    ).id
+                )
     return queue_ids, run_ids
 
 
@@ -59,10 +69,12 @@ def claim_in_processes(url: str, queue_ids: list[int], agents: int) -> dict[str,
     """Start ``agents`` claiming processes, release them together, return {agent id: run ids claimed}."""
     procs = {}
     for n in range(agents):
-        order = queue_ids[n % len(queue_ids):] + queue_ids[: n % len(queue_ids)]  # rotated, as agents do
+        order = queue_ids[n % len(queue_ids) :] + queue_ids[: n % len(queue_ids)]  # rotated, as agents do
         procs[f"agent-{n}"] = subprocess.Popen(
             [sys.executable, "-c", CLAIMER, url, f"agent-{n}", json.dumps(order)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
     for proc in procs.values():
         assert proc.stdout.readline().strip() == "ready"
@@ -85,8 +97,7 @@ def assert_claimed_exactly_once(url: str, run_ids: list[str], claimed: dict[str,
     with open_store(url) as store:
         owner = {run.id: run.agent_id for run in store.list_runs()}
         assert all(run.state is RunState.CLAIMED for run in store.list_runs())
-        claim_events = Counter(e.run_id for e in store.events_since(0, limit=100_000)
-                               if e.state is RunState.CLAIMED)
+        claim_events = Counter(e.run_id for e in store.events_since(0, limit=100_000) if e.state is RunState.CLAIMED)
     assert set(claim_events.values()) == {1} and len(claim_events) == len(run_ids)
     for agent, ids in claimed.items():
         assert all(owner[run_id] == agent for run_id in ids)

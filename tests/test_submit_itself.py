@@ -40,8 +40,13 @@ def run_in_a_new_kernel(path) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, "JPY_SESSION_NAME": str(path), "LAUNCH_JUPYTER_POLL_INTERVAL": "0.2"}
     # skip_cells_with_tag="": this is the user's own kernel, where every cell runs.
-    client = NotebookClient(nb, kernel_name="python3", timeout=600, skip_cells_with_tag="",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=600,
+        skip_cells_with_tag="",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute(env=env)
     return nb
 
@@ -66,9 +71,15 @@ def test_the_notebook_you_are_in_submits_itself_once_and_runs_with_the_parameter
     assert "total=12" in text(cells[1])  # rows=4 reached the run
     short = run.id[:8]
     assert text(cells[3]).strip() == (
-        f'[launch] inside run {short}… of alice/selfq: "%%launch queue create selfq --resource local-process" skipped')
-    assert text(cells[4]).strip() == f'[launch] inside run {short}… of alice/selfq: "%launch agent start -q selfq" skipped'
-    assert text(cells[5]).strip() == f'[launch] inside run {short}… of alice/selfq: "%launch submit -q selfq -p rows=4" skipped'
+        f'[launch] inside run {short}… of alice/selfq: "%%launch queue create selfq --resource local-process" skipped'
+    )
+    assert (
+        text(cells[4]).strip() == f'[launch] inside run {short}… of alice/selfq: "%launch agent start -q selfq" skipped'
+    )
+    assert (
+        text(cells[5]).strip()
+        == f'[launch] inside run {short}… of alice/selfq: "%launch submit -q selfq -p rows=4" skipped'
+    )
     assert cells[6].get("outputs") == []  # skip-execution: not run inside the run
     assert len(api.list_runs(queue="selfq")) == 1  # no recursion: the run queued nothing
 
@@ -92,7 +103,9 @@ def test_the_readme_quick_start_is_train_ipynb_and_works_typed_in_and_re_run(tmp
     path = tmp_path / "train.ipynb"
     for attempt in (1, 2):  # typed in and run, then a kernel restart and Run All
         nb = nbformat.read(EXAMPLES / "train.ipynb", as_version=4)
-        wait = nbformat.v4.new_code_cell("print('run ended:', _launch_run.wait(timeout=600), _launch_run.refresh().run.message)")
+        wait = nbformat.v4.new_code_cell(
+            "print('run ended:', _launch_run.wait(timeout=600), _launch_run.refresh().run.message)"
+        )
         wait.metadata["tags"] = ["skip-execution"]  # the test's own cell: not part of the run
         nb.cells.append(wait)
         nbformat.write(nb, path)
@@ -111,7 +124,8 @@ def test_pip_install_enables_the_jupyterlab_extension(tmp_path):
     import sys
 
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}  # no user-level enable/disable in play
-    listed = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", "list"], env=env,
-                            capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupyterlab.labextensions", "list"], env=env, capture_output=True, text=True, check=True
+    )
     line = next(ln for ln in (listed.stdout + listed.stderr).splitlines() if "launch-jupyter" in ln)
     assert "enabled" in line and "OK" in line and "(python, launch-jupyter)" in line, line

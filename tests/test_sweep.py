@@ -31,10 +31,14 @@ def notebook(tmp_path) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("lr = 0.1\nlayers = 2\nseconds = 0.0")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import time\nimport launch_jupyter\ntime.sleep(seconds)\n"
-        "launch_jupyter.record('score', round(layers * 10 + lr * 100, 6))\n"
-        "launch_jupyter.record('label', f'{layers} layers')")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import time\nimport launch_jupyter\ntime.sleep(seconds)\n"
+            "launch_jupyter.record('score', round(layers * 10 + lr * 100, 6))\n"
+            "launch_jupyter.record('label', f'{layers} layers')"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "nb" / "train.ipynb"
     path.parent.mkdir()
@@ -66,8 +70,7 @@ def most_at_once(found) -> int:
 
 def test_a_3x2_grid_records_six_values_built_once_and_sorted(notebook):
     api.create_queue("q", "local-process")
-    sweep = api.sweep(notebook, "q", parameters={"lr": "0.1,0.01,0.001", "layers": "2,4"}, max_parallel=2,
-                      name="grid")
+    sweep = api.sweep(notebook, "q", parameters={"lr": "0.1,0.01,0.001", "layers": "2,4"}, max_parallel=2, name="grid")
     assert sweep.sweep["total"] == 6 and sweep.sweep["space"] == {"lr": [0.1, 0.01, 0.001], "layers": [2, 4]}
     queued = sweep.runs()
     assert [r.parameters for r in queued] == [{"lr": lr, "layers": n} for lr in (0.1, 0.01, 0.001) for n in (2, 4)]
@@ -124,16 +127,19 @@ def test_cancel_mid_sweep_cancels_queued_and_active_runs(notebook):
     assert api.get_sweep(sweep.id)["sweep"]["cancelled_at"] is not None
 
 
-@pytest.mark.parametrize(("parameters", "kwargs", "words"), [
-    ({"depth": "1,2"}, {}, 'no parameter "depth"'),
-    ({"lr": "[]"}, {}, "-p lr: the list of values is empty"),
-    ({"layers": "2,'four'"}, {}, "parameter layers is an int"),
-    ({"lr": "uniform(0.1, 1)"}, {}, "pass --random N"),
-    ({"lr": "0.1,0.2"}, {"random": 0}, "--random: the number of points"),
-    ({"layers": "range(1001)"}, {}, "more than the maximum of 1000"),
-    ({"layers": "range(3)"}, {"max_points": 2}, "more than the maximum of 2"),
-    ({"layers": "1,2"}, {"max_parallel": 0}, "--max-parallel"),
-])
+@pytest.mark.parametrize(
+    ("parameters", "kwargs", "words"),
+    [
+        ({"depth": "1,2"}, {}, 'no parameter "depth"'),
+        ({"lr": "[]"}, {}, "-p lr: the list of values is empty"),
+        ({"layers": "2,'four'"}, {}, "parameter layers is an int"),
+        ({"lr": "uniform(0.1, 1)"}, {}, "pass --random N"),
+        ({"lr": "0.1,0.2"}, {"random": 0}, "--random: the number of points"),
+        ({"layers": "range(1001)"}, {}, "more than the maximum of 1000"),
+        ({"layers": "range(3)"}, {"max_points": 2}, "more than the maximum of 2"),
+        ({"layers": "1,2"}, {"max_parallel": 0}, "--max-parallel"),
+    ],
+)
 def test_bad_input_is_one_line_and_queues_nothing(notebook, parameters, kwargs, words):
     api.create_queue("q", "local-process")
     with pytest.raises(LaunchError) as caught:

@@ -24,16 +24,24 @@ def write(path, cells, tagged_first=False):
 
 def test_sweep_board_in_jupyterlab(browser_page, jupyterlab):
     root = jupyterlab.root_dir
-    write(root / "train.ipynb", ["lr = 0.1\nlayers = 2",
-                                 "import launch_jupyter\nlaunch_jupyter.record('accuracy', round(layers / 10 + lr, 6))"],
-          tagged_first=True)
-    write(root / "sweep.ipynb", [
-        "%load_ext launch_jupyter",
-        "%launch queue create sw --resource local-process",
-        "%launch agent start -q sw --max-jobs 4",
-        "%launch sweep --notebook train.ipynb -q sw -p lr=0.1,0.2 -p layers=1,2 --max-parallel 2",
-        "%launch sweep show {_launch_sweep.id} --sort -accuracy",
-    ])
+    write(
+        root / "train.ipynb",
+        [
+            "lr = 0.1\nlayers = 2",
+            "import launch_jupyter\nlaunch_jupyter.record('accuracy', round(layers / 10 + lr, 6))",
+        ],
+        tagged_first=True,
+    )
+    write(
+        root / "sweep.ipynb",
+        [
+            "%load_ext launch_jupyter",
+            "%launch queue create sw --resource local-process",
+            "%launch agent start -q sw --max-jobs 4",
+            "%launch sweep --notebook train.ipynb -q sw -p lr=0.1,0.2 -p layers=1,2 --max-parallel 2",
+            "%launch sweep show {_launch_sweep.id} --sort -accuracy",
+        ],
+    )
     page = browser_page
     open_notebook(page, jupyterlab, "sweep.ipynb")
     run_all(page)

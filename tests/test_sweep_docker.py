@@ -15,10 +15,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 def test_a_sweep_is_built_once(docker_registry, docker_host, python_base_image):
     destination = f"{docker_registry.address}/proj/sweep"
-    api.create_queue("box", "local-container",
-                     config={"network": "none", "builder": {"base_image": python_base_image}})
-    overrides = {"queues": ["box"], "poll_interval": 0.3, "max_jobs": 3,
-                 "builder": {"type": "docker", "destination": destination, "network": "host"}}
+    api.create_queue("box", "local-container", config={"network": "none", "builder": {"base_image": python_base_image}})
+    overrides = {
+        "queues": ["box"],
+        "poll_interval": 0.3,
+        "max_jobs": 3,
+        "builder": {"type": "docker", "destination": destination, "network": "host"},
+    }
     sweep = api.sweep(EXAMPLES / "quickstart.ipynb", "box", parameters={"n": "1,2,3"}, max_parallel=2)
     Agent(config=api.agent_config(overrides=overrides)).run_forever(until_idle=True)
 

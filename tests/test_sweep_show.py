@@ -26,8 +26,12 @@ def notebook(tmp_path):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("lr = 0.1\nlayers = 2")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import launch_jupyter\nlaunch_jupyter.record('accuracy', round(layers / 10 + lr, 6))")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import launch_jupyter\nlaunch_jupyter.record('accuracy', round(layers / 10 + lr, 6))"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "nb" / "train.ipynb"
     path.parent.mkdir()
@@ -59,8 +63,22 @@ def wait_for(predicate, timeout=180.0, what="condition"):
 
 
 def test_cli_sweep_show_sweeps_and_compare(store, notebook, capsys):
-    code, out, err = cli(capsys, "sweep", str(notebook), "-q", "q", "-p", "lr=0.1,0.2", "-p", "layers", "range(1,3)",
-                         "--max-parallel", "2", "--name", "lr-grid")
+    code, out, err = cli(
+        capsys,
+        "sweep",
+        str(notebook),
+        "-q",
+        "q",
+        "-p",
+        "lr=0.1,0.2",
+        "-p",
+        "layers",
+        "range(1,3)",
+        "--max-parallel",
+        "2",
+        "--name",
+        "lr-grid",
+    )
     assert code == 0, err
     sweep_id = out.split()[2]
     assert out.startswith(f"queued sweep {sweep_id} (4 runs) on alice/q")
@@ -89,11 +107,13 @@ def test_cli_sweep_show_sweeps_and_compare(store, notebook, capsys):
 
 
 def test_cli_bad_sweep_input_is_one_line_and_queues_nothing(store, notebook, capsys):
-    for argv in (["sweep", str(notebook), "-q", "q", "-p", "depth=1,2"],
-                 ["sweep", str(notebook), "-q", "q", "-p", "lr=uniform(0.1,1)"],
-                 ["sweep", str(notebook), "-p", "lr=0.1"],
-                 ["sweep", "show"],
-                 ["sweep", "show", "nosuchsweep"]):
+    for argv in (
+        ["sweep", str(notebook), "-q", "q", "-p", "depth=1,2"],
+        ["sweep", str(notebook), "-q", "q", "-p", "lr=uniform(0.1,1)"],
+        ["sweep", str(notebook), "-p", "lr=0.1"],
+        ["sweep", "show"],
+        ["sweep", "show", "nosuchsweep"],
+    ):
         code, out, err = cli(capsys, *argv)
         assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("launch-jupyter: error:"), argv
     assert api.list_runs() == [] and api.list_sweeps() == []
@@ -102,8 +122,21 @@ def test_cli_bad_sweep_input_is_one_line_and_queues_nothing(store, notebook, cap
 def test_random_sweep_from_the_cli_is_reproducible(store, notebook, capsys):
     drawn = []
     for _ in range(2):
-        code, out, err = cli(capsys, "sweep", str(notebook), "-q", "q", "-p", "lr=loguniform(0.001,0.1)",
-                             "-p", "layers=choice(1,2,3)", "--random", "5", "--seed", "3")
+        code, out, err = cli(
+            capsys,
+            "sweep",
+            str(notebook),
+            "-q",
+            "q",
+            "-p",
+            "lr=loguniform(0.001,0.1)",
+            "-p",
+            "layers=choice(1,2,3)",
+            "--random",
+            "5",
+            "--seed",
+            "3",
+        )
         assert code == 0, err
         drawn.append([r.parameters for r in api.open_store().sweep_runs(out.split()[2])])
     assert drawn[0] == drawn[1] and len(drawn[0]) == 5

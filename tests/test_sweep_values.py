@@ -9,18 +9,21 @@ from launch_jupyter.core.errors import ParameterError
 from launch_jupyter.sweeps import Distribution, parse_space, parse_values, points, sort_rows
 
 
-@pytest.mark.parametrize(("text", "values"), [
-    ("0.1,0.01,0.001", [0.1, 0.01, 0.001]),
-    ("2,4", [2, 4]),
-    ("[1, 2]", [1, 2]),
-    ("range(1,6)", [1, 2, 3, 4, 5]),
-    ("range(0, 10, 5)", [0, 5]),
-    ("adam,sgd", ["adam", "sgd"]),
-    ("'a b',\"c\"", ["a b", "c"]),
-    ("True,False", [True, False]),
-    ("7", [7]),
-    ("big model, small model", ["big model", "small model"]),
-])
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("0.1,0.01,0.001", [0.1, 0.01, 0.001]),
+        ("2,4", [2, 4]),
+        ("[1, 2]", [1, 2]),
+        ("range(1,6)", [1, 2, 3, 4, 5]),
+        ("range(0, 10, 5)", [0, 5]),
+        ("adam,sgd", ["adam", "sgd"]),
+        ("'a b',\"c\"", ["a b", "c"]),
+        ("True,False", [True, False]),
+        ("7", [7]),
+        ("big model, small model", ["big model", "small model"]),
+    ],
+)
 def test_values_as_written(text, values):
     assert parse_values("p", text) == values
 
@@ -31,27 +34,33 @@ def test_values_given_from_python_are_taken_as_they_are():
     assert parse_values("p", 5) == [5]
 
 
-@pytest.mark.parametrize(("text", "kind", "args"), [
-    ("uniform(0.1, 1)", "uniform", (0.1, 1.0)),
-    ("loguniform(1e-4,1e-1)", "loguniform", (1e-4, 1e-1)),
-    ("choice(adam, 'sgd', 3)", "choice", ("adam", "sgd", 3)),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("uniform(0.1, 1)", "uniform", (0.1, 1.0)),
+        ("loguniform(1e-4,1e-1)", "loguniform", (1e-4, 1e-1)),
+        ("choice(adam, 'sgd', 3)", "choice", ("adam", "sgd", 3)),
+    ],
+)
 def test_distributions(text, kind, args):
     assert parse_values("lr", text) == Distribution(kind, args)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("[]", "empty"),
-    ("", "empty"),
-    ("range(1.5, 3)", "whole numbers"),
-    ("uniform(1)", "two numbers"),
-    ("uniform(2, 1)", "low bound first"),
-    ("loguniform(0, 1)", "above 0"),
-    ("choice()", "no values"),
-    ("open('x')", "unknown function open"),
-    ("__import__('os').system('true')", "__import__"),
-    ("1 + 2, 3", "is not a value"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[]", "empty"),
+        ("", "empty"),
+        ("range(1.5, 3)", "whole numbers"),
+        ("uniform(1)", "two numbers"),
+        ("uniform(2, 1)", "low bound first"),
+        ("loguniform(0, 1)", "above 0"),
+        ("choice()", "no values"),
+        ("open('x')", "unknown function open"),
+        ("__import__('os').system('true')", "__import__"),
+        ("1 + 2, 3", "is not a value"),
+    ],
+)
 def test_bad_values_are_one_line_naming_the_flag(text, words):
     with pytest.raises(ParameterError) as caught:
         parse_values("lr", text)
@@ -61,8 +70,12 @@ def test_bad_values_are_one_line_naming_the_flag(text, words):
 
 def test_grid_is_every_combination_in_order():
     space = parse_space({"lr": "0.1,0.01", "layers": "2,4"})
-    assert points(space) == [{"lr": 0.1, "layers": 2}, {"lr": 0.1, "layers": 4},
-                             {"lr": 0.01, "layers": 2}, {"lr": 0.01, "layers": 4}]
+    assert points(space) == [
+        {"lr": 0.1, "layers": 2},
+        {"lr": 0.1, "layers": 4},
+        {"lr": 0.01, "layers": 2},
+        {"lr": 0.01, "layers": 4},
+    ]
 
 
 def test_grid_refuses_a_distribution_and_too_many_points():
@@ -88,7 +101,8 @@ def test_random_with_a_seed_is_reproducible():
 
 
 def test_sorting_rows_puts_rows_without_the_value_last():
-    rows = [{"id": i, "values": v, "parameters": {}} for i, v in
-            enumerate([{"acc": 0.5}, {}, {"acc": 0.9}, {"acc": 0.7}])]
+    rows = [
+        {"id": i, "values": v, "parameters": {}} for i, v in enumerate([{"acc": 0.5}, {}, {"acc": 0.9}, {"acc": 0.7}])
+    ]
     assert [r["id"] for r in sort_rows(rows, "-acc")] == [2, 3, 0, 1]
     assert [r["id"] for r in sort_rows(rows, "acc")] == [0, 3, 2, 1]

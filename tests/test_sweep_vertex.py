@@ -27,8 +27,11 @@ def gcs(monkeypatch):
 
 def executed_notebook(accuracy: float) -> bytes:
     """What the entrypoint leaves in the bucket: an output carrying the recorded value."""
-    output = {"output_type": "display_data", "metadata": {"launch_jupyter": {"record": "accuracy"}},
-              "data": {MIME: {"name": "accuracy", "value": accuracy}, "text/plain": f"recorded accuracy = {accuracy}"}}
+    output = {
+        "output_type": "display_data",
+        "metadata": {"launch_jupyter": {"record": "accuracy"}},
+        "data": {MIME: {"name": "accuracy", "value": accuracy}, "text/plain": f"recorded accuracy = {accuracy}"},
+    }
     cell = {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "record(...)", "outputs": [output]}
     return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
 
@@ -40,8 +43,9 @@ def env_of(request: dict) -> dict:
 
 def test_a_vertex_sweep_runs_one_image_and_creates_one_job_per_point(vertex_queue, gcs):
     fake, _ = vertex_queue
-    sweep = api.sweep(EXAMPLES / "quickstart.ipynb", "vq", parameters={"n": "range(1, 4)", "name": "a,b"},
-                      image=IMAGE, max_parallel=2)
+    sweep = api.sweep(
+        EXAMPLES / "quickstart.ipynb", "vq", parameters={"n": "range(1, 4)", "name": "a,b"}, image=IMAGE, max_parallel=2
+    )
     for run in sweep.runs():  # each job's executed notebook, as its container would write it
         gcs.objects[("my-bucket", f"launch-runs/{run.id}/output.ipynb")] = executed_notebook(run.parameters["n"] / 10)
     Agent(config=api.agent_config(overrides={"queues": ["vq"], "max_jobs": 4})).run_forever(until_idle=True)
@@ -55,9 +59,11 @@ def test_a_vertex_sweep_runs_one_image_and_creates_one_job_per_point(vertex_queu
     by_run = {c["LAUNCH_RUN_ID"]: json.loads(c["LAUNCH_PARAMETERS"]) for c in creates}
     assert by_run == {r.id: r.parameters for r in found}
     assert sorted(map(json.dumps, by_run.values())) == sorted(
-        json.dumps({"n": n, "name": name}) for n in range(1, 4) for name in "ab")
+        json.dumps({"n": n, "name": name}) for n in range(1, 4) for name in "ab"
+    )
     assert {c["LAUNCH_OUTPUT"] for c in creates} == {f"/gcs/my-bucket/launch-runs/{r.id}/output.ipynb" for r in found}
     # The recorded values came back from the bucket with each run.
     table = api.get_sweep(sweep.id, sort="-accuracy")
     assert [(row["parameters"]["n"], row["values"]) for row in table["rows"]] == [
-        (n, {"accuracy": n / 10}) for n in (3, 3, 2, 2, 1, 1)]
+        (n, {"accuracy": n / 10}) for n in (3, 3, 2, 2, 1, 1)
+    ]

@@ -50,15 +50,11 @@ def test_defaults_fill_every_variable_with_its_type():
     assert pool["machine_spec"]["accelerator_count"] == 1  # exactly "{{gpus}}" → the integer
     assert pool["machine_spec"]["machine_type"] == "n1-standard-4"
     assert pool["container_spec"]["args"] == ["--lr", 0.01, "--lr=0.01"]
-    assert (
-        filled["spec"]["display_name"] == "train-1-gpus-${run_id}"
-    )  # macros are left for dispatch
+    assert filled["spec"]["display_name"] == "train-1-gpus-${run_id}"  # macros are left for dispatch
 
 
 def test_submitted_values_win_and_text_is_coerced():
-    filled = fill_template_vars(
-        QUEUE_CONFIG, VARIABLES, {"gpus": "4", "lr": "0.5", "machine": "a2-highgpu-1g"}
-    )
+    filled = fill_template_vars(QUEUE_CONFIG, VARIABLES, {"gpus": "4", "lr": "0.5", "machine": "a2-highgpu-1g"})
     pool = filled["spec"]["worker_pool_specs"][0]
     assert pool["machine_spec"]["accelerator_count"] == 4
     assert pool["machine_spec"]["machine_type"] == "a2-highgpu-1g"
@@ -206,10 +202,7 @@ def test_fill_macros_on_parsed_data():
             "queue": "gpu",
         },
     )
-    assert (
-        filled["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"]
-        == "us-docker.pkg.dev/p/r/img:abc123"
-    )
+    assert filled["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] == "us-docker.pkg.dev/p/r/img:abc123"
     assert filled["spec"]["display_name"] == "train-{{gpus}}-gpus-r-1"
     assert filled["spec"]["staging_bucket"] == "gs://bucket/team/gpu"
     assert "${image_uri}" in str(QUEUE_CONFIG)  # the input is unchanged

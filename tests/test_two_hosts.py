@@ -28,8 +28,9 @@ LEASE = 3
 def _can_unshare() -> str | None:
     if shutil.which("unshare") is None:
         return "no unshare command"
-    probe = subprocess.run(["unshare", "--uts", "--fork", "sh", "-c", "hostname probe-host && hostname"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "--uts", "--fork", "sh", "-c", "hostname probe-host && hostname"], capture_output=True, text=True
+    )
     if probe.returncode != 0 or probe.stdout.strip() != "probe-host":
         return f"unshare --uts does not work here (needs root): {probe.stderr.strip()}"
     return None
@@ -41,18 +42,29 @@ pytestmark = [pytest.mark.postgres, pytest.mark.skipif(_can_unshare() is not Non
 def on_host(host: str, data: Path, args: list[str], **popen) -> subprocess.Popen:
     """``launch-jupyter ARGS`` in its own UTS namespace named ``host``, with its own data folder."""
     env = dict(os.environ, XDG_DATA_HOME=str(data))
-    command = ["unshare", "--uts", "--fork", "sh", "-c", f'hostname {host}; exec "$@"', "sh",
-               sys.executable, "-m", "launch_jupyter.cli", *args]
+    command = [
+        "unshare",
+        "--uts",
+        "--fork",
+        "sh",
+        "-c",
+        f'hostname {host}; exec "$@"',
+        "sh",
+        sys.executable,
+        "-m",
+        "launch_jupyter.cli",
+        *args,
+    ]
     return subprocess.Popen(command, env=env, text=True, **popen)
 
 
 @pytest.fixture
 def team(pg_url, tmp_path):
     """A config on the shared PostgreSQL store, a local-process queue, and the marker notebook."""
+
     def configure(grace: float = 86400) -> Path:
         config = tmp_path / "launch-config.yaml"
-        config.write_text(f"store: {pg_url}\npoll_interval: 0.2\nlease_seconds: {LEASE}\n"
-                          f"host_grace_seconds: {grace}\n")
+        config.write_text(f"store: {pg_url}\npoll_interval: 0.2\nlease_seconds: {LEASE}\nhost_grace_seconds: {grace}\n")
         api.configure(config_path=str(config))
         return config
 
@@ -64,8 +76,13 @@ def team(pg_url, tmp_path):
 def start_on_host_a(config: Path, tmp_path: Path, notebook: Path):
     marker, go = tmp_path / "ran.txt", tmp_path / "go"
     run = api.submit(notebook, "laptop", parameters={"marker": str(marker), "go": str(go)})
-    agent = on_host("host-a", tmp_path / "host-a", ["-c", str(config), "agent", "-q", "laptop"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = on_host(
+        "host-a",
+        tmp_path / "host-a",
+        ["-c", str(config), "agent", "-q", "laptop"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: run.refresh().state is RunState.RUNNING and marker.exists(), what="the run on host-a")
     except BaseException:
@@ -89,8 +106,13 @@ def test_another_host_never_adopts_a_local_run_and_its_own_host_reattaches_it(te
     try:
         dead = kill_agent_of(run, first)
         wait_for(lambda: (run.refresh().run.lease_expires_at or 0) < time.time(), what="the lease to lapse")
-        other = on_host("host-b", tmp_path / "host-b", ["-c", str(config), "agent", "-q", "laptop", "--until-idle"],
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        other = on_host(
+            "host-b",
+            tmp_path / "host-b",
+            ["-c", str(config), "agent", "-q", "laptop", "--until-idle"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         said, _ = other.communicate(timeout=120)
         assert other.returncode == 0, said
         assert f"left {run.id}" in said and "host-a" in said, said
@@ -98,10 +120,17 @@ def test_another_host_never_adopts_a_local_run_and_its_own_host_reattaches_it(te
         assert held.state is RunState.RUNNING and held.agent_id == dead
         assert not any((e.agent_id or "").startswith("host-b:") for e in run.events())
 
-        again = on_host("host-a", tmp_path / "host-a", ["-c", str(config), "agent", "-q", "laptop", "--until-idle"],
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_for(lambda: (run.refresh().run.agent_id or "").startswith("host-a:") and run.run.agent_id != dead,
-                 what="host-a's new agent to reattach")
+        again = on_host(
+            "host-a",
+            tmp_path / "host-a",
+            ["-c", str(config), "agent", "-q", "laptop", "--until-idle"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(
+            lambda: (run.refresh().run.agent_id or "").startswith("host-a:") and run.run.agent_id != dead,
+            what="host-a's new agent to reattach",
+        )
         go.touch()
         said, _ = again.communicate(timeout=120)
         assert again.returncode == 0, said
@@ -110,7 +139,7 @@ def test_another_host_never_adopts_a_local_run_and_its_own_host_reattaches_it(te
     assert run.refresh().state is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
     assert len(marker.read_text().splitlines()) == 1  # the notebook ran once
     states = [e.state for e in run.events()]
-    assert RunState.PENDING not in states[states.index(RunState.RUNNING):]  # never "not started yet"
+    assert RunState.PENDING not in states[states.index(RunState.RUNNING) :]  # never "not started yet"
     assert any("reattached by host-a:" in e.message for e in run.events())
 
 
@@ -120,10 +149,17 @@ def test_a_local_run_whose_host_is_gone_fails_elsewhere_after_the_grace(team, tm
     try:
         kill_agent_of(run, first)
         config = configure(grace=1)
-        wait_for(lambda: (run.refresh().run.lease_expires_at or time.time()) < time.time() - 1,
-                 what="the lease and the grace to lapse")
-        other = on_host("host-b", tmp_path / "host-b", ["-c", str(config), "agent", "-q", "laptop", "--until-idle"],
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_for(
+            lambda: (run.refresh().run.lease_expires_at or time.time()) < time.time() - 1,
+            what="the lease and the grace to lapse",
+        )
+        other = on_host(
+            "host-b",
+            tmp_path / "host-b",
+            ["-c", str(config), "agent", "-q", "laptop", "--until-idle"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         said, _ = other.communicate(timeout=120)
         assert other.returncode == 0, said
     finally:

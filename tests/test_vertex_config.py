@@ -77,28 +77,32 @@ def test_seed_default_needs_only_the_bucket():
 
 def test_every_sdk_argument_is_accepted():
     config = seed_config()
-    config["spec"].update({
-        "display_name": "nightly-${run_name}",
-        "base_output_dir": "gs://my-bucket/out",
-        "project": "proj",
-        "location": "europe-west4",
-        "labels": {"team": "ml"},
-        "encryption_spec_key_name": "projects/p/locations/l/keyRings/r/cryptoKeys/k",
-        "persistent_resource_id": "pool-1",
-    })
-    config["run"].update({
-        "service_account": "sa@proj.iam.gserviceaccount.com",
-        "network": "projects/1/global/networks/n",
-        "timeout": 3600,
-        "enable_web_access": True,
-        "scheduling_strategy": "SPOT",
-        "max_wait_duration": 600,
-        "tensorboard": "projects/p/locations/l/tensorboards/1",
-        "disable_retries": True,
-        "create_request_timeout": 30.5,
-        "sync": False,
-        "psc_interface_config": {"network_attachment": "na"},
-    })
+    config["spec"].update(
+        {
+            "display_name": "nightly-${run_name}",
+            "base_output_dir": "gs://my-bucket/out",
+            "project": "proj",
+            "location": "europe-west4",
+            "labels": {"team": "ml"},
+            "encryption_spec_key_name": "projects/p/locations/l/keyRings/r/cryptoKeys/k",
+            "persistent_resource_id": "pool-1",
+        }
+    )
+    config["run"].update(
+        {
+            "service_account": "sa@proj.iam.gserviceaccount.com",
+            "network": "projects/1/global/networks/n",
+            "timeout": 3600,
+            "enable_web_access": True,
+            "scheduling_strategy": "SPOT",
+            "max_wait_duration": 600,
+            "tensorboard": "projects/p/locations/l/tensorboards/1",
+            "disable_retries": True,
+            "create_request_timeout": 30.5,
+            "sync": False,
+            "psc_interface_config": {"network_attachment": "na"},
+        }
+    )
     pool = config["spec"]["worker_pool_specs"][0]
     pool["machine_spec"].update({"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 2})
     pool["disk_spec"] = {"boot_disk_type": "pd-ssd", "boot_disk_size_gb": 200}
@@ -108,25 +112,40 @@ def test_every_sdk_argument_is_accepted():
 
 def test_python_package_pools_are_valid():
     config = seed_config()
-    config["spec"]["worker_pool_specs"] = [{
-        "machine_spec": {"machine_type": "n1-standard-4"},
-        "replica_count": 1,
-        "python_package_spec": {"executor_image_uri": "us-docker.pkg.dev/vertex-ai/training/x:latest",
-                                "package_uris": ["gs://b/trainer.tar.gz"], "python_module": "trainer.task"},
-    }]
+    config["spec"]["worker_pool_specs"] = [
+        {
+            "machine_spec": {"machine_type": "n1-standard-4"},
+            "replica_count": 1,
+            "python_package_spec": {
+                "executor_image_uri": "us-docker.pkg.dev/vertex-ai/training/x:latest",
+                "package_uris": ["gs://b/trainer.tar.gz"],
+                "python_module": "trainer.task",
+            },
+        }
+    ]
     assert VertexRunner().validate(config) == []
 
 
 def test_artifact_registry_images_are_fine():
     config = seed_config()
-    config["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] = "us-central1-docker.pkg.dev/p/r/img@sha256:abc"
+    config["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] = (
+        "us-central1-docker.pkg.dev/p/r/img@sha256:abc"
+    )
     assert VertexRunner().validate(config) == []
 
 
-@pytest.mark.parametrize("uri", [
-    "gcr.io/proj/img:1", "eu.gcr.io/proj/img", "python:3.11-slim", "library/python", "ghcr.io/org/img:tag",
-    "quay.io/org/img", "docker.io/org/img",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "gcr.io/proj/img:1",
+        "eu.gcr.io/proj/img",
+        "python:3.11-slim",
+        "library/python",
+        "ghcr.io/org/img:tag",
+        "quay.io/org/img",
+        "docker.io/org/img",
+    ],
+)
 def test_other_registries_are_a_warning_not_silence(uri):
     config = seed_config()
     config["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] = uri
@@ -135,7 +154,9 @@ def test_other_registries_are_a_warning_not_silence(uri):
     assert problem.path == "spec.worker_pool_specs[0].container_spec.image_uri"
 
 
-@pytest.mark.parametrize("uri", ["localhost:5000/img", "127.0.0.1:5000/img:1", "10.1.2.3/img", "registry.local/img", "myregistry:5000/img"])
+@pytest.mark.parametrize(
+    "uri", ["localhost:5000/img", "127.0.0.1:5000/img:1", "10.1.2.3/img", "registry.local/img", "myregistry:5000/img"]
+)
 def test_unreachable_private_registries_are_errors(uri):
     config = seed_config()
     config["spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"] = uri

@@ -18,8 +18,9 @@ def raw(fake_vertex, transport):
     from google.cloud import aiplatform_v1
 
     endpoint = fake_vertex.grpc_endpoint if transport == "grpc" else fake_vertex.rest_endpoint
-    return aiplatform_v1.JobServiceClient(credentials=AnonymousCredentials(), transport=transport,
-                                          client_options=ClientOptions(api_endpoint=endpoint))
+    return aiplatform_v1.JobServiceClient(
+        credentials=AnonymousCredentials(), transport=transport, client_options=ClientOptions(api_endpoint=endpoint)
+    )
 
 
 PARENT = "projects/proj/locations/us-central1"
@@ -30,8 +31,15 @@ def job(**fields):
 
     base = {
         "display_name": "j",
-        "job_spec": {"worker_pool_specs": [{"machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": 1,
-                                            "container_spec": {"image_uri": "us-docker.pkg.dev/p/r/i:1"}}]},
+        "job_spec": {
+            "worker_pool_specs": [
+                {
+                    "machine_spec": {"machine_type": "n1-standard-4"},
+                    "replica_count": 1,
+                    "container_spec": {"image_uri": "us-docker.pkg.dev/p/r/i:1"},
+                }
+            ]
+        },
     }
     base.update(fields)
     return aiplatform_v1.CustomJob(base)
@@ -48,8 +56,9 @@ def refused(raw, custom_job, parent=PARENT) -> str:
 # ----------------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize("labels", [{"Team": "ml"}, {"team": "ML"}, {"team": "a.b"}, {"t": "x" * 64},
-                                    {f"k{i}": "v" for i in range(65)}])
+@pytest.mark.parametrize(
+    "labels", [{"Team": "ml"}, {"team": "ML"}, {"team": "a.b"}, {"t": "x" * 64}, {f"k{i}": "v" for i in range(65)}]
+)
 def test_labels_rules_and_count(raw, labels):
     assert "label" in refused(raw, job(labels=labels))
 
@@ -64,14 +73,20 @@ def test_display_name_is_required_and_at_most_128(raw):
 
 
 def test_at_most_100_env_vars(raw):
-    pool = {"machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": 1,
-            "container_spec": {"image_uri": "i", "env": [{"name": f"V{i}", "value": "1"} for i in range(101)]}}
+    pool = {
+        "machine_spec": {"machine_type": "n1-standard-4"},
+        "replica_count": 1,
+        "container_spec": {"image_uri": "i", "env": [{"name": f"V{i}", "value": "1"} for i in range(101)]},
+    }
     assert "100" in refused(raw, job(job_spec={"worker_pool_specs": [pool]}))
 
 
 def test_accelerator_type_needs_a_count(raw):
-    pool = {"machine_spec": {"machine_type": "n1-standard-4", "accelerator_type": "NVIDIA_TESLA_T4"},
-            "replica_count": 1, "container_spec": {"image_uri": "i"}}
+    pool = {
+        "machine_spec": {"machine_type": "n1-standard-4", "accelerator_type": "NVIDIA_TESLA_T4"},
+        "replica_count": 1,
+        "container_spec": {"image_uri": "i"},
+    }
     assert "accelerator_count" in refused(raw, job(job_spec={"worker_pool_specs": [pool]}))
 
 
@@ -90,8 +105,9 @@ def test_a_regional_endpoint_serves_its_region_only(transport):
     fake = FakeVertex(CERTS, region="europe-west4")
     try:
         endpoint = fake.grpc_endpoint if transport == "grpc" else fake.rest_endpoint
-        client = aiplatform_v1.JobServiceClient(credentials=AnonymousCredentials(), transport=transport,
-                                                client_options=ClientOptions(api_endpoint=endpoint))
+        client = aiplatform_v1.JobServiceClient(
+            credentials=AnonymousCredentials(), transport=transport, client_options=ClientOptions(api_endpoint=endpoint)
+        )
         assert "does not match" in refused(client, job())
         assert client.create_custom_job(parent="projects/p/locations/europe-west4", custom_job=job()).name
     finally:
@@ -164,8 +180,10 @@ def test_states_advance_by_time_not_per_call(fake_vertex, raw):
 
 def test_failed_jobs_carry_varied_error_codes(fake_vertex, raw, vertex_runner, transport):
     fake_vertex.script(["FAILED"])
-    codes = {raw.get_custom_job(name=raw.create_custom_job(parent=PARENT, custom_job=job()).name).error.code
-             for _ in range(4)}
+    codes = {
+        raw.get_custom_job(name=raw.create_custom_job(parent=PARENT, custom_job=job()).name).error.code
+        for _ in range(4)
+    }
     assert len(codes) > 1 and 0 not in codes
     runner = vertex_runner(transport)
     failed = make_job(run_id="f")

@@ -22,8 +22,10 @@ def test_standalone_fake_server(tmp_path):
     from launch_jupyter.runners.vertex import VertexRunner
 
     port_file = tmp_path / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.vertex_server", "--port-file", str(port_file),
-                             "--script", "RUNNING"], cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.vertex_server", "--port-file", str(port_file), "--script", "RUNNING"],
+        cwd=REPO,
+    )
     try:
         deadline = time.monotonic() + 60
         while not port_file.exists():
@@ -32,8 +34,11 @@ def test_standalone_fake_server(tmp_path):
             time.sleep(0.05)
         info = json.loads(port_file.read_text())
         assert info["ca_file"] == str(CERTS.ca_file)  # the same cached CA this process trusts
-        requests.post(f"{info['rest_endpoint']}/_debug/fail",
-                      json={"method": "CreateCustomJob", "code": "UNAVAILABLE"}, timeout=10).raise_for_status()
+        requests.post(
+            f"{info['rest_endpoint']}/_debug/fail",
+            json={"method": "CreateCustomJob", "code": "UNAVAILABLE"},
+            timeout=10,
+        ).raise_for_status()
         env = EnvironmentConfig(project="proj", api_endpoint=info["grpc_endpoint"], credentials="anonymous")
         runner = VertexRunner(AgentConfig(environment=env), lookup_attempts=1)
         job = make_job()
@@ -42,8 +47,14 @@ def test_standalone_fake_server(tmp_path):
         seen = requests.get(f"{info['rest_endpoint']}/_debug/requests", timeout=10).json()
         methods = [r["method"] for r in seen]
         # look-up, create (refused), its look-up (did it take effect?), the retry's look-up, create, poll
-        assert methods == ["ListCustomJobs", "CreateCustomJob", "ListCustomJobs", "ListCustomJobs", "CreateCustomJob",
-                           "ListCustomJobs"]
+        assert methods == [
+            "ListCustomJobs",
+            "CreateCustomJob",
+            "ListCustomJobs",
+            "ListCustomJobs",
+            "CreateCustomJob",
+            "ListCustomJobs",
+        ]
         assert seen[4]["request"]["custom_job"]["labels"]["launch-run-id"] == "run-1"
     finally:
         proc.terminate()

@@ -24,9 +24,15 @@ def with_retries(fn, deadline_s: float = 30.0):
     return retry(fn, deadline_s=deadline_s, base_s=0.01, cap_s=0.05)
 
 
-@pytest.mark.parametrize(("method", "call"), [
-    ("CreateCustomJob", "submit"), ("ListCustomJobs", "poll"), ("GetCustomJob", "poll"), ("CancelCustomJob", "cancel"),
-])
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("CreateCustomJob", "submit"),
+        ("ListCustomJobs", "poll"),
+        ("GetCustomJob", "poll"),
+        ("CancelCustomJob", "cancel"),
+    ],
+)
 def test_the_runner_makes_one_attempt_per_call(fake_vertex, vertex_runner, method, call):
     runner = vertex_runner("grpc")
     job = make_job()
@@ -59,7 +65,9 @@ def test_transient_create_errors_are_retried_by_the_policy(fake_vertex, vertex_r
 
 
 @pytest.mark.parametrize("code", TRANSIENT)
-def test_a_transient_list_error_in_poll_carries_its_code_and_the_next_poll_reads(fake_vertex, vertex_runner, transport, code):
+def test_a_transient_list_error_in_poll_carries_its_code_and_the_next_poll_reads(
+    fake_vertex, vertex_runner, transport, code
+):
     runner = vertex_runner(transport)
     fake_vertex.script(["RUNNING"])
     job = make_job()

@@ -56,8 +56,9 @@ def test_logs_of_a_run_without_a_job(vertex_runner):
 
 
 @pytest.mark.parametrize("follow", [[], ["--follow"]])
-def test_logs_without_google_credentials_is_one_line_saying_how_exit_1(vertex_queue, tmp_path, monkeypatch, capsys,
-                                                                        follow):
+def test_logs_without_google_credentials_is_one_line_saying_how_exit_1(
+    vertex_queue, tmp_path, monkeypatch, capsys, follow
+):
     """The run went to the fake with the agent's credentials; the reader has none (no ADC file, no
     GOOGLE_APPLICATION_CREDENTIALS, no metadata server): the environment's failure, not bad input."""
     from launch_jupyter import api

@@ -52,8 +52,9 @@ def vertex_worker(vertex_queue, tmp_path, monkeypatch):
     """The ``vq`` queue with jobs run by the fake's worker; cell progress read every 0.2 s.
     Yields (fake, gcs state)."""
     fake, config = vertex_queue
-    text = agent_config_text(fake).replace("credentials: anonymous\n",
-                                           "credentials: anonymous\n  progress_interval: 0.2\n")
+    text = agent_config_text(fake).replace(
+        "credentials: anonymous\n", "credentials: anonymous\n  progress_interval: 0.2\n"
+    )
     config.write_text(text)
     api.configure(config_path=str(config))
     server, gcs = gcs_server.start()
@@ -71,8 +72,11 @@ def agent(queue: str = "vq") -> Agent:
 
 def sleeper(folder: Path) -> Path:
     """Cells 1-3 print quickly, cell 4 sleeps for ten minutes, cell 5 would print."""
-    return notebook(folder, "sleeper.ipynb", [f"print('cell {k} ran')" for k in (1, 2, 3)]
-                    + ["import time\ntime.sleep(600)", "print('cell 5 ran')"])
+    return notebook(
+        folder,
+        "sleeper.ipynb",
+        [f"print('cell {k} ran')" for k in (1, 2, 3)] + ["import time\ntime.sleep(600)", "print('cell 5 ran')"],
+    )
 
 
 def stored_notebook(gcs, uri: str) -> dict:
@@ -90,8 +94,10 @@ def test_a_cancelled_vertex_run_keeps_cells_1_to_3_and_a_banner(vertex_worker, t
     worker = agent()
     try:
         handle = api.submit(path, "vq", image=IMAGE, save=False)
-        wait_for(lambda: (api.run_progress(handle.id).get(handle.id) or {}).get("cell") == 4,
-                 "cell 4's start to reach the run's progress from Cloud Logging")
+        wait_for(
+            lambda: (api.run_progress(handle.id).get(handle.id) or {}).get("cell") == 4,
+            "cell 4's start to reach the run's progress from Cloud Logging",
+        )
         api.cancel(handle.id)
         assert handle.wait(timeout=120) is RunState.CANCELLED, events(handle)
     finally:
@@ -169,16 +175,19 @@ def test_six_cells_show_1_to_6_in_order(vertex_worker, tmp_path):
     fake, _ = vertex_worker
     gates = tmp_path / "gates"
     gates.mkdir()
-    cells = [f"import os, time\nwhile not os.path.exists({str(gates / str(k))!r}): time.sleep(0.05)"
-             for k in range(1, 7)]
+    cells = [
+        f"import os, time\nwhile not os.path.exists({str(gates / str(k))!r}): time.sleep(0.05)" for k in range(1, 7)
+    ]
     path = notebook(tmp_path, "six.ipynb", cells)
     worker = agent()
     seen = []
     try:
         handle = api.submit(path, "vq", image=IMAGE, save=False)
         for k in range(1, 7):
-            progress = wait_for(lambda k=k: (p := api.run_progress(handle.id).get(handle.id)) and p["cell"] >= k and p,
-                                f"cell {k} in the run's progress")
+            progress = wait_for(
+                lambda k=k: (p := api.run_progress(handle.id).get(handle.id)) and p["cell"] >= k and p,
+                f"cell {k} in the run's progress",
+            )
             seen.append((progress["cell"], progress["total"]))
             assert progress["source"] == "import os, time"
             (gates / str(k)).touch()
@@ -292,7 +301,9 @@ def test_more_running_jobs_than_one_query_may_name_are_read_in_turn(fake_vertex,
         wait_for(lambda job=job: (job.workdir / "progress.json").exists(), f"{job.run.id}'s progress")
     import re
 
-    named = [re.search(r"job_id=\(([^)]*)\)", r.request["filter"])[1].split(" OR ")
-             for r in fake_vertex.calls("ListLogEntries")]
+    named = [
+        re.search(r"job_id=\(([^)]*)\)", r.request["filter"])[1].split(" OR ")
+        for r in fake_vertex.calls("ListLogEntries")
+    ]
     assert [len(ids) for ids in named] == [2, 2]
     assert {i for ids in named for i in ids} == {f'"{j.run.external_id.rsplit("/", 1)[-1]}"' for j in jobs}

@@ -114,7 +114,9 @@ def test_4_an_endpoint_for_one_region_is_not_used_for_another():
         resolve_target({"location": "us-central1"}, env)
     assert resolve_target({"location": "europe-west4"}, env).api_endpoint == "europe-west4-aiplatform.googleapis.com"
     per_location = EnvironmentConfig(project="p", api_endpoint="{location}-aiplatform.googleapis.com")
-    assert resolve_target({"location": "asia-east1"}, per_location).api_endpoint == "asia-east1-aiplatform.googleapis.com"
+    assert (
+        resolve_target({"location": "asia-east1"}, per_location).api_endpoint == "asia-east1-aiplatform.googleapis.com"
+    )
 
 
 def test_4_logs_are_read_from_the_logging_endpoint_not_vertex(fake_vertex, vertex_runner, transport):
@@ -126,8 +128,12 @@ def test_4_logs_are_read_from_the_logging_endpoint_not_vertex(fake_vertex, verte
     # Without a logging endpoint the client goes to Google's Logging API, never to Vertex AI's.
     from launch_jupyter.runners.vertex import _logging_client
 
-    target = resolve_target({}, EnvironmentConfig(project="p", api_endpoint=fake_vertex.rest_endpoint,
-                                                  credentials="anonymous", api_transport="rest"))
+    target = resolve_target(
+        {},
+        EnvironmentConfig(
+            project="p", api_endpoint=fake_vertex.rest_endpoint, credentials="anonymous", api_transport="rest"
+        ),
+    )
     client = _logging_client(target)
     assert "127.0.0.1" not in str(client._connection.API_BASE_URL)
 
@@ -155,8 +161,10 @@ def test_5_logs_older_than_a_day_are_read(fake_vertex, vertex_runner, transport)
 def test_6_a_kernels_aiplatform_init_never_reaches_a_job(fake_vertex, vertex_runner, reset_aiplatform, transport):
     from google.cloud import aiplatform
 
-    aiplatform.init(service_account="kernel@other.iam.gserviceaccount.com",
-                    encryption_spec_key_name="projects/o/locations/europe-west4/keyRings/r/cryptoKeys/k")
+    aiplatform.init(
+        service_account="kernel@other.iam.gserviceaccount.com",
+        encryption_spec_key_name="projects/o/locations/europe-west4/keyRings/r/cryptoKeys/k",
+    )
     runner = vertex_runner(transport)
     runner.submit(make_job())
     (request,) = created(fake_vertex)
@@ -177,8 +185,10 @@ def test_6_the_in_kernel_agent_sends_neither(vertex_queue, reset_aiplatform):
     from tests.fixtures.vertex import IMAGE
 
     fake, _ = vertex_queue
-    aiplatform.init(service_account="kernel@other.iam.gserviceaccount.com",
-                    encryption_spec_key_name="projects/o/locations/europe-west4/keyRings/r/cryptoKeys/k")
+    aiplatform.init(
+        service_account="kernel@other.iam.gserviceaccount.com",
+        encryption_spec_key_name="projects/o/locations/europe-west4/keyRings/r/cryptoKeys/k",
+    )
     run = api.submit(EXAMPLES / "quickstart.ipynb", "vq", image=IMAGE)
     Agent(config=api.agent_config(overrides={"queues": ["vq"]})).run_forever(until_idle=True)
     assert run.refresh().state is RunState.SUCCEEDED
@@ -193,8 +203,9 @@ def test_6_the_in_kernel_agent_sends_neither(vertex_queue, reset_aiplatform):
 @pytest.mark.parametrize("details", [True, False], ids=["QuotaFailure", "message"])
 def test_7_a_quota_refusal_fails_at_once_naming_the_metric(fake_vertex, vertex_runner, transport, details):
     message = f"The following quota metrics exceed quota limits: {QUOTA_METRIC}"
-    fake_vertex.fail("CreateCustomJob", "RESOURCE_EXHAUSTED", times=50, message=message,
-                     quota=QUOTA_METRIC if details else None)
+    fake_vertex.fail(
+        "CreateCustomJob", "RESOURCE_EXHAUSTED", times=50, message=message, quota=QUOTA_METRIC if details else None
+    )
     with pytest.raises(DispatchError) as caught:
         vertex_runner(transport).submit(make_job())
     assert caught.value.transient is False
@@ -204,8 +215,7 @@ def test_7_a_quota_refusal_fails_at_once_naming_the_metric(fake_vertex, vertex_r
 
 
 def test_7_a_rate_limit_stays_transient(fake_vertex, vertex_runner, transport):
-    fake_vertex.fail("CreateCustomJob", "RESOURCE_EXHAUSTED", times=2, message="Too many requests",
-                     retry_after=0.01)
+    fake_vertex.fail("CreateCustomJob", "RESOURCE_EXHAUSTED", times=2, message="Too many requests", retry_after=0.01)
     runner = vertex_runner(transport)
     with pytest.raises(DispatchError) as caught:  # one attempt, marked worth another
         runner.submit(make_job())
@@ -221,8 +231,13 @@ def test_7_through_the_agent_one_create_per_run(vertex_queue):
     from tests.fixtures.vertex import IMAGE
 
     fake, _ = vertex_queue
-    fake.fail("CreateCustomJob", "RESOURCE_EXHAUSTED", times=100, quota=QUOTA_METRIC,
-              message=f"The following quota metrics exceed quota limits: {QUOTA_METRIC}")
+    fake.fail(
+        "CreateCustomJob",
+        "RESOURCE_EXHAUSTED",
+        times=100,
+        quota=QUOTA_METRIC,
+        message=f"The following quota metrics exceed quota limits: {QUOTA_METRIC}",
+    )
     run = api.submit(EXAMPLES / "quickstart.ipynb", "vq", image=IMAGE)
     Agent(config=api.agent_config(overrides={"queues": ["vq"]})).run_forever(until_idle=True)
     assert run.refresh().state is RunState.FAILED
@@ -333,7 +348,9 @@ def test_13_cancel_of_a_job_that_is_gone_is_nothing_to_cancel(fake_vertex, verte
 # 14 ----------------------------------------------------------------- cancel never moves back
 
 
-def test_14_after_a_cancel_the_run_never_moves_back_and_a_late_success_is_success(fake_vertex, vertex_runner, transport):
+def test_14_after_a_cancel_the_run_never_moves_back_and_a_late_success_is_success(
+    fake_vertex, vertex_runner, transport
+):
     runner = vertex_runner(transport)
     fake_vertex.script(["RUNNING"], step=3600)
     job = make_job()

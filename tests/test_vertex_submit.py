@@ -51,8 +51,12 @@ def expected_seed_request(machine_spec=None, scheduling=None):
         "custom_job": {
             "display_name": "q-run-1",
             "job_spec": job_spec,
-            "labels": {"launch-run-id": "run-1", "launch-queue": "q", "launch-author": "alice",
-                       "launch-entity": "alice"},
+            "labels": {
+                "launch-run-id": "run-1",
+                "launch-queue": "q",
+                "launch-author": "alice",
+                "launch-entity": "alice",
+            },
         },
     }
 
@@ -130,8 +134,9 @@ def test_env_and_labels_merge_with_the_pools_own(fake_vertex, vertex_runner):
     config = seed_config()
     config["spec"]["labels"] = {"team": "ml", "cost-center": "42"}
     config["spec"]["worker_pool_specs"][0]["container_spec"].update({"env": [{"name": "MY_VAR", "value": "1"}]})
-    job = make_job(config, run_id="Run_ID.With/Odd:Chars", queue="GPU Queue", author="Bob@Example.com",
-                   parameters={"lr": 0.1})
+    job = make_job(
+        config, run_id="Run_ID.With/Odd:Chars", queue="GPU Queue", author="Bob@Example.com", parameters={"lr": 0.1}
+    )
     vertex_runner("grpc").submit(job)
     sent = created(fake_vertex)[0]["custom_job"]
     container = sent["job_spec"]["worker_pool_specs"][0]["container_spec"]
@@ -146,6 +151,7 @@ def test_env_and_labels_merge_with_the_pools_own(fake_vertex, vertex_runner):
         {"name": "LAUNCH_OUTPUT", "value": output},
         {"name": "LAUNCH_PARAMETERS", "value": '{"lr": 0.1}'},
     ]
+
     def tag(text):  # sanitised values keep a short hash of the original, so they stay distinct
         return hashlib.sha256(text.encode()).hexdigest()[:6]
 
@@ -216,8 +222,13 @@ def test_two_queues_in_two_projects_at_once(fake_vertex, vertex_runner):
     from google.cloud.aiplatform import initializer
 
     runner = vertex_runner("grpc")
-    rest_env = EnvironmentConfig(project="ignored", region="us-central1", api_endpoint=fake_vertex.rest_endpoint,
-                                 api_transport="rest", credentials="anonymous")
+    rest_env = EnvironmentConfig(
+        project="ignored",
+        region="us-central1",
+        api_endpoint=fake_vertex.rest_endpoint,
+        api_transport="rest",
+        credentials="anonymous",
+    )
     jobs = []
     for i in range(8):
         config_a = seed_config()
@@ -247,16 +258,25 @@ def test_two_queues_in_two_projects_at_once(fake_vertex, vertex_runner):
     assert errors == []
     num_a, num_b = fake_vertex.project_number("proj-a"), fake_vertex.project_number("proj-b")
     for run_id, name in names.items():
-        want = f"projects/{num_a}/locations/us-central1/" if run_id.startswith("a-") else f"projects/{num_b}/locations/europe-west4/"
+        want = (
+            f"projects/{num_a}/locations/us-central1/"
+            if run_id.startswith("a-")
+            else f"projects/{num_b}/locations/europe-west4/"
+        )
         assert name.startswith(want)
     by_run = {r.request["custom_job"]["labels"]["launch-run-id"]: r for r in fake_vertex.calls("CreateCustomJob")}
     assert len(by_run) == 16
     for run_id, record in by_run.items():
         a = run_id.startswith("a-")
         assert record.transport == ("grpc" if a else "rest")
-        assert record.request["parent"] == ("projects/proj-a/locations/us-central1" if a else "projects/proj-b/locations/europe-west4")
+        assert record.request["parent"] == (
+            "projects/proj-a/locations/us-central1" if a else "projects/proj-b/locations/europe-west4"
+        )
         bucket = "my-bucket" if a else "bucket-b"
-        assert record.request["custom_job"]["job_spec"]["base_output_directory"]["output_uri_prefix"] == f"gs://{bucket}/launch-runs/{run_id}"
+        assert (
+            record.request["custom_job"]["job_spec"]["base_output_directory"]["output_uri_prefix"]
+            == f"gs://{bucket}/launch-runs/{run_id}"
+        )
     # the SDK's process-global config was never set by the runner
     assert initializer.global_config._project is None
     assert initializer.global_config.api_endpoint is None
@@ -279,10 +299,11 @@ def test_an_emulator_needs_only_endpoint_and_anonymous_credentials(fake_vertex, 
     from launch_jupyter.runners import get_runner
 
     endpoint = fake_vertex.grpc_endpoint if transport_name == "grpc" else fake_vertex.rest_endpoint
-    env = EnvironmentConfig(project="emu", api_endpoint=endpoint, api_transport=transport_name,
-                            credentials="anonymous")
+    env = EnvironmentConfig(project="emu", api_endpoint=endpoint, api_transport=transport_name, credentials="anonymous")
     runner = get_runner("vertex", AgentConfig(environment=env))
-    assert runner.submit(make_job()).startswith(f"projects/{fake_vertex.project_number('emu')}/locations/us-central1/customJobs/")
+    assert runner.submit(make_job()).startswith(
+        f"projects/{fake_vertex.project_number('emu')}/locations/us-central1/customJobs/"
+    )
 
 
 def test_the_run_identity_is_the_one_every_target_gives(vertex_runner):
@@ -292,7 +313,8 @@ def test_the_run_identity_is_the_one_every_target_gives(vertex_runner):
     request = vertex_runner("grpc").dry_run(job)
     container = request["custom_job"]["job_spec"]["worker_pool_specs"][0]["container_spec"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    expected = run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
-                            author=job.run.author, output=OUT)
+    expected = run_identity(
+        run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path, author=job.run.author, output=OUT
+    )
     assert {name: env[name] for name in expected} == expected  # the local runners' names and meanings
     assert env["LAUNCH_QUEUE"] == "alice/q"  # entity/name, not the bare queue name

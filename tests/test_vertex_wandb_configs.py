@@ -78,7 +78,9 @@ def test_21_wandb_accelerator_base_image_is_our_base_image(tmp_path):
     from launch_jupyter.core.config import AgentConfig, builder_for, load_agent_config
 
     path = tmp_path / "launch-config.yaml"
-    path.write_text("builder:\n  type: docker\n  accelerator:\n    base_image: nvidia/cuda:12.4.1-runtime-ubuntu22.04\n")
+    path.write_text(
+        "builder:\n  type: docker\n  accelerator:\n    base_image: nvidia/cuda:12.4.1-runtime-ubuntu22.04\n"
+    )
     config = load_agent_config(path)
     assert config.builder.base_image == "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
     queue = {"builder": {"accelerator": {"base_image": "pytorch/pytorch:latest"}}}
@@ -165,8 +167,10 @@ def test_24_camel_case_hint_suggests_only_real_fields():
 
 def test_25_an_accelerator_without_a_count_is_caught_offline():
     config = seed_config()
-    config["spec"]["worker_pool_specs"][0]["machine_spec"] = {"machine_type": "n1-standard-8",
-                                                             "accelerator_type": "NVIDIA_TESLA_T4"}
+    config["spec"]["worker_pool_specs"][0]["machine_spec"] = {
+        "machine_type": "n1-standard-8",
+        "accelerator_type": "NVIDIA_TESLA_T4",
+    }
     (problem,) = VertexRunner().validate(config)
     assert problem.path == "spec.worker_pool_specs[0].machine_spec.accelerator_count"
 
@@ -224,10 +228,13 @@ def test_17_env_count_is_checked_offline():
     assert problem.path == "spec.worker_pool_specs[0].container_spec.env" and "at most 100" in problem.message
 
 
-@pytest.mark.parametrize(("method", "permission"), [
-    ("GetCustomJob", "aiplatform.customJobs.get"),
-    ("CancelCustomJob", "aiplatform.customJobs.cancel"),
-])
+@pytest.mark.parametrize(
+    ("method", "permission"),
+    [
+        ("GetCustomJob", "aiplatform.customJobs.get"),
+        ("CancelCustomJob", "aiplatform.customJobs.cancel"),
+    ],
+)
 def test_17_permission_denied_names_the_permission_of_the_action(fake_vertex, vertex_runner, method, permission):
     from launch_jupyter.core.errors import DispatchError
 

@@ -101,7 +101,10 @@ def test_bad_configs_corpus_if_present(store):
         assert editor.problems, f"{case.name}: the editor shows no problem"
         if "path" in expected:
             path, words = expected["path"].strip(), expected.get("message", "").strip().strip('"')
-            assert any(p["path"] == path and words in p["message"] for p in editor.problems), (case.name, messages(editor))
+            assert any(p["path"] == path and words in p["message"] for p in editor.problems), (
+                case.name,
+                messages(editor),
+            )
 
 
 def test_create_update_delete_buttons_call_the_api(store):
@@ -120,7 +123,9 @@ def test_create_update_delete_buttons_call_the_api(store):
 
     editor.config_text = VERTEX_YAML.replace("n1-standard-4", "n1-standard-8")
     frontend_click(editor, "update")
-    assert api.get_queue("gpu").config["spec"]["worker_pool_specs"][0]["machine_spec"]["machine_type"] == "n1-standard-8"
+    assert (
+        api.get_queue("gpu").config["spec"]["worker_pool_specs"][0]["machine_spec"]["machine_type"] == "n1-standard-8"
+    )
 
     frontend_click(editor, "delete")
     assert not editor.exists
@@ -138,11 +143,14 @@ def test_create_with_a_bad_config_shows_the_error_and_stores_nothing(store):
 
 
 def test_editor_loads_a_stored_queue_and_follows_the_name(store):
-    api.create_queue("local", "local-process", config="timeout: 30\nenv: {}\n",
-                     template_vars=["seconds:integer:5:1:60"])
+    api.create_queue(
+        "local", "local-process", config="timeout: 30\nenv: {}\n", template_vars=["seconds:integer:5:1:60"]
+    )
     editor = QueueEditor("local")
     assert editor.exists and editor.config_text == "timeout: 30\nenv: {}\n"
-    assert editor.template_vars == [{"name": "seconds", "type": "integer", "default": "5", "minimum": "1", "maximum": "60"}]
+    assert editor.template_vars == [
+        {"name": "seconds", "type": "integer", "default": "5", "minimum": "1", "maximum": "60"}
+    ]
     editor.name = "other"
     assert not editor.exists
     editor.name = "local"
@@ -186,8 +194,11 @@ def test_board_rows_follow_a_run_from_queued_to_succeeded(store, tmp_path, monke
         handle = api.submit(EXAMPLES / "quickstart.ipynb", "local", parameters={"name": "Ada"})
         wait_for(lambda: [r for r in board.rows if r["id"] == handle.id], 10, "the new run's row")
         api.start_agent(["local"])
-        row = wait_for(lambda: next((r for r in board.rows if r["id"] == handle.id and r["state"] == "succeeded"), None),
-                       120, "the row to reach succeeded")
+        row = wait_for(
+            lambda: next((r for r in board.rows if r["id"] == handle.id and r["state"] == "succeeded"), None),
+            120,
+            "the row to reach succeeded",
+        )
         states = [e["state"] for e in row["events"]]
         assert states[0] == "queued" and states[-1] == "succeeded" and "running" in states
         assert row["queue"] == "local" and row["author"] == "alice" and row["output_notebook"]
@@ -215,8 +226,11 @@ def test_cancel_button_cancels_a_long_run(store):
         wait_for(lambda: handle.refresh().state == "running", 60, "the run to start")
         frontend_click(board, "cancel", run_id=handle.id)
         assert board.error == ""
-        wait_for(lambda: any(r["id"] == handle.id and r["state"] == "cancelled" for r in board.rows), 30,
-                 "the row to show cancelled")
+        wait_for(
+            lambda: any(r["id"] == handle.id and r["state"] == "cancelled" for r in board.rows),
+            30,
+            "the row to show cancelled",
+        )
     finally:
         board.close()
 
@@ -237,13 +251,29 @@ def test_board_follows_runs_served_by_an_agent_in_another_process(store, tmp_pat
         handle = api.submit(EXAMPLES / "quickstart.ipynb", "local")
         env = dict(os.environ)
         agent = subprocess.Popen(
-            [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "local", "--until-idle",
-             "--poll-interval", "0.2"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "launch_jupyter.cli",
+                "agent",
+                "-q",
+                "local",
+                "--until-idle",
+                "--poll-interval",
+                "0.2",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
-            wait_for(lambda: any(r["id"] == handle.id and r["state"] == "succeeded" for r in board.rows), 120,
-                     "the other process's run to show succeeded")
+            wait_for(
+                lambda: any(r["id"] == handle.id and r["state"] == "succeeded" for r in board.rows),
+                120,
+                "the other process's run to show succeeded",
+            )
         finally:
             agent.wait(timeout=60)
         row = next(r for r in board.rows if r["id"] == handle.id)
@@ -257,8 +287,15 @@ def test_vertex_rows_carry_the_job_name_for_the_console_link(store):
     from launch_jupyter.board import run_row
     from launch_jupyter.core.model import Run
 
-    run = Run(id="r1", queue_id=1, queue_name="gpu", entity="alice", author="alice", resource="vertex",
-              external_id="projects/p/locations/us-central1/customJobs/42")
+    run = Run(
+        id="r1",
+        queue_id=1,
+        queue_name="gpu",
+        entity="alice",
+        author="alice",
+        resource="vertex",
+        external_id="projects/p/locations/us-central1/customJobs/42",
+    )
     assert run_row(run, [])["external_id"] == "projects/p/locations/us-central1/customJobs/42"
 
 
@@ -357,8 +394,12 @@ def test_each_widget_module_loads_as_one_es_module(module, tmp_path):
         pytest.skip("node is not installed: cannot load the module")
     path = tmp_path / (module.replace(".js", ".mjs"))
     path.write_text(source)
-    out = subprocess.run([node, "-e", f"import({str(path)!r}).then(m => console.log(typeof m.default.render))"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [node, "-e", f"import({str(path)!r}).then(m => console.log(typeof m.default.render))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "function"
 
 
@@ -404,11 +445,31 @@ def test_the_highlighter_reads_plain_values_as_the_parser_does(tmp_path):
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is needed to run the editor's highlighter")
-    words = ["on", "off", "yes", "no", "y", "true", "False", "010", "1.5", "-2e3", ".inf", "0x10", "12:30",
-             "2024-01-01", "~", "null", "", "hello"]
+    words = [
+        "on",
+        "off",
+        "yes",
+        "no",
+        "y",
+        "true",
+        "False",
+        "010",
+        "1.5",
+        "-2e3",
+        ".inf",
+        "0x10",
+        "12:30",
+        "2024-01-01",
+        "~",
+        "null",
+        "",
+        "hello",
+    ]
     script = tmp_path / "kinds.mjs"
-    script.write_text(f"import {{ scalarKind }} from {str(_assets.js_dir() / 'yaml_scalars.js')!r};\n"
-                      f"console.log(JSON.stringify({words!r}.map(scalarKind)));\n")
+    script.write_text(
+        f"import {{ scalarKind }} from {str(_assets.js_dir() / 'yaml_scalars.js')!r};\n"
+        f"console.log(JSON.stringify({words!r}.map(scalarKind)));\n"
+    )
     kinds = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
     python = {bool: "bool", int: "number", float: "number", type(None): "null", str: "string"}
     for word, kind in zip(words, kinds, strict=True):
@@ -429,8 +490,17 @@ def fill_board(store_url: str, queue: str, count: int, *, failed_every: int = 5)
     q = api.get_queue(queue, store_url=store_url)
     ids = []
     for i in range(count):
-        run = store.enqueue(Run(id="", queue_id=q.id, queue_name=q.name, entity=q.entity, author="alice",
-                                resource=q.resource, name=f"job-{i:03d}"))
+        run = store.enqueue(
+            Run(
+                id="",
+                queue_id=q.id,
+                queue_name=q.name,
+                entity=q.entity,
+                author="alice",
+                resource=q.resource,
+                name=f"job-{i:03d}",
+            )
+        )
         if i % failed_every == 0:
             store.transition(run.id, RunState.RUNNING)
             store.transition(run.id, RunState.FAILED, f"job-{i:03d}: cell 4 raised RuntimeError: " + "x" * 300)
@@ -514,7 +584,8 @@ def test_board_counts_filters_sorts_and_pages(store):
     assert [r["name"] for r in board.rows[:3]] == ["job-000", "job-000", "job-001"]
     frontend_click(board, "set_view", sort="bogus")
     assert board.error == "sort: unknown sort 'bogus'; choose from: " + ", ".join(
-        ("created", "name", "state", "queue", "author", "priority", "started", "finished"))
+        ("created", "name", "state", "queue", "author", "priority", "started", "finished")
+    )
     assert ids
 
 
@@ -529,7 +600,9 @@ def test_a_queued_run_on_a_queue_nobody_serves_says_so_and_rows_name_their_agent
         wait_for(lambda: handle.refresh().state == "running", 60, "the run to start")
         board.refresh()
         row = board.rows[0]
-        assert row["note"] == "" and row["agent_id"] == agent.agent_id and row["agent"].startswith(agent.agent_id + " on ")
+        assert (
+            row["note"] == "" and row["agent_id"] == agent.agent_id and row["agent"].startswith(agent.agent_id + " on ")
+        )
         status = RunStatus(handle.id, follow_events=False)
         assert status.note == "" and status.agent_id == agent.agent_id
     finally:
@@ -569,8 +642,7 @@ def test_an_open_widget_stays_on_its_store_and_the_poller_ends_with_its_last_wid
     monkeypatch.setenv("LAUNCH_JUPYTER_DB", other)
     api.create_queue("on-b")
     on_b: list[str] = []
-    event.listen(api.open_store(other)._backend.engine, "before_cursor_execute",
-                 lambda *args: on_b.append(args[2]))
+    event.listen(api.open_store(other)._backend.engine, "before_cursor_execute", lambda *args: on_b.append(args[2]))
     hub = _follow._hubs[api.open_store(store).url]
     ticks = threading.Semaphore(0)
     stop_counting = hub.add(ticker=ticks.release)

@@ -138,8 +138,9 @@ class PushingBuilder:
     def check_settings(self, repository: str | None) -> None:
         """Raise ConfigError for a setting a build needs that is wrong or missing."""
 
-    def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,
-                   stop: threading.Event) -> str:
+    def push_image(
+        self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn, stop: threading.Event
+    ) -> str:
         """Build ``target.uri`` from ``context``, push it, return its URI (one attempt: BuildError)."""
         raise NotImplementedError
 

@@ -70,8 +70,9 @@ class DockerBuilder(PushingBuilder):
         require_extra("docker", "the docker builder")
         ping_engine()
 
-    def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,
-                   stop: threading.Event) -> str:
+    def push_image(
+        self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn, stop: threading.Event
+    ) -> str:
         """Build and push ``destination:<content hash>``. The registry credentials are read again
         right before the push (a build can outlive a token)."""
         client = engine_client()

@@ -105,8 +105,9 @@ class KanikoBuilder(PushingBuilder):
         self._project()
         check_kaniko_image(self.config.kaniko_image)
 
-    def push_image(self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn,
-                   stop: threading.Event) -> str:
+    def push_image(
+        self, context: BuildContext, target: BuildTarget, platform: str, log: LogFn, stop: threading.Event
+    ) -> str:
         """Build ``destination:<content hash>`` on Cloud Build; the wait for the build ends when
         ``stop`` is set (the agent stops or lost the run)."""
         bucket, prefix = split_gs_uri(self.config.build_context_store or "")
@@ -214,8 +215,12 @@ class KanikoBuilder(PushingBuilder):
                 raise BuildStopped(f"stopped waiting for Cloud Build {build_id} (it goes on at Cloud Build)")
             try:
                 build = client.get_build(request=cloudbuild_v1.GetBuildRequest(name=name), timeout=_RPC_TIMEOUT)
-            except (exceptions.ServiceUnavailable, exceptions.InternalServerError, exceptions.DeadlineExceeded,
-                    exceptions.TooManyRequests) as err:
+            except (
+                exceptions.ServiceUnavailable,
+                exceptions.InternalServerError,
+                exceptions.DeadlineExceeded,
+                exceptions.TooManyRequests,
+            ) as err:
                 failures += 1
                 if failures > _GET_RETRIES:
                     raise

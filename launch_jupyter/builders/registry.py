@@ -134,9 +134,7 @@ def image_exists(uri: str, auth: dict | None = None) -> bool:
 
 
 def _head(url: str, extra: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, method="HEAD", headers={"Accept": MANIFEST_TYPES, **extra}
-    )
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES, **extra})
     try:
         with _opener(url).open(request, timeout=TIMEOUT) as response:
             return response.status, dict(response.headers)

@@ -165,9 +165,7 @@ def load_agent_config(
 
 def _file_layer(path: str | Path | None, env: Mapping[str, str]) -> dict[str, Any]:
     from_env = path is None and bool(env.get("LAUNCH_JUPYTER_CONFIG"))
-    file = Path(
-        path or env.get("LAUNCH_JUPYTER_CONFIG") or _config_home(env) / "launch-config.yaml"
-    )
+    file = Path(path or env.get("LAUNCH_JUPYTER_CONFIG") or _config_home(env) / "launch-config.yaml")
     file = file.expanduser()
     if not file.exists():
         if path is None and not from_env:
@@ -180,9 +178,7 @@ def _file_layer(path: str | Path | None, env: Mapping[str, str]) -> dict[str, An
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read agent config file {file}: {err}") from None
-    layer = _mapping_layer(
-        parse_config_text(text, source=str(file)), where=f" (in {file})", from_text=False
-    )
+    layer = _mapping_layer(parse_config_text(text, source=str(file)), where=f" (in {file})", from_text=False)
     data_dir = layer.get("data_dir")
     if isinstance(data_dir, Path) and not data_dir.is_absolute():
         layer["data_dir"] = file.parent / data_dir
@@ -225,9 +221,7 @@ def _mapping_layer(data: Mapping[str, Any], *, where: str, from_text: bool) -> d
 def _section(name: str, data: Any, where: str, from_text: bool) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         example = {"builder": "type: docker", "registry": "uri: ..."}.get(name, "project: ...")
-        raise ConfigError(
-            f"must be a mapping of keys (e.g. '{example}'), not {kind_of(data)}{where}", path=name
-        )
+        raise ConfigError(f"must be a mapping of keys (e.g. '{example}'), not {kind_of(data)}{where}", path=name)
     keys = _field_names(_SECTIONS[name])
     section: dict[str, Any] = {}
     if name == "builder":
@@ -265,9 +259,7 @@ def _suggest(key: str, valid: Iterable[str], prefix: str = "") -> str:
 def _build(merged: dict[str, Any], env: Mapping[str, str]) -> AgentConfig:
     sections = {name: cls(**merged.get(name, {})) for name, cls in _SECTIONS.items()}
     data_dir = merged.get("data_dir") or _data_home(env)
-    plain = {
-        k: v for k, v in merged.items() if k not in _SECTIONS and k not in ("data_dir", "store")
-    }
+    plain = {k: v for k, v in merged.items() if k not in _SECTIONS and k not in ("data_dir", "store")}
     # The default store sits in data_dir, so moving data_dir moves the default database too.
     store = merged.get("store") or f"sqlite:///{data_dir / 'launch.db'}"
     return AgentConfig(**plain, **sections, data_dir=data_dir, store=store)
@@ -344,9 +336,7 @@ def _queues(value: Any, from_text: bool) -> list[str]:
     if from_text and isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list):
-        raise _Invalid(
-            f"must be a list of queue names such as [my-queue, team/gpu], not {kind_of(value)}"
-        )
+        raise _Invalid(f"must be a list of queue names such as [my-queue, team/gpu], not {kind_of(value)}")
     names: list[str] = []
     for index, item in enumerate(value):
         if not isinstance(item, str) or not _is_queue_ref(item):
@@ -379,9 +369,7 @@ def _destination(value: Any, from_text: bool) -> str | None:
     if text is None:
         return None
     if "://" in text:
-        raise _Invalid(
-            f"{text!r}: write the repository without a scheme, e.g. us-docker.pkg.dev/proj/repo/img"
-        )
+        raise _Invalid(f"{text!r}: write the repository without a scheme, e.g. us-docker.pkg.dev/proj/repo/img")
     if "@" in text or ":" in text.rsplit("/", 1)[-1]:
         raise _Invalid(
             f"{text!r} carries a tag or digest; give the repository only "
@@ -392,9 +380,7 @@ def _destination(value: Any, from_text: bool) -> str | None:
 
 def _gcs_uri(value: Any, from_text: bool) -> str | None:
     text = _optional_text(value, from_text)
-    if text is not None and not re.fullmatch(
-        r"gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](/.*)?", text
-    ):
+    if text is not None and not re.fullmatch(r"gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](/.*)?", text):
         raise _Invalid(f"{text!r} must be a gs:// URI, e.g. gs://my-bucket/launch-contexts")
     return text
 
@@ -403,8 +389,7 @@ def _store_url(value: Any, from_text: bool) -> str:
     # The URL may hold a password: never repeat it in a message.
     if not isinstance(value, str) or not _URL_SCHEME.match(value.strip()):
         raise _Invalid(
-            "must be a SQLAlchemy URL such as sqlite:///path/to/launch.db or "
-            "postgresql+psycopg://user@host/db"
+            "must be a SQLAlchemy URL such as sqlite:///path/to/launch.db or postgresql+psycopg://user@host/db"
         )
     return value.strip()
 
@@ -462,9 +447,7 @@ def _validator(key_path: tuple[str, ...]) -> Callable[[Any, bool], Any]:
 
 
 _TOP_KEYS = _field_names(AgentConfig)
-_ALL_KEY_PATHS = _TOP_KEYS + [
-    f"{name}.{key}" for name, cls in _SECTIONS.items() for key in _field_names(cls)
-]
+_ALL_KEY_PATHS = _TOP_KEYS + [f"{name}.{key}" for name, cls in _SECTIONS.items() for key in _field_names(cls)]
 
 
 def accelerator_alias(builder: Mapping[str, Any]) -> dict[str, Any]:
@@ -475,11 +458,15 @@ def accelerator_alias(builder: Mapping[str, Any]) -> dict[str, Any]:
     if accelerator is None:
         return data
     if not isinstance(accelerator, Mapping) or set(accelerator) != {"base_image"}:
-        raise ConfigError("only accelerator.base_image is known here (W&B's GPU base image, the same "
-                          "as builder.base_image)", path="builder.accelerator")
+        raise ConfigError(
+            "only accelerator.base_image is known here (W&B's GPU base image, the same as builder.base_image)",
+            path="builder.accelerator",
+        )
     if data.get("base_image") not in (None, accelerator["base_image"]):
-        raise ConfigError("builder.base_image and builder.accelerator.base_image differ; give one",
-                          path="builder.accelerator.base_image")
+        raise ConfigError(
+            "builder.base_image and builder.accelerator.base_image differ; give one",
+            path="builder.accelerator.base_image",
+        )
     data["base_image"] = accelerator["base_image"]
     return data
 

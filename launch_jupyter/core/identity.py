@@ -71,8 +71,9 @@ def run_identity(
     return {k: v for k, v in env.items() if v}
 
 
-def macro_values(*, run_id: str, entity: str, queue: str, author: str, notebook: str,
-                 image_uri: str | None) -> dict[str, str | None]:
+def macro_values(
+    *, run_id: str, entity: str, queue: str, author: str, notebook: str, image_uri: str | None
+) -> dict[str, str | None]:
     """The ``${...}`` dispatch macros a queue config may use, built once for every target."""
     return {
         "image_uri": image_uri,

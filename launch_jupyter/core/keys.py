@@ -60,8 +60,14 @@ def is_camel_case(name: str) -> bool:
     return any(ch.isupper() for ch in name)
 
 
-def did_you_mean(name: str, choices: Iterable[str], noun: str | None = "valid keys", *, cutoff: float = 0.6,
-                 otherwise: str | None = None) -> str:
+def did_you_mean(
+    name: str,
+    choices: Iterable[str],
+    noun: str | None = "valid keys",
+    *,
+    cutoff: float = 0.6,
+    otherwise: str | None = None,
+) -> str:
     """The one way every message suggests: ``'; did you mean "max_jobs"?'`` for the closest choice;
     when nothing is close, ``otherwise`` if given, else the sorted list of choices under ``noun``
     (``noun=None``: nothing, for choices too many to list)."""

@@ -88,7 +88,9 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     template_values: dict[str, Any] = field(default_factory=dict)
     resource_args: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)  # queue config + resource_args + template vars, resolved at submit
+    config: dict[str, Any] = field(
+        default_factory=dict
+    )  # queue config + resource_args + template vars, resolved at submit
     image: str | None = None  # an image the submitter named (--image)
     image_uri: str | None = None  # the image the run ran in (built or given)
     content_hash: str | None = None

@@ -30,9 +30,7 @@ _FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)
 _TRUE = ("true", "True", "TRUE")
 _FALSE = ("false", "False", "FALSE")
 _NULL = ("null", "Null", "NULL", "~")
-_ASSIGNMENT_HELP = (
-    "expected PATH=VALUE, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=a2-highgpu-1g"
-)
+_ASSIGNMENT_HELP = "expected PATH=VALUE, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=a2-highgpu-1g"
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -62,9 +60,7 @@ def _merge_value(current: Any, new: Any, path: str, present: bool) -> Any:
         if isinstance(current, list):
             return _merge_list(current, new, path)
         if present and current is not None:
-            raise ConfigError(
-                f"list positions are given, but the config holds {kind_of(current)} here", path
-            )
+            raise ConfigError(f"list positions are given, but the config holds {kind_of(current)} here", path)
         return _materialize(new, path)
     if isinstance(new, dict) and isinstance(current, dict):
         return _merge_mapping(current, new, path)
@@ -96,11 +92,7 @@ def _is_positions(value: Any) -> bool:
 
 
 def _is_stored_positions(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and bool(value)
-        and all(isinstance(key, str) and key.isdigit() for key in value)
-    )
+    return isinstance(value, dict) and bool(value) and all(isinstance(key, str) and key.isdigit() for key in value)
 
 
 def _materialize(value: Any, path: str) -> Any:
@@ -181,13 +173,9 @@ def _parse_collection(text: str, where: str) -> Any:
     try:
         value = load_yaml(text, where)  # JSON first, then YAML flow style, both with size limits
     except ConfigError as err:
-        raise ConfigError(
-            f"{err}; a value starting with [ or {{ must be a JSON or YAML list/mapping"
-        ) from None
+        raise ConfigError(f"{err}; a value starting with [ or {{ must be a JSON or YAML list/mapping") from None
     if not isinstance(value, (list, dict)):
-        raise ConfigError(
-            f"{where}: a value starting with [ or {{ must be a JSON or YAML list/mapping"
-        )
+        raise ConfigError(f"{where}: a value starting with [ or {{ must be a JSON or YAML list/mapping")
     return value
 
 
@@ -247,9 +235,7 @@ def _split_parameter(item: str) -> tuple[str, str]:
         problem = f'"{name}" is a Python keyword, not a name a notebook can assign'
     else:
         problem = f'"{name}" is not a Python identifier'
-    raise ConfigError(
-        f"-p {item!r}: {problem}; write -p name=value or -p name value, e.g. -p lr=0.1"
-    )
+    raise ConfigError(f"-p {item!r}: {problem}; write -p name=value or -p name value, e.g. -p lr=0.1")
 
 
 def _is_name(text: str) -> bool:
@@ -280,5 +266,12 @@ def run_override_problems(resource_args: dict[str, Any]) -> list[Problem]:
         return []
     if not isinstance(builder, dict):
         return [Problem("builder", "a run may only set builder.base_image")]
-    return [Problem(f"builder.{key}", "is the queue's to set, not a run's (a run may only set builder.base_image); "
-                    "edit the queue, or ask its owner") for key in builder if key not in RUN_BUILDER_KEYS]
+    return [
+        Problem(
+            f"builder.{key}",
+            "is the queue's to set, not a run's (a run may only set builder.base_image); "
+            "edit the queue, or ask its owner",
+        )
+        for key in builder
+        if key not in RUN_BUILDER_KEYS
+    ]

@@ -163,8 +163,10 @@ def _check_expanded(root: yaml.Node, source: str) -> None:
         known = sizes.get(id(node))
         if known is not None:
             if known < 0:
-                raise ConfigError(f"{source}: line {node.start_mark.line + 1}: an alias refers to the value "
-                                  "that holds it (a loop); write the value out")
+                raise ConfigError(
+                    f"{source}: line {node.start_mark.line + 1}: an alias refers to the value "
+                    "that holds it (a loop); write the value out"
+                )
             return known
         sizes[id(node)] = -1  # in progress: meeting it again below is a loop
         children: list[yaml.Node] = []
@@ -181,8 +183,10 @@ def _check_expanded(root: yaml.Node, source: str) -> None:
         return total
 
     if size(root) > MAX_NODES:
-        raise ConfigError(f"{source}: expands to more than {MAX_NODES} values (aliases of aliases?); "
-                          "a config is a few hundred at most")
+        raise ConfigError(
+            f"{source}: expands to more than {MAX_NODES} values (aliases of aliases?); "
+            "a config is a few hundred at most"
+        )
 
 
 def _check_json_size(data: Any, source: str) -> None:
@@ -207,19 +211,21 @@ def parse_config_text(text: str, source: str = "config") -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of keys (e.g. 'spec: ...'), not {kind_of(data)}"
-        )
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (e.g. 'spec: ...'), not {kind_of(data)}")
     return data
 
 
 # Names that say a value is a credential; a literal value under one is refused (a reference
 # such as ${...} or {{...}}, or an empty value, is fine).
-_SECRET_NAME = re.compile(r"(?i)(?:^|_|-)(?:api_?key|token|secret|password|passwd|credentials?|private_key|access_key)s?$")
+_SECRET_NAME = re.compile(
+    r"(?i)(?:^|_|-)(?:api_?key|token|secret|password|passwd|credentials?|private_key|access_key)s?$"
+)
 _REFERENCE = re.compile(r"^\s*(?:\$\{[^}]*\}|\{\{[^}]*\}\})\s*$")
-SECRET_HINT = ("a queue config is stored in the shared store and shown by `run show`: give the job the "
-               "value through the agent's environment (a local runner passes the agent's env vars on) or "
-               "Secret Manager, and leave it out of the config")
+SECRET_HINT = (
+    "a queue config is stored in the shared store and shown by `run show`: give the job the "
+    "value through the agent's environment (a local runner passes the agent's env vars on) or "
+    "Secret Manager, and leave it out of the config"
+)
 
 
 def secret_problems(data: Any, path: str = "") -> list[Problem]:
@@ -306,9 +312,7 @@ def parse_template_var(text: str) -> TemplateVar:
 def _var_from_mapping(text: str) -> TemplateVar:
     data = load_yaml(text, f"--template-var {text!r}")
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise ConfigError(
-            f"--template-var {text!r}: a mapping form needs at least a name, e.g. {{name: gpus}}"
-        )
+        raise ConfigError(f"--template-var {text!r}: a mapping form needs at least a name, e.g. {{name: gpus}}")
     for key in data:
         if key not in _VAR_KEYS:
             hint = did_you_mean(str(key), _VAR_KEYS)
@@ -326,9 +330,7 @@ def _var_from_colons(text: str) -> TemplateVar:
         default = ":".join(parts[2:]) if len(parts) > 2 else None
         return TemplateVar(name=name, type=var_type, default=default)
     if len(parts) > 5:
-        raise ConfigError(
-            f'template variable "{name}": too many ":" in {text!r}; expected name:type:default[:min:max]'
-        )
+        raise ConfigError(f'template variable "{name}": too many ":" in {text!r}; expected name:type:default[:min:max]')
     fields = [part.strip() or None for part in parts[2:]] + [None] * (5 - len(parts))
     default, minimum, maximum = fields
     return TemplateVar(
@@ -372,9 +374,7 @@ def _normalized(var: TemplateVar) -> TemplateVar:
     """The declaration with default and enum coerced to its type; a ConfigError names what is wrong."""
     label = f'template variable "{var.name}"'
     if not isinstance(var.name, str) or not _VAR_NAME.fullmatch(var.name):
-        raise ConfigError(
-            f"{label}: a name starts with a letter or _ and holds only letters, digits, _ and -"
-        )
+        raise ConfigError(f"{label}: a name starts with a letter or _ and holds only letters, digits, _ and -")
     if var.type not in TEMPLATE_VAR_TYPES:
         hint = did_you_mean(str(var.type), TEMPLATE_VAR_TYPES, noun="types")
         raise ConfigError(f'{label}: unknown type "{var.type}"{hint}')

@@ -26,26 +26,41 @@ class Finding:
 # keys, OpenAI/Anthropic/Hugging Face/npm/PyPI/Stripe/GitLab token docs).
 _RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("PEM private key", ("PRIVATE KEY",), r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
-    ("Google service-account key", ("service_account",),
-     r"""["']?type["']?\s*[:=]\s*["']?service_account\b[\s\S]{0,4000}?private_key"""),
-    ("Google user credential (refresh token)", ("refresh_token",),
-     r"""["']?refresh_token["']?\s*[:=]\s*["']?1//[0-9A-Za-z_-]{20,}"""),
+    (
+        "Google service-account key",
+        ("service_account",),
+        r"""["']?type["']?\s*[:=]\s*["']?service_account\b[\s\S]{0,4000}?private_key""",
+    ),
+    (
+        "Google user credential (refresh token)",
+        ("refresh_token",),
+        r"""["']?refresh_token["']?\s*[:=]\s*["']?1//[0-9A-Za-z_-]{20,}""",
+    ),
     ("Google OAuth client secret", ("GOCSPX-",), r"GOCSPX-[0-9A-Za-z_-]{20,}"),
     ("Google API key", ("AIza",), r"\bAIza[0-9A-Za-z_-]{35}"),
-    ("GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-     r"\b(?:gh[pousr]_[0-9A-Za-z]{36,}|github_pat_[0-9A-Za-z_]{22,})"),
+    (
+        "GitHub token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        r"\b(?:gh[pousr]_[0-9A-Za-z]{36,}|github_pat_[0-9A-Za-z_]{22,})",
+    ),
     ("GitLab token", ("glpat-",), r"\bglpat-[0-9A-Za-z_-]{20,}"),
     ("AWS access key id", ("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("AWS secret access key", ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-     r"""(?i)aws_secret_access_key["']?\s*[:=]\s*["']?[0-9A-Za-z/+=]{40}"""),
+    (
+        "AWS secret access key",
+        ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+        r"""(?i)aws_secret_access_key["']?\s*[:=]\s*["']?[0-9A-Za-z/+=]{40}""",
+    ),
     ("Slack token", ("xox",), r"\bxox[abposr]-[0-9A-Za-z-]{10,}"),
     ("OpenAI/Anthropic API key", ("sk-",), r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[0-9A-Za-z_-]{32,}"),
     ("Stripe secret key", ("sk_live_", "rk_live_"), r"\b[rs]k_live_[0-9A-Za-z]{24,}"),
     ("Hugging Face token", ("hf_",), r"\bhf_[0-9A-Za-z]{34,}"),
     ("npm token", ("npm_",), r"\bnpm_[0-9A-Za-z]{36}\b"),
     ("PyPI token", ("pypi-AgE",), r"\bpypi-AgE[0-9A-Za-z_-]{50,}"),
-    ("W&B API key", ("wandb_api_key", "WANDB_API_KEY", "api.wandb.ai"),
-     r"""(?i)(?:wandb_api_key["']?\s*[:=]\s*["']?|api\.wandb\.ai\s+login\s+\S+\s+password\s+)[0-9a-f]{40}\b"""),
+    (
+        "W&B API key",
+        ("wandb_api_key", "WANDB_API_KEY", "api.wandb.ai"),
+        r"""(?i)(?:wandb_api_key["']?\s*[:=]\s*["']?|api\.wandb\.ai\s+login\s+\S+\s+password\s+)[0-9a-f]{40}\b""",
+    ),
     ("Docker registry auth", ('"auths"',), r'"auths"\s*:\s*\{[\s\S]{0,2000}?"auth"\s*:\s*"[0-9A-Za-z+/=]{8,}"'),
 )
 _COMPILED = tuple((kind, anchors, re.compile(pattern)) for kind, anchors, pattern in _RULES)

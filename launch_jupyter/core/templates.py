@@ -36,9 +36,7 @@ def fill_template_vars(
     return filled
 
 
-def resolve_template_values(
-    variables: list[TemplateVar], values: Mapping[str, Any]
-) -> dict[str, Any]:
+def resolve_template_values(variables: list[TemplateVar], values: Mapping[str, Any]) -> dict[str, Any]:
     """The typed, checked value of every declared variable; ConfigError names a bad one."""
     declared = {var.name: var for var in variables}
     for name in values:
@@ -46,9 +44,7 @@ def resolve_template_values(
             known = ", ".join(sorted(declared)) or "none"
             guess = closest(name, declared)
             hint = f'; did you mean "{guess}"?' if guess else ""
-            raise ConfigError(
-                f'template variable "{name}" is not declared by this queue (declared: {known}){hint}'
-            )
+            raise ConfigError(f'template variable "{name}" is not declared by this queue (declared: {known}){hint}')
     resolved: dict[str, Any] = {}
     for var in variables:
         raw = values.get(var.name)
@@ -195,9 +191,7 @@ def _undeclared(name: str, declared: set[str]) -> str:
 def _map_strings(data: Any, path: str, fn: Callable[[str, str], Any]) -> Any:
     """A copy of ``data`` with ``fn(text, key_path)`` applied to every string value (not keys)."""
     if isinstance(data, dict):
-        return {
-            key: _map_strings(value, join_path(path, str(key)), fn) for key, value in data.items()
-        }
+        return {key: _map_strings(value, join_path(path, str(key)), fn) for key, value in data.items()}
     if isinstance(data, list):
         return [_map_strings(item, join_path(path, index), fn) for index, item in enumerate(data)]
     if isinstance(data, str):

@@ -17,8 +17,10 @@ def checked_run_id(run_id: object) -> str:
     """``run_id`` if it can name a folder (letters, digits, ``_``, ``-``); LaunchError otherwise."""
     if isinstance(run_id, str) and _RUN_ID.fullmatch(run_id):
         return run_id
-    raise LaunchError(f"refusing run id {run_id!r} from the store: a run id is letters, digits, '_' and '-' "
-                      "(up to 64), so it can never name a path outside the data folder")
+    raise LaunchError(
+        f"refusing run id {run_id!r} from the store: a run id is letters, digits, '_' and '-' "
+        "(up to 64), so it can never name a path outside the data folder"
+    )
 
 
 def run_folder(data_dir: Path, run_id: object) -> Path:
@@ -31,5 +33,7 @@ def checked_inside(path: str | Path, folder: Path, what: str) -> Path:
     resolved = Path(path).expanduser().resolve()
     if resolved.is_relative_to(Path(folder).resolve()):
         return resolved
-    raise LaunchError(f"refusing to read {what} {path}: it is not inside {folder} (the store's row may have "
-                      "been edited; logs are only read from the run's own folder)")
+    raise LaunchError(
+        f"refusing to read {what} {path}: it is not inside {folder} (the store's row may have "
+        "been edited; logs are only read from the run's own folder)"
+    )

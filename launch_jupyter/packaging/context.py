@@ -21,15 +21,53 @@ from . import BuildContext
 
 # Never shipped, whatever .launchignore says: secrets, VCS data, caches, environments.
 DEFAULT_EXCLUDES = (
-    ".env*", "*.pem", "*.p12", "*.pfx", "*.key", "*.jks", "*.keystore",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", "_netrc", ".pypirc", ".npmrc",
+    ".env*",
+    "*.pem",
+    "*.p12",
+    "*.pfx",
+    "*.key",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    "_netrc",
+    ".pypirc",
+    ".npmrc",
     # Credential files of the usual tools, found at any depth (a home folder copied in).
-    ".ssh/", ".aws/", ".kube/", ".gnupg/", ".git-credentials", ".pgpass", ".vault-token",
-    "**/.docker/config.json", "**/.config/gcloud/", "application_default_credentials.json",
-    "credentials.db", "access_tokens.db", "legacy_credentials/", "**/.kaggle/kaggle.json",
-    ".git/", ".hg/", ".svn/", ".ipynb_checkpoints/", "__pycache__/", "*.pyc",
-    ".venv/", "venv/", ".tox/", ".nox/", "node_modules/", ".mypy_cache/", ".pytest_cache/",
-    ".ruff_cache/", ".DS_Store", ".launchignore", ".launchallow",
+    ".ssh/",
+    ".aws/",
+    ".kube/",
+    ".gnupg/",
+    ".git-credentials",
+    ".pgpass",
+    ".vault-token",
+    "**/.docker/config.json",
+    "**/.config/gcloud/",
+    "application_default_credentials.json",
+    "credentials.db",
+    "access_tokens.db",
+    "legacy_credentials/",
+    "**/.kaggle/kaggle.json",
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".ipynb_checkpoints/",
+    "__pycache__/",
+    "*.pyc",
+    ".venv/",
+    "venv/",
+    ".tox/",
+    ".nox/",
+    "node_modules/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".DS_Store",
+    ".launchignore",
+    ".launchallow",
     ".~*",  # a Jupyter server's backup of a notebook while it saves it (gone a moment later)
 )
 IGNORE_FILE = ".launchignore"
@@ -161,7 +199,7 @@ def _protected_paths(extra: Sequence[Path]) -> list[Path]:
     paths = [data_home(), *map(Path, extra)]
     url = default_store_url()
     if url.startswith("sqlite:///"):
-        paths.append(Path(url[len("sqlite:///"):]))
+        paths.append(Path(url[len("sqlite:///") :]))
     out = []
     for path in paths:
         path = Path(path).expanduser().resolve()
@@ -177,7 +215,8 @@ def _refuse_folder(folder: Path) -> None:
         what = "your home folder" if here == home else f"a folder that holds your home folder ({home})"
         raise NotebookError(
             f"refusing to package {here}: it is {what}, and everything in it would ship with the job "
-            "(keys, the launch-jupyter store, other projects). Move the notebook into a project folder")
+            "(keys, the launch-jupyter store, other projects). Move the notebook into a project folder"
+        )
 
 
 def _select_files(
@@ -207,7 +246,8 @@ def _select_files(
         if len(chosen) > MAX_FILES:
             raise NotebookError(
                 f"{folder} holds more than {MAX_FILES} files; list what the job needs with include=[...] "
-                f"(--include) or exclude the rest in {folder / IGNORE_FILE}")
+                f"(--include) or exclude the rest in {folder / IGNORE_FILE}"
+            )
     _check_size(folder, sizes, max_bytes)
     warnings += [f"include pattern {p!r} matched no file in {folder}" for p in include if p not in matched]
     return sorted(chosen.items())
@@ -222,7 +262,8 @@ def _check_size(folder: Path, sizes: dict[str, int], max_bytes: int) -> None:
     raise NotebookError(
         f"{folder}: the build context would be {_mb(total)}, over the limit of {_mb(max_bytes)}; the "
         f"biggest files: {listed}. Exclude them in {folder / IGNORE_FILE} (read large data from a "
-        "bucket in the job instead) or list what the job needs with include=[...] (--include)")
+        "bucket in the job instead) or list what the job needs with include=[...] (--include)"
+    )
 
 
 def _mb(size: int) -> str:
@@ -266,7 +307,8 @@ def _link_ok(rel: str, path: Path, guard: _Guard, warnings: list[str]) -> bool:
         raise SecretError(
             f"{rel} is a link to {target}, outside {guard.folder}: a link out of the notebook's folder "
             f"could ship anything (keys, home files). Copy the file in, or add the line '{rel}' to "
-            f"{guard.folder / IGNORE_FILE}")
+            f"{guard.folder / IGNORE_FILE}"
+        )
     target_rel = target.relative_to(guard.root).as_posix()
     if guard.ignore(target_rel) or guard.is_protected(target):
         warnings.append(f"{rel} is a link to {target_rel}, which is excluded: not shipped")
@@ -317,7 +359,8 @@ def _refuse_credentials(data: bytes, rel: str, folder: Path) -> None:
         f"job's image. Move it out of the notebook's folder or add the line '{rel}' to "
         f"{folder / IGNORE_FILE}, and give the job its identity through the queue's service_account "
         f"or an env var of the agent. If it is not a secret, add the line '{rel}' to "
-        f"{folder / ALLOW_FILE} (or pass --allow-secret '{rel}')")
+        f"{folder / ALLOW_FILE} (or pass --allow-secret '{rel}')"
+    )
 
 
 def hash_directory(directory: Path) -> str:
@@ -330,9 +373,7 @@ def hash_directory(directory: Path) -> str:
 
 
 def _files(directory: Path) -> list[tuple[str, Path]]:
-    return sorted(
-        (p.relative_to(directory).as_posix(), p) for p in Path(directory).rglob("*") if p.is_file()
-    )
+    return sorted((p.relative_to(directory).as_posix(), p) for p in Path(directory).rglob("*") if p.is_file())
 
 
 def pack_context(directory: Path) -> bytes:

@@ -70,8 +70,11 @@ def _from_server(tried: list[str]) -> Path | None:
     kid = kernel_id()
     if kid is None:
         path = connection_file()
-        why = ("this is not a Jupyter kernel" if path is None else
-               f"the kernel's connection file {path.name} names no kernel id: not started by a Jupyter server")
+        why = (
+            "this is not a Jupyter kernel"
+            if path is None
+            else f"the kernel's connection file {path.name} names no kernel id: not started by a Jupyter server"
+        )
         tried.append(f"the Jupyter server's /api/sessions ({why})")
         return None
     servers = list(_running_servers())
@@ -134,8 +137,10 @@ def _session_path(server: dict, kid: str) -> Path | None:
 
 
 def _from_session_name(user_ns: Mapping, tried: list[str]) -> Path | None:
-    for name, value in (("__session__", user_ns.get("__session__")),
-                        ("JPY_SESSION_NAME", os.environ.get("JPY_SESSION_NAME"))):
+    for name, value in (
+        ("__session__", user_ns.get("__session__")),
+        ("JPY_SESSION_NAME", os.environ.get("JPY_SESSION_NAME")),
+    ):
         if value:
             path = Path(str(value)).expanduser().absolute()
             if path.is_file():

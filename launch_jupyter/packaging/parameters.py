@@ -52,8 +52,9 @@ def inject_parameters(nb_path: Path, parameters: dict, dest: Path) -> Path:
 
 _UNKNOWN = object()  # a default that is not a literal (e.g. ``Path("data")``): any value goes
 _MARKER = re.compile(r"#.*\bparameters\b", re.IGNORECASE)
-_TAGS_HINT = ("JupyterLab: the property inspector (gear icon) → Common Tools → Cell Tags; "
-              "or `launch-jupyter tag-parameters {nb}`")
+_TAGS_HINT = (
+    "JupyterLab: the property inspector (gear icon) → Common Tools → Cell Tags; or `launch-jupyter tag-parameters {nb}`"
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,9 @@ def _assignments(source: str) -> list[NotebookParameter]:
     lines = source.splitlines()
     found: dict[str, NotebookParameter] = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         value = getattr(node, "value", None)
         for target in targets:
             if isinstance(target, ast.Name) and target.id not in found:
@@ -174,20 +177,24 @@ def check_parameters(
             raise ParameterError(
                 f"{notebook} has no cell tagged `parameters`, so -p {unknown[0]} would be injected at "
                 f"the top and then overwritten by cell {number} ({first!r}): tag that cell "
-                f"`parameters` ({hint})")
+                f"`parameters` ({hint})"
+            )
         raise ParameterError(
             f"{notebook} has no cell tagged `parameters`: tag the cell that sets "
             f"{', '.join(unknown)} `parameters` ({hint}), or pass --new-parameter "
-            f"{unknown[0]} to add it on purpose")
+            f"{unknown[0]} to add it on purpose"
+        )
     if unknown:
         names = offered.names()
         listed = ", ".join(names) if names else "no names"
         raise ParameterError(
             f'{notebook} has no parameter "{unknown[0]}" (its parameters cell sets {listed})'
-            f"{_closest(unknown[0], names)} To add a new name on purpose: --new-parameter {unknown[0]}")
+            f"{_closest(unknown[0], names)} To add a new name on purpose: --new-parameter {unknown[0]}"
+        )
     by_name = {p.name: p for p in offered.tagged or []}
-    return {name: _typed(by_name[name], value, f"-p {name}") if name in by_name else value
-            for name, value in given.items()}
+    return {
+        name: _typed(by_name[name], value, f"-p {name}") if name in by_name else value for name, value in given.items()
+    }
 
 
 def tag_parameters(nb_path: Path, cell: int | None = None) -> int:
@@ -206,8 +213,10 @@ def tag_parameters(nb_path: Path, cell: int | None = None) -> int:
         if marked.tagged is not None:
             raise NotebookError(f"{nb_path.name} already has a cell tagged `parameters`")
         if marked.untagged_cell is None:
-            raise NotebookError(f"{nb_path.name} has no cell whose first line says `# parameters`: "
-                                "name the cell with --cell N (numbered from 1)")
+            raise NotebookError(
+                f"{nb_path.name} has no cell whose first line says `# parameters`: "
+                "name the cell with --cell N (numbered from 1)"
+            )
         cell = marked.untagged_cell[0]
     if not 1 <= cell <= len(cells) or cells[cell - 1].get("cell_type") != "code":
         raise NotebookError(f"--cell {cell}: {nb_path.name} has no code cell {cell} (it has {len(cells)} cells)")

@@ -65,8 +65,9 @@ def _pyproject_dependencies(path: Path, warnings: list[str]) -> list[str]:
 
 def _pinned_imports(notebook: Path, warnings: list[str]) -> list[str]:
     modules = notebook_imports(_read_notebook(notebook))
-    third_party = sorted(m for m in modules
-                         if m not in sys.stdlib_module_names and not _is_local_module(notebook.parent, m))
+    third_party = sorted(
+        m for m in modules if m not in sys.stdlib_module_names and not _is_local_module(notebook.parent, m)
+    )
     # packages_distributions() reads every installed RECORD (≈0.1 s): only when there is a need.
     by_module = metadata.packages_distributions() if third_party else {}
     lines: list[str] = []
@@ -137,8 +138,10 @@ def _pin(name: str, warnings: list[str]) -> str:
     if url.startswith(("http://", "https://")):
         return f"{project} @ {url}"
     if "archive_info" in origin:  # a downloaded wheel or sdist: its version may well be on the index
-        warnings.append(f"{project} was installed from the file {url}; the image asks the package "
-                        f"index for {project}=={dist.version}")
+        warnings.append(
+            f"{project} was installed from the file {url}; the image asks the package "
+            f"index for {project}=={dist.version}"
+        )
         return f"{project}=={dist.version}"
     kind = "an editable install" if origin.get("dir_info", {}).get("editable") else "a local install"
     warnings.append(
@@ -314,8 +317,10 @@ def _build_wheel(root: Path, target: Path) -> Path:
     try:
         from hatchling.builders.wheel import WheelBuilder
     except ImportError:
-        raise LaunchError("building launch-jupyter's wheel from its source (an editable install) for the "
-                          "image needs hatchling: pip install hatchling") from None
+        raise LaunchError(
+            "building launch-jupyter's wheel from its source (an editable install) for the "
+            "image needs hatchling: pip install hatchling"
+        ) from None
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))

@@ -142,8 +142,12 @@ class LocalContainerRunner(Runner):
         (``POST /containers/{id}/wait``, the docker SDK's ``wait`` with no timeout)."""
         container_id = job.run.external_id
         if container_id:
-            threading.Thread(target=_wait_for_end, args=(container_id, changed), daemon=True,
-                             name=f"launch-container-wait {job.run.id}").start()
+            threading.Thread(
+                target=_wait_for_end,
+                args=(container_id, changed),
+                daemon=True,
+                name=f"launch-container-wait {job.run.id}",
+            ).start()
 
     def cancel(self, job: Job) -> None:
         """Stop the run's container: SIGTERM, then SIGKILL after a short grace period."""
@@ -198,8 +202,13 @@ class LocalContainerRunner(Runner):
             raise DispatchError(f"run {job.run.id} names no notebook to run")
         config = job.config or {}
         outputs = Path(job.workdir) / "outputs"
-        environment = run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
-                                   author=job.run.author, output=f"{OUTPUTS}/{OUTPUT_NAME}")
+        environment = run_identity(
+            run_id=job.run.id,
+            entity=job.queue.entity,
+            queue=job.queue.path,
+            author=job.run.author,
+            output=f"{OUTPUTS}/{OUTPUT_NAME}",
+        )
         environment["LAUNCH_PARAMETERS"] = json.dumps(job.run.parameters or {}, default=str)
         environment["PYTHONUNBUFFERED"] = "1"
         environment.update({str(k): env_value(v) for k, v in (config.get("env") or {}).items()})

@@ -186,18 +186,35 @@ class LocalProcessRunner(Runner):
         workdir = Path(job.workdir)
         output = job.output_path or str(workdir / OUTPUT_FILE)
         command = [
-            sys.executable, "-m", "launch_jupyter.execute",
-            "--notebook", str(notebook), "--output", output,
-            "--parameters", json.dumps(job.run.parameters or {}, default=str),
-            "--cwd", str(job.context_dir), "--status-file", str(workdir / EXIT_FILE),
+            sys.executable,
+            "-m",
+            "launch_jupyter.execute",
+            "--notebook",
+            str(notebook),
+            "--output",
+            output,
+            "--parameters",
+            json.dumps(job.run.parameters or {}, default=str),
+            "--cwd",
+            str(job.context_dir),
+            "--status-file",
+            str(workdir / EXIT_FILE),
         ]
         return command, self._environment(job), Path(job.context_dir)
 
     def _environment(self, job: Job) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("JPY_SESSION_NAME", "LAUNCH_PARAMETERS")}
         output = job.output_path or str(Path(job.workdir) / OUTPUT_FILE)
-        env.update(run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
-                                author=job.run.author, output=output, workdir=str(job.workdir)))
+        env.update(
+            run_identity(
+                run_id=job.run.id,
+                entity=job.queue.entity,
+                queue=job.queue.path,
+                author=job.run.author,
+                output=output,
+                workdir=str(job.workdir),
+            )
+        )
         env["PYTHONUNBUFFERED"] = "1"
         extra = (job.config or {}).get("env") or {}
         env.update({str(k): env_value(v) for k, v in extra.items()})
@@ -222,8 +239,9 @@ class LocalProcessRunner(Runner):
             return Status(RunState.FAILED, f"timed out after {limit.get('timeout')} s", _existing(output))
         if ended is None:
             last = _last_error_line(workdir / LOG_FILE)
-            return Status(RunState.FAILED, f"the process ended without an exit status (killed?) {last}".strip(),
-                          _existing(output))
+            return Status(
+                RunState.FAILED, f"the process ended without an exit status (killed?) {last}".strip(), _existing(output)
+            )
         message = ended.get("error") or _last_error_line(workdir / LOG_FILE)
         return Status(RunState.FAILED, message, output_notebook=_existing(output))
 
@@ -239,20 +257,28 @@ class LocalProcessRunner(Runner):
 def _start(command: list[str], env: dict[str, str], cwd: Path, workdir: Path) -> str:
     with open(workdir / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,  # its own group: survives the agent
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: survives the agent
         )
     _STARTED[process.pid] = process
     external_id = f"local:{process.pid}@{workdir}"
-    _write_json(workdir / PROCESS_FILE, {
-        "external_id": external_id,
-        "pid": process.pid,
-        "pgid": process.pid,
-        "started_at": time.time(),
-        "proc_start": _proc_start_time(process.pid),
-        "command": command,
-        "output": command[command.index("--output") + 1],
-    })
+    _write_json(
+        workdir / PROCESS_FILE,
+        {
+            "external_id": external_id,
+            "pid": process.pid,
+            "pgid": process.pid,
+            "started_at": time.time(),
+            "proc_start": _proc_start_time(process.pid),
+            "command": command,
+            "output": command[command.index("--output") + 1],
+        },
+    )
     return external_id
 
 
@@ -275,11 +301,19 @@ def _recover(workdir: Path, command: list[str]) -> str | None:
         (workdir / LOCK_FILE).unlink(missing_ok=True)
         return None  # never started: the caller starts it
     external_id = f"local:{pid}@{workdir}"
-    _write_json(workdir / PROCESS_FILE, {
-        "external_id": external_id, "pid": pid, "pgid": pid, "started_at": _mtime(workdir / LOCK_FILE),
-        "proc_start": _proc_start_time(pid) if pid > 0 else None, "command": command,
-        "output": command[command.index("--output") + 1], "recovered": True,
-    })
+    _write_json(
+        workdir / PROCESS_FILE,
+        {
+            "external_id": external_id,
+            "pid": pid,
+            "pgid": pid,
+            "started_at": _mtime(workdir / LOCK_FILE),
+            "proc_start": _proc_start_time(pid) if pid > 0 else None,
+            "command": command,
+            "output": command[command.index("--output") + 1],
+            "recovered": True,
+        },
+    )
     return external_id
 
 
@@ -315,7 +349,8 @@ def _wait_for_process_file(workdir: Path, timeout: float = 10.0) -> str:
         time.sleep(0.05)
     raise DispatchError(
         f"{workdir / LOCK_FILE} exists but no process was recorded; a submit may have crashed. "
-        "Remove the lock file to start the run again", transient=False,
+        "Remove the lock file to start the run again",
+        transient=False,
     )
 
 

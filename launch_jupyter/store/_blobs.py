@@ -47,8 +47,9 @@ def put_context(conn: Connection, key: str, data: bytes) -> None:
     (store/_team.py)."""
     archive = hashlib.sha256(data).hexdigest()
     _lock_blobs(conn, shared=True)
-    listed = conn.execute(select(func.count()).select_from(context_parts)
-                          .where(context_parts.c.archive == archive)).scalar()
+    listed = conn.execute(
+        select(func.count()).select_from(context_parts).where(context_parts.c.archive == archive)
+    ).scalar()
     if listed:  # an identical context is stored: its parts and blobs serve this one too
         conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=listed, archive=archive))
         return
@@ -56,9 +57,14 @@ def put_context(conn: Connection, key: str, data: bytes) -> None:
     digests = [hashlib.sha256(raw).hexdigest() for _, _, raw in parts]
     conn.execute(run_contexts.insert().values(run_id=key, data=b"", parts=len(parts), archive=archive))
     # Parts of the same archive that another role stored (invisible here) are skipped on conflict.
-    conn.execute(_insert_new(conn, context_parts, ["archive", "position"]).values([
-        {"archive": archive, "position": i, "path": path, "mode": mode, "sha256": digest}
-        for i, ((path, mode, _), digest) in enumerate(zip(parts, digests))]))
+    conn.execute(
+        _insert_new(conn, context_parts, ["archive", "position"]).values(
+            [
+                {"archive": archive, "position": i, "path": path, "mode": mode, "sha256": digest}
+                for i, ((path, mode, _), digest) in enumerate(zip(parts, digests))
+            ]
+        )
+    )
     wanted = dict(zip(digests, (raw for _, _, raw in parts)))
     have = set(conn.execute(select(blobs.c.sha256).where(blobs.c.sha256.in_(list(wanted)))).scalars())
     now = time.time()
@@ -69,17 +75,23 @@ def put_context(conn: Connection, key: str, data: bytes) -> None:
 
 def get_context(conn: Connection, key: str) -> bytes | None:
     """The archive stored under ``key``, byte for byte as it was put; None if there is none."""
-    row = conn.execute(select(run_contexts.c.data, run_contexts.c.parts, run_contexts.c.archive)
-                       .where(run_contexts.c.run_id == key)).first()
+    row = conn.execute(
+        select(run_contexts.c.data, run_contexts.c.parts, run_contexts.c.archive).where(run_contexts.c.run_id == key)
+    ).first()
     if row is None:
         return None
     if row.parts is None:
         return bytes(row.data)  # stored inline before schema 3
-    parts = conn.execute(select(context_parts.c.path, context_parts.c.mode, context_parts.c.sha256)
-                         .where(context_parts.c.archive == row.archive).order_by(context_parts.c.position)).all()
+    parts = conn.execute(
+        select(context_parts.c.path, context_parts.c.mode, context_parts.c.sha256)
+        .where(context_parts.c.archive == row.archive)
+        .order_by(context_parts.c.position)
+    ).all()
     if len(parts) != row.parts:
-        raise StoreError(f"the build context of {key} is incomplete in the store ({len(parts)} of {row.parts} "
-                         "parts); submit it again")
+        raise StoreError(
+            f"the build context of {key} is incomplete in the store ({len(parts)} of {row.parts} "
+            "parts); submit it again"
+        )
     found = _read_blobs(conn, {p.sha256 for p in parts}, key)
     if len(parts) == 1 and parts[0].mode == WHOLE_ARCHIVE:
         data = found[parts[0].sha256]
@@ -87,8 +99,10 @@ def get_context(conn: Connection, key: str) -> bytes | None:
         data = pack_parts([(p.path, p.mode, found[p.sha256]) for p in parts])
     # The archive's hash names its parts: a list of parts changed (or planted) after the fact shows here.
     if hashlib.sha256(data).hexdigest() != row.archive:
-        raise StoreError(f"the build context of {key} is damaged in the store (its parts do not rebuild archive "
-                         f"{str(row.archive)[:12]}); submit it again")
+        raise StoreError(
+            f"the build context of {key} is damaged in the store (its parts do not rebuild archive "
+            f"{str(row.archive)[:12]}); submit it again"
+        )
     return data
 
 
@@ -97,8 +111,14 @@ def delete_contexts(conn: Connection, keys: Sequence[str]) -> tuple[int, int]:
     Returns (contexts removed, inline bytes freed)."""
     removed = freed = 0
     for batch in _batches(keys):
-        freed += conn.execute(select(func.coalesce(func.sum(func.length(run_contexts.c.data)), 0))
-                              .where(run_contexts.c.run_id.in_(batch))).scalar() or 0
+        freed += (
+            conn.execute(
+                select(func.coalesce(func.sum(func.length(run_contexts.c.data)), 0)).where(
+                    run_contexts.c.run_id.in_(batch)
+                )
+            ).scalar()
+            or 0
+        )
         removed += conn.execute(delete(run_contexts).where(run_contexts.c.run_id.in_(batch))).rowcount or 0
     return removed, int(freed)
 
@@ -109,8 +129,9 @@ def delete_unreferenced(conn: Connection) -> tuple[int, int]:
     _lock_blobs(conn, shared=False)  # taken already by gc; here for any other caller
     conn.execute(delete(context_parts).where(~exists().where(run_contexts.c.archive == context_parts.c.archive)))
     orphan = ~exists().where(context_parts.c.sha256 == blobs.c.sha256)
-    count, size = conn.execute(select(func.count(), func.coalesce(func.sum(func.length(blobs.c.data)), 0))
-                               .where(orphan)).one()
+    count, size = conn.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(blobs.c.data)), 0)).where(orphan)
+    ).one()
     if count:
         conn.execute(delete(blobs).where(orphan))
     return int(count), int(size)
@@ -162,20 +183,25 @@ def blob_bytes(conn: Connection) -> int:
 
 
 def _read_blobs(conn: Connection, digests: set[str], key: str) -> dict[str, bytes]:
-    rows = conn.execute(select(blobs.c.sha256, blobs.c.compressed, blobs.c.data)
-                        .where(blobs.c.sha256.in_(sorted(digests)))).all()
+    rows = conn.execute(
+        select(blobs.c.sha256, blobs.c.compressed, blobs.c.data).where(blobs.c.sha256.in_(sorted(digests)))
+    ).all()
     found: dict[str, bytes] = {}
     for row in rows:
         raw = zlib.decompress(row.data) if row.compressed else bytes(row.data)
         # The hash is the name: bytes that do not match it were changed or planted after the fact.
         if hashlib.sha256(raw).hexdigest() != row.sha256:
-            raise StoreError(f"the build context of {key} is damaged in the store (blob {row.sha256[:12]} does "
-                             "not match its hash); submit it again")
+            raise StoreError(
+                f"the build context of {key} is damaged in the store (blob {row.sha256[:12]} does "
+                "not match its hash); submit it again"
+            )
         found[row.sha256] = raw
     missing = digests - found.keys()
     if missing:
-        raise StoreError(f"the build context of {key} is incomplete in the store (blob {min(missing)[:12]} is "
-                         "missing); submit it again")
+        raise StoreError(
+            f"the build context of {key} is incomplete in the store (blob {min(missing)[:12]} is "
+            "missing); submit it again"
+        )
     return found
 
 
@@ -186,8 +212,13 @@ def _blob_row(digest: str, raw: bytes, now: float, dialect: str) -> dict:
         return {"sha256": digest, "size": len(raw), "compressed": False, "data": raw, "created_at": now}
     packed = zlib.compress(raw, 6) if _compressible(raw) else raw
     smaller = len(packed) < len(raw)
-    return {"sha256": digest, "size": len(raw), "compressed": smaller, "data": packed if smaller else raw,
-            "created_at": now}
+    return {
+        "sha256": digest,
+        "size": len(raw),
+        "compressed": smaller,
+        "data": packed if smaller else raw,
+        "created_at": now,
+    }
 
 
 def _compressible(raw: bytes) -> bool:
@@ -219,4 +250,4 @@ def _lock_blobs(conn: Connection, shared: bool) -> None:
 def _batches(keys: Sequence[str]) -> Iterable[list[str]]:
     keys = list(keys)
     for start in range(0, len(keys), _BATCH):
-        yield keys[start:start + _BATCH]
+        yield keys[start : start + _BATCH]

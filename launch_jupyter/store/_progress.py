@@ -17,8 +17,9 @@ def save_progress(store: QueueStore, run_id: str, cell: int, total: int, source:
     values = dict(cell=cell, total=total, source=source, cell_started_at=cell_started_at, updated_at=time.time())
     try:
         with store._backend.write() as conn:
-            updated = conn.execute(run_progress.update().where(run_progress.c.run_id == run_id)
-                                   .values(**values)).rowcount
+            updated = conn.execute(
+                run_progress.update().where(run_progress.c.run_id == run_id).values(**values)
+            ).rowcount
             if not updated:
                 conn.execute(run_progress.insert().values(run_id=run_id, **values))
     except IntegrityError:

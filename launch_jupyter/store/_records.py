@@ -25,8 +25,10 @@ def check_json(values: dict[str, Any], error: type[LaunchError], owner: str) -> 
             try:
                 json.dumps(values[name], allow_nan=False)
             except (TypeError, ValueError) as err:
-                raise error(f"{owner} {name} must hold only JSON values (text, numbers, true/false, "
-                            f"null, lists, mappings): {err}") from None
+                raise error(
+                    f"{owner} {name} must hold only JSON values (text, numbers, true/false, "
+                    f"null, lists, mappings): {err}"
+                ) from None
 
 
 def queue_values(queue: Queue) -> dict[str, Any]:
@@ -100,5 +102,11 @@ def run_from_row(row: Any) -> Run:
 def event_from_row(row: Any) -> Event:
     """An Event from a ``run_events`` row."""
     m = row._mapping
-    return Event(id=m["id"], run_id=m["run_id"], time=m["time"], state=RunState(m["state"]), message=m["message"] or "",
-                 agent_id=m["agent_id"])
+    return Event(
+        id=m["id"],
+        run_id=m["run_id"],
+        time=m["time"],
+        state=RunState(m["state"]),
+        message=m["message"] or "",
+        agent_id=m["agent_id"],
+    )

@@ -63,8 +63,9 @@ class RetentionMethods:
 
 def _collect(conn: Any, cutoff: float, result: StoreRetention) -> None:
     lock_for_gc(conn)  # first: no enqueue may reference a blob between what is read here and the deletes
-    old = conn.execute(select(runs.c.id, runs.c.log_path).where(_FINISHED, _ENDED_AT < cutoff)
-                       .order_by(runs.c.seq)).all()
+    old = conn.execute(
+        select(runs.c.id, runs.c.log_path).where(_FINISHED, _ENDED_AT < cutoff).order_by(runs.c.seq)
+    ).all()
     result.runs = [{"id": row.id, "log_path": row.log_path} for row in old]
     ids = [row.id for row in old]
     for batch in _batches(ids):

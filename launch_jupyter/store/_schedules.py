@@ -33,13 +33,14 @@ def insert_schedule(store: QueueStore, values: dict[str, Any], context: bytes | 
     now = time.time()
     try:
         with store._backend.write() as conn:
-            result = conn.execute(schedules.insert().values(**values, context=context, created_at=now,
-                                                            updated_at=now))
+            result = conn.execute(schedules.insert().values(**values, context=context, created_at=now, updated_at=now))
             schedule_id = result.inserted_primary_key[0]
             return _row(conn, schedule_id)
     except IntegrityError:
-        raise ScheduleError(f'you already have a schedule named "{values["name"]}"; pick another name or '
-                            f"delete it with `launch-jupyter schedule delete {values['name']}`") from None
+        raise ScheduleError(
+            f'you already have a schedule named "{values["name"]}"; pick another name or '
+            f"delete it with `launch-jupyter schedule delete {values['name']}`"
+        ) from None
 
 
 def find_schedule(store: QueueStore, name: str, author: str) -> dict:
@@ -47,8 +48,9 @@ def find_schedule(store: QueueStore, name: str, author: str) -> dict:
     if "/" in name:
         author, name = name.split("/", 1)
     with store._backend.read() as conn:
-        row = conn.execute(select(*_COLUMNS_WITHOUT_CONTEXT)
-                           .where(schedules.c.author == author, schedules.c.name == name)).first()
+        row = conn.execute(
+            select(*_COLUMNS_WITHOUT_CONTEXT).where(schedules.c.author == author, schedules.c.name == name)
+        ).first()
     if row is None:
         raise ScheduleError(f'schedule "{name}" of {author} does not exist; see `launch-jupyter schedule list`')
     return dict(row._mapping)
@@ -95,8 +97,11 @@ def any_due(store: QueueStore, queue_ids: Sequence[int], now: float) -> bool:
         # A range read of ix_schedules_due up to now: it costs the due rows, not the schedules.
         found = conn.execute(
             select(schedules.c.id)
-            .where(schedules.c.paused == false(), schedules.c.next_fire_at <= now,
-                   schedules.c.queue_id.in_(list(queue_ids)))
+            .where(
+                schedules.c.paused == false(),
+                schedules.c.next_fire_at <= now,
+                schedules.c.queue_id.in_(list(queue_ids)),
+            )
             .limit(1)
         ).first()
     return found is not None
@@ -105,8 +110,9 @@ def any_due(store: QueueStore, queue_ids: Sequence[int], now: float) -> bool:
 Plan = Callable[[dict, float], Any]  # (schedule row, now) -> an object with fire, skipped, message, next_fire_at
 
 
-def claim_due(store: QueueStore, queue_ids: Sequence[int], now: float, plan: Plan, agent_id: str,
-              stuck_after_s: float) -> list[tuple[dict, dict]]:
+def claim_due(
+    store: QueueStore, queue_ids: Sequence[int], now: float, plan: Plan, agent_id: str, stuck_after_s: float
+) -> list[tuple[dict, dict]]:
     """Claim the due ticks of these queues' schedules for ``agent_id``: [(tick, schedule)].
 
     Also hands back ticks another agent claimed more than ``stuck_after_s`` ago without saying how
@@ -116,8 +122,11 @@ def claim_due(store: QueueStore, queue_ids: Sequence[int], now: float, plan: Pla
     with store._backend.write() as conn:
         rows = conn.execute(
             select(*_COLUMNS_WITHOUT_CONTEXT)
-            .where(schedules.c.paused == false(), schedules.c.queue_id.in_(list(queue_ids)),
-                   schedules.c.next_fire_at <= now)
+            .where(
+                schedules.c.paused == false(),
+                schedules.c.queue_id.in_(list(queue_ids)),
+                schedules.c.next_fire_at <= now,
+            )
             .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
@@ -131,12 +140,14 @@ def claim_due(store: QueueStore, queue_ids: Sequence[int], now: float, plan: Pla
             if moved != 1:
                 continue  # another agent moved it first
             if decided.skipped is not None:
-                _insert_tick(conn, schedule["id"], decided.skipped, "skipped", None, agent_id, now,
-                             decided.skip_message)
+                _insert_tick(
+                    conn, schedule["id"], decided.skipped, "skipped", None, agent_id, now, decided.skip_message
+                )
             if decided.fire is not None:
                 run_id = uuid.uuid4().hex[:12]
-                tick_id = _insert_tick(conn, schedule["id"], decided.fire, "claimed", run_id, agent_id, now,
-                                       decided.message)
+                tick_id = _insert_tick(
+                    conn, schedule["id"], decided.fire, "claimed", run_id, agent_id, now, decided.message
+                )
                 if tick_id is not None:
                     claimed.append((_tick(conn, tick_id), schedule))
         claimed += _reclaim_stuck(conn, queue_ids, now, agent_id, stuck_after_s)
@@ -146,8 +157,7 @@ def claim_due(store: QueueStore, queue_ids: Sequence[int], now: float, plan: Pla
 def finish_tick(store: QueueStore, tick_id: int, state: str, message: str) -> None:
     """Record how a claimed tick went: fired (its run is queued) or failed (with the reason)."""
     with store._backend.write() as conn:
-        conn.execute(schedule_ticks.update().where(schedule_ticks.c.id == tick_id)
-                     .values(state=state, message=message))
+        conn.execute(schedule_ticks.update().where(schedule_ticks.c.id == tick_id).values(state=state, message=message))
 
 
 def list_ticks(store: QueueStore, schedule_id: int, limit: int | None = None) -> list[dict]:
@@ -178,8 +188,16 @@ def _tick(conn: Connection, tick_id: int) -> dict:
     return dict(conn.execute(select(schedule_ticks).where(schedule_ticks.c.id == tick_id)).one()._mapping)
 
 
-def _insert_tick(conn: Connection, schedule_id: int, fire_time: float, state: str, run_id: str | None,
-                 agent_id: str, now: float, message: str) -> int | None:
+def _insert_tick(
+    conn: Connection,
+    schedule_id: int,
+    fire_time: float,
+    state: str,
+    run_id: str | None,
+    agent_id: str,
+    now: float,
+    message: str,
+) -> int | None:
     """Insert-or-nothing on (schedule_id, fire_time): the new tick's id, or None if the tick exists."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -187,27 +205,39 @@ def _insert_tick(conn: Connection, schedule_id: int, fire_time: float, state: st
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # the same API
     statement = (
         insert(schedule_ticks)
-        .values(schedule_id=schedule_id, fire_time=fire_time, state=state, run_id=run_id, agent_id=agent_id,
-                message=message, claimed_at=now)
+        .values(
+            schedule_id=schedule_id,
+            fire_time=fire_time,
+            state=state,
+            run_id=run_id,
+            agent_id=agent_id,
+            message=message,
+            claimed_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
         .returning(schedule_ticks.c.id)
     )
     return conn.execute(statement).scalar()
 
 
-def _reclaim_stuck(conn: Connection, queue_ids: Sequence[int], now: float, agent_id: str,
-                   stuck_after_s: float) -> list[tuple[dict, dict]]:
+def _reclaim_stuck(
+    conn: Connection, queue_ids: Sequence[int], now: float, agent_id: str, stuck_after_s: float
+) -> list[tuple[dict, dict]]:
     rows = conn.execute(
         select(schedule_ticks.c.id, schedule_ticks.c.schedule_id)
         .join(schedules, schedules.c.id == schedule_ticks.c.schedule_id)
-        .where(schedule_ticks.c.state == "claimed", schedule_ticks.c.claimed_at < now - stuck_after_s,
-               schedules.c.queue_id.in_(list(queue_ids)))
+        .where(
+            schedule_ticks.c.state == "claimed",
+            schedule_ticks.c.claimed_at < now - stuck_after_s,
+            schedules.c.queue_id.in_(list(queue_ids)),
+        )
         .with_for_update(of=schedule_ticks, skip_locked=True)
     ).all()
     found = []
     for row in rows:
-        conn.execute(schedule_ticks.update().where(schedule_ticks.c.id == row.id)
-                     .values(agent_id=agent_id, claimed_at=now))
+        conn.execute(
+            schedule_ticks.update().where(schedule_ticks.c.id == row.id).values(agent_id=agent_id, claimed_at=now)
+        )
         found.append((_tick(conn, row.id), _row(conn, row.schedule_id)))
     return found
 

@@ -114,12 +114,19 @@ ACTIVE = runs.c.state.in_([literal_column(f"'{s.value}'") for s in RunState if s
 
 # Claim reads the head of a queue or its expired leases through these small partial indexes, so its
 # cost grows neither with the queue's length nor with its history of finished runs.
-Index("ix_runs_queued_fifo", runs.c.queue_id, runs.c.created_at, runs.c.seq,
-      postgresql_where=QUEUED, sqlite_where=QUEUED)
-Index("ix_runs_queued_priority", runs.c.queue_id, runs.c.priority, runs.c.created_at, runs.c.seq,
-      postgresql_where=QUEUED, sqlite_where=QUEUED)
-Index("ix_runs_active_lease", runs.c.queue_id, runs.c.lease_expires_at,
-      postgresql_where=ACTIVE, sqlite_where=ACTIVE)
+Index(
+    "ix_runs_queued_fifo", runs.c.queue_id, runs.c.created_at, runs.c.seq, postgresql_where=QUEUED, sqlite_where=QUEUED
+)
+Index(
+    "ix_runs_queued_priority",
+    runs.c.queue_id,
+    runs.c.priority,
+    runs.c.created_at,
+    runs.c.seq,
+    postgresql_where=QUEUED,
+    sqlite_where=QUEUED,
+)
+Index("ix_runs_active_lease", runs.c.queue_id, runs.c.lease_expires_at, postgresql_where=ACTIVE, sqlite_where=ACTIVE)
 Index("ix_runs_queue_state", runs.c.queue_id, runs.c.state, runs.c.created_at, runs.c.seq)
 Index("ix_runs_created", runs.c.created_at, runs.c.seq)
 Index("ix_runs_author", runs.c.author, runs.c.created_at)

@@ -173,13 +173,22 @@ class QueueStore(SweepMethods, RetentionMethods):
                     f'queue "{path}" has {active} active run(s); cancel them (`launch-jupyter cancel RUN_ID`) '
                     "or wait until they finish, then delete it"
                 )
-            queued = conn.execute(
-                select(runs.c.id).where(runs.c.queue_id == row.id, runs.c.state == RunState.QUEUED.value)
-            ).scalars().all()
+            queued = (
+                conn.execute(select(runs.c.id).where(runs.c.queue_id == row.id, runs.c.state == RunState.QUEUED.value))
+                .scalars()
+                .all()
+            )
             now = time.time()
             for run_id in queued:
-                _set(conn, run_id, now, state=RunState.CANCELLED.value, finished_at=now, cancel_requested=True,
-                     message=f'queue "{path}" was deleted')
+                _set(
+                    conn,
+                    run_id,
+                    now,
+                    state=RunState.CANCELLED.value,
+                    finished_at=now,
+                    cancel_requested=True,
+                    message=f'queue "{path}" was deleted',
+                )
                 _event(conn, run_id, now, RunState.CANCELLED, f'queue "{path}" was deleted')
             conn.execute(queues.delete().where(queues.c.id == row.id))
 
@@ -189,8 +198,16 @@ class QueueStore(SweepMethods, RetentionMethods):
         """Queue a run (and its build context) in one transaction, then wake waiting agents."""
         now = time.time()
         queued = dataclasses.replace(
-            run, id=run.id or uuid.uuid4().hex[:12], state=RunState.QUEUED, created_at=now, updated_at=now,
-            agent_id=None, lease_expires_at=None, started_at=None, finished_at=None, cancel_requested=False,
+            run,
+            id=run.id or uuid.uuid4().hex[:12],
+            state=RunState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            agent_id=None,
+            lease_expires_at=None,
+            started_at=None,
+            finished_at=None,
+            cancel_requested=False,
         )
         values = run_values(queued)
         check_json(values, RunError, "run")
@@ -300,12 +317,16 @@ class QueueStore(SweepMethods, RetentionMethods):
             return []
         now = time.time()
         with self._backend.write() as conn:
-            held = conn.execute(
-                runs.update()
-                .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
-                .values(lease_expires_at=now + lease_s)
-                .returning(runs.c.id)
-            ).scalars().all()
+            held = (
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+                    .values(lease_expires_at=now + lease_s)
+                    .returning(runs.c.id)
+                )
+                .scalars()
+                .all()
+            )
         held_ids = set(held)
         return [run_id for run_id in run_ids if run_id in held_ids]
 
@@ -318,8 +339,17 @@ class QueueStore(SweepMethods, RetentionMethods):
             now = time.time()
             if row.state in (RunState.CLAIMED.value, RunState.BUILDING.value):
                 message = f"released by {agent_id}; back in the queue"
-                _set(conn, run_id, now, state=RunState.QUEUED.value, agent_id=None, lease_expires_at=None,
-                     started_at=None, message=message, lease_generation=row.lease_generation + 1)
+                _set(
+                    conn,
+                    run_id,
+                    now,
+                    state=RunState.QUEUED.value,
+                    agent_id=None,
+                    lease_expires_at=None,
+                    started_at=None,
+                    message=message,
+                    lease_generation=row.lease_generation + 1,
+                )
                 _event(conn, run_id, now, RunState.QUEUED, message, agent_id)
             else:
                 _set(conn, run_id, now, lease_expires_at=now)
@@ -347,28 +377,63 @@ class QueueStore(SweepMethods, RetentionMethods):
         with self._backend.write() as conn:
             rows = conn.execute(
                 select(runs)
-                .where(runs.c.queue_id.in_(list(queue_ids)), ACTIVE, runs.c.host.is_not(None), runs.c.host != host,
-                       runs.c.lease_expires_at <= now - grace_s)
+                .where(
+                    runs.c.queue_id.in_(list(queue_ids)),
+                    ACTIVE,
+                    runs.c.host.is_not(None),
+                    runs.c.host != host,
+                    runs.c.lease_expires_at <= now - grace_s,
+                )
                 .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
                 lapsed = now - (row.lease_expires_at or now)
-                message = (f"its host {host_name(row.host)} stopped serving it (no agent there for "
-                           f"{how_long(lapsed)}); an agent on another host cannot reach a local run")
-                _set(conn, row.id, now, state=RunState.FAILED.value, message=message, finished_at=now,
-                     lease_expires_at=None, stage="run", lease_generation=row.lease_generation + 1)
+                message = (
+                    f"its host {host_name(row.host)} stopped serving it (no agent there for "
+                    f"{how_long(lapsed)}); an agent on another host cannot reach a local run"
+                )
+                _set(
+                    conn,
+                    row.id,
+                    now,
+                    state=RunState.FAILED.value,
+                    message=message,
+                    finished_at=now,
+                    lease_expires_at=None,
+                    stage="run",
+                    lease_generation=row.lease_generation + 1,
+                )
                 _event(conn, row.id, now, RunState.FAILED, message)
                 failed.append(run_from_row(_lock_run(conn, row.id)))
         return failed
 
     # --- agents ---------------------------------------------------------------------------------
 
-    def register_agent(self, agent_id: str, *, host: str, pid: int, queues: Sequence[str],
-                       queue_ids: Sequence[int], max_jobs: int, version: str, lease_s: float) -> None:
+    def register_agent(
+        self,
+        agent_id: str,
+        *,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        queue_ids: Sequence[int],
+        max_jobs: int,
+        version: str,
+        lease_s: float,
+    ) -> None:
         """Record a starting agent (or refresh its row): who serves which queues, from where."""
         now = time.time()
-        values = dict(host=host, pid=pid, queues=list(queues), queue_ids=list(queue_ids), max_jobs=max_jobs,
-                      version=version, lease_seconds=lease_s, heartbeat_at=now, stopped_at=None)
+        values = dict(
+            host=host,
+            pid=pid,
+            queues=list(queues),
+            queue_ids=list(queue_ids),
+            max_jobs=max_jobs,
+            version=version,
+            lease_seconds=lease_s,
+            heartbeat_at=now,
+            stopped_at=None,
+        )
         with self._backend.write() as conn:
             updated = conn.execute(agents.update().where(agents.c.id == agent_id).values(**values)).rowcount
             if not updated:
@@ -387,12 +452,16 @@ class QueueStore(SweepMethods, RetentionMethods):
             conn.execute(agents.update().where(agents.c.id == agent_id).values(heartbeat_at=now))
             if not run_ids:
                 return []
-            held = set(conn.execute(
-                runs.update()
-                .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
-                .values(lease_expires_at=now + lease_s)
-                .returning(runs.c.id)
-            ).scalars().all())
+            held = set(
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+                    .values(lease_expires_at=now + lease_s)
+                    .returning(runs.c.id)
+                )
+                .scalars()
+                .all()
+            )
         return [run_id for run_id in run_ids if run_id in held]
 
     def agent_stopped(self, agent_id: str) -> None:
@@ -412,8 +481,16 @@ class QueueStore(SweepMethods, RetentionMethods):
 
     # --- state and history ----------------------------------------------------------------------
 
-    def transition(self, run_id: str, state: RunState, message: str = "", *, fence: Fence | None = None,
-                   with_event: bool = False, **fields: Any) -> Any:
+    def transition(
+        self,
+        run_id: str,
+        state: RunState,
+        message: str = "",
+        *,
+        fence: Fence | None = None,
+        with_event: bool = False,
+        **fields: Any,
+    ) -> Any:
         """Move a run to ``state`` (with any Run fields) and append the event. A finished run is left as is.
 
         Returns the Run; with ``with_event`` the pair (Run, the stored Event with its id, or None when
@@ -442,8 +519,9 @@ class QueueStore(SweepMethods, RetentionMethods):
             run = run_from_row(_lock_run(conn, run_id))
         if not with_event:
             return run
-        return run, Event(id=event_id, run_id=run_id, time=now, state=state, message=message,
-                          agent_id=fence[0] if fence else None)
+        return run, Event(
+            id=event_id, run_id=run_id, time=now, state=state, message=message, agent_id=fence[0] if fence else None
+        )
 
     def update(self, run_id: str, *, fence: Fence | None = None, **fields: Any) -> Run:
         """Save Run fields without a state change or event (e.g. the external id the moment it exists);
@@ -455,8 +533,9 @@ class QueueStore(SweepMethods, RetentionMethods):
             _set(conn, run_id, time.time(), **values)
             return run_from_row(_lock_run(conn, run_id))
 
-    def add_event(self, run_id: str, message: str, state: RunState | None = None, *,
-                  fence: Fence | None = None) -> Event:
+    def add_event(
+        self, run_id: str, message: str, state: RunState | None = None, *, fence: Fence | None = None
+    ) -> Event:
         """Append a history line (e.g. build progress) without changing the run's state; ``fence`` as
         in ``transition``."""
         with self._backend.write() as conn:
@@ -501,9 +580,17 @@ class QueueStore(SweepMethods, RetentionMethods):
         with self._backend.read() as conn:
             return int(conn.execute(select(func.max(run_events.c.id))).scalar() or 0)
 
-    def run_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
-                 text: str | None = None, sort: str = "created", descending: bool = True,
-                 offset: int = 0, limit: int = 50) -> list[Run]:
+    def run_page(
+        self,
+        *,
+        queue: str | None = None,
+        states: Iterable[RunState | str] | None = None,
+        text: str | None = None,
+        sort: str = "created",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[Run]:
         """One page of runs in one statement: of ``queue`` ("entity/name" or a name), in ``states``,
         whose id, name, author, queue or message contains ``text``; sorted by ``sort``."""
         query = _page_query(queue, states, text, sort, descending, offset, limit)
@@ -516,10 +603,17 @@ class QueueStore(SweepMethods, RetentionMethods):
         with self._backend.read() as conn:
             return _counts(conn, queue, text)
 
-    def board_page(self, *, queue: str | None = None, states: Iterable[RunState | str] | None = None,
-                   text: str | None = None, sort: str = "created", descending: bool = True,
-                   page: int = 0, limit: int = 50
-                   ) -> tuple[dict[tuple[str, str], int], int, list[Run], dict[str, list[Event]]]:
+    def board_page(
+        self,
+        *,
+        queue: str | None = None,
+        states: Iterable[RunState | str] | None = None,
+        text: str | None = None,
+        sort: str = "created",
+        descending: bool = True,
+        page: int = 0,
+        limit: int = 50,
+    ) -> tuple[dict[tuple[str, str], int], int, list[Run], dict[str, list[Event]]]:
         """What a run board shows, in one read transaction of three statements whatever the page's
         size: the counts (as ``run_counts``), the page number actually shown (the last one when
         ``page`` is past the end), the page of runs (as ``run_page``) and their events."""
@@ -532,8 +626,9 @@ class QueueStore(SweepMethods, RetentionMethods):
             found = [run_from_row(r) for r in conn.execute(query)]
             events: dict[str, list[Event]] = {run.id: [] for run in found}
             if found:
-                rows = conn.execute(select(run_events).where(run_events.c.run_id.in_(list(events)))
-                                    .order_by(run_events.c.id))
+                rows = conn.execute(
+                    select(run_events).where(run_events.c.run_id.in_(list(events))).order_by(run_events.c.id)
+                )
                 for row in rows:
                     events[row.run_id].append(event_from_row(row))
         return counts, page, found, events
@@ -549,8 +644,15 @@ class QueueStore(SweepMethods, RetentionMethods):
                 return run_from_row(row)
             now = time.time()
             if row.state == RunState.QUEUED.value:
-                _set(conn, run_id, now, state=RunState.CANCELLED.value, cancel_requested=True, finished_at=now,
-                     message="cancelled before it started")
+                _set(
+                    conn,
+                    run_id,
+                    now,
+                    state=RunState.CANCELLED.value,
+                    cancel_requested=True,
+                    finished_at=now,
+                    message="cancelled before it started",
+                )
                 _event(conn, run_id, now, RunState.CANCELLED, "cancelled before it started")
             else:
                 _set(conn, run_id, now, cancel_requested=True)
@@ -586,21 +688,41 @@ def _run_filters(query: Any, queue: str | None, text: str | None) -> Any:
             query = query.where(runs.c.entity == entity)
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in (
-            runs.c.id, runs.c.name, runs.c.author, runs.c.queue_name, runs.c.message))))
+        query = query.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (runs.c.id, runs.c.name, runs.c.author, runs.c.queue_name, runs.c.message)
+                )
+            )
+        )
     return query
 
 
 RUN_SORTS = ("created", "name", "state", "queue", "author", "priority", "started", "finished")
 
 
-def _page_query(queue: str | None, states: Iterable[RunState | str] | None, text: str | None, sort: str,
-                descending: bool, offset: int, limit: int) -> Any:
+def _page_query(
+    queue: str | None,
+    states: Iterable[RunState | str] | None,
+    text: str | None,
+    sort: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> Any:
     if sort not in RUN_SORTS:
         raise RunError(f"unknown sort {sort!r}; choose from: {', '.join(RUN_SORTS)}")
-    column = {"created": runs.c.created_at, "name": runs.c.name, "state": runs.c.state,
-              "queue": runs.c.queue_name, "author": runs.c.author, "priority": runs.c.priority,
-              "started": runs.c.started_at, "finished": runs.c.finished_at}[sort]
+    column = {
+        "created": runs.c.created_at,
+        "name": runs.c.name,
+        "state": runs.c.state,
+        "queue": runs.c.queue_name,
+        "author": runs.c.author,
+        "priority": runs.c.priority,
+        "started": runs.c.started_at,
+        "finished": runs.c.finished_at,
+    }[sort]
     order = [column.desc() if descending else column.asc()]
     # Tie-breakers keep the order total, so pages neither repeat nor skip a run.
     if sort == "created":
@@ -663,10 +785,12 @@ def _set(conn: Connection, run_id: str, now: float, **values: Any) -> None:
     conn.execute(runs.update().where(runs.c.id == run_id).values(updated_at=now, **values))
 
 
-def _event(conn: Connection, run_id: str, now: float, state: RunState, message: str,
-           agent_id: str | None = None) -> int:
-    result = conn.execute(run_events.insert().values(run_id=run_id, time=now, state=state.value, message=message,
-                                                     agent_id=agent_id))
+def _event(
+    conn: Connection, run_id: str, now: float, state: RunState, message: str, agent_id: str | None = None
+) -> int:
+    result = conn.execute(
+        run_events.insert().values(run_id=run_id, time=now, state=state.value, message=message, agent_id=agent_id)
+    )
     return result.inserted_primary_key[0]  # type: ignore[index]  # an INSERT's row always has one
 
 
@@ -702,8 +826,12 @@ def _reattach(
     row = conn.execute(
         runs.update()
         .where(runs.c.seq == expired)
-        .values(agent_id=agent_id, lease_expires_at=now + lease_s, updated_at=now,
-                lease_generation=runs.c.lease_generation + 1)
+        .values(
+            agent_id=agent_id,
+            lease_expires_at=now + lease_s,
+            updated_at=now,
+            lease_generation=runs.c.lease_generation + 1,
+        )
         .returning(*runs.c)
     ).first()
     if row is None:
@@ -713,7 +841,12 @@ def _reattach(
 
 
 def _take_queued(
-    conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float,
+    conn: Connection,
+    queue_id: int,
+    prioritized: bool,
+    agent_id: str,
+    lease_s: float,
+    now: float,
     exact: bool = False,
 ) -> Run | None:
     """The head of the queue: by priority then FIFO on a prioritised queue, else FIFO, skipping the
@@ -736,8 +869,9 @@ def _take_queued(
     return run_from_row(row)
 
 
-def _take_head(conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float,
-               full: Sequence[str]) -> Any:
+def _take_head(
+    conn: Connection, queue_id: int, prioritized: bool, agent_id: str, lease_s: float, now: float, full: Sequence[str]
+) -> Any:
     order = [runs.c.created_at, runs.c.seq]
     if prioritized:
         order.insert(0, runs.c.priority)
@@ -752,8 +886,13 @@ def _take_head(conn: Connection, queue_id: int, prioritized: bool, agent_id: str
     return conn.execute(
         runs.update()
         .where(runs.c.seq == head)
-        .values(state=RunState.CLAIMED.value, agent_id=agent_id, lease_expires_at=now + lease_s,
-                started_at=func.coalesce(runs.c.started_at, now), updated_at=now,
-                lease_generation=runs.c.lease_generation + 1)
+        .values(
+            state=RunState.CLAIMED.value,
+            agent_id=agent_id,
+            lease_expires_at=now + lease_s,
+            started_at=func.coalesce(runs.c.started_at, now),
+            updated_at=now,
+            lease_generation=runs.c.lease_generation + 1,
+        )
         .returning(*runs.c)
     ).first()

@@ -31,8 +31,9 @@ def sweep_has_room(excluded: Sequence[str] = ()) -> Any:
     active = (
         select(func.count())
         .select_from(other)
-        .where(other.c.sweep_id == runs.c.sweep_id,
-               other.c.state.in_([literal_column(f"'{s}'") for s in _ACTIVE_VALUES]))
+        .where(
+            other.c.sweep_id == runs.c.sweep_id, other.c.state.in_([literal_column(f"'{s}'") for s in _ACTIVE_VALUES])
+        )
         .scalar_subquery()
     )
     limit = select(sweeps.c.max_parallel).where(sweeps.c.id == runs.c.sweep_id).scalar_subquery()
@@ -56,9 +57,17 @@ def sweep_over_limit(conn: Connection, sweep_id: str) -> bool:
 
 def undo_claim(conn: Connection, row: Any) -> None:
     """Put back a run claimed in this transaction (before its claim event was written)."""
-    conn.execute(runs.update().where(runs.c.seq == row.seq).values(
-        state=RunState.QUEUED.value, agent_id=None, lease_expires_at=None, started_at=None,
-        lease_generation=row.lease_generation - 1))
+    conn.execute(
+        runs.update()
+        .where(runs.c.seq == row.seq)
+        .values(
+            state=RunState.QUEUED.value,
+            agent_id=None,
+            lease_expires_at=None,
+            started_at=None,
+            lease_generation=row.lease_generation - 1,
+        )
+    )
 
 
 class SweepMethods:
@@ -71,12 +80,29 @@ class SweepMethods:
         """Store a sweep, one queued run per point and the sweep's one build context in one
         transaction (batch inserts), then wake waiting agents. Returns the stored sweep and runs."""
         now = time.time()
-        sweep = {**sweep, "id": sweep.get("id") or uuid.uuid4().hex[:12], "created_at": now, "cancelled_at": None,
-                 "total": len(points)}
-        queued = [dataclasses.replace(
-            run, id=run.id or uuid.uuid4().hex[:12], state=RunState.QUEUED, created_at=now, updated_at=now,
-            agent_id=None, lease_expires_at=None, started_at=None, finished_at=None, cancel_requested=False,
-            sweep_id=sweep["id"]) for run in points]
+        sweep = {
+            **sweep,
+            "id": sweep.get("id") or uuid.uuid4().hex[:12],
+            "created_at": now,
+            "cancelled_at": None,
+            "total": len(points),
+        }
+        queued = [
+            dataclasses.replace(
+                run,
+                id=run.id or uuid.uuid4().hex[:12],
+                state=RunState.QUEUED,
+                created_at=now,
+                updated_at=now,
+                agent_id=None,
+                lease_expires_at=None,
+                started_at=None,
+                finished_at=None,
+                cancel_requested=False,
+                sweep_id=sweep["id"],
+            )
+            for run in points
+        ]
         values = [run_values(run) for run in queued]
         for row in values[:1]:  # every point has the same shape; its parameters are checked one by one below
             check_json(row, RunError, "run")
@@ -92,12 +118,24 @@ class SweepMethods:
             if context is not None:
                 put_context(conn, sweep_context_key(sweep["id"]), context)
             conn.execute(runs.insert(), values)
-            conn.execute(run_events.insert(), [
-                {"run_id": run.id, "time": now, "state": RunState.QUEUED.value, "message": f"sweep {sweep['id']}",
-                 "agent_id": None} for run in queued])
+            conn.execute(
+                run_events.insert(),
+                [
+                    {
+                        "run_id": run.id,
+                        "time": now,
+                        "state": RunState.QUEUED.value,
+                        "message": f"sweep {sweep['id']}",
+                        "agent_id": None,
+                    }
+                    for run in queued
+                ],
+            )
             if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_notify(:ch, :payload)"),
-                             {"ch": self._backend.channel, "payload": f"{self._backend.token}:{sweep['id']}"})
+                conn.execute(
+                    text("SELECT pg_notify(:ch, :payload)"),
+                    {"ch": self._backend.channel, "payload": f"{self._backend.token}:{sweep['id']}"},
+                )
         self._backend.wake()
         return sweep, queued
 
@@ -106,7 +144,9 @@ class SweepMethods:
         with self._backend.read() as conn:
             row = conn.execute(select(sweeps).where(sweeps.c.id == sweep_id)).first()
             if row is None and len(sweep_id) >= 4:
-                rows = conn.execute(select(sweeps).where(sweeps.c.id.startswith(sweep_id, autoescape=True)).limit(2)).all()
+                rows = conn.execute(
+                    select(sweeps).where(sweeps.c.id.startswith(sweep_id, autoescape=True)).limit(2)
+                ).all()
                 if len(rows) > 1:
                     raise RunError(f"sweep id prefix {sweep_id!r} matches several sweeps; give more characters")
                 row = rows[0] if rows else None
@@ -124,8 +164,11 @@ class SweepMethods:
             ids = [s["id"] for s in found]
             counts: dict[str, dict[str, int]] = {i: {} for i in ids}
             if ids:
-                rows = conn.execute(select(runs.c.sweep_id, runs.c.state, func.count())
-                                    .where(runs.c.sweep_id.in_(ids)).group_by(runs.c.sweep_id, runs.c.state))
+                rows = conn.execute(
+                    select(runs.c.sweep_id, runs.c.state, func.count())
+                    .where(runs.c.sweep_id.in_(ids))
+                    .group_by(runs.c.sweep_id, runs.c.state)
+                )
                 for sweep_id, state, n in rows:
                     counts[sweep_id][state] = n
         for sweep in found:
@@ -144,24 +187,50 @@ class SweepMethods:
         order a claim locks them in."""
         now = time.time()
         with self._backend.write() as conn:
-            queued = conn.execute(
-                runs.update()
-                .where(runs.c.sweep_id == sweep_id, runs.c.state == RunState.QUEUED.value)
-                .values(state=RunState.CANCELLED.value, cancel_requested=True, finished_at=now, updated_at=now,
-                        message="cancelled with its sweep before it started")
-                .returning(runs.c.id)
-            ).scalars().all()
+            queued = (
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.sweep_id == sweep_id, runs.c.state == RunState.QUEUED.value)
+                    .values(
+                        state=RunState.CANCELLED.value,
+                        cancel_requested=True,
+                        finished_at=now,
+                        updated_at=now,
+                        message="cancelled with its sweep before it started",
+                    )
+                    .returning(runs.c.id)
+                )
+                .scalars()
+                .all()
+            )
             active = conn.execute(
                 runs.update()
-                .where(runs.c.sweep_id == sweep_id, runs.c.state.in_(_ACTIVE_VALUES),
-                       runs.c.cancel_requested.is_(False))
+                .where(
+                    runs.c.sweep_id == sweep_id, runs.c.state.in_(_ACTIVE_VALUES), runs.c.cancel_requested.is_(False)
+                )
                 .values(cancel_requested=True, updated_at=now)
                 .returning(runs.c.id, runs.c.state)
             ).all()
-            events = [{"run_id": i, "time": now, "state": RunState.CANCELLED.value,
-                       "message": "cancelled with its sweep before it started", "agent_id": None} for i in queued]
-            events += [{"run_id": i, "time": now, "state": state, "message": "cancel requested (its sweep was cancelled)",
-                        "agent_id": None} for i, state in active]
+            events = [
+                {
+                    "run_id": i,
+                    "time": now,
+                    "state": RunState.CANCELLED.value,
+                    "message": "cancelled with its sweep before it started",
+                    "agent_id": None,
+                }
+                for i in queued
+            ]
+            events += [
+                {
+                    "run_id": i,
+                    "time": now,
+                    "state": state,
+                    "message": "cancel requested (its sweep was cancelled)",
+                    "agent_id": None,
+                }
+                for i, state in active
+            ]
             if events:
                 conn.execute(run_events.insert(), events)
             conn.execute(sweeps.update().where(sweeps.c.id == sweep_id).values(cancelled_at=now))
@@ -182,8 +251,14 @@ class SweepMethods:
         """Store what a run recorded (each {name, value, display, error}), replacing earlier ones."""
         rows = []
         for position, record in enumerate(records):
-            row = {"run_id": run_id, "name": str(record["name"]), "value": record.get("value"),
-                   "display": record.get("display"), "error": record.get("error"), "position": position}
+            row = {
+                "run_id": run_id,
+                "name": str(record["name"]),
+                "value": record.get("value"),
+                "display": record.get("display"),
+                "error": record.get("error"),
+                "position": position,
+            }
             try:
                 json.dumps([row["value"], row["display"]], allow_nan=False)
             except (TypeError, ValueError) as err:
@@ -200,9 +275,13 @@ class SweepMethods:
         if not run_ids:
             return found
         with self._backend.read() as conn:
-            rows = conn.execute(select(run_records).where(run_records.c.run_id.in_(list(run_ids)))
-                                .order_by(run_records.c.run_id, run_records.c.position))
+            rows = conn.execute(
+                select(run_records)
+                .where(run_records.c.run_id.in_(list(run_ids)))
+                .order_by(run_records.c.run_id, run_records.c.position)
+            )
             for row in rows:
-                found[row.run_id].append({"name": row.name, "value": row.value, "display": row.display,
-                                          "error": row.error})
+                found[row.run_id].append(
+                    {"name": row.name, "value": row.value, "display": row.display, "error": row.error}
+                )
         return found

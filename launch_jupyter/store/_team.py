@@ -176,8 +176,10 @@ def init_team(url: str, group: str = DEFAULT_GROUP) -> str:
 
     backend = Backend(url)
     if backend.dialect != "postgresql":
-        raise StoreError("store init --team needs a PostgreSQL store: row-level security is the database's; "
-                         "a SQLite store is one person's file")
+        raise StoreError(
+            "store init --team needs a PostgreSQL store: row-level security is the database's; "
+            "a SQLite store is one person's file"
+        )
     try:
         with backend.engine.begin() as conn:
             schema = str(conn.exec_driver_sql("SELECT current_schema()").scalar())
@@ -204,15 +206,23 @@ def add_person(url: str, role: str, group: str = DEFAULT_GROUP) -> None:
 def create_entity(url: str, name: str, team: bool = True) -> None:
     """A team entity owned by the URL's role (or that role's own user entity); the database refuses
     a team named after an existing role."""
-    _as_role(url, "INSERT INTO entities (name, kind) VALUES (%s, %s)", (name, "team" if team else "user"),
-             f"cannot create entity {name!r}")
+    _as_role(
+        url,
+        "INSERT INTO entities (name, kind) VALUES (%s, %s)",
+        (name, "team" if team else "user"),
+        f"cannot create entity {name!r}",
+    )
 
 
 def add_member(url: str, entity: str, member: str, admin: bool = False) -> None:
     """Add (or promote) ``member`` in team ``entity``; only its admins may (the database checks)."""
-    _as_role(url, "INSERT INTO entity_members (entity, member, role) VALUES (%s, %s, %s) "
-                  "ON CONFLICT (entity, member) DO UPDATE SET role = EXCLUDED.role",
-             (entity, member, "admin" if admin else "member"), f"cannot add {member!r} to {entity!r}")
+    _as_role(
+        url,
+        "INSERT INTO entity_members (entity, member, role) VALUES (%s, %s, %s) "
+        "ON CONFLICT (entity, member) DO UPDATE SET role = EXCLUDED.role",
+        (entity, member, "admin" if admin else "member"),
+        f"cannot add {member!r} to {entity!r}",
+    )
 
 
 def _as_role(url: str, sql: str, params: tuple, what: str) -> None:

@@ -19,7 +19,9 @@ def js_dir() -> Path:
     for candidate in (_PACKAGE / "_js", _PACKAGE.parent / "js"):
         if (candidate / "run_board.js").is_file():
             return candidate
-    raise FileNotFoundError(f"the widget JavaScript is missing: looked in {_PACKAGE / '_js'} and {_PACKAGE.parent / 'js'}")
+    raise FileNotFoundError(
+        f"the widget JavaScript is missing: looked in {_PACKAGE / '_js'} and {_PACKAGE.parent / 'js'}"
+    )
 
 
 def _inline(name: str, seen: set[str]) -> str:
@@ -44,7 +46,8 @@ def bundle_path(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"the widget bundle {path} is missing: it is built on install (pip install -e . runs esbuild "
-            "through hatch_build.py; it needs Node.js and npm)")
+            "through hatch_build.py; it needs Node.js and npm)"
+        )
     return path
 
 

@@ -38,7 +38,9 @@ class AgentPanel(ActionWidget):
         self.refresh()
         if not self.chosen_queues:
             self.chosen_queues = self.last_served()
-        self._stop_following = follow(lambda _events: self.refresh(), self.refresh, store_url) if follow_events else None
+        self._stop_following = (
+            follow(lambda _events: self.refresh(), self.refresh, store_url) if follow_events else None
+        )
 
     def last_served(self) -> list[str]:
         """The queues the newest agent in the registry served, those this user can see (the
@@ -57,8 +59,10 @@ class AgentPanel(ActionWidget):
     def __repr__(self) -> str:
         if self.state == "stopped":
             return "AgentPanel(agent stopped)"
-        return (f"AgentPanel({self.state}: {self.active}/{self.capacity} active, "
-                f"queues {', '.join(self.queues)}; {self.activity})")
+        return (
+            f"AgentPanel({self.state}: {self.active}/{self.capacity} active, "
+            f"queues {', '.join(self.queues)}; {self.activity})"
+        )
 
     def refresh(self) -> None:
         """Read the agent's status and the queues it could serve."""
@@ -68,7 +72,13 @@ class AgentPanel(ActionWidget):
         self.available_queues = [q.path for q in api.list_queues(store_url=self._store_url)]
         if status is None:
             self.state, self.agent_id, self.queues, self.active, self.activity, self.runs = (
-                "stopped", "", [], 0, "", {})
+                "stopped",
+                "",
+                [],
+                0,
+                "",
+                {},
+            )
             return
         self.state = status["state"]
         self.agent_id = status["agent_id"]
@@ -79,8 +89,9 @@ class AgentPanel(ActionWidget):
         self.activity = status.get("activity") or ""
         self.runs = dict(status.get("runs") or {})
 
-    def start(self, queues: list[str] | None = None, max_jobs: int | None = None,
-              wait: bool = False) -> threading.Thread:
+    def start(
+        self, queues: list[str] | None = None, max_jobs: int | None = None, wait: bool = False
+    ) -> threading.Thread:
         """Start the in-kernel agent on ``queues`` (default: the chosen ones; a choice is needed).
 
         The preflight (credentials, the registry, the queues) runs on a thread, never on the
@@ -94,8 +105,9 @@ class AgentPanel(ActionWidget):
         jobs = self.max_jobs if max_jobs is None else max_jobs
         self.state, self.activity = "starting", f"checking {', '.join(chosen)}…"
         # A local name: the thread clears self._starting when it is done, maybe before we join it.
-        thread = self._starting = threading.Thread(target=self._start, args=(chosen, jobs),
-                                                   name="launch-agent-start", daemon=True)
+        thread = self._starting = threading.Thread(
+            target=self._start, args=(chosen, jobs), name="launch-agent-start", daemon=True
+        )
         thread.start()
         if wait:
             thread.join()

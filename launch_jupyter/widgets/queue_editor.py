@@ -101,8 +101,15 @@ class QueueEditor(ActionWidget):
     preview_text = traitlets.Unicode("").tag(sync=True)
     exists = traitlets.Bool(False).tag(sync=True)  # the queue named here is in the store
 
-    def __init__(self, name: str | None = None, *, resource: str = "local-process", entity: str | None = None,
-                 store_url: str | None = None, **kwargs):
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        resource: str = "local-process",
+        entity: str | None = None,
+        store_url: str | None = None,
+        **kwargs,
+    ):
         self._store_url = store_url
         self._loading = True
         super().__init__(resources=api.known_resources(), resource=resource, entity=entity or "", **kwargs)
@@ -153,8 +160,15 @@ class QueueEditor(ActionWidget):
         text = self.config_text
         found = api.validate_config(self.resource, text, tvars)
         lines = key_lines(text)
-        self.problems = [{"path": p.path, "message": p.message, "severity": p.severity,
-                          "line": problem_line(lines, p.path, p.message)} for p in found]
+        self.problems = [
+            {
+                "path": p.path,
+                "message": p.message,
+                "severity": p.severity,
+                "line": problem_line(lines, p.path, p.message),
+            }
+            for p in found
+        ]
         self.checked_text = text
         return self.problems
 
@@ -203,8 +217,13 @@ class QueueEditor(ActionWidget):
         """Create the queue (the Create button, which sends the config text on screen)."""
         self._take_text(config, "created")
         queue = api.create_queue(
-            self.name, self.resource, entity=self.entity or None, config=self.config_text,
-            prioritization=self.prioritization, template_vars=self._vars(), store_url=self._store_url,
+            self.name,
+            self.resource,
+            entity=self.entity or None,
+            config=self.config_text,
+            prioritization=self.prioritization,
+            template_vars=self._vars(),
+            store_url=self._store_url,
         )
         self.entity = queue.entity
         self.exists = True
@@ -215,8 +234,12 @@ class QueueEditor(ActionWidget):
         """Save the changes to the stored queue (the Update button, which sends the text on screen)."""
         self._take_text(config, "updated")
         queue = api.update_queue(
-            self.name, entity=self.entity or None, config=self.config_text,
-            prioritization=self.prioritization, template_vars=self._vars(), store_url=self._store_url,
+            self.name,
+            entity=self.entity or None,
+            config=self.config_text,
+            prioritization=self.prioritization,
+            template_vars=self._vars(),
+            store_url=self._store_url,
         )
         self.notice = f"updated queue {queue.path}"
         return queue
@@ -230,6 +253,8 @@ class QueueEditor(ActionWidget):
     def preview(self) -> str:
         """The request a run of this config would send (the Preview request button)."""
         self.preview_text = api.preview_request(
-            resource=self.resource, config=self.config_text, template_vars=self._vars(),
+            resource=self.resource,
+            config=self.config_text,
+            template_vars=self._vars(),
         )
         return self.preview_text

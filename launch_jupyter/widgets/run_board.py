@@ -38,8 +38,17 @@ class RunBoard(ActionWidget):
 
     _esm = _assets.esm("run_board.js")
     _css = _assets.css()
-    _actions = ("cancel", "delete", "show_logs", "hide_logs", "refresh", "open_output", "set_view", "show_files",
-                "open_file")
+    _actions = (
+        "cancel",
+        "delete",
+        "show_logs",
+        "hide_logs",
+        "refresh",
+        "open_output",
+        "set_view",
+        "show_files",
+        "open_file",
+    )
 
     queue = traitlets.Unicode("").tag(sync=True)  # the board's own queue ("" = every queue)
     limit = traitlets.Int(PAGE_SIZE).tag(sync=True)  # rows per page
@@ -59,8 +68,15 @@ class RunBoard(ActionWidget):
     files_run = traitlets.Unicode("").tag(sync=True)  # the run whose written files ``files`` lists
     files = traitlets.List(traitlets.Dict()).tag(sync=True)  # api.run_files of it (the server's list too)
 
-    def __init__(self, queue: str | None = None, *, limit: int = PAGE_SIZE, follow_events: bool = True,
-                 store_url: str | None = None, **kwargs):
+    def __init__(
+        self,
+        queue: str | None = None,
+        *,
+        limit: int = PAGE_SIZE,
+        follow_events: bool = True,
+        store_url: str | None = None,
+        **kwargs,
+    ):
         super().__init__(queue=queue or "", limit=limit, **kwargs)
         self._store_url = store_url = pinned_store_url(store_url)
         self._lock = threading.RLock()
@@ -81,9 +97,17 @@ class RunBoard(ActionWidget):
     def refresh(self) -> None:
         """Reload the page shown (counts, rows, their events) from the store."""
         with self._lock:
-            view = board_view(api.open_store(self._store_url), queue=self.queue or self.queue_filter or None,
-                              states=self.states, text=self.text, sort=self.sort, descending=self.descending,
-                              page=self.page, limit=self.limit, registry=self._registry)
+            view = board_view(
+                api.open_store(self._store_url),
+                queue=self.queue or self.queue_filter or None,
+                states=self.states,
+                text=self.text,
+                sort=self.sort,
+                descending=self.descending,
+                page=self.page,
+                limit=self.limit,
+                registry=self._registry,
+            )
             self.counts = view["counts"]
             self.queues = sorted(set(view["queues"]) | ({self.queue_filter} - {""}))
             self.total = view["total"]
@@ -136,8 +160,9 @@ class RunBoard(ActionWidget):
         if self._dirty:
             self.refresh()
         # A running job's log grows without state events: keep the open tail fresh.
-        elif self.log_run and any(r["id"] == self.log_run and r["state"] not in ("succeeded", "failed", "cancelled")
-                                  for r in self.rows):
+        elif self.log_run and any(
+            r["id"] == self.log_run and r["state"] not in ("succeeded", "failed", "cancelled") for r in self.rows
+        ):
             self._load_log(self.log_run)
 
     # ---------------------------------------------------------------- actions

@@ -61,8 +61,11 @@ class RunStatus(ActionWidget):
             self.output_notebook = run.output_notebook or ""
             self.created_at, self.started_at, self.finished_at = run.created_at, run.started_at, run.finished_at
             self.agent_id = run.agent_id or ""
-            self.note = (api.serving_note(f"{run.entity}/{run.queue_name}", store_url=self._store_url) or ""
-                         if run.state == "queued" else "")
+            self.note = (
+                api.serving_note(f"{run.entity}/{run.queue_name}", store_url=self._store_url) or ""
+                if run.state == "queued"
+                else ""
+            )
             self.state = str(run.state)
         self._read_progress()
         if run.state.is_terminal and self._stop_following is not None:

@@ -36,8 +36,16 @@ class SweepBoard(ActionWidget):
     plot_y = traitlets.Unicode("").tag(sync=True)  # "": the value against plot_x alone
     plot_svg = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, sweep_id: str | None = None, *, run_ids: list[str] | None = None, sort: str = "",
-                 follow_events: bool = True, store_url: str | None = None, **kwargs):
+    def __init__(
+        self,
+        sweep_id: str | None = None,
+        *,
+        run_ids: list[str] | None = None,
+        sort: str = "",
+        follow_events: bool = True,
+        store_url: str | None = None,
+        **kwargs,
+    ):
         super().__init__(sort=sort, **kwargs)
         self._sweep_id = sweep_id
         self._run_ids = list(run_ids or [])
@@ -65,9 +73,17 @@ class SweepBoard(ActionWidget):
                 s = table["sweep"]
                 counts = table["counts"]
                 done = sum(n for state, n in counts.items() if state in ("succeeded", "failed", "cancelled"))
-                self.sweep = {"id": s["id"], "name": s["name"], "queue": f"{s['entity']}/{s['queue_name']}",
-                              "total": s["total"], "done": done, "counts": counts, "method": s["method"],
-                              "max_parallel": s["max_parallel"], "cancelled": s["cancelled_at"] is not None}
+                self.sweep = {
+                    "id": s["id"],
+                    "name": s["name"],
+                    "queue": f"{s['entity']}/{s['queue_name']}",
+                    "total": s["total"],
+                    "done": done,
+                    "counts": counts,
+                    "method": s["method"],
+                    "max_parallel": s["max_parallel"],
+                    "cancelled": s["cancelled_at"] is not None,
+                }
             else:
                 table = api.compare(self._run_ids, sort=self.sort or None, store_url=self._store_url)
             self._members = {r["id"] for r in table["rows"]}

@@ -27,8 +27,16 @@ def _axis_values(values: list[Any]) -> tuple[list[float], list[str] | None]:
 
 def plot_svg(rows: Sequence[Mapping[str, Any]], value: str, x: str, y: str = "", best: str | None = None) -> str:
     """An SVG of ``value`` against parameter ``x`` (and ``y``); '' when no row has that value yet."""
-    points = [(r["parameters"].get(x), r["parameters"].get(y) if y else None, _number(r["values"].get(value)),
-               r["id"] == best) for r in rows if _number(r["values"].get(value)) is not None and x in r["parameters"]]
+    points = [
+        (
+            r["parameters"].get(x),
+            r["parameters"].get(y) if y else None,
+            _number(r["values"].get(value)),
+            r["id"] == best,
+        )
+        for r in rows
+        if _number(r["values"].get(value)) is not None and x in r["parameters"]
+    ]
     if not points:
         return ""
     # matplotlib costs ~0.5 s to import: only a plot needs it.

@@ -80,7 +80,7 @@ class CloudBuildState:
         for step in build.steps:
             for arg in step.args:
                 if arg.startswith("--context=gs://"):
-                    bucket, _, name = arg[len("--context=gs://"):].partition("/")
+                    bucket, _, name = arg[len("--context=gs://") :].partition("/")
                     if (bucket, name) not in self.gcs.objects:
                         return f"error resolving build context: {arg[10:]} does not exist"
         return None

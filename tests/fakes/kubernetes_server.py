@@ -37,8 +37,16 @@ def _now() -> str:
 
 
 def _status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "details": details or {}, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": details or {},
+        "code": code,
+    }
 
 
 def matches(selector: str, labels: dict) -> bool:
@@ -111,12 +119,20 @@ class FakeKubernetes:
         """A kubeconfig file pointing at this server (plain http on loopback, a dummy token)."""
         import yaml
 
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "not-a-secret"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "fake", "user": {"token": "not-a-secret"}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}
+                    ],
+                }
+            )
+        )
         return str(path)
 
     def script(self, phases: list[str], name: str | None = None, reason: str = "") -> None:
@@ -161,21 +177,36 @@ class FakeKubernetes:
                 return self._jobs(method, parts[4], parts[6] if len(parts) > 6 else None, query, body)
             if parts[:3] == ["api", "v1", "namespaces"] and len(parts) >= 5 and parts[4] == "pods":
                 return self._pods(method, parts[3], parts[5] if len(parts) > 5 else None, parts[6:], query)
-        return 404, _status(404, "NotFound", f"the server could not find the requested resource {path}"), "application/json"
+        return (
+            404,
+            _status(404, "NotFound", f"the server could not find the requested resource {path}"),
+            "application/json",
+        )
 
     def _jobs(self, method: str, ns: str, name: str | None, query: dict, body: Any) -> tuple[int, Any, str]:
         if method == "POST" and name is None:
             return self._create(ns, body)
         if method == "GET" and name is None:
             self._advance(ns)
-            items = [j for (n, _), j in sorted(self.jobs.items()) if n == ns
-                     and matches(query.get("labelSelector", ""), j["metadata"].get("labels") or {})]
-            return 200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"},
-                         "items": items}, "application/json"
+            items = [
+                j
+                for (n, _), j in sorted(self.jobs.items())
+                if n == ns and matches(query.get("labelSelector", ""), j["metadata"].get("labels") or {})
+            ]
+            return (
+                200,
+                {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"}, "items": items},
+                "application/json",
+            )
         job = self.jobs.get((ns, name or ""))
         if job is None:
-            return 404, _status(404, "NotFound", f'jobs.batch "{name}" not found',
-                                {"name": name, "group": "batch", "kind": "jobs"}), "application/json"
+            return (
+                404,
+                _status(
+                    404, "NotFound", f'jobs.batch "{name}" not found', {"name": name, "group": "batch", "kind": "jobs"}
+                ),
+                "application/json",
+            )
         if method == "GET":
             return 200, job, "application/json"
         if method == "DELETE":
@@ -202,10 +233,22 @@ class FakeKubernetes:
         if not name:
             return 422, _status(422, "Invalid", "Job is invalid: metadata.name: Required value"), "application/json"
         if body["metadata"].get("namespace", ns) != ns:
-            return 400, _status(400, "BadRequest", "the namespace of the object does not match the request"), "application/json"
+            return (
+                400,
+                _status(400, "BadRequest", "the namespace of the object does not match the request"),
+                "application/json",
+            )
         if (ns, name) in self.jobs:
-            return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
-                                {"name": name, "group": "batch", "kind": "jobs"}), "application/json"
+            return (
+                409,
+                _status(
+                    409,
+                    "AlreadyExists",
+                    f'jobs.batch "{name}" already exists',
+                    {"name": name, "group": "batch", "kind": "jobs"},
+                ),
+                "application/json",
+            )
         job = json.loads(json.dumps(body))
         uid = str(uuid.uuid4())
         job["metadata"].update({"namespace": ns, "uid": uid, "creationTimestamp": _now(), "resourceVersion": "1"})
@@ -213,25 +256,42 @@ class FakeKubernetes:
         self.jobs[(ns, name)] = job
         self.scripts.setdefault(name, list(self.default_script))
         self.steps.setdefault(name, 0)
-        template = (job["spec"].get("template") or {})
+        template = job["spec"].get("template") or {}
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         labels.update({"batch.kubernetes.io/job-name": name, "job-name": name, "controller-uid": uid})
         pod_name = f"{name}-{uid[:5]}"
         containers = template.get("spec", {}).get("containers") or []
         self.pods[(ns, pod_name)] = {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "uid": str(uuid.uuid4()),
-                         "creationTimestamp": _now()},
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": ns,
+                "labels": labels,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": _now(),
+            },
             "spec": template.get("spec"),
-            "status": {"phase": "Pending", "containerStatuses": [
-                {"name": c.get("name", "c"), "image": c.get("image", ""), "imageID": "", "ready": False,
-                 "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}} for c in containers]},
+            "status": {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": c.get("name", "c"),
+                        "image": c.get("image", ""),
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": "ContainerCreating"}},
+                    }
+                    for c in containers
+                ],
+            },
         }
         self._sync(ns, name)
         return 201, job, "application/json"
 
     def _advance(self, ns: str) -> None:
-        for (n, name) in list(self.jobs):
+        for n, name in list(self.jobs):
             if n != ns:
                 continue
             script = self.scripts.get(name, ["Succeeded"])
@@ -253,36 +313,76 @@ class FakeKubernetes:
                     cs.update(ready=True, state={"running": {"startedAt": _now()}})
                 elif phase in ("Succeeded", "Failed", "DeadlineExceeded"):
                     code = 0 if phase == "Succeeded" else 1
-                    cs.update(ready=False, state={"terminated": {"exitCode": code, "reason": "Completed" if not code else "Error",
-                                                                 "finishedAt": _now()}})
+                    cs.update(
+                        ready=False,
+                        state={
+                            "terminated": {
+                                "exitCode": code,
+                                "reason": "Completed" if not code else "Error",
+                                "finishedAt": _now(),
+                            }
+                        },
+                    )
         status: dict[str, Any] = {"startTime": job["metadata"]["creationTimestamp"]}
         if phase in ("Pending", "Running"):
             status.update(active=1, ready=1 if phase == "Running" else 0)
         elif phase == "Succeeded":
-            status.update(succeeded=1, completionTime=_now(),
-                          conditions=[{"type": "Complete", "status": "True", "lastTransitionTime": _now()}])
+            status.update(
+                succeeded=1,
+                completionTime=_now(),
+                conditions=[{"type": "Complete", "status": "True", "lastTransitionTime": _now()}],
+            )
         elif phase == "DeadlineExceeded":
-            status.update(failed=1, conditions=[{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
-                                                 "message": "Job was active longer than specified deadline",
-                                                 "lastTransitionTime": _now()}])
+            status.update(
+                failed=1,
+                conditions=[
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "DeadlineExceeded",
+                        "message": "Job was active longer than specified deadline",
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            )
         else:
-            status.update(failed=1, conditions=[{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                                 "message": self.reasons.get(name, "Job has reached the specified backoff limit"),
-                                                 "lastTransitionTime": _now()}])
+            status.update(
+                failed=1,
+                conditions=[
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": self.reasons.get(name, "Job has reached the specified backoff limit"),
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            )
         job["status"] = status
 
     def _pods(self, method: str, ns: str, name: str | None, rest: list[str], query: dict) -> tuple[int, Any, str]:
         if method != "GET":
             return 405, _status(405, "MethodNotAllowed", method), "application/json"
         if name is None:
-            items = [p for (n, _), p in sorted(self.pods.items()) if n == ns
-                     and matches(query.get("labelSelector", ""), p["metadata"].get("labels") or {})]
-            return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}, "application/json"
+            items = [
+                p
+                for (n, _), p in sorted(self.pods.items())
+                if n == ns and matches(query.get("labelSelector", ""), p["metadata"].get("labels") or {})
+            ]
+            return (
+                200,
+                {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items},
+                "application/json",
+            )
         pod = self.pods.get((ns, name))
         if pod is None:
             return 404, _status(404, "NotFound", f'pods "{name}" not found'), "application/json"
         if rest == ["log"]:
             if pod["status"]["phase"] == "Pending":
-                return 400, _status(400, "BadRequest", f'container in pod "{name}" is waiting to start'), "application/json"
+                return (
+                    400,
+                    _status(400, "BadRequest", f'container in pod "{name}" is waiting to start'),
+                    "application/json",
+                )
             return 200, ("\n".join(self.log_lines) + "\n").encode(), "text/plain"
         return 200, pod, "application/json"

@@ -50,17 +50,27 @@ def _write_certs(folder: Path) -> tuple[Path, Path, Path]:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake registry CA")])
 
     def cert(subject, public_key, ca: bool, extra=()):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public_key)
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - _dt.timedelta(hours=1))
-                   .not_valid_after(now + _dt.timedelta(days=2))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(hours=1))
+            .not_valid_after(now + _dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         for ext in extra:
             builder = builder.add_extension(ext, critical=False)
         return builder.sign(ca_key, hashes.SHA256())
 
     ca = cert(ca_name, ca_key.public_key(), True)
-    leaf = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]), key.public_key(), False,
-                [x509.SubjectAlternativeName([x509.DNSName(HOST)])])
+    leaf = cert(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]),
+        key.public_key(),
+        False,
+        [x509.SubjectAlternativeName([x509.DNSName(HOST)])],
+    )
     folder.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
@@ -104,8 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(404)
         repo, ref = parts[0][4:], parts[1]
         if self.headers.get("Authorization") != f"Bearer {self.state.registry_token}":
-            challenge = (f'Bearer realm="https://{HOST}/v2/token",service="{HOST}",'
-                         f'scope="repository:{repo}:pull"')
+            challenge = f'Bearer realm="https://{HOST}/v2/token",service="{HOST}",scope="repository:{repo}:pull"'
             return self._answer(401, {"WWW-Authenticate": challenge})
         self.state.heads.append(f"{repo}:{ref}")
         self._answer(200 if f"{repo}:{ref}" in self.state.present else 404)

@@ -37,8 +37,13 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-HAPPY = [("InProgress", "Starting"), ("InProgress", "Downloading"), ("InProgress", "Training"),
-         ("InProgress", "Uploading"), ("Completed", "Completed")]
+HAPPY = [
+    ("InProgress", "Starting"),
+    ("InProgress", "Downloading"),
+    ("InProgress", "Training"),
+    ("InProgress", "Uploading"),
+    ("Completed", "Completed"),
+]
 
 
 class SageMakerEdge:
@@ -107,8 +112,15 @@ class SageMakerEdge:
 
     def fail(self, operation: str, code: str, status: int = 400, times: int = 1, message: str = "") -> None:
         with self.lock:
-            self._faults.append({"op": operation, "code": code, "status": status, "times": times,
-                                 "message": message or f"injected {code}"})
+            self._faults.append(
+                {
+                    "op": operation,
+                    "code": code,
+                    "status": status,
+                    "times": times,
+                    "message": message or f"injected {code}",
+                }
+            )
 
     def hang_after(self, operation: str) -> None:
         """Forward ``operation`` to moto, then never answer (until ``stop``)."""
@@ -153,8 +165,12 @@ class SageMakerEdge:
         if op == "CreateTrainingJob":
             with self.lock:
                 if name in self.scripts:
-                    return _error(400, "ResourceInUse", "Training job names must be unique within an AWS "
-                                  f"account and region, and a training job with this name already exists ({name})")
+                    return _error(
+                        400,
+                        "ResourceInUse",
+                        "Training job names must be unique within an AWS "
+                        f"account and region, and a training job with this name already exists ({name})",
+                    )
                 self.scripts[name], self.steps[name] = list(self.default_script), 0
                 self.output_paths[name] = (args.get("OutputDataConfig") or {}).get("S3OutputPath", "")
         if op == "StopTrainingJob":
@@ -224,8 +240,11 @@ class SageMakerEdge:
         stream = f"{name}/algo-1-{int(time.time())}"
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
         now = int(time.time() * 1000)
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(self.log_lines)])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(self.log_lines)],
+        )
         if status != "Completed" or not output.startswith("s3://"):
             return
         bucket, _, prefix = output.removeprefix("s3://").partition("/")
@@ -243,8 +262,11 @@ class SageMakerEdge:
                 return _error(400, "ResourceNotFound", f"Requested resource not found: {name}")
             status = self._current(name)[0]
             if status != "InProgress":
-                return _error(400, "ValidationException", f"The request was rejected because the training job "
-                              f"is in status {status}.")
+                return _error(
+                    400,
+                    "ValidationException",
+                    f"The request was rejected because the training job is in status {status}.",
+                )
             # -1: the next list (one step) shows Stopping, the one after Stopped
             self.scripts[name], self.steps[name] = [("Stopping", "Stopping"), ("Stopped", "Stopped")], -1
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}"

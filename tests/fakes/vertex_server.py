@@ -125,9 +125,7 @@ def _write_certs(folder: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    )
+    san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -144,9 +142,7 @@ def _write_certs(folder: Path) -> None:
     (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
     (folder / "server.pem").write_bytes(cert.public_bytes(pem))
     (folder / "server.key").write_bytes(
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 
@@ -170,8 +166,11 @@ class FakeError(Exception):
 
         out = []
         if self.quota:
-            out.append(error_details_pb2.QuotaFailure(violations=[
-                error_details_pb2.QuotaFailure.Violation(subject=self.quota, description=self.message)]))
+            out.append(
+                error_details_pb2.QuotaFailure(
+                    violations=[error_details_pb2.QuotaFailure.Violation(subject=self.quota, description=self.message)]
+                )
+            )
         if self.retry_after is not None:
             info = error_details_pb2.RetryInfo()
             info.retry_delay.FromNanoseconds(int(self.retry_after * 1e9))
@@ -245,13 +244,22 @@ ENV_MAX = 100
 CODE_CANCELLED = 1
 # Codes a FAILED job carries (google.rpc.Code), cycled when a script does not name one.
 FAILED_CODES = (13, 3, 9, 8)
-TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
-            "JOB_STATE_PARTIALLY_SUCCEEDED")
+TERMINAL = (
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+    "JOB_STATE_PARTIALLY_SUCCEEDED",
+)
 
 
 def _label_ok(text: str, key: bool) -> bool:
     def ok(c: str) -> bool:
-        return c in "_-" or (c.isascii() and (c.islower() or c.isdigit())) or (not c.isascii() and c.isalpha() and not c.isupper())
+        return (
+            c in "_-"
+            or (c.isascii() and (c.islower() or c.isdigit()))
+            or (not c.isascii() and c.isalpha() and not c.isupper())
+        )
 
     if key and not (text[:1].isalpha() and not text[:1].isupper()):
         return False
@@ -304,8 +312,14 @@ class VertexState:
         with self.lock:
             self.offset += seconds
 
-    def script(self, states: list[str], error_message: str | None = None, job: str | None = None,
-               step: float | None = None, error_code: int | None = None) -> None:
+    def script(
+        self,
+        states: list[str],
+        error_message: str | None = None,
+        job: str | None = None,
+        step: float | None = None,
+        error_code: int | None = None,
+    ) -> None:
         """Jobs created from now on (or ``job``, a resource name) walk ``states``, each lasting
         ``step`` seconds of the fake clock (default 0.2 s). A state name this SDK does not know
         (``JOB_STATE_FUTURE``) or an int is sent as a future state would be."""
@@ -328,8 +342,16 @@ class VertexState:
             if error_code is not None:
                 entry.error_code = error_code
 
-    def fail(self, method: str, code: str, times: int = 1, message: str | None = None,
-             after: bool = False, quota: str | None = None, retry_after: float | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        code: str,
+        times: int = 1,
+        message: str | None = None,
+        after: bool = False,
+        quota: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         """The next ``times`` calls of ``method`` fail with gRPC status ``code``; with ``after`` the
         call takes effect first and only its answer is lost (e.g. a job created, then UNAVAILABLE).
         ``quota`` adds a google.rpc.QuotaFailure naming that metric (as Vertex AI does for quota
@@ -363,8 +385,7 @@ class VertexState:
             seconds = pending.pop(0)[0]
         self.released.wait(300 if seconds is None else seconds)
 
-    def add_logs(self, job_name: str, lines: list[str], start: float | None = None,
-                 hidden_for: int = 0) -> None:
+    def add_logs(self, job_name: str, lines: list[str], start: float | None = None, hidden_for: int = 0) -> None:
         """Log lines for a job (by resource name), as Cloud Logging entries of resource ml_job;
         ``hidden_for`` ListLogEntries calls do not see them yet (ingestion lag)."""
         job_id = job_name.rsplit("/", 1)[-1]
@@ -392,13 +413,15 @@ class VertexState:
         stamp = _dt.datetime.fromtimestamp(when, _dt.timezone.utc)
         with self.lock:
             entries = self.logs.setdefault(job_id, [])
-            entries.append({
-                "log_name": f"projects/{_project_of(job_name)}/logs/workerpool0-0",
-                "resource": {"type": "ml_job", "labels": {"job_id": job_id}},
-                "text_payload": line,
-                "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "insert_id": f"{job_id}-{len(entries):06d}",
-            })
+            entries.append(
+                {
+                    "log_name": f"projects/{_project_of(job_name)}/logs/workerpool0-0",
+                    "resource": {"type": "ml_job", "labels": {"job_id": job_id}},
+                    "text_payload": line,
+                    "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "insert_id": f"{job_id}-{len(entries):06d}",
+                }
+            )
 
     def calls(self, method: str) -> list[Recorded]:
         """Recorded requests of one method."""
@@ -441,8 +464,9 @@ class VertexState:
             raise FakeError("INVALID_ARGUMENT", "Location global is not supported for custom jobs")
         # A regional endpoint serves its own region only.
         if self.region and location != self.region:
-            raise FakeError("INVALID_ARGUMENT",
-                            f"Location {location} does not match the endpoint's region {self.region}")
+            raise FakeError(
+                "INVALID_ARGUMENT", f"Location {location} does not match the endpoint's region {self.region}"
+            )
         return f"projects/{project_number(m.group(1))}/locations/{location}"
 
     def _check_job(self, job: Any) -> None:
@@ -454,9 +478,12 @@ class VertexState:
             raise FakeError("INVALID_ARGUMENT", f"at most {LABELS_MAX} labels are allowed")
         for key, value in job.labels.items():
             if not _label_ok(key, key=True) or not _label_ok(value, key=False):
-                raise FakeError("INVALID_ARGUMENT", f"invalid label {key!r}: {value!r}; label keys and values "
-                                                    "can only contain lowercase letters, numeric characters, "
-                                                    "underscores and dashes")
+                raise FakeError(
+                    "INVALID_ARGUMENT",
+                    f"invalid label {key!r}: {value!r}; label keys and values "
+                    "can only contain lowercase letters, numeric characters, "
+                    "underscores and dashes",
+                )
         pools = job.job_spec.worker_pool_specs
         if not pools:
             raise FakeError("INVALID_ARGUMENT", "job_spec.worker_pool_specs is required")
@@ -467,8 +494,10 @@ class VertexState:
                 raise FakeError("INVALID_ARGUMENT", f"worker_pool_specs[{i}]: at most {ENV_MAX} env vars")
             machine = pool.machine_spec
             if machine.accelerator_type and not machine.accelerator_count:
-                raise FakeError("INVALID_ARGUMENT", f"worker_pool_specs[{i}].machine_spec: accelerator_count "
-                                                    "must be set with accelerator_type")
+                raise FakeError(
+                    "INVALID_ARGUMENT",
+                    f"worker_pool_specs[{i}].machine_spec: accelerator_count must be set with accelerator_type",
+                )
             if pool.replica_count < 1:
                 raise FakeError("INVALID_ARGUMENT", f"worker_pool_specs[{i}].replica_count must be at least 1")
 
@@ -488,8 +517,9 @@ class VertexState:
             code = self.default_error_code or FAILED_CODES[self._failed % len(FAILED_CODES)]
             self._failed += 1
             script = [] if self.worker is not None else list(self.default_script)  # the process drives it
-            entry = self.jobs[job.name] = _Job(job, script, self.default_error, code, self.step, now,
-                                               hidden_lists=self.list_lag)
+            entry = self.jobs[job.name] = _Job(
+                job, script, self.default_error, code, self.step, now, hidden_lists=self.list_lag
+            )
             if self.worker is not None:
                 entry.worked = True
                 self.worker.start(entry)
@@ -556,8 +586,9 @@ class VertexState:
             end = "JOB_STATE_CANCELLED" if self.cancel_wins else "JOB_STATE_SUCCEEDED"
             entry.script, entry.started = ["JOB_STATE_CANCELLING", end], self.now()
 
-    def log_entries(self, filter_text: str, page_token: str, page_size: int,
-                    order_by: str = "") -> tuple[list[dict], str]:
+    def log_entries(
+        self, filter_text: str, page_token: str, page_size: int, order_by: str = ""
+    ) -> tuple[list[dict], str]:
         # The Logging query language (cloud.google.com/logging/docs/view/logging-query-language):
         # a value may be a parenthesised OR of values (`resource.labels.job_id=("1" OR "2")`), and
         # `textPayload:"x"` is the "has" operator, a substring match on the text. order_by is
@@ -591,7 +622,11 @@ class VertexState:
 
         if not entry.script:
             return
-        index = min(int((self.now() - entry.started) / entry.step), len(entry.script) - 1) if entry.step else len(entry.script) - 1
+        index = (
+            min(int((self.now() - entry.started) / entry.step), len(entry.script) - 1)
+            if entry.step
+            else len(entry.script) - 1
+        )
         name = entry.script[index]
         known = isinstance(name, str) and name in aiplatform_v1.JobState.__members__
         when = _dt.datetime.fromtimestamp(entry.started + index * entry.step, _dt.timezone.utc)
@@ -613,8 +648,9 @@ class VertexState:
         if state == aiplatform_v1.JobState.JOB_STATE_CANCELLED:
             entry.proto.error = {"code": CODE_CANCELLED, "message": "CANCELED"}
 
-    def seed_finished(self, parent: str, count: int, labels: dict[str, str] | None = None,
-                      state: str = "JOB_STATE_SUCCEEDED") -> None:
+    def seed_finished(
+        self, parent: str, count: int, labels: dict[str, str] | None = None, state: str = "JOB_STATE_SUCCEEDED"
+    ) -> None:
         """``count`` old jobs that already ended (a project's history), without a create each."""
         from google.cloud import aiplatform_v1  # lazy: the fake runs in tests only
 
@@ -622,8 +658,9 @@ class VertexState:
         with self.lock:
             for i in range(count):
                 self._next_id += 1
-                job = aiplatform_v1.CustomJob(display_name=f"old-{i}", labels=labels or {},
-                                              state=aiplatform_v1.JobState[state])
+                job = aiplatform_v1.CustomJob(
+                    display_name=f"old-{i}", labels=labels or {}, state=aiplatform_v1.JobState[state]
+                )
                 job.name = f"{parent}/customJobs/{self._next_id}"
                 job.create_time = job.end_time = _dt.datetime.fromtimestamp(self.now() - 60, _dt.timezone.utc)
                 self.jobs[job.name] = _Job(job, [], "", 0, self.step, self.now())
@@ -705,7 +742,7 @@ class _FilterParser:
         field_name, op, raw = self.take(), self.take(), self.take()
         value = raw[1:-1] if raw.startswith('"') else raw
         if field_name.startswith("labels."):
-            key = field_name[len("labels."):]
+            key = field_name[len("labels.") :]
             if op == ":" and value == "*":
                 return lambda job: key in job.labels
             if op in ("=", "!="):
@@ -722,8 +759,14 @@ class _FilterParser:
                 bound = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 raise FakeError("INVALID_ARGUMENT", f"create_time must be RFC 3339, got {value!r}") from None
-            compare = {"=": lambda a: a == bound, "!=": lambda a: a != bound, "<": lambda a: a < bound,
-                       "<=": lambda a: a <= bound, ">": lambda a: a > bound, ">=": lambda a: a >= bound}[op]
+            compare = {
+                "=": lambda a: a == bound,
+                "!=": lambda a: a != bound,
+                "<": lambda a: a < bound,
+                "<=": lambda a: a <= bound,
+                ">": lambda a: a > bound,
+                ">=": lambda a: a >= bound,
+            }[op]
             return lambda job: compare(job.create_time)
         raise FakeError("INVALID_ARGUMENT", f"unsupported filter term: {field_name}{op}{raw}")
 
@@ -826,7 +869,9 @@ def _grpc_jobs_handler(state: VertexState):
             "CreateCustomJob": rpc("CreateCustomJob", create, v1.CreateCustomJobRequest, lambda b: b),
             "GetCustomJob": rpc("GetCustomJob", lambda r: state.get(r.name), v1.GetCustomJobRequest, one_job),
             "ListCustomJobs": rpc("ListCustomJobs", state.list, v1.ListCustomJobsRequest, job_list),
-            "CancelCustomJob": rpc("CancelCustomJob", cancel, v1.CancelCustomJobRequest, empty_pb2.Empty.SerializeToString),
+            "CancelCustomJob": rpc(
+                "CancelCustomJob", cancel, v1.CancelCustomJobRequest, empty_pb2.Empty.SerializeToString
+            ),
         },
     )
 
@@ -839,8 +884,7 @@ def _grpc_logging_handler(state: VertexState):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         try:
             late = state.record("ListLogEntries", "grpc", request, metadata)
-            entries, token = state.log_entries(request.filter, request.page_token, request.page_size,
-                                               request.order_by)
+            entries, token = state.log_entries(request.filter, request.page_token, request.page_size, request.order_by)
             if late is not None:
                 raise late
             return ListLogEntriesResponse(entries=entries, next_page_token=token)
@@ -848,8 +892,10 @@ def _grpc_logging_handler(state: VertexState):
             _abort(context, err)
 
     rpc = grpc.unary_unary_rpc_method_handler(
-        handler, request_deserializer=ListLogEntriesRequest.deserialize,
-        response_serializer=ListLogEntriesResponse.serialize)
+        handler,
+        request_deserializer=ListLogEntriesRequest.deserialize,
+        response_serializer=ListLogEntriesResponse.serialize,
+    )
     return grpc.method_handlers_generic_handler(LOGGING_SERVICE, {"ListLogEntries": rpc})
 
 
@@ -902,12 +948,22 @@ class _RestHandler(BaseHTTPRequestHandler):
         if path == "/_debug/script":
             self.state.script(data["states"], data.get("error_message"), data.get("job"), data.get("step"))
         elif path == "/_debug/fail":
-            self.state.fail(data["method"], data["code"], int(data.get("times", 1)), data.get("message"),
-                            bool(data.get("after", False)), data.get("quota"))
+            self.state.fail(
+                data["method"],
+                data["code"],
+                int(data.get("times", 1)),
+                data.get("message"),
+                bool(data.get("after", False)),
+                data.get("quota"),
+            )
         elif path == "/_debug/delay":
             seconds = data.get("seconds")
-            self.state.delay(data["method"], None if seconds is None else float(seconds),
-                             int(data.get("times", 1)), bool(data.get("after", False)))
+            self.state.delay(
+                data["method"],
+                None if seconds is None else float(seconds),
+                int(data.get("times", 1)),
+                bool(data.get("after", False)),
+            )
         elif path == "/_debug/logs":
             self.state.add_logs(data["job"], data["lines"])
         elif path == "/_debug/advance":
@@ -1070,8 +1126,17 @@ class FakeVertex:
 
     def __getattr__(self, name: str):
         # script, fail, delay, release, advance, calls, add_logs, finish_unknown: see VertexState.
-        if name in ("script", "fail", "delay", "release", "advance", "calls", "add_logs", "finish_unknown",
-                    "seed_finished"):
+        if name in (
+            "script",
+            "fail",
+            "delay",
+            "release",
+            "advance",
+            "calls",
+            "add_logs",
+            "finish_unknown",
+            "seed_finished",
+        ):
             return getattr(self.state, name)
         raise AttributeError(name)
 

@@ -51,8 +51,7 @@ EXIT_MESSAGE = "The replica workerpool0-0 exited with a non-zero status of {code
 class FakeWorker:
     """Runs the jobs of one VertexState as local processes (see the module docstring)."""
 
-    def __init__(self, state: Any, gcs: Any, image_root: Callable[[str], Path], mount: Path,
-                 grace: float = GRACE_S):
+    def __init__(self, state: Any, gcs: Any, image_root: Callable[[str], Path], mount: Path, grace: float = GRACE_S):
         self.state = state  # tests.fakes.vertex_server.VertexState
         self.gcs = gcs  # tests.fakes.gcs_server.GcsState: where /gcs/ writes end up
         self.image_root = image_root
@@ -65,8 +64,9 @@ class FakeWorker:
     # ------------------------------------------------------------ called by VertexState
     def start(self, entry: Any) -> None:
         """Run the job's container command on a thread of its own."""
-        threading.Thread(target=self._run, args=(entry,), daemon=True,
-                         name=f"fake-vertex-worker {entry.proto.name}").start()
+        threading.Thread(
+            target=self._run, args=(entry,), daemon=True, name=f"fake-vertex-worker {entry.proto.name}"
+        ).start()
 
     def cancel(self, entry: Any) -> None:
         """CANCELLING now; SIGTERM to the container's main process, SIGKILL after the grace period."""
@@ -116,8 +116,11 @@ class FakeWorker:
             if process is not None:
                 self.processes[name] = process
         if process is None:
-            self._end(entry, JobState.JOB_STATE_CANCELLED if early else JobState.JOB_STATE_FAILED,
-                      "" if early else EXIT_MESSAGE.format(code=127))
+            self._end(
+                entry,
+                JobState.JOB_STATE_CANCELLED if early else JobState.JOB_STATE_FAILED,
+                "" if early else EXIT_MESSAGE.format(code=127),
+            )
             return
         with self.state.lock:
             entry.proto.state = JobState.JOB_STATE_RUNNING
@@ -148,8 +151,15 @@ class FakeWorker:
 
     def _spawn(self, argv: list[str], env: dict, run_id: str) -> subprocess.Popen | None:
         try:
-            return subprocess.Popen(argv, cwd=str(self.image_root(run_id)), env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            return subprocess.Popen(
+                argv,
+                cwd=str(self.image_root(run_id)),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
         except OSError:
             return None  # no such command or folder in the "image": the replica fails to start
 
@@ -174,7 +184,7 @@ class FakeWorker:
     # ------------------------------------------------------------ Cloud Storage FUSE
     def _path(self, text: str) -> str:
         """``/gcs/b/x`` as the folder that stands for the mount here."""
-        return str(self.mount / text[len("/gcs/"):]) if text.startswith("/gcs/") else text
+        return str(self.mount / text[len("/gcs/") :]) if text.startswith("/gcs/") else text
 
     def _upload(self) -> None:
         for path in self.mount.rglob("*"):

@@ -67,8 +67,14 @@ ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
 RPC_TIMEOUT = 60.0
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 # Pod waiting reasons that will not fix themselves (kubelet's image and config errors).
-STUCK_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
-                 "CreateContainerError", "CrashLoopBackOff"}
+STUCK_REASONS = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+}
 
 
 def job_name(run_id: str) -> str:
@@ -97,8 +103,9 @@ class KubernetesRunner(Runner):
     list_lag_seconds = 0.0  # find reads the Job by name
     call_timeout = 4 * RPC_TIMEOUT
 
-    def __init__(self, agent_config: AgentConfig | None = None, *, rpc_timeout: float = RPC_TIMEOUT,
-                 log_interval: float = 2.0):
+    def __init__(
+        self, agent_config: AgentConfig | None = None, *, rpc_timeout: float = RPC_TIMEOUT, log_interval: float = 2.0
+    ):
         super().__init__(agent_config)
         self.rpc_timeout = rpc_timeout
         self.log_interval = log_interval
@@ -163,8 +170,9 @@ class KubernetesRunner(Runner):
             first["command"] = list(ENTRYPOINT)
             first["args"] = ["--notebook", notebook, "--output", output]
         env = [e for e in first.get("env") or [] if isinstance(e, dict)]
-        ours = run_identity(run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path,
-                            author=job.run.author, output=output)
+        ours = run_identity(
+            run_id=job.run.id, entity=job.queue.entity, queue=job.queue.path, author=job.run.author, output=output
+        )
         ours["LAUNCH_PARAMETERS"] = json.dumps(job.run.parameters or {}, sort_keys=True, default=str)
         ours["PYTHONUNBUFFERED"] = "1"
         taken = {e.get("name") for e in env}
@@ -211,8 +219,9 @@ class KubernetesRunner(Runner):
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         try:
             self._count("create_namespaced_job")
-            batch.create_namespaced_job(namespace, client.V1Job.model_validate(manifest),
-                                        _request_timeout=self.rpc_timeout)
+            batch.create_namespaced_job(
+                namespace, client.V1Job.model_validate(manifest), _request_timeout=self.rpc_timeout
+            )
         except Exception as err:
             if _status(err) == 409:
                 log.info("run %s: Job %s already exists", job.run.id, name)
@@ -233,11 +242,13 @@ class KubernetesRunner(Runner):
             batch, core = self._api(group[0].config or {})
             try:
                 self._count("list_namespaced_job")
-                listed = batch.list_namespaced_job(namespace, label_selector=LABEL_RUN_ID,
-                                                   _request_timeout=self.rpc_timeout)
+                listed = batch.list_namespaced_job(
+                    namespace, label_selector=LABEL_RUN_ID, _request_timeout=self.rpc_timeout
+                )
                 self._count("list_namespaced_pod")
-                pods = core.list_namespaced_pod(namespace, label_selector=LABEL_RUN_ID,
-                                                _request_timeout=self.rpc_timeout)
+                pods = core.list_namespaced_pod(
+                    namespace, label_selector=LABEL_RUN_ID, _request_timeout=self.rpc_timeout
+                )
             except Exception as err:
                 log.warning("could not list Jobs in %s: %s", namespace, _dispatch_error(err, "list Jobs"))
                 continue
@@ -247,14 +258,18 @@ class KubernetesRunner(Runner):
                 pods_of.setdefault((pod.metadata.labels or {}).get(LABEL_RUN_ID, ""), []).append(pod)
             for job in group:
                 found = by_name.get(job.run.external_id)
-                cancelling = (job.run.cancel_requested or job.run.state is RunState.CANCELLING
-                              or job.run.external_id in self._deleted)
+                cancelling = (
+                    job.run.cancel_requested
+                    or job.run.state is RunState.CANCELLING
+                    or job.run.external_id in self._deleted
+                )
                 if found is None:
                     if cancelling:
                         out[job.run.id] = Status(RunState.CANCELLED, "the Job was deleted (cancel requested)")
                     else:
-                        out[job.run.id] = Status(RunState.FAILED, f"the Kubernetes Job {job.run.external_id} "
-                                                 "no longer exists (deleted?)")
+                        out[job.run.id] = Status(
+                            RunState.FAILED, f"the Kubernetes Job {job.run.external_id} no longer exists (deleted?)"
+                        )
                     continue
                 status = to_status(found, pods_of.get(label_value(job.run.id), []), cancelling=cancelling)
                 if status.state is RunState.SUCCEEDED:
@@ -272,8 +287,12 @@ class KubernetesRunner(Runner):
         namespace = self._namespace(job.config or {})
         try:
             self._count("delete_namespaced_job")
-            batch.delete_namespaced_job(name, namespace, body=client.V1DeleteOptions(propagation_policy="Background"),
-                                        _request_timeout=self.rpc_timeout)
+            batch.delete_namespaced_job(
+                name,
+                namespace,
+                body=client.V1DeleteOptions(propagation_policy="Background"),
+                _request_timeout=self.rpc_timeout,
+            )
         except Exception as err:
             if _status(err) == 404:
                 log.info("Job %s/%s is gone, nothing to cancel", namespace, name)
@@ -294,8 +313,12 @@ class KubernetesRunner(Runner):
         pod = None
         while pod is None:
             self._count("list_namespaced_pod")
-            pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN_ID}={label_value(run.id)}",
-                                            _request_timeout=self.rpc_timeout).items or []
+            pods = (
+                core.list_namespaced_pod(
+                    namespace, label_selector=f"{LABEL_RUN_ID}={label_value(run.id)}", _request_timeout=self.rpc_timeout
+                ).items
+                or []
+            )
             started = [p for p in pods if (p.status and p.status.phase) not in (None, "Pending")]
             if started:
                 pod = max(started, key=lambda p: p.metadata.creation_timestamp or 0)
@@ -308,8 +331,7 @@ class KubernetesRunner(Runner):
             text = core.read_namespaced_pod_log(pod.metadata.name, namespace, _request_timeout=self.rpc_timeout)
             yield from str(text or "").splitlines()
             return
-        response = core.read_namespaced_pod_log(pod.metadata.name, namespace, follow=True,
-                                                _preload_content=False)
+        response = core.read_namespaced_pod_log(pod.metadata.name, namespace, follow=True, _preload_content=False)
         try:
             buffer = b""
             for chunk in response.stream(4096):
@@ -327,8 +349,11 @@ class KubernetesRunner(Runner):
         self.calls[operation] = self.calls.get(operation, 0) + 1
 
     def _labels(self, job: Job) -> dict[str, str]:
-        return {LABEL_RUN_ID: label_value(job.run.id), "launch-queue": label_value(job.queue.name),
-                "launch-author": label_value(job.run.author)}
+        return {
+            LABEL_RUN_ID: label_value(job.run.id),
+            "launch-queue": label_value(job.queue.name),
+            "launch-author": label_value(job.run.author),
+        }
 
     def _output(self, job: Job) -> str:
         folder = str((job.config or {}).get("output") or "").rstrip("/")
@@ -366,16 +391,19 @@ class KubernetesRunner(Runner):
                 from kubernetes import config as kube_config
 
                 try:
-                    api_client = kube_config.new_client_from_config(config_file=_kubeconfig(), context=key,
-                                                                    persist_config=False)
+                    api_client = kube_config.new_client_from_config(
+                        config_file=_kubeconfig(), context=key, persist_config=False
+                    )
                 except Exception as err:  # no kubeconfig: are we in a pod?
                     try:
                         configuration = client.Configuration()
                         kube_config.load_incluster_config(client_configuration=configuration)
                         api_client = client.ApiClient(configuration)
                     except Exception:
-                        raise LaunchError(f"no Kubernetes cluster configured ({err}); set KUBECONFIG or run "
-                                          "the agent in a pod with a service account") from None
+                        raise LaunchError(
+                            f"no Kubernetes cluster configured ({err}); set KUBECONFIG or run "
+                            "the agent in a pod with a service account"
+                        ) from None
                 self._clients[key] = (client.BatchV1Api(api_client), client.CoreV1Api(api_client))
             return self._clients[key]
 
@@ -409,7 +437,9 @@ def to_status(job: Any, pods: list, *, cancelling: bool = False) -> Status:
         for cs in (pod.status.container_statuses if pod.status else None) or []:
             waiting = cs.state.waiting if cs.state else None
             if waiting and waiting.reason in STUCK_REASONS:
-                return Status(RunState.PENDING, f"pod {pod.metadata.name}: {waiting.reason}: {waiting.message or ''}".strip())
+                return Status(
+                    RunState.PENDING, f"pod {pod.metadata.name}: {waiting.reason}: {waiting.message or ''}".strip()
+                )
     phases = [p.status.phase for p in pods if p.status]
     if "Running" in phases or (status and status.active and status.ready):
         return Status(RunState.RUNNING, "the notebook is running")
@@ -417,7 +447,10 @@ def to_status(job: Any, pods: list, *, cancelling: bool = False) -> Status:
     for pod in pending:
         for condition in pod.status.conditions or []:
             if condition.type == "PodScheduled" and condition.status == "False":
-                return Status(RunState.PENDING, f"pod {pod.metadata.name} is not scheduled: {condition.message or condition.reason}")
+                return Status(
+                    RunState.PENDING,
+                    f"pod {pod.metadata.name} is not scheduled: {condition.message or condition.reason}",
+                )
     return Status(RunState.PENDING, "waiting for the Job's pod")
 
 
@@ -446,9 +479,9 @@ def _dispatch_error(err: Exception, action: str) -> Exception:
             reason = json.loads(err.body or "{}").get("message") or reason
         except (ValueError, AttributeError):
             pass
-        return DispatchError(f"Kubernetes could not {action}: HTTP {code}: {reason}",
-                             transient=code == 429 or code >= 500 or code == 0)
+        return DispatchError(
+            f"Kubernetes could not {action}: HTTP {code}: {reason}", transient=code == 429 or code >= 500 or code == 0
+        )
     if isinstance(err, (HTTPError, OSError)):
         return DispatchError(f"could not reach the Kubernetes API server to {action}: {err}", transient=True)
     return err
-

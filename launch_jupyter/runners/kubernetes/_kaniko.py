@@ -47,14 +47,19 @@ class KanikoKubernetesBuilder(KanikoBuilder):
         namespace = runner._namespace({})
         name = f"launch-build-{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
         job = client.V1Job(
-            api_version="batch/v1", kind="Job",
+            api_version="batch/v1",
+            kind="Job",
             metadata=client.V1ObjectMeta(name=name, labels={"launch-build": name}),
             spec=client.V1JobSpec(
-                backoff_limit=0, active_deadline_seconds=BUILD_DEADLINE_SECONDS, ttl_seconds_after_finished=86400,
+                backoff_limit=0,
+                active_deadline_seconds=BUILD_DEADLINE_SECONDS,
+                ttl_seconds_after_finished=86400,
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels={"launch-build": "kaniko", "job-name": name}),
-                    spec=client.V1PodSpec(restart_policy="Never", containers=[
-                        client.V1Container(name="kaniko", image=self.config.kaniko_image, args=args)]),
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        containers=[client.V1Container(name="kaniko", image=self.config.kaniko_image, args=args)],
+                    ),
                 ),
             ),
         )
@@ -64,7 +69,9 @@ class KanikoKubernetesBuilder(KanikoBuilder):
             log(f"kaniko Job {namespace}/{name} started for {uri}")
         except Exception as err:
             if _status(err) != 409:
-                raise BuildError(f"cannot start the kaniko Job for {uri}: {_dispatch_error(err, 'create the Job')}") from None
+                raise BuildError(
+                    f"cannot start the kaniko Job for {uri}: {_dispatch_error(err, 'create the Job')}"
+                ) from None
             log(f"kaniko Job {namespace}/{name} is already building {uri}; following it")
         self.last_build_id = name
         ended = self._wait(batch, namespace, name, uri, stop)
@@ -87,10 +94,13 @@ class KanikoKubernetesBuilder(KanikoBuilder):
             if stop.is_set():
                 raise BuildStopped(f"stopped waiting for the kaniko Job {namespace}/{name} (it goes on in the cluster)")
             try:  # a list by label, as the runner reads its Jobs
-                found = batch.list_namespaced_job(namespace, label_selector=f"launch-build={name}",
-                                                  _request_timeout=60).items
+                found = batch.list_namespaced_job(
+                    namespace, label_selector=f"launch-build={name}", _request_timeout=60
+                ).items
             except Exception as err:
-                raise BuildError(f"cannot read the kaniko Job for {uri}: {_dispatch_error(err, 'read the Job')}") from None
+                raise BuildError(
+                    f"cannot read the kaniko Job for {uri}: {_dispatch_error(err, 'read the Job')}"
+                ) from None
             if not found:
                 return "Deleted"
             job = found[0]
@@ -98,8 +108,9 @@ class KanikoKubernetesBuilder(KanikoBuilder):
                 if condition.status == "True" and condition.type in ("Complete", "Failed"):
                     return condition.type if condition.type == "Complete" else f"Failed ({condition.reason})"
             if time.monotonic() + delay > deadline:
-                raise BuildError(f"the kaniko Job {namespace}/{name} for {uri} did not finish within "
-                                 f"{self.wait_timeout:.0f} s")
+                raise BuildError(
+                    f"the kaniko Job {namespace}/{name} for {uri} did not finish within {self.wait_timeout:.0f} s"
+                )
             stop.wait(delay)
             delay = min(delay * 2, _MAX_POLL)
 

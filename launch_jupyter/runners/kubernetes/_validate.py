@@ -63,7 +63,9 @@ def validate_config(config: Any) -> list[Problem]:
     problems += model_problems(manifest, "V1Job")
     containers = (((manifest.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
     if isinstance(containers, list) and not containers:
-        problems.append(Problem("spec.template.spec.containers", "needs one container (the notebook runs in the first)"))
+        problems.append(
+            Problem("spec.template.spec.containers", "needs one container (the notebook runs in the first)")
+        )
     return problems
 
 

@@ -66,13 +66,32 @@ POLL_LOOKBACK_S = 600  # clock skew between this machine and AWS, generously
 LIST_PAGE = 100  # ListTrainingJobs MaxResults: at most 100 (service model)
 RPC_TIMEOUT = 60.0
 # Error codes worth another attempt (botocore's own retry rules: botocore/data/_retry.json).
-TRANSIENT_CODES = {"ThrottlingException", "Throttling", "ThrottledException", "RequestThrottledException",
-                   "TooManyRequestsException", "ProvisionedThroughputExceededException",
-                   "RequestLimitExceeded", "InternalFailure", "InternalServerError", "ServiceUnavailable",
-                   "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+TRANSIENT_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+}
 ENDED = ("Completed", "Failed", "Stopped")  # TrainingJobStatus values after which a job never changes
-PENDING_SECONDARY = {"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading",
-                     "DownloadingTrainingImage", "Interrupted", "Restarting"}
+PENDING_SECONDARY = {
+    "Starting",
+    "Pending",
+    "LaunchingMLInstances",
+    "PreparingTrainingStack",
+    "Downloading",
+    "DownloadingTrainingImage",
+    "Interrupted",
+    "Restarting",
+}
 SECONDARY_NOTES = {
     "Starting": "SageMaker is starting the job",
     "Pending": "the job is waiting for capacity",
@@ -115,8 +134,9 @@ class SageMakerRunner(Runner):
     list_lag_seconds = 0.0  # find is DescribeTrainingJob by name, which sees a job at once
     call_timeout = 4 * RPC_TIMEOUT
 
-    def __init__(self, agent_config: AgentConfig | None = None, *, rpc_timeout: float = RPC_TIMEOUT,
-                 log_interval: float = 5.0):
+    def __init__(
+        self, agent_config: AgentConfig | None = None, *, rpc_timeout: float = RPC_TIMEOUT, log_interval: float = 5.0
+    ):
         super().__init__(agent_config)
         self.rpc_timeout = rpc_timeout
         self.log_interval = log_interval
@@ -145,9 +165,11 @@ class SageMakerRunner(Runner):
         target = self._target_of(queue.config or {})
         session = self._session(target)
         if session.get_credentials() is None:
-            raise LaunchError(f'queue "{queue.path}": no AWS credentials found (profile '
-                              f'{target.profile or "default chain"}); set AWS_PROFILE, ~/.aws/credentials '
-                              "or the queue's profile")
+            raise LaunchError(
+                f'queue "{queue.path}": no AWS credentials found (profile '
+                f"{target.profile or 'default chain'}); set AWS_PROFILE, ~/.aws/credentials "
+                "or the queue's profile"
+            )
 
     # ------------------------------------------------------------------ submit
     def find(self, job: Job) -> str | None:
@@ -208,8 +230,10 @@ class SageMakerRunner(Runner):
                         log.warning("could not read %s: %s", job.run.external_id, err)
                         continue
                     if summary is None:
-                        out[job.run.id] = Status(RunState.FAILED, f"the SageMaker training job "
-                                                 f"{job.run.external_id} no longer exists (deleted?)")
+                        out[job.run.id] = Status(
+                            RunState.FAILED,
+                            f"the SageMaker training job {job.run.external_id} no longer exists (deleted?)",
+                        )
                         continue
                 out[job.run.id] = self._status(target, job, summary)
         return out
@@ -219,8 +243,7 @@ class SageMakerRunner(Runner):
         args: dict[str, Any] = {"NameContains": NAME_PREFIX, "MaxResults": LIST_PAGE}
         created = [j.run.created_at for j in jobs]
         if created and all(created):
-            args["CreationTimeAfter"] = _dt.datetime.fromtimestamp(min(created) - POLL_LOOKBACK_S,
-                                                                  _dt.timezone.utc)
+            args["CreationTimeAfter"] = _dt.datetime.fromtimestamp(min(created) - POLL_LOOKBACK_S, _dt.timezone.utc)
         listed: dict[str, dict] = {}
         while True:
             try:
@@ -246,8 +269,7 @@ class SageMakerRunner(Runner):
 
     def _status(self, target: _Target, job: Job, job_info: dict) -> Status:
         run = job.run
-        cancelling = (run.cancel_requested or run.state is RunState.CANCELLING
-                      or run.external_id in self._stopped)
+        cancelling = run.cancel_requested or run.state is RunState.CANCELLING or run.external_id in self._stopped
         status = to_status(job_info, cancelling=cancelling, current=run.state)
         if status.state is RunState.SUCCEEDED:
             status.output_notebook = self._fetch_output(target, job, job_info)
@@ -268,8 +290,9 @@ class SageMakerRunner(Runner):
             self._count("GetObject")
             body = self._client(target, "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
-                member = next((m for m in archive.getmembers()
-                               if m.isfile() and Path(m.name).name == OUTPUT_NAME), None)
+                member = next(
+                    (m for m in archive.getmembers() if m.isfile() and Path(m.name).name == OUTPUT_NAME), None
+                )
                 if member is None:
                     log.warning("run %s: %s holds no %s", job.run.id, uri, OUTPUT_NAME)
                     return uri
@@ -319,8 +342,12 @@ class SageMakerRunner(Runner):
         while True:
             new = 0
             streams = self._streams(client, target, name)
-            args: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamNames": streams, "startTime": start,
-                                    "interleaved": True}
+            args: dict[str, Any] = {
+                "logGroupName": LOG_GROUP,
+                "logStreamNames": streams,
+                "startTime": start,
+                "interleaved": True,
+            }
             while streams:
                 page = self._logs_call(client.filter_log_events, args, target)
                 for event in (page or {}).get("events") or []:
@@ -377,8 +404,10 @@ class SageMakerRunner(Runner):
 
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
-            raise LaunchError("the sagemaker queue names no region: set region in the queue config, "
-                              "environment.region in launch-config.yaml, or AWS_REGION")
+            raise LaunchError(
+                "the sagemaker queue names no region: set region in the queue config, "
+                "environment.region in launch-config.yaml, or AWS_REGION"
+            )
         return _Target((str(region), config.get("profile") or None))
 
     def _session(self, target: _Target) -> Any:
@@ -398,8 +427,11 @@ class SageMakerRunner(Runner):
             if client is None:
                 from botocore.config import Config
 
-                config = Config(connect_timeout=min(10.0, self.rpc_timeout), read_timeout=self.rpc_timeout,
-                                retries={"total_max_attempts": 1, "mode": "standard"})
+                config = Config(
+                    connect_timeout=min(10.0, self.rpc_timeout),
+                    read_timeout=self.rpc_timeout,
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                )
                 client = self._clients[key] = self._session(target).client(service, config=config)
             return client
 
@@ -420,7 +452,9 @@ def to_status(job: dict, *, cancelling: bool = False, current: RunState | None =
             return Status(RunState.CANCELLING, f"cancel requested; SageMaker still reports {secondary or status}")
         return Status(state, note)
     if status == "Stopping":
-        return Status(RunState.CANCELLING if cancelling else RunState.RUNNING, f"SageMaker is stopping the job ({note})")
+        return Status(
+            RunState.CANCELLING if cancelling else RunState.RUNNING, f"SageMaker is stopping the job ({note})"
+        )
     if status == "Completed":
         message = "completed" if not cancelling else "the job completed before the stop took effect"
         return Status(RunState.SUCCEEDED, message)
@@ -464,12 +498,12 @@ def _dispatch_error(err: Exception, action: str, target: _Target) -> Exception:
         status = int((err.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         transient = _code(err) in TRANSIENT_CODES or status >= 500
         return DispatchError(f"SageMaker could not {action} {where}: {err}", transient=transient)
-    if isinstance(err, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
-                        bx.ConnectTimeoutError)):
+    if isinstance(
+        err, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError, bx.ConnectTimeoutError)
+    ):
         return DispatchError(f"could not reach AWS to {action} {where}: {err}", transient=True)
     if isinstance(err, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound)):
         return DispatchError(f"cannot {action} {where}: {err}", transient=False)
     if isinstance(err, bx.ParamValidationError):
         return DispatchError(f"cannot {action}: {err}", transient=False)
     return err
-

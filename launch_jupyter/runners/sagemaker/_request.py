@@ -59,8 +59,9 @@ def build_request(job: Job) -> dict:
     if job.image_uri and (not spec.get("TrainingImage") or "${" in str(spec.get("TrainingImage"))):
         spec["TrainingImage"] = job.image_uri
     if "${" in str(spec.get("TrainingImage", "")):
-        raise DispatchError(f"run {job.run.id} has no image to run: AlgorithmSpecification.TrainingImage is "
-                            f"{spec['TrainingImage']!r}")
+        raise DispatchError(
+            f"run {job.run.id} has no image to run: AlgorithmSpecification.TrainingImage is {spec['TrainingImage']!r}"
+        )
     if not spec.get("ContainerEntrypoint") and not spec.get("ContainerArguments"):
         notebook = job.notebook or job.run.notebook
         if not notebook:
@@ -80,8 +81,13 @@ def build_request(job: Job) -> dict:
 def run_env(job: Job) -> dict[str, str]:
     """The run's identity for the container (core.identity), never anything of the agent's own."""
     run = job.run
-    env = run_identity(run_id=run.id, entity=job.queue.entity, queue=job.queue.path, author=run.author,
-                       output=f"{MODEL_DIR}/{OUTPUT_NAME}")
+    env = run_identity(
+        run_id=run.id,
+        entity=job.queue.entity,
+        queue=job.queue.path,
+        author=run.author,
+        output=f"{MODEL_DIR}/{OUTPUT_NAME}",
+    )
     env["LAUNCH_PARAMETERS"] = json.dumps(run.parameters or {}, sort_keys=True, default=str)
     env["PYTHONUNBUFFERED"] = "1"
     return env

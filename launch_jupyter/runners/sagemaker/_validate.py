@@ -46,8 +46,13 @@ def validate_config(config: Any) -> list[Problem]:
             problems.append(Problem(key, f"must be a string: {OWN_KEYS[key]}"))
     for key in SET_BY_US:
         if key in config:
-            problems.append(Problem(key, "is set by launch_jupyter from the run id (so a restarted agent "
-                                         "finds the job instead of starting a second one); remove it"))
+            problems.append(
+                Problem(
+                    key,
+                    "is set by launch_jupyter from the run id (so a restarted agent "
+                    "finds the job instead of starting a second one); remove it",
+                )
+            )
     request = apply_defaults({k: v for k, v in config.items() if k not in OWN_KEYS and k not in SET_BY_US})
     request["TrainingJobName"] = "launch-validate"
     problems += check_shape(input_shape(), request, "")
@@ -132,8 +137,9 @@ def _string(shape: Any, value: Any, path: str) -> list[Problem]:
     problems = _sized(shape, len(value), path, "characters")
     pattern = _pattern(shape.metadata.get("pattern"))
     if not problems and pattern is not None and "${" not in value and not pattern.fullmatch(value):
-        problems.append(Problem(path, f"{value[:60]!r} does not match {shape.name}'s pattern "
-                                      f"{shape.metadata['pattern']}"))
+        problems.append(
+            Problem(path, f"{value[:60]!r} does not match {shape.name}'s pattern {shape.metadata['pattern']}")
+        )
     return problems
 
 
@@ -186,8 +192,14 @@ def _timestamp(shape: Any, value: Any, path: str) -> list[Problem]:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 _CHECKS = {

@@ -86,8 +86,13 @@ run:
 """
 POLL_LOOKBACK_S = 600  # clock skew between this machine and Vertex AI, generously
 # JobState values after which a job never changes (JobState docstring in aiplatform_v1).
-TERMINAL_JOB_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
-                       "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED")
+TERMINAL_JOB_STATES = (
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+    "JOB_STATE_PARTIALLY_SUCCEEDED",
+)
 
 
 class VertexRunner(Runner):
@@ -210,8 +215,7 @@ class VertexRunner(Runner):
         scoped = _ScopedClient(recorder, spec, run, self.rpc_timeout)
         _sdk_submit(spec, run, Target(target.project, target.location, credentials="anonymous"), scoped)
         request = aiplatform_v1.CreateCustomJobRequest(parent=recorder.parent, custom_job=recorder.job)
-        return type(request).to_dict(request, use_integers_for_enums=False,
-                                     always_print_fields_with_no_presence=False)
+        return type(request).to_dict(request, use_integers_for_enums=False, always_print_fields_with_no_presence=False)
 
     # ------------------------------------------------------------------ status
     def poll(self, jobs: list[Job]) -> dict[str, Status]:
@@ -242,8 +246,7 @@ class VertexRunner(Runner):
                 out[job.run.id] = self._status(resource, job)
                 if out[job.run.id].state in (RunState.CANCELLED, RunState.FAILED):
                     # The notebook as far as it ran (SIGTERM on cancel, or the cell that raised).
-                    out[job.run.id].output_notebook = existing_output(_output_of(resource), target,
-                                                                      self.rpc_timeout)
+                    out[job.run.id].output_notebook = existing_output(_output_of(resource), target, self.rpc_timeout)
             if job.run.id in out and out[job.run.id].state.is_terminal:
                 self._progress.forget(job.run.id)
         return out
@@ -258,8 +261,7 @@ class VertexRunner(Runner):
         if created and all(created):
             since = _dt.datetime.fromtimestamp(min(created) - POLL_LOOKBACK_S, _dt.timezone.utc)
             terms.append(f'create_time>="{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"')
-        request = aiplatform_v1.ListCustomJobsRequest(parent=target.parent, filter=" AND ".join(terms),
-                                                      page_size=1000)
+        request = aiplatform_v1.ListCustomJobsRequest(parent=target.parent, filter=" AND ".join(terms), page_size=1000)
         pages = client.list_custom_jobs(request=request, timeout=self.rpc_timeout)
         # Keyed by the job id: returned names carry the project number, ours may hold the id.
         return {_job_id(job.name): job for job in pages}
@@ -277,8 +279,7 @@ class VertexRunner(Runner):
 
     def _status(self, resource: Any, job: Job) -> Status:
         run = job.run
-        cancelling = (run.cancel_requested or run.state is RunState.CANCELLING
-                      or run.external_id in self._cancel_sent)
+        cancelling = run.cancel_requested or run.state is RunState.CANCELLING or run.external_id in self._cancel_sent
         status = to_status(resource, current=run.state, cancelling=cancelling)
         if status.state is RunState.CANCELLED and not (run.cancel_requested or run.external_id in self._cancel_sent):
             status = _timed_out(resource) or status
@@ -338,8 +339,9 @@ class VertexRunner(Runner):
         request = aiplatform_v1.ListCustomJobsRequest(parent=target.parent, filter=query)
 
         def lookup() -> str | None:
-            jobs = sorted(client.list_custom_jobs(request=request, timeout=self.rpc_timeout),
-                          key=lambda j: j.create_time)
+            jobs = sorted(
+                client.list_custom_jobs(request=request, timeout=self.rpc_timeout), key=lambda j: j.create_time
+            )
             return jobs[-1].name if jobs else None
 
         return self._api_call(lookup, "look for the run's existing job", target, "list")
@@ -448,8 +450,7 @@ class _ScopedClient:
         elif "encryption_spec" in custom_job:
             del custom_job.encryption_spec
         self.sent = True
-        return self._client.create_custom_job(parent=parent, custom_job=custom_job,
-                                              timeout=timeout or self.timeout)
+        return self._client.create_custom_job(parent=parent, custom_job=custom_job, timeout=timeout or self.timeout)
 
 
 class _RecordingClient:
@@ -619,18 +620,19 @@ def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) ->
     from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
 
     def fetch() -> list[Any]:
-        return list(client.list_entries(
-            resource_names=[f"projects/{target.project}"],
-            filter_=query,
-            order_by=cloud_logging.ASCENDING,
-            page_size=1000,
-        ))
+        return list(
+            client.list_entries(
+                resource_names=[f"projects/{target.project}"],
+                filter_=query,
+                order_by=cloud_logging.ASCENDING,
+                page_size=1000,
+            )
+        )
 
     from ...core.retry import retry
 
     # Log following is driven here, not by the agent: the one retry policy, with its own deadline.
-    return retry(lambda: runner._api_call(fetch, "read the job's logs", target, "logs"),
-                 deadline_s=runner.log_deadline)
+    return retry(lambda: runner._api_call(fetch, "read the job's logs", target, "logs"), deadline_s=runner.log_deadline)
 
 
 def _logging_client(target: Target) -> Any:

@@ -19,9 +19,18 @@ log = logging.getLogger(__name__)
 # Codes worth another try. RESOURCE_EXHAUSTED only when it is a rate limit, not a quota (see
 # quota_refusal); DEADLINE_EXCEEDED is our own per-call timeout firing on a hung connection.
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "ABORTED"})
-_HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-               404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
-               500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 DEFAULT_REGION = "us-central1"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 # The SDK's default for every RPC is no deadline at all; a hung connection would block a poll or a
@@ -144,8 +153,10 @@ def location_problem(location: str) -> str | None:
     names that are not region-shaped; the full list is checked by ``supported_location``."""
     if location == "global":
         # The SDK maps "global" to aiplatform.googleapis.com; CustomJobs only exist in a region.
-        return ('"global" is not a location for custom jobs: Vertex AI runs them in a region, '
-                'e.g. us-central1 or europe-west4')
+        return (
+            '"global" is not a location for custom jobs: Vertex AI runs them in a region, '
+            "e.g. us-central1 or europe-west4"
+        )
     if location in MREP_JURISDICTIONS:
         return None
     if not re.fullmatch(r"[a-z]+(?:-[a-z]+)+[0-9]+", location):
@@ -292,12 +303,12 @@ PERMISSIONS = {
 }
 _ADVICE = {
     "INVALID_ARGUMENT": "check the queue config's spec and run; `launch-jupyter submit --dry-run` "
-                        "shows the exact request",
+    "shows the exact request",
     "FAILED_PRECONDITION": "check the queue config's spec and run, and the project's set-up",
     "NOT_FOUND": "check the project and location (spec.project / spec.location or the agent "
-                 "config's environment) and that the Vertex AI API is enabled there",
+    "config's environment) and that the Vertex AI API is enabled there",
     "UNAUTHENTICATED": "check the credentials (gcloud auth application-default login, "
-                       "GOOGLE_APPLICATION_CREDENTIALS, or environment.credentials)",
+    "GOOGLE_APPLICATION_CREDENTIALS, or environment.credentials)",
 }
 
 
@@ -305,8 +316,10 @@ def _permission_advice(kind: str) -> str:
     permission = PERMISSIONS.get(kind, PERMISSIONS["create"])
     role = "roles/logging.viewer" if kind == "logs" else "roles/aiplatform.user"
     api = "Cloud Logging" if kind == "logs" else "Vertex AI"
-    return (f"check that the account has the {permission} permission (e.g. role {role}) in this "
-            f"project and that the {api} API is enabled")
+    return (
+        f"check that the account has the {permission} permission (e.g. role {role}) in this "
+        f"project and that the {api} API is enabled"
+    )
 
 
 _REST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")

@@ -44,20 +44,30 @@ def vertex_pull_problem(uri: str) -> tuple[str, str] | None:
     if is_container_registry(registry):
         # Container Registry was shut down in 2025 (cloud.google.com/artifact-registry/docs/
         # transition/transition-from-gcr): gcr.io paths are served by Artifact Registry only.
-        return "warning", (f"{uri!r}: Container Registry is shut down; gcr.io is served only by an Artifact "
-                           "Registry gcr.io repository in that project (set one up, or use "
-                           "REGION-docker.pkg.dev)")
+        return "warning", (
+            f"{uri!r}: Container Registry is shut down; gcr.io is served only by an Artifact "
+            "Registry gcr.io repository in that project (set one up, or use "
+            "REGION-docker.pkg.dev)"
+        )
     if registry == DOCKER_HUB:
         # docs.docker.com/docker-hub/usage/: unauthenticated pulls are limited per IP address, and
         # Vertex AI pulls without Docker Hub credentials from Google's shared addresses.
-        return "warning", (f"{uri!r} is on Docker Hub, which limits anonymous pulls (100 per 6 hours per "
-                           "IP address); Vertex AI pulls anonymously, so a job may fail to start. Prefer a "
-                           "copy in Artifact Registry (or an Artifact Registry remote repository)")
+        return "warning", (
+            f"{uri!r} is on Docker Hub, which limits anonymous pulls (100 per 6 hours per "
+            "IP address); Vertex AI pulls anonymously, so a job may fail to start. Prefer a "
+            "copy in Artifact Registry (or an Artifact Registry remote repository)"
+        )
     if is_unreachable_from_google(registry):
-        return "error", (f"{uri!r} is in a private registry ({registry}) that Vertex AI cannot reach "
-                         f"(it pulls only from Artifact Registry or public registries); {AR_ADVICE}")
+        return "error", (
+            f"{uri!r} is in a private registry ({registry}) that Vertex AI cannot reach "
+            f"(it pulls only from Artifact Registry or public registries); {AR_ADVICE}"
+        )
     if is_public_registry(registry):
-        return "warning", (f"{uri!r} is outside Artifact Registry and Docker Hub; Vertex AI can pull it only "
-                           "while it is public and the registry answers anonymous pulls")
-    return "warning", (f"{uri!r} is outside Google's registries; Vertex AI can pull it only if it is "
-                       "public. Prefer Artifact Registry (REGION-docker.pkg.dev)")
+        return "warning", (
+            f"{uri!r} is outside Artifact Registry and Docker Hub; Vertex AI can pull it only "
+            "while it is public and the registry answers anonymous pulls"
+        )
+    return "warning", (
+        f"{uri!r} is outside Google's registries; Vertex AI can pull it only if it is "
+        "public. Prefer Artifact Registry (REGION-docker.pkg.dev)"
+    )

@@ -69,8 +69,9 @@ class CellProgress:
                 start = self._turn % len(running)
                 running = (running[start:] + running[:start])[:MAX_JOBS_PER_READ]
                 self._turn += MAX_JOBS_PER_READ
-        thread = threading.Thread(target=self._update, args=(target, running), daemon=True,
-                                  name="launch-vertex-progress")
+        thread = threading.Thread(
+            target=self._update, args=(target, running), daemon=True, name="launch-vertex-progress"
+        )
         thread.start()
         return thread
 
@@ -92,12 +93,21 @@ class CellProgress:
         from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
 
         ids = " OR ".join(f'"{_job_id(j.run.external_id)}"' for j in jobs)
-        query = (f'resource.type="ml_job" AND resource.labels.job_id=({ids}) '
-                 f'AND textPayload:"{CELL_MARK}" AND timestamp>="{self._since(jobs)}"')
+        query = (
+            f'resource.type="ml_job" AND resource.labels.job_id=({ids}) '
+            f'AND textPayload:"{CELL_MARK}" AND timestamp>="{self._since(jobs)}"'
+        )
         client = self._client(target)
         # max_results == page_size: the iterator stops after the first page, so this is one request.
-        return list(client.list_entries(resource_names=[f"projects/{target.project}"], filter_=query,
-                                        order_by=cloud_logging.DESCENDING, page_size=PAGE, max_results=PAGE))
+        return list(
+            client.list_entries(
+                resource_names=[f"projects/{target.project}"],
+                filter_=query,
+                order_by=cloud_logging.DESCENDING,
+                page_size=PAGE,
+                max_results=PAGE,
+            )
+        )
 
     def _since(self, jobs: list[Job]) -> str:
         """The lower time bound: the oldest of the jobs' newest cell lines seen so far, or (for a job

@@ -28,7 +28,11 @@ WANDB_MACROS = ("entity_name", "run_name", "project_name")
 
 
 def _label_char(c: str) -> bool:
-    return c in "_-" or (c.isascii() and (c.islower() or c.isdigit())) or (not c.isascii() and c.isalpha() and not c.isupper())
+    return (
+        c in "_-"
+        or (c.isascii() and (c.islower() or c.isdigit()))
+        or (not c.isascii() and c.isalpha() and not c.isupper())
+    )
 
 
 def label_value(text: str, *, key: bool = False) -> str:
@@ -137,16 +141,22 @@ def _check_filled(spec: dict) -> None:
 
     name = str(spec.get("display_name") or "")
     if len(name) > DISPLAY_NAME_MAX:
-        raise DispatchError(f"spec.display_name: {name[:40]!r}… is {len(name)} characters once the macros "
-                            f"are filled; Vertex AI allows at most {DISPLAY_NAME_MAX}")
+        raise DispatchError(
+            f"spec.display_name: {name[:40]!r}… is {len(name)} characters once the macros "
+            f"are filled; Vertex AI allows at most {DISPLAY_NAME_MAX}"
+        )
     if len(spec["labels"]) > MAX_LABELS:
-        raise DispatchError(f"spec.labels: {len(spec['labels'])} labels with launch_jupyter's own "
-                            f"{len(RUN_LABELS)}; Vertex AI allows at most {MAX_LABELS}")
+        raise DispatchError(
+            f"spec.labels: {len(spec['labels'])} labels with launch_jupyter's own "
+            f"{len(RUN_LABELS)}; Vertex AI allows at most {MAX_LABELS}"
+        )
     for i, pool in enumerate(spec.get("worker_pool_specs") or []):
         env = ((pool or {}).get("container_spec") or {}).get("env") or []
         if len(env) > ENV_MAX:
-            raise DispatchError(f"spec.worker_pool_specs[{i}].container_spec.env: {len(env)} variables with "
-                                f"launch_jupyter's own; Vertex AI allows at most {ENV_MAX}")
+            raise DispatchError(
+                f"spec.worker_pool_specs[{i}].container_spec.env: {len(env)} variables with "
+                f"launch_jupyter's own; Vertex AI allows at most {ENV_MAX}"
+            )
 
 
 def run_labels(job: Job) -> dict[str, str]:
@@ -166,8 +176,9 @@ def run_env(job: Job, output: str) -> list[dict]:
     from ...core.identity import run_identity
 
     run = job.run
-    identity = run_identity(run_id=run.id, entity=job.queue.entity, queue=job.queue.path,
-                            author=run.author, output=output)
+    identity = run_identity(
+        run_id=run.id, entity=job.queue.entity, queue=job.queue.path, author=run.author, output=output
+    )
     env = [{"name": name, "value": value} for name, value in identity.items()]
     return env + [{"name": "LAUNCH_PARAMETERS", "value": json.dumps(run.parameters or {}, sort_keys=True)}]
 

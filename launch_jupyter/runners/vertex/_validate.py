@@ -34,14 +34,16 @@ SPEC_REFUSED = {"credentials": "credentials come from the agent config (environm
 # no project, location or credentials), so a queue's job would use another project's experiment.
 RUN_REFUSED = {
     "experiment": "Vertex AI Experiments are not set from the queue: the SDK would look the "
-                  "experiment up in the process-wide aiplatform.init project, not this queue's. Log "
-                  "to an experiment from the notebook (aiplatform.init(experiment=...) in a cell)",
+    "experiment up in the process-wide aiplatform.init project, not this queue's. Log "
+    "to an experiment from the notebook (aiplatform.init(experiment=...) in a cell)",
     "experiment_run": "Vertex AI Experiments are not set from the queue: the SDK would look the "
-                      "run up in the process-wide aiplatform.init project, not this queue's. Log to "
-                      "an experiment from the notebook (aiplatform.start_run(...) in a cell)",
+    "run up in the process-wide aiplatform.init project, not this queue's. Log to "
+    "an experiment from the notebook (aiplatform.start_run(...) in a cell)",
 }
-SECRET_REF = ("Vertex AI env vars have no secret reference (valueFrom/secretKeyRef is Kubernetes); "
-              "give a plain value, or read the secret from Secret Manager in the notebook")
+SECRET_REF = (
+    "Vertex AI env vars have no secret reference (valueFrom/secretKeyRef is Kubernetes); "
+    "give a plain value, or read the secret from Secret Manager in the notebook"
+)
 
 
 def validate_config(config: Any) -> list[Problem]:
@@ -68,11 +70,20 @@ def _check_placeholders(config: dict) -> list[Problem]:
     for path, text in _strings(config, ""):
         for name in DOLLAR_MACRO.findall(text):
             if name not in known:
-                problems.append(Problem(path, f'unknown macro "${{{name}}}"; the known macros are: '
-                                              + ", ".join(f"${{{m}}}" for m in known)))
+                problems.append(
+                    Problem(
+                        path,
+                        f'unknown macro "${{{name}}}"; the known macros are: ' + ", ".join(f"${{{m}}}" for m in known),
+                    )
+                )
         for var in TEMPLATE_LEFT.findall(text):
-            problems.append(Problem(path, f'"{var}" is not a declared template variable of this queue; '
-                                          "declare it (template variables) or remove it"))
+            problems.append(
+                Problem(
+                    path,
+                    f'"{var}" is not a declared template variable of this queue; '
+                    "declare it (template variables) or remove it",
+                )
+            )
     return problems
 
 
@@ -93,8 +104,9 @@ def _check_spec_run_clash(spec: Any, run: Any) -> list[Problem]:
     problems = []
     for key in SPEC_TO_RUN:
         if key in spec and key in run and spec[key] != run[key]:
-            problems.append(Problem(f"spec.{key}", f"spec.{key} ({spec[key]!r}) and run.{key} ({run[key]!r}) "
-                                                   "differ; give it once"))
+            problems.append(
+                Problem(f"spec.{key}", f"spec.{key} ({spec[key]!r}) and run.{key} ({run[key]!r}) differ; give it once")
+            )
     return problems
 
 
@@ -122,7 +134,9 @@ def _check_spec(spec: Any) -> list[Problem]:
     problems += _check_location(spec.get("location"))
     name = spec.get("display_name")
     if isinstance(name, str) and len(name) > DISPLAY_NAME_MAX and not MACRO.search(name):
-        problems.append(Problem("spec.display_name", f"{len(name)} characters; Vertex AI allows at most {DISPLAY_NAME_MAX}"))
+        problems.append(
+            Problem("spec.display_name", f"{len(name)} characters; Vertex AI allows at most {DISPLAY_NAME_MAX}")
+        )
     return problems
 
 
@@ -147,7 +161,9 @@ def _check_pools(pools: Any) -> list[Problem]:
             problems.append(Problem(join_path(here, "machine_spec"), "missing: every worker pool needs a machine_spec"))
         has = [k for k in ("container_spec", "python_package_spec") if k in pool]
         if not has:
-            problems.append(Problem(join_path(here, "container_spec"), "missing: give container_spec (or python_package_spec)"))
+            problems.append(
+                Problem(join_path(here, "container_spec"), "missing: give container_spec (or python_package_spec)")
+            )
         elif len(has) == 2:
             problems.append(Problem(here, "give container_spec or python_package_spec, not both"))
         problems += check_message(_v1().WorkerPoolSpec, pool, here)
@@ -157,9 +173,11 @@ def _check_pools(pools: Any) -> list[Problem]:
 
 
 # Every replica of every pool would run the container's command: the notebook, writing one output.
-_ONE_MACHINE = ("a notebook run executes on one machine: every replica of every pool would run the "
-                "notebook and write the same output. Use one pool with replica_count: 1 (pools after "
-                "the first may only be empty placeholders, {})")
+_ONE_MACHINE = (
+    "a notebook run executes on one machine: every replica of every pool would run the "
+    "notebook and write the same output. Use one pool with replica_count: 1 (pools after "
+    "the first may only be empty placeholders, {})"
+)
 
 
 def _check_pool_rules(pool: dict, path: str) -> list[Problem]:
@@ -175,25 +193,37 @@ def _check_pool_rules(pool: dict, path: str) -> list[Problem]:
         accelerator = machine.get("accelerator_type")
         count = machine.get("accelerator_count")
         if accelerator not in (None, "", "ACCELERATOR_TYPE_UNSPECIFIED", 0) and not count:
-            problems.append(Problem(join_path(path, "machine_spec.accelerator_count"),
-                                    f"missing: {accelerator} needs accelerator_count (e.g. 1); Vertex AI "
-                                    "refuses an accelerator type without a count"))
+            problems.append(
+                Problem(
+                    join_path(path, "machine_spec.accelerator_count"),
+                    f"missing: {accelerator} needs accelerator_count (e.g. 1); Vertex AI "
+                    "refuses an accelerator type without a count",
+                )
+            )
     container = pool.get("container_spec")
     if isinstance(container, dict):
         for key in ("command", "args"):
             if key in container:
-                problems.append(Problem(join_path(join_path(path, "container_spec"), key),
-                                        f"the container's {key} is the notebook run (python -m "
-                                        "launch_jupyter.execute); a command of your own would replace it "
-                                        "and the notebook would never run. Remove it (put set-up steps in "
-                                        "the notebook, or in the image via builder.base_image)"))
+                problems.append(
+                    Problem(
+                        join_path(join_path(path, "container_spec"), key),
+                        f"the container's {key} is the notebook run (python -m "
+                        "launch_jupyter.execute); a command of your own would replace it "
+                        "and the notebook would never run. Remove it (put set-up steps in "
+                        "the notebook, or in the image via builder.base_image)",
+                    )
+                )
         env = container.get("env")
         from ._request import run_env_names
 
         if isinstance(env, list) and len(env) + len(run_env_names()) > ENV_MAX:
-            problems.append(Problem(join_path(join_path(path, "container_spec"), "env"),
-                                    f"{len(env)} variables plus launch_jupyter's {len(run_env_names())}; "
-                                    f"Vertex AI allows at most {ENV_MAX}"))
+            problems.append(
+                Problem(
+                    join_path(join_path(path, "container_spec"), "env"),
+                    f"{len(env)} variables plus launch_jupyter's {len(run_env_names())}; "
+                    f"Vertex AI allows at most {ENV_MAX}",
+                )
+            )
     return problems
 
 
@@ -225,14 +255,20 @@ def _check_labels(path: str, labels: Any) -> list[Problem]:
         return [Problem(path, f"expected a mapping of label keys to values, got {_kind(labels)}")]
     problems = []
     if len(labels) + len(RUN_LABELS) > MAX_LABELS:
-        problems.append(Problem(path, f"{len(labels)} labels plus launch_jupyter's {len(RUN_LABELS)}; "
-                                      f"Vertex AI allows at most {MAX_LABELS}"))
+        problems.append(
+            Problem(
+                path,
+                f"{len(labels)} labels plus launch_jupyter's {len(RUN_LABELS)}; Vertex AI allows at most {MAX_LABELS}",
+            )
+        )
     for key, value in labels.items():
         here = join_path(path, str(key))
         if str(key).startswith("launch-"):
             problems.append(Problem(here, "launch-* labels are set by launch_jupyter; choose another key"))
         elif not LABEL_KEY.fullmatch(str(key)):
-            problems.append(Problem(here, "label keys start with a lowercase letter and use only a-z, 0-9, _ and - (max 63)"))
+            problems.append(
+                Problem(here, "label keys start with a lowercase letter and use only a-z, 0-9, _ and - (max 63)")
+            )
         elif isinstance(value, str) and MACRO.search(value):
             continue  # filled at dispatch, then made a valid label value
         elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
@@ -351,8 +387,14 @@ def _type_name(option: Any) -> str:
     if isinstance(option, typing.ForwardRef):
         return "a name (string)"
     origin = typing.get_origin(option) or option
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
-            dict: "a mapping", list: "a list"}.get(origin, getattr(origin, "__name__", str(origin)))
+    return {
+        bool: "true/false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a mapping",
+        list: "a list",
+    }.get(origin, getattr(origin, "__name__", str(origin)))
 
 
 # --------------------------------------------------------------------------- proto walk
@@ -448,8 +490,9 @@ def _integer_kinds() -> frozenset:
     import proto
 
     t = proto.ProtoType
-    return frozenset({t.INT32, t.INT64, t.UINT32, t.UINT64, t.SINT32, t.SINT64,
-                      t.FIXED32, t.FIXED64, t.SFIXED32, t.SFIXED64})
+    return frozenset(
+        {t.INT32, t.INT64, t.UINT32, t.UINT64, t.SINT32, t.SINT64, t.FIXED32, t.FIXED64, t.SFIXED32, t.SFIXED64}
+    )
 
 
 def _proto_kind(kind: Any) -> str:
