@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     rshow = rsub.add_parser("show", help="a run with its event history")
     rshow.add_argument("run_id")
     rshow.add_argument("--json", action="store_true")
+    rdelete = rsub.add_parser("delete", help="forget a run that has ended (its history and stored context)")
+    rdelete.add_argument("run_id")
 
     cancel = sub.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id")
@@ -602,6 +604,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_queue(args)
         if args.command == "runs":
             return _cmd_runs(args)
+        if args.command == "run" and args.run_command == "delete":
+            gone = api.delete_run(args.run_id)
+            print(f"run {gone.id} deleted ({gone.state}); its files on the agent's machine stay")
+            return 0
         if args.command == "run":
             return _cmd_run_show(args)
         if args.command == "cancel":

@@ -176,3 +176,18 @@ def test_a_failure_of_the_work_is_one_line_and_exit_1_not_a_usage_error(capsys, 
     assert len(err.strip().splitlines()) == 1 and "launch-jupyter: error:" in err, err
     # Bad input stays exit 2 (back on the test's own store).
     assert cli(capsys, "--store", "", "run", "show", "ffffffffffff")[0] == 2
+
+
+def test_run_delete_refuses_an_active_run_and_forgets_an_ended_one(capsys):
+    cli(capsys, "queue", "create", "q", "--resource", "local-process")
+    code, out, _ = cli(capsys, "submit", QUICKSTART, "-q", "q")
+    run_id = out.split()[2]
+    code, _, err = cli(capsys, "run", "delete", run_id)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cancel it first" in err, err
+    assert [r.id for r in api.list_runs()] == [run_id]  # nothing changed
+    cli(capsys, "cancel", run_id)
+    code, out, _ = cli(capsys, "run", "delete", run_id[:8])
+    assert code == 0 and f"run {run_id} deleted (cancelled)" in out, out
+    assert api.list_runs() == []
+    code, _, err = cli(capsys, "run", "delete", run_id)
+    assert code == 2 and run_id[:8] in err and len(err.strip().splitlines()) == 1, err
