@@ -351,7 +351,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     elif cmd == "list":
         queues = api.list_queues()
         if args.json:
-            _print_json([_queue_dict(q) for q in queues])
+            _print_json([q.view() for q in queues])
         else:
             _table(
                 [
@@ -363,9 +363,9 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     elif cmd == "show":
         q = api.get_queue(args.name)
         if args.json:
-            _print_json(_queue_dict(q))
+            _print_json(q.view())
         else:
-            print(dump_config(_queue_dict(q)), end="")
+            print(dump_config(q.view()), end="")
     elif cmd == "edit":
         if args.queue_config is None and args.prioritization is None and args.template_var is None:
             raise LaunchError(
@@ -384,20 +384,6 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     elif cmd == "default-config":
         print(api.default_config(args.resource), end="")
     return 0
-
-
-def _queue_dict(q: Any) -> dict:
-    return {
-        "queue": q.path,
-        "entity": q.entity,
-        "name": q.name,
-        "resource": q.resource,
-        "prioritization": q.prioritization,
-        "visibility": "shared" if q.shared else "private",
-        "created_by": q.created_by,
-        "template_vars": [v.to_dict() for v in q.template_vars],
-        "config": q.config,
-    }
 
 
 def _run_dict(run: Any) -> dict:

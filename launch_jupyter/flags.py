@@ -9,6 +9,36 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """What every run a submit or a sweep queues takes the same way."""
+    p.add_argument(
+        "--new-parameter",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="allow -p NAME although the notebook's parameters cell does not set NAME",
+    )
+    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
+    p.add_argument(
+        "--set-var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the queue's template variables",
+    )
+    p.add_argument(
+        "--resource-arg",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8",
+    )
+    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
+    p.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="extra files to ship, relative to the notebook"
+    )
+
+
 def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``sweep`` shares with ``%launch sweep``."""
     p.add_argument("-q", "--queue")
@@ -29,18 +59,7 @@ def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=int, metavar="K", help="at most K of the sweep's runs active at a time")
     p.add_argument("--max-points", type=int, metavar="N", help="refuse a sweep of more than N points (default 1000)")
     p.add_argument("--name", help="a name for the sweep (default: the notebook's name)")
-    p.add_argument(
-        "--new-parameter",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="allow -p NAME although the notebook's parameters cell does not set NAME",
-    )
-    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    p.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE")
-    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
-    p.add_argument("--include", action="append", default=[], metavar="GLOB")
+    _add_run_flags(p)
 
 
 def add_table_flags(p: argparse.ArgumentParser) -> None:
@@ -98,33 +117,8 @@ def add_submit_flags(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)",
     )
-    p.add_argument(
-        "--new-parameter",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="allow -p NAME although the notebook's parameters cell does not set NAME",
-    )
-    p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
-    p.add_argument(
-        "--set-var",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a value for one of the queue's template variables",
-    )
-    p.add_argument(
-        "--resource-arg",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8",
-    )
-    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
+    _add_run_flags(p)
     p.add_argument("--name", help="a name for the run (default: the notebook's name)")
-    p.add_argument(
-        "--include", action="append", default=[], metavar="GLOB", help="extra files to ship, relative to the notebook"
-    )
     p.add_argument("--dry-run", action="store_true", help="print the request that would be sent; queue nothing")
     p.add_argument(
         "--keep-outputs",

@@ -81,18 +81,7 @@ def _jupyter_server_extension_points() -> list[dict]:
 
 
 def queue_view(q: Any) -> dict:
-    return {
-        "queue": q.path,
-        "entity": q.entity,
-        "name": q.name,
-        "resource": q.resource,
-        "prioritization": q.prioritization,
-        "visibility": "shared" if q.shared else "private",
-        "created_by": q.created_by,
-        "template_vars": [v.to_dict() for v in q.template_vars],
-        "config": q.config,
-        "config_text": q.config_text,
-    }
+    return {**q.view(), "config_text": q.config_text}  # the editor shows the text as written
 
 
 def run_view(run: Any) -> dict:

@@ -70,6 +70,20 @@ class Queue:
     def shared(self) -> bool:
         return self.entity != self.created_by
 
+    def view(self) -> dict[str, Any]:
+        """The queue as the front ends show it (``queue show --json``, the REST API's queues)."""
+        return {
+            "queue": self.path,
+            "entity": self.entity,
+            "name": self.name,
+            "resource": self.resource,
+            "prioritization": self.prioritization,
+            "visibility": "shared" if self.shared else "private",
+            "created_by": self.created_by,
+            "template_vars": [v.to_dict() for v in self.template_vars],
+            "config": self.config,
+        }
+
 
 @dataclass
 class Run:
