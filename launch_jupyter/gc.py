@@ -84,19 +84,17 @@ def collect(
 def tidy_context(folder: Path, archive: bytes) -> int:
     """Delete the files of ``folder`` that are still exactly as the context ``archive`` unpacked
     them, then the folders left empty; what a run wrote or changed stays. Returns bytes freed."""
-    import io
-    import tarfile
+    from .packaging.context import unchanged_since_unpacked
 
+    same = unchanged_since_unpacked(archive)
     freed = 0
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        for member in tar:
-            path = folder / member.name
-            source = tar.extractfile(member) if member.isfile() else None
-            if source is None or path.is_symlink() or not path.is_file() or not _inside(path, folder):
-                continue
-            if path.stat().st_size == member.size and path.read_bytes() == source.read():
-                freed += member.size
-                path.unlink()
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not path.is_file() or not _inside(path, folder):
+            continue
+        size = path.stat().st_size
+        if same(path.relative_to(folder).as_posix(), path):
+            freed += size
+            path.unlink()
     for root, _dirs, _files in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
         if not os.listdir(root):
             os.rmdir(root)  # deepest first, the context folder itself last

@@ -18,9 +18,6 @@ notebook's URI is listed, without a local file to serve.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -146,33 +143,16 @@ def _not_status(name: str, path: Path) -> bool:
 
 def _changed_from_context(run: Run, store):
     """A test of "the run wrote this" for the files of its working folder: not in the packed build
-    context, or with other bytes. Sizes first; the bytes are compared only when the sizes agree. The
-    context is read from the store on the first file asked about (a run with no such folder: never)."""
-    packed: dict = {}
+    context, or with other bytes (``unchanged_since_unpacked``). The context is read from the store on
+    the first file asked about (a run with no such folder: never); with none, every file is shown."""
+    from .packaging.context import unchanged_since_unpacked
 
-    def members() -> dict:
-        if packed:
-            return packed["members"]
-        data = store.get_context(run.id)
-        packed["members"] = {}  # no context: nothing to tell inputs from outputs, so every file is shown
-        if data is not None:
-            packed["tar"] = tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
-            packed["members"] = {PurePosixPath(m.name).as_posix(): m for m in tar.getmembers() if m.isfile()}
-        return packed["members"]
+    same: list = []
 
     def changed(name: str, path: Path) -> bool:
-        member = members().get(name)
-        if member is None or member.size != path.stat().st_size:
-            return True
-        given = packed["tar"].extractfile(member)
-        return given is None or _digest(given) != _digest(path.open("rb"))
+        if not same:
+            data = store.get_context(run.id)
+            same.append(unchanged_since_unpacked(data) if data is not None else (lambda _name, _path: False))
+        return not same[0](name, path)
 
     return changed
-
-
-def _digest(stream) -> bytes:
-    digest = hashlib.sha256()  # hashlib.file_digest is 3.11+; the package runs on 3.10
-    with stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.digest()

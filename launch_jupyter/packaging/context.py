@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from ..core.errors import NotebookError, SecretError
 from . import BuildContext
@@ -415,6 +416,34 @@ def unpack_context(data: bytes, dest: Path) -> Path:
                 shutil.copyfileobj(source, out)
             os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
     return dest
+
+
+def unchanged_since_unpacked(data: bytes) -> Callable[[str, Path], bool]:
+    """A test of a file in a folder ``data`` was unpacked into: ``same(name, path)`` is True when the
+    packed context has a file ``name`` (relative, posix) with exactly ``path``'s bytes (sizes first, then
+    the bytes streamed). What a run wrote or changed is every other file. The archive is opened on the
+    first question (a folder with no files to ask about costs nothing)."""
+    opened: dict[str, Any] = {}
+
+    def same(name: str, path: Path) -> bool:
+        if not opened:
+            opened["tar"] = tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+            opened["members"] = {PurePosixPath(m.name).as_posix(): m for m in tar.getmembers() if m.isfile()}
+        member = opened["members"].get(name)
+        if member is None or member.size != path.stat().st_size:
+            return False
+        packed = opened["tar"].extractfile(member)
+        return packed is not None and _digest(packed) == _digest(path.open("rb"))
+
+    return same
+
+
+def _digest(stream: IO[bytes]) -> bytes:
+    digest = hashlib.sha256()  # hashlib.file_digest is 3.11+; the package runs on 3.10
+    with stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
 
 
 def _check_member(member: tarfile.TarInfo) -> None:
