@@ -65,6 +65,25 @@ def queue_from_row(row: Any) -> Queue:
     )
 
 
+def queued_copy(run: Run, now: float, **more: Any) -> Run:
+    """``run`` as it enters a queue: an id if it has none, queued now, held by nobody."""
+    import uuid
+
+    return dataclasses.replace(
+        run,
+        id=run.id or uuid.uuid4().hex[:12],
+        state=RunState.QUEUED,
+        created_at=now,
+        updated_at=now,
+        agent_id=None,
+        lease_expires_at=None,
+        started_at=None,
+        finished_at=None,
+        cancel_requested=False,
+        **more,
+    )
+
+
 def run_values(run: Run) -> dict[str, Any]:
     """Column values for a run row."""
     values = {name: getattr(run, name) for name in RUN_FIELDS}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from ._records import (
     event_from_row,
     queue_from_row,
     queue_values,
+    queued_copy,
     run_from_row,
     run_values,
 )
@@ -197,18 +197,7 @@ class QueueStore(SweepMethods, RetentionMethods):
     def enqueue(self, run: Run, context: bytes | None = None) -> Run:
         """Queue a run (and its build context) in one transaction, then wake waiting agents."""
         now = time.time()
-        queued = dataclasses.replace(
-            run,
-            id=run.id or uuid.uuid4().hex[:12],
-            state=RunState.QUEUED,
-            created_at=now,
-            updated_at=now,
-            agent_id=None,
-            lease_expires_at=None,
-            started_at=None,
-            finished_at=None,
-            cancel_requested=False,
-        )
+        queued = queued_copy(run, now)
         values = run_values(queued)
         check_json(values, RunError, "run")
         try:

@@ -3,7 +3,6 @@ recorded values, and the claim condition that holds a sweep to its ``max_paralle
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -17,7 +16,7 @@ from ..core.errors import RunError
 from ..core.model import Run
 from ..core.states import RunState
 from ._blobs import put_context
-from ._records import check_json, run_from_row, run_values
+from ._records import check_json, queued_copy, run_from_row, run_values
 from ._schema import queues, run_events, run_records, runs, sweep_context_key, sweeps
 
 _ACTIVE_VALUES = [s.value for s in RunState if s.is_active]
@@ -87,22 +86,7 @@ class SweepMethods:
             "cancelled_at": None,
             "total": len(points),
         }
-        queued = [
-            dataclasses.replace(
-                run,
-                id=run.id or uuid.uuid4().hex[:12],
-                state=RunState.QUEUED,
-                created_at=now,
-                updated_at=now,
-                agent_id=None,
-                lease_expires_at=None,
-                started_at=None,
-                finished_at=None,
-                cancel_requested=False,
-                sweep_id=sweep["id"],
-            )
-            for run in points
-        ]
+        queued = [queued_copy(run, now, sweep_id=sweep["id"]) for run in points]
         values = [run_values(run) for run in queued]
         for row in values[:1]:  # every point has the same shape; its parameters are checked one by one below
             check_json(row, RunError, "run")
