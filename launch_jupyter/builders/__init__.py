@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from ..core.config import BUILDER_GROUP
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from ..packaging import BuildContext
     from .registry import RegistryAuth
 
-GROUP = "launch_jupyter.builders"
+GROUP = BUILDER_GROUP
 
 LogFn = Callable[[str], None]
 

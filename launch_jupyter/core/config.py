@@ -119,6 +119,7 @@ GOOGLE_ENV_VARS: dict[str, tuple[str, ...]] = {
     "GOOGLE_CLOUD_PROJECT": ("environment", "project"),
     "GOOGLE_CLOUD_REGION": ("environment", "region"),
 }
+BUILDER_GROUP = "launch_jupyter.builders"  # the entry-point group builders are found in (plugins too)
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -409,7 +410,7 @@ def _builder_type(value: Any, from_text: bool) -> str:
     without touching this module); the group is read only when a type is written."""
     from importlib.metadata import entry_points
 
-    known = sorted({ep.name for ep in entry_points(group="launch_jupyter.builders")})
+    known = sorted({ep.name for ep in entry_points(group=BUILDER_GROUP)})
     return _choice(*known)(value, from_text)
 
 
