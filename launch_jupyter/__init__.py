@@ -1,7 +1,8 @@
 """launch_jupyter: a launch queue in the notebook.
 
-Public API: ``submit``, ``sweep``, ``record``, ``Agent``, ``create_queue`` and the rest of
-``launch_jupyter.api``.
+Public API: ``Launcher`` (the client: ``with Launcher() as launcher: launcher.submit(...)``),
+``submit``, ``dry_run``, ``sweep``, ``record``, ``Agent``, ``create_queue`` and the rest of
+``launch_jupyter.api`` (each module function opens a ``Launcher`` for the call and closes it).
 Everything heavy (aiplatform, docker, papermill) is imported lazily.
 """
 
@@ -16,7 +17,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "DryRun",
+    "Launcher",
     "RunHandle",
+    "SweepHandle",
     "__version__",
     "cancel",
     "cancel_sweep",
@@ -26,6 +30,7 @@ __all__ = [
     "default_config",
     "delete_queue",
     "delete_schedule",
+    "dry_run",
     "get_queue",
     "get_run",
     "get_schedule",
@@ -52,7 +57,10 @@ _API = set(__all__) - {"Agent", "__version__", "load_ipython_extension", "record
 if TYPE_CHECKING:  # what a type checker sees; at run time the names load on first use (below)
     from .agent import Agent
     from .api import (
+        DryRun,
+        Launcher,
         RunHandle,
+        SweepHandle,
         cancel,
         cancel_sweep,
         compare,
@@ -61,6 +69,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time the names load on fir
         default_config,
         delete_queue,
         delete_schedule,
+        dry_run,
         get_queue,
         get_run,
         get_schedule,

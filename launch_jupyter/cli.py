@@ -494,10 +494,10 @@ def _print_progress(run: Any) -> None:
 def _cmd_submit(args: argparse.Namespace) -> int:
     from . import api
 
-    result = api.submit(args.notebook, args.queue, **submit_kwargs(args))
-    if isinstance(result, str):
-        print(result, end="")
+    if args.dry_run:
+        print(api.dry_run(args.notebook, args.queue, **submit_kwargs(args)), end="")
         return 0
+    result = api.submit(args.notebook, args.queue, **submit_kwargs(args))
     print(f"queued run {result.id} on {result.run.entity}/{result.run.queue_name}")
     if result.run.message:
         print(result.run.message)

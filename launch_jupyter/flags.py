@@ -135,7 +135,8 @@ def add_submit_flags(p: argparse.ArgumentParser) -> None:
 
 
 def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Typed ``api.submit`` keyword arguments from the shared submit flags."""
+    """Typed ``api.submit``/``api.dry_run`` keyword arguments from the shared submit flags
+    (``--dry-run`` itself picks which of the two is called)."""
     from .core.overrides import assignments_to_dict, parse_parameters
 
     return {
@@ -147,7 +148,6 @@ def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "image": args.image,
         "name": args.name,
         "include": args.include,
-        "dry_run": args.dry_run,
         "keep_outputs": args.keep_outputs,
         "allow_secrets": args.allow_secret,
     }

@@ -305,15 +305,16 @@ class LaunchMagics(Magics):
         started = time.perf_counter()
         from .handshake import request_save
 
-        result = api.submit(
+        call = api.dry_run if args.dry_run else api.submit
+        result = call(
             args.notebook,
             args.queue,
             **submit_kwargs(args),
             user_ns=self.shell.user_ns if self.shell is not None else None,
             save=request_save,  # JupyterLab's extension saves the notebook and says when it is written
         )
-        if isinstance(result, str):
-            print(result.rstrip())
+        if isinstance(result, api.DryRun):
+            print(result.yaml.rstrip())
             return None
         took = time.perf_counter() - started
         run = result.run

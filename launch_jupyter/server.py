@@ -492,7 +492,7 @@ class CancelHandler(_Handler):
     async def post(self, run_id: str):
         from . import api
 
-        self.send(run_view(await self.call(api.cancel, run_id)))
+        self.send(run_view((await self.call(api.cancel, run_id)).run))
 
 
 class LogsHandler(_Handler):
@@ -620,7 +620,7 @@ class SubmitHandler(_Handler):
         path = _under_root(self, self.field(data, "notebook", str))
         dry_run = bool(self.field(data, "dry_run", bool, False))
         result = await self.call(
-            api.submit,
+            api.dry_run if dry_run else api.submit,
             path,
             self.field(data, "queue", str),
             parameters=self.field(data, "parameters", dict),
@@ -630,11 +630,10 @@ class SubmitHandler(_Handler):
             resource_args=self.field(data, "resource_args", dict),
             image=self.field(data, "image", str),
             name=self.field(data, "name", str),
-            dry_run=dry_run,
             save=False,
         )
         if dry_run:
-            self.send({"request": result})
+            self.send({"request": result.yaml})
         else:
             self.send(run_view(result.run), 201)
 

@@ -291,10 +291,8 @@ def test_a_template_variable_for_the_instance_type():
         config=yaml.safe_dump(config),
         template_vars=[{"name": "instance", "type": "string", "default": "ml.m5.xlarge"}],
     )
-    out = api.submit(
-        EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, dry_run=True, template_values={"instance": "ml.g5.2xlarge"}
-    )
-    assert "InstanceType: ml.g5.2xlarge" in out
+    out = api.dry_run(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, template_values={"instance": "ml.g5.2xlarge"})
+    assert "InstanceType: ml.g5.2xlarge" in out.yaml
     with pytest.raises(LaunchError, match=r"ResourceConfig\.InstanceType"):
         api.submit(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, template_values={"instance": "big"})
     assert api.list_runs() == []

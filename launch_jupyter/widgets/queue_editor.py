@@ -256,5 +256,5 @@ class QueueEditor(ActionWidget):
             resource=self.resource,
             config=self.config_text,
             template_vars=self._vars(),
-        )
+        ).yaml
         return self.preview_text
