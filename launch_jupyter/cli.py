@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from .core.errors import BuildError, DispatchError, LaunchError, StoreError
 from .core.states import RunState
 from .flags import (
+    add_queue_flags,
     add_submit_flags,
     add_sweep_flags,
     add_table_flags,
@@ -52,11 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     qsub = queue.add_subparsers(dest="queue_command", required=True, parser_class=_Parser)
     create = qsub.add_parser("create", help="create a queue")
     create.add_argument("name")
-    create.add_argument("--resource", required=True, help="vertex | local-process | ...")
-    create.add_argument("--entity", help="team or user that owns the queue (default: you)")
+    create.add_argument("--resource", "-r", required=True, help="vertex | local-process | ...")
     create.add_argument("--config", dest="queue_config", metavar="FILE", help="YAML/JSON config file, - for stdin")
-    create.add_argument("--prioritization", action="store_true", help="serve runs by priority, then FIFO")
-    create.add_argument("--template-var", action="append", default=[], metavar="NAME:TYPE:DEFAULT[:MIN:MAX]")
+    add_queue_flags(create)
     qlist = qsub.add_parser("list", help="queues visible to you")
     qlist.add_argument("--json", action="store_true")
     show = qsub.add_parser("show", help="a queue and its config (YAML)")
@@ -346,6 +345,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
             config=_read_config(args.queue_config),
             prioritization=args.prioritization,
             template_vars=args.template_var,
+            exist_ok=args.exist_ok,
         )
         print(f"{q.outcome} queue {q.path} ({q.resource}{', prioritized' if q.prioritization else ''})")
     elif cmd == "list":

@@ -39,6 +39,25 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_queue_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``queue create`` shares with ``%launch queue create`` (the config comes from a file
+    there, from the cell here)."""
+    p.add_argument("--entity", "-e", help="team or user that owns the queue (default: you; a team shares it)")
+    p.add_argument("--prioritization", action="store_true", help="serve runs by priority, then FIFO")
+    p.add_argument(
+        "--template-var",
+        action="append",
+        default=[],
+        metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
+        help="a template variable used as {{NAME}} in the config",
+    )
+    p.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="if the queue exists with other settings, update it to these (re-runnable notebooks and scripts)",
+    )
+
+
 def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``sweep`` shares with ``%launch sweep``."""
     p.add_argument("-q", "--queue")

@@ -56,20 +56,9 @@ def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
     create = qsub.add_parser("create", help="create a queue (cell form: the cell body is its YAML config)")
     create.add_argument("name", metavar="NAME")
     create.add_argument("--resource", "-r", default="local-process", help="vertex, local-process, ...")
-    create.add_argument("--entity", "-e", help="owner of the queue (a team name shares it)")
-    create.add_argument("--prioritization", action="store_true", help="serve higher priorities first")
-    create.add_argument(
-        "--template-var",
-        action="append",
-        default=[],
-        metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
-        help="a template variable used as {{NAME}} in the config",
-    )
-    create.add_argument(
-        "--exist-ok",
-        action="store_true",
-        help="if the queue exists, update it to this config instead (re-runnable notebooks)",
-    )
+    from .flags import add_queue_flags  # the same flags as `launch-jupyter queue create`
+
+    add_queue_flags(create)
     qsub.add_parser("list", help="list the queues you can see")
     for action, text in (
         ("show", "show a queue and its config"),

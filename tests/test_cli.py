@@ -101,6 +101,19 @@ def test_submit_runs_and_run_show(capsys):
     assert api.get_run(run_id).state == "cancelled"
 
 
+def test_queue_create_again_is_unchanged_and_exist_ok_updates_it(capsys):
+    """A script that creates its queue can run twice; --exist-ok (as %launch queue create has) takes
+    other settings instead of refusing them."""
+    assert cli(capsys, "queue", "create", "nightly", "-r", "local-process")[0] == 0
+    code, out, _ = cli(capsys, "queue", "create", "nightly", "-r", "local-process")
+    assert code == 0 and out.startswith("unchanged queue alice/nightly")
+    code, _, err = cli(capsys, "queue", "create", "nightly", "-r", "local-process", "--prioritization")
+    assert code == 2 and "already exists with another prioritization" in err
+    assert not api.get_queue("nightly").prioritization
+    code, out, _ = cli(capsys, "queue", "create", "nightly", "-r", "local-process", "--prioritization", "--exist-ok")
+    assert code == 0 and out.startswith("updated queue alice/nightly") and api.get_queue("nightly").prioritization
+
+
 BAD_INPUT = [
     (["queue", "create", "bad name!", "--resource", "local-process"], "bad queue name"),
     (["queue", "create", "x" * 65, "--resource", "local-process"], "bad queue name"),

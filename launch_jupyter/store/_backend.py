@@ -160,7 +160,31 @@ class Backend:
         self.engine.dispose()
 
 
-class _SqliteWatcher:
+class _WakeThread:
+    """A daemon thread that wakes this process's waiters on ``backend`` (its ``_loop``) and a pipe that
+    ends its ``select`` at once when it is stopped. The SQLite watcher and the PostgreSQL listener."""
+
+    NAME = "launch-store-wake"
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._loop, name=self.NAME, daemon=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        os.write(self._stop_w, b"x")
+        self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            os.close(self._stop_r)
+            os.close(self._stop_w)
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class _SqliteWatcher(_WakeThread):
     """SQLite has no NOTIFY: a daemon thread waits for the database's folder to change (inotify on
     Linux: the thread sleeps in ``select`` until a file there is written; elsewhere a look ten times a
     second) and then reads ``PRAGMA data_version`` (a counter SQLite bumps when another connection
@@ -170,22 +194,12 @@ class _SqliteWatcher:
     not at the agent's next poll, and the agent's own heartbeats and claims wake nobody."""
 
     INTERVAL = 0.1  # without inotify
+    NAME = "launch-store-watch"
 
     def __init__(self, backend: Backend):
-        self.backend = backend
-        self._stop = threading.Event()
-        self._stop_r, self._stop_w = os.pipe()
+        super().__init__(backend)
         self.wakeups = 0  # changes in the folder looked at (tests count them)
-        self._thread = threading.Thread(target=self._loop, name="launch-store-watch", daemon=True)
         self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        os.write(self._stop_w, b"x")
-        self._thread.join(timeout=5.0)
-        if not self._thread.is_alive():
-            os.close(self._stop_r)
-            os.close(self._stop_w)
 
     def _loop(self) -> None:
         import select
@@ -232,27 +246,18 @@ def _newest_run(conn) -> int | None:
         return None
 
 
-class _Listener:
+class _Listener(_WakeThread):
     """A daemon thread holding one autocommit psycopg connection that LISTENs on the store's channel
     and turns every NOTIFY into a wake-up in this process. It blocks in ``select`` on the connection's
     socket and a stop pipe (no timeout loop: an idle process costs nothing here). It reconnects after
     errors; wake-ups lost meanwhile only delay agents until their next poll."""
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
-        self.ready = threading.Event()
-        self._stop = threading.Event()
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._loop, name="launch-store-listen", daemon=True)
-        self._thread.start()
+    NAME = "launch-store-listen"
 
-    def stop(self) -> None:
-        self._stop.set()
-        os.write(self._stop_w, b"x")
-        self._thread.join(timeout=5.0)
-        if not self._thread.is_alive():
-            os.close(self._stop_r)
-            os.close(self._stop_w)
+    def __init__(self, backend: Backend):
+        super().__init__(backend)
+        self.ready = threading.Event()
+        self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
