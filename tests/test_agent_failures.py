@@ -171,6 +171,36 @@ def test_a_status_call_that_keeps_failing_ends_the_run_and_until_idle_returns(ve
     assert len(notes) == 1, notes  # said once, not once per poll
 
 
+def test_a_list_the_service_refuses_falls_back_to_one_get_per_job_and_the_run_is_tracked(vertex_queue):
+    """ListCustomJobs answering 400 (a filter the endpoint rejects) is permanent: asking it again
+    cannot help, but GetCustomJob still answers for each job (jobs.get takes a name, no filter), so
+    the run is followed to its end instead of failing after status_timeout."""
+    fake, config = vertex_queue
+    config.write_text(config.read_text() + "status_timeout: 600\n")
+    fake.script(["PENDING"] + ["RUNNING"] * 3 + ["SUCCEEDED"])
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq", "--until-idle"],
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while run.refresh().run.external_id is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fake.fail("ListCustomJobs", "INVALID_ARGUMENT", times=1_000_000, message="Unsupported filter")
+        said, _ = agent.communicate(timeout=180)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert agent.returncode == 0, said
+    assert run.refresh().state is RunState.SUCCEEDED, messages(run)
+    assert "reading each job with GetCustomJob instead" in said, said
+
+
 def test_sigterm_is_prompt_while_a_status_call_hangs(vertex_queue):
     fake, config = vertex_queue
     fake.script(["PENDING"] + ["RUNNING"] * 100_000)

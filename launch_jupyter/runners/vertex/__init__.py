@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._extras import missing, require_extra, unchecked
-from ...core.errors import LaunchError, RunError
+from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.model import Job, Problem, Queue, Run, Status
 from ...core.states import RunState
 from .. import Runner
@@ -234,12 +234,29 @@ class VertexRunner(Runner):
 
     def _poll_group(self, target: Target, jobs: list[Job]) -> dict[str, Status]:
         client = self._clients.get(target)
-        listed = self._api_call(lambda: self._list_active(client, target, jobs), "list the runs' jobs", target, "list")
+        try:
+            listed = self._api_call(
+                lambda: self._list_active(client, target, jobs), "list the runs' jobs", target, "list"
+            )
+        except DispatchError as err:
+            if err.transient:
+                raise  # the agent's policy waits and asks again; a GetCustomJob per job would burn quota
+            # A list the service refuses (a filter it rejects: 400, or no customJobs.list permission)
+            # must not hide jobs it answers for one by one: read each with GetCustomJob instead.
+            log.warning("%s; reading each job with GetCustomJob instead", err)
+            listed, list_error = {}, err
+        else:
+            list_error = None
         out = {}
         for job in jobs:
             resource = listed.get(_job_id(job.run.external_id))
             if resource is None:
-                resource = self._get_one(client, target, job)
+                try:
+                    resource = self._get_one(client, target, job)
+                except DispatchError as err:
+                    if list_error is None:
+                        raise
+                    raise DispatchError(f"{list_error}; and GetCustomJob: {err}", err.transient) from None
             if isinstance(resource, Status):
                 out[job.run.id] = resource
             elif resource is not None:
