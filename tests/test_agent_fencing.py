@@ -109,6 +109,46 @@ def test_a_host_bound_run_fails_elsewhere_only_after_the_grace(store_url):
         assert ended.state is RunState.FAILED and "its host host-a stopped serving it" in ended.message
 
 
+def test_a_host_bound_run_of_an_earlier_boot_of_this_machine_fails_at_once(store_url, tmp_path, monkeypatch):
+    """After a reboot the run's process is gone for certain: the machine's new agent fails it at its
+    first look instead of leaving it running for host_grace_seconds. A clone with the same hostname
+    (another machine id) or a machine without a machine id still waits for the grace."""
+    from launch_jupyter.core import identity
+
+    machine, boot = tmp_path / "machine-id", tmp_path / "boot_id"
+    monkeypatch.setattr(identity, "_MACHINE_ID_FILES", (str(machine),))
+    monkeypatch.setattr(identity, "_BOOT_ID_FILE", str(boot))
+
+    def host(machine_id: str, boot_id: str) -> str:
+        machine.write_text(machine_id + "\n")
+        boot.write_text(boot_id + "\n")
+        identity._host_identity.cache_clear()
+        return identity._host_identity("box")
+
+    before, after = host("m1", "boot-1"), host("m1", "boot-2")
+    clone, bare_before, bare_after = host("m2", "boot-1"), host("", "boot-1"), host("", "boot-2")
+    assert before != after and identity.rebooted_from(before, after)
+    assert not identity.rebooted_from(clone, after) and not identity.rebooted_from(bare_before, bare_after)
+    with open_store(store_url) as store:
+        queue = store.create_queue(
+            Queue(entity="alice", name="lq", resource="local-process", config={}, created_by="alice")
+        )
+        ids = {}
+        for name, where in (("old boot", before), ("clone", clone)):
+            store.enqueue(
+                Run(id="", queue_id=queue.id, queue_name="lq", entity="alice", author="alice", resource="local-process")
+            )
+            claimed = store.claim([queue.id], f"{name}:1:x", lease_s=3600, host=where)
+            store.transition(
+                claimed.id, RunState.RUNNING, "", fence=(f"{name}:1:x", claimed.lease_generation), host=where
+            )
+            ids[name] = claimed.id
+        failed = store.fail_stranded([queue.id], after, grace_s=86400)
+        assert [r.id for r in failed] == [ids["old boot"]]
+        assert "its host box rebooted" in store.get_run(ids["old boot"]).message
+        assert store.get_run(ids["clone"]).state is RunState.RUNNING
+
+
 # --------------------------------------------------------------------------- real agents, paused
 
 

@@ -22,22 +22,36 @@ def _first_line(path: str) -> str:
         return ""
 
 
+_NO_MACHINE = hashlib.sha256(b"").hexdigest()[:6]  # no machine id to read: never "the same machine"
+
+
 @functools.lru_cache(maxsize=8)
 def _host_identity(hostname: str) -> str:
     machine = next((m for m in map(_first_line, _MACHINE_ID_FILES) if m), "")
     boot = _first_line(_BOOT_ID_FILE)
-    digest = hashlib.sha256(f"{machine}/{boot}".encode()).hexdigest()[:12]
-    return f"{hostname}/{digest}"
+    machine_part = hashlib.sha256(machine.encode()).hexdigest()[:6] if machine else _NO_MACHINE
+    boot_part = hashlib.sha256(f"{machine}/{boot}".encode()).hexdigest()[:6]
+    return f"{hostname}/{machine_part}{boot_part}"
 
 
 def host_identity() -> str:
-    """``hostname/digest``: the hostname plus a digest of the machine id and the boot id.
+    """``hostname/digest``: the hostname, then a digest of the machine id and one of the boot id.
 
     Two cloned VMs that share a hostname (and even a machine id) differ by their boot id, so a run
     bound to one of them is never taken for the other's. After a reboot the identity changes too:
-    the processes a host-bound run had are gone with the old boot.
+    the processes a host-bound run had are gone with the old boot (``rebooted_from`` tells).
     """
     return _host_identity(socket.gethostname())
+
+
+def rebooted_from(earlier: str | None, now: str) -> bool:
+    """True when ``earlier`` is this machine (same hostname and machine id) in an earlier boot: what
+    ran there as a process is gone for certain. A machine without a machine id never matches."""
+    if not earlier or earlier == now or "/" not in earlier or "/" not in now:
+        return False
+    (name_a, digest_a), (name_b, digest_b) = earlier.split("/", 1), now.split("/", 1)
+    machine = digest_b[:6]
+    return name_a == name_b and len(digest_a) == len(digest_b) == 12 and digest_a[:6] == machine != _NO_MACHINE
 
 
 def host_name(identity: str | None) -> str:

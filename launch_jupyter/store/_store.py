@@ -356,10 +356,11 @@ class QueueStore(SweepMethods, RetentionMethods):
 
     def fail_stranded(self, queue_ids: Sequence[int], host: str, grace_s: float) -> list[Run]:
         """Fail the runs bound to another host whose lease lapsed more than ``grace_s`` ago: no agent
-        on their host has served them for that long, and no agent elsewhere can."""
+        on their host has served them for that long, and no agent elsewhere can. A run bound to this
+        machine in an earlier boot fails at once: its process went with that boot."""
         if not queue_ids:
             return []
-        from ..core.identity import host_name, how_long
+        from ..core.identity import host_name, how_long, rebooted_from
 
         now = time.time()
         failed = []
@@ -371,16 +372,24 @@ class QueueStore(SweepMethods, RetentionMethods):
                     ACTIVE,
                     runs.c.host.is_not(None),
                     runs.c.host != host,
-                    runs.c.lease_expires_at <= now - grace_s,
+                    or_(
+                        runs.c.lease_expires_at <= now - grace_s,
+                        runs.c.host.startswith(host.split("/", 1)[0] + "/", autoescape=True),
+                    ),
                 )
                 .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
                 lapsed = now - (row.lease_expires_at or now)
-                message = (
-                    f"its host {host_name(row.host)} stopped serving it (no agent there for "
-                    f"{how_long(lapsed)}); an agent on another host cannot reach a local run"
-                )
+                if rebooted_from(row.host, host):
+                    message = f"its host {host_name(row.host)} rebooted: the run's process ended with the earlier boot"
+                elif (row.lease_expires_at or now) <= now - grace_s:
+                    message = (
+                        f"its host {host_name(row.host)} stopped serving it (no agent there for "
+                        f"{how_long(lapsed)}); an agent on another host cannot reach a local run"
+                    )
+                else:
+                    continue  # same hostname, another machine (a clone): the grace rule applies
                 _set(
                     conn,
                     row.id,

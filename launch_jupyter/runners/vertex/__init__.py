@@ -234,6 +234,7 @@ class VertexRunner(Runner):
 
     def _poll_group(self, target: Target, jobs: list[Job]) -> dict[str, Status]:
         client = self._clients.get(target)
+        list_error: DispatchError | None = None
         try:
             listed = self._api_call(
                 lambda: self._list_active(client, target, jobs), "list the runs' jobs", target, "list"
@@ -245,8 +246,6 @@ class VertexRunner(Runner):
             # must not hide jobs it answers for one by one: read each with GetCustomJob instead.
             log.warning("%s; reading each job with GetCustomJob instead", err)
             listed, list_error = {}, err
-        else:
-            list_error = None
         out = {}
         for job in jobs:
             resource = listed.get(_job_id(job.run.external_id))
