@@ -8,6 +8,8 @@ of Pods per cycle, logs, errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from launch_jupyter.core.errors import DispatchError
@@ -40,13 +42,83 @@ def test_create_track_succeed(fake_kubernetes):
     assert [s.state for s in seen] == [RunState.PENDING, RunState.RUNNING, RunState.SUCCEEDED]
 
 
-def test_output_folder_is_the_runs_output(fake_kubernetes):
+@pytest.fixture
+def gcs(monkeypatch):
+    from tests.fakes import gcs_server
+
+    server, state = gcs_server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def the_pod_writes_its_notebook(fake_kubernetes, name: str, text: str, tmp_path) -> str:
+    """What the container's entrypoint does when the notebook ends (the fake runs no container):
+    launch_jupyter.execute's own upload of the file to the ``--output`` its args name."""
+    from launch_jupyter import execute
+
+    container = fake_kubernetes.jobs[("ml", name)]["spec"]["template"]["spec"]["containers"][0]
+    target = container["args"][container["args"].index("--output") + 1]
+    local = tmp_path / "in-pod.ipynb"
+    local.write_text(text)
+    if target.startswith(("gs://", "s3://")):
+        execute._upload(local, target)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text)
+    return target
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_a_bucket_output_lands_and_comes_back_into_the_run_folder(scheme, request, fake_kubernetes, tmp_path):
+    if scheme == "gs":
+        request.getfixturevalue("gcs")
+    else:
+        request.getfixturevalue("moto")
+        from tests.fixtures.aws import boto
+
+        boto("s3").create_bucket(Bucket="bucket")
     runner = KubernetesRunner()
-    job = kubernetes_job(kubernetes_config(output="gs://bucket/nb"), run_id="out1")
+    job = kubernetes_job(kubernetes_config(output=f"{scheme}://bucket/nb/"), run_id="out1")
+    job.workdir = tmp_path / "run"
     job.run.external_id = runner.submit(job)
-    container = fake_kubernetes.jobs[("ml", "launch-out1")]["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][-1] == "gs://bucket/nb/out1/output.ipynb"
-    assert track(runner, job)[-1].output_notebook == "gs://bucket/nb/out1/output.ipynb"
+    target = the_pod_writes_its_notebook(fake_kubernetes, "launch-out1", '{"cells": []}', tmp_path)
+    assert target == f"{scheme}://bucket/nb/out1/output.ipynb"
+    final = track(runner, job)[-1]
+    assert final.state is RunState.SUCCEEDED
+    assert final.output_notebook == str(tmp_path / "run" / "outputs" / "output.ipynb")
+    assert Path(final.output_notebook).read_text() == '{"cells": []}'
+
+
+def test_a_volume_output_the_agent_also_mounts_is_copied(fake_kubernetes, tmp_path):
+    volume = tmp_path / "volume"  # the same PersistentVolume mounted in the agent and in the pod
+    config = kubernetes_config(output=str(volume / "nb"))
+    pod = config["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "results", "persistentVolumeClaim": {"claimName": "results"}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "results", "mountPath": str(volume)}]
+    assert KubernetesRunner().validate(config) == []
+    runner = KubernetesRunner()
+    job = kubernetes_job(config, run_id="vol1")
+    job.workdir = tmp_path / "run"
+    job.run.external_id = runner.submit(job)
+    the_pod_writes_its_notebook(fake_kubernetes, "launch-vol1", "{}", tmp_path)
+    assert Path(track(runner, job)[-1].output_notebook).read_text() == "{}"
+
+
+def test_an_output_that_cannot_be_fetched_is_named_not_lost(fake_kubernetes, gcs, tmp_path):
+    runner = KubernetesRunner()
+    job = kubernetes_job(kubernetes_config(output="gs://bucket/nb"), run_id="gone1")
+    job.workdir = tmp_path / "run"
+    job.run.external_id = runner.submit(job)  # the pod uploads nothing (it died before the upload)
+    assert track(runner, job)[-1].output_notebook == "gs://bucket/nb/gone1/output.ipynb"
+
+
+def test_without_output_the_run_has_no_notebook(fake_kubernetes):
+    runner = KubernetesRunner()
+    job = kubernetes_job(run_id="none1")
+    job.run.external_id = runner.submit(job)
+    assert track(runner, job)[-1].output_notebook is None
 
 
 def test_a_failed_pod_fails_the_run(fake_kubernetes):

@@ -9,8 +9,11 @@
 - Status: one label-selected list of Jobs and one of Pods per namespace and cycle.
 - Cancel deletes the Job with ``propagationPolicy: Background`` (its pods go with it).
 - Logs are the pod's (the newest pod of the Job).
-- The executed notebook: the container writes ``LAUNCH_OUTPUT``; with ``output`` naming a
-  ``gs://`` folder the notebook is uploaded there by the entrypoint and that URI is the run's output.
+- The executed notebook: the entrypoint writes it to ``<output>/<run id>/output.ipynb``. With a
+  ``gs://`` or ``s3://`` folder it is uploaded from the pod, and when the Job succeeds the agent
+  fetches it into ``<run folder>/outputs/output.ipynb`` (as for SageMaker); a path under a mounted
+  volume is copied the same way when the agent sees that volume too, else that path is the output.
+  Without ``output`` the notebook stays in the pod (the default config asks for one).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..._extras import missing, require_extra, unchecked
@@ -42,8 +46,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = """\
 # Kubernetes: a batch/v1 Job manifest (W&B Launch's Kubernetes shape); the notebook runs in the
-# first container. namespace (and context, a kubeconfig context) are launch_jupyter's own keys.
+# first container. namespace, context (a kubeconfig context) and output are launch_jupyter's own keys.
 namespace: default
+output: <REQUIRED>  # gs://BUCKET/PREFIX or s3://BUCKET/PREFIX (or a path under a mounted volume): the notebook comes back from here
 metadata:
   labels: {}
 spec:
@@ -63,6 +68,7 @@ spec:
 LABEL_RUN_ID = "launch-run-id"
 NAME_PREFIX = "launch-"
 OUTPUT = "/tmp/launch-output/output.ipynb"  # in the container, when the config names no output folder
+OUTPUT_NAME = "output.ipynb"
 ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
 RPC_TIMEOUT = 60.0
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
@@ -273,7 +279,7 @@ class KubernetesRunner(Runner):
                     continue
                 status = to_status(found, pods_of.get(label_value(job.run.id), []), cancelling=cancelling)
                 if status.state is RunState.SUCCEEDED:
-                    status.output_notebook = self._output_uri(job)
+                    status.output_notebook = self._fetch_output(job)
                 out[job.run.id] = status
         return out
 
@@ -359,9 +365,37 @@ class KubernetesRunner(Runner):
         folder = str((job.config or {}).get("output") or "").rstrip("/")
         return f"{folder}/{job.run.id}/output.ipynb" if folder else OUTPUT
 
-    def _output_uri(self, job: Job) -> str | None:
-        output = self._output(job)
-        return output if output.startswith("gs://") else None
+    def _fetch_output(self, job: Job) -> str | None:
+        """The executed notebook, from ``output`` into ``<run folder>/outputs``; when it cannot be
+        fetched its URI (or in-pod path) is the run's output, and None when the config names none."""
+        if not (job.config or {}).get("output"):
+            return None
+        uri = self._output(job)
+        try:
+            if uri.startswith("s3://"):
+                import boto3  # lazy: the sagemaker extra
+
+                bucket, _, key = uri[len("s3://") :].partition("/")
+                self._count("GetObject")
+                data = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            elif uri.startswith("gs://"):
+                import google.cloud.storage as storage  # lazy, heavy
+
+                bucket, _, key = uri[len("gs://") :].partition("/")
+                self._count("storage.download")
+                data = storage.Client().bucket(bucket).blob(key).download_as_bytes()
+            else:  # a volume path: readable here only if the agent mounts that volume too
+                data = Path(uri).read_bytes()
+        except Exception as err:  # the Job succeeded; its notebook stays where the pod put it
+            log.warning("run %s: could not fetch the executed notebook from %s: %s", job.run.id, uri, err)
+            return uri
+        outputs = Path(job.workdir) / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        path = outputs / OUTPUT_NAME
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+        return str(path)
 
     def _namespace(self, config: dict) -> str:
         return str(config.get("namespace") or self._default_namespace(config))
