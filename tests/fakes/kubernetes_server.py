@@ -69,7 +69,8 @@ def matches(selector: str, labels: dict) -> bool:
 
 class FakeKubernetes:
     """``.url``, ``.requests`` [(method, path, query, body)], ``.script(phases[, name])``,
-    ``.logs[pod]``, ``.jobs``, ``.pods``, ``.fail(method, path_part, code)``, ``.pause_at(phase)``."""
+    ``.logs[pod]``, ``.jobs``, ``.pods``, ``.fail(method, path_part, code)``, ``.pause_at(phase)``,
+    ``.hang_after(method, path_part)``."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -83,6 +84,8 @@ class FakeKubernetes:
         self.log_lines = ["executing the notebook", "executed notebook"]
         self.paused_at: str | None = None
         self._faults: list[dict] = []
+        self._hangs: set[tuple[str, str]] = set()
+        self._release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,6 +96,9 @@ class FakeKubernetes:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 code, body, ctype = fake._handle(method, self.path, raw)
+                if fake._hangs_on(method, self.path):
+                    fake._release.wait()  # the request took effect; its answer never comes (a lost reply)
+                    return
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
@@ -152,11 +158,28 @@ class FakeKubernetes:
         with self.lock:
             self._faults.append({"method": method, "part": path_part, "code": code, "times": times})
 
+    def hang_after(self, method: str, path_part: str) -> None:
+        """Requests ``method`` on a path containing ``path_part`` take effect, then are never
+        answered (until ``stop``): a client killed inside the call, or a reply lost on the way."""
+        with self.lock:
+            self._hangs.add((method, path_part))
+
+    def resume(self) -> None:
+        """Answer every request again and let paused Jobs go on."""
+        with self.lock:
+            self._hangs.clear()
+            self.paused_at = None
+
+    def _hangs_on(self, method: str, path: str) -> bool:
+        with self.lock:
+            return any(m == method and part in path for m, part in self._hangs)
+
     def calls(self, method: str, path_part: str) -> list[tuple]:
         with self.lock:
             return [r for r in self.requests if r[0] == method and path_part in r[1]]
 
     def stop(self) -> None:
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()
 
