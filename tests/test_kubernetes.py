@@ -165,19 +165,54 @@ def test_submit_is_idempotent(fake_kubernetes):
 
 
 def test_status_of_many_runs_is_one_list_of_jobs_and_one_of_pods(fake_kubernetes):
+    """Selected by the active runs' ids: Jobs of runs long over (history) are not listed."""
     fake_kubernetes.script(["Running"])
     runner = KubernetesRunner()
+    old = [kubernetes_job(run_id=f"old{i}") for i in range(5)]  # earlier runs, their Jobs still in the namespace
     jobs = [kubernetes_job(run_id=f"many{i}") for i in range(12)]
-    for job in jobs:
+    for job in old + jobs:
         job.run.external_id = runner.submit(job)
     before = len(fake_kubernetes.requests)
     statuses = runner.poll(jobs)
     assert {s.state for s in statuses.values()} == {RunState.RUNNING} and len(statuses) == 12
     calls = [(m, p, q.get("labelSelector")) for m, p, q, _ in fake_kubernetes.requests[before:]]
+    selector = f"launch-run-id in ({','.join(sorted(j.run.id for j in jobs))})"
     assert calls == [
-        ("GET", "/apis/batch/v1/namespaces/ml/jobs", "launch-run-id"),
-        ("GET", "/api/v1/namespaces/ml/pods", "launch-run-id"),
+        ("GET", "/apis/batch/v1/namespaces/ml/jobs", selector),
+        ("GET", "/api/v1/namespaces/ml/pods", selector),
     ]
+
+
+def test_the_status_lists_follow_their_pages(fake_kubernetes):
+    fake_kubernetes.script(["Running"])
+    runner = KubernetesRunner()
+    runner.page_size = 5
+    jobs = [kubernetes_job(run_id=f"page{i}") for i in range(12)]
+    for job in jobs:
+        job.run.external_id = runner.submit(job)
+    before = len(fake_kubernetes.requests)
+    statuses = runner.poll(jobs)
+    assert {s.state for s in statuses.values()} == {RunState.RUNNING} and len(statuses) == 12
+    calls = [
+        (p.rsplit("/", 1)[-1], q.get("limit"), "continue" in q) for _, p, q, _ in fake_kubernetes.requests[before:]
+    ]
+    assert calls == [("jobs", "5", False), ("jobs", "5", True), ("jobs", "5", True)] + [
+        ("pods", "5", False),
+        ("pods", "5", True),
+        ("pods", "5", True),
+    ]
+
+
+def test_many_active_runs_are_listed_in_chunks_of_the_selector(fake_kubernetes):
+    fake_kubernetes.script(["Running"])
+    runner = KubernetesRunner()
+    runner.selector_runs = 4
+    jobs = [kubernetes_job(run_id=f"chunk{i}") for i in range(10)]
+    for job in jobs:
+        job.run.external_id = runner.submit(job)
+    before = len(fake_kubernetes.requests)
+    assert len(runner.poll(jobs)) == 10
+    assert len(fake_kubernetes.requests[before:]) == 2 * 3  # ceil(10 / 4) selectors, a Job and a Pod list each
 
 
 def test_logs_come_from_the_pod(fake_kubernetes):

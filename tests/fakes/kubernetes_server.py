@@ -11,7 +11,12 @@ What it serves (paths and shapes from the Kubernetes API reference, batch/v1 Job
   ``propagationPolicy: Background`` the Job goes at once and its pods after it (garbage collection,
   "Background cascading deletion"); with ``Orphan`` the pods stay.
 - ``GET    /api/v1/namespaces/{ns}/pods[?labelSelector=]`` and ``…/pods/{name}/log``.
-- Label selectors: ``key``, ``key=value``, ``key==value``, ``key!=value``, comma-joined (AND).
+- Label selectors: ``key``, ``key=value``, ``key==value``, ``key!=value``, and the set-based
+  ``key in (v1,v2)`` / ``key notin (…)``, comma-joined (AND) ("Labels and Selectors", equality- and
+  set-based requirements).
+- Lists are paged with ``limit`` and ``continue`` ("API Concepts", retrieving large results sets in
+  chunks): a page of at most ``limit`` items, ``metadata.continue`` set while more remain (and
+  ``remainingItemCount``), the continued pages from the same snapshot.
 
 Standing in for the Job controller and the kubelet, each Job gets one pod (labels from the pod
 template plus ``batch.kubernetes.io/job-name`` and ``controller-uid``, as the controller sets) that
@@ -49,9 +54,28 @@ def _status(code: int, reason: str, message: str, details: dict | None = None) -
     }
 
 
+def _terms(selector: str) -> list[str]:
+    """The requirements of a selector: split at the commas outside ``( )``."""
+    terms, depth, current = [], 0, ""
+    for char in selector or "":
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    return [t.strip() for t in [*terms, current] if t.strip()]
+
+
 def matches(selector: str, labels: dict) -> bool:
-    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
-        if "!=" in term:
+    for term in _terms(selector):
+        words = term.split(None, 2)
+        if len(words) == 3 and words[1] in ("in", "notin"):
+            key, op, values = words
+            chosen = {v.strip() for v in values.strip().removeprefix("(").removesuffix(")").split(",")}
+            if (labels.get(key) in chosen) != (op == "in") or (op == "in" and key not in labels):
+                return False
+        elif "!=" in term:
             key, value = term.split("!=", 1)
             if labels.get(key) == value:
                 return False
@@ -85,6 +109,7 @@ class FakeKubernetes:
         self.paused_at: str | None = None
         self._faults: list[dict] = []
         self._hangs: set[tuple[str, str]] = set()
+        self._snapshots: dict[str, tuple[list, int]] = {}
         self._release = threading.Event()
         fake = self
 
@@ -210,17 +235,14 @@ class FakeKubernetes:
         if method == "POST" and name is None:
             return self._create(ns, body)
         if method == "GET" and name is None:
-            self._advance(ns)
+            if not query.get("continue"):
+                self._advance(ns)  # one controller step per list, not per page
             items = [
                 j
                 for (n, _), j in sorted(self.jobs.items())
                 if n == ns and matches(query.get("labelSelector", ""), j["metadata"].get("labels") or {})
             ]
-            return (
-                200,
-                {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"}, "items": items},
-                "application/json",
-            )
+            return 200, self._page("JobList", "batch/v1", items, query), "application/json"
         job = self.jobs.get((ns, name or ""))
         if job is None:
             return (
@@ -383,6 +405,22 @@ class FakeKubernetes:
             )
         job["status"] = status
 
+    def _page(self, kind: str, api_version: str, items: list, query: dict) -> dict:
+        """One page of a list: ``continue`` is the offset of the next page in this list's snapshot."""
+        token = query.get("continue")
+        if token:
+            snapshot, offset = self._snapshots[token]
+        else:
+            snapshot, offset = json.loads(json.dumps(items)), 0
+        limit = int(query.get("limit") or 0) or len(snapshot) or 1
+        page, rest = snapshot[offset : offset + limit], snapshot[offset + limit :]
+        metadata: dict = {"resourceVersion": "1"}
+        if rest:
+            next_token = uuid.uuid4().hex
+            self._snapshots[next_token] = (snapshot, offset + limit)
+            metadata |= {"continue": next_token, "remainingItemCount": len(rest)}
+        return {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": page}
+
     def _pods(self, method: str, ns: str, name: str | None, rest: list[str], query: dict) -> tuple[int, Any, str]:
         if method != "GET":
             return 405, _status(405, "MethodNotAllowed", method), "application/json"
@@ -392,11 +430,7 @@ class FakeKubernetes:
                 for (n, _), p in sorted(self.pods.items())
                 if n == ns and matches(query.get("labelSelector", ""), p["metadata"].get("labels") or {})
             ]
-            return (
-                200,
-                {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items},
-                "application/json",
-            )
+            return 200, self._page("PodList", "v1", items, query), "application/json"
         pod = self.pods.get((ns, name))
         if pod is None:
             return 404, _status(404, "NotFound", f'pods "{name}" not found'), "application/json"

@@ -6,7 +6,9 @@
   building the client's model objects (``_validate``).
 - The Job is named ``launch-<run id>`` and labelled ``launch-run-id=<run id>`` (its pods too):
   ``find`` is one read by name, and the API server itself refuses a second Job of that name.
-- Status: one label-selected list of Jobs and one of Pods per namespace and cycle.
+- Status: one list of Jobs and one of Pods per namespace and cycle, selected by the active runs'
+  ids (``launch-run-id in (…)``, so it does not grow with the namespace's history) and paged
+  (``limit``/``continue``).
 - Cancel deletes the Job with ``propagationPolicy: Background`` (its pods go with it).
 - Logs are the pod's (the newest pod of the Job).
 - The executed notebook: the entrypoint writes it to ``<output>/<run id>/output.ipynb``. With a
@@ -71,6 +73,8 @@ OUTPUT = "/tmp/launch-output/output.ipynb"  # in the container, when the config 
 OUTPUT_NAME = "output.ipynb"
 ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
 RPC_TIMEOUT = 60.0
+LIST_PAGE = 500  # items per page of a status list (limit/continue)
+SELECTOR_RUNS = 200  # run ids per set-based selector: one list call per 200 active runs (URL ≤ ~13 kB)
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 # Pod waiting reasons that will not fix themselves (kubelet's image and config errors).
 STUCK_REASONS = {
@@ -115,6 +119,8 @@ class KubernetesRunner(Runner):
         super().__init__(agent_config)
         self.rpc_timeout = rpc_timeout
         self.log_interval = log_interval
+        self.page_size = LIST_PAGE
+        self.selector_runs = SELECTOR_RUNS
         self._clients: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._deleted: set[str] = set()
@@ -244,43 +250,58 @@ class KubernetesRunner(Runner):
                 key = ((job.config or {}).get("context"), self._namespace(job.config or {}))
                 groups.setdefault(key, []).append(job)
         out: dict[str, Status] = {}
-        for (_, namespace), group in groups.items():
-            batch, core = self._api(group[0].config or {})
-            try:
-                self._count("list_namespaced_job")
-                listed = batch.list_namespaced_job(
-                    namespace, label_selector=LABEL_RUN_ID, _request_timeout=self.rpc_timeout
-                )
-                self._count("list_namespaced_pod")
-                pods = core.list_namespaced_pod(
-                    namespace, label_selector=LABEL_RUN_ID, _request_timeout=self.rpc_timeout
-                )
-            except Exception as err:
-                log.warning("could not list Jobs in %s: %s", namespace, _dispatch_error(err, "list Jobs"))
-                continue
-            by_name = {j.metadata.name: j for j in listed.items or []}
-            pods_of: dict[str, list] = {}
-            for pod in pods.items or []:
-                pods_of.setdefault((pod.metadata.labels or {}).get(LABEL_RUN_ID, ""), []).append(pod)
-            for job in group:
-                found = by_name.get(job.run.external_id)
-                cancelling = (
-                    job.run.cancel_requested
-                    or job.run.state is RunState.CANCELLING
-                    or job.run.external_id in self._deleted
-                )
-                if found is None:
-                    if cancelling:
-                        out[job.run.id] = Status(RunState.CANCELLED, "the Job was deleted (cancel requested)")
-                    else:
-                        out[job.run.id] = Status(
-                            RunState.FAILED, f"the Kubernetes Job {job.run.external_id} no longer exists (deleted?)"
-                        )
+        for (_, namespace), whole in groups.items():
+            batch, core = self._api(whole[0].config or {})
+            for start in range(0, len(whole), self.selector_runs):
+                group = whole[start : start + self.selector_runs]
+                selector = f"{LABEL_RUN_ID} in ({','.join(sorted({label_value(j.run.id) for j in group}))})"
+                try:
+                    jobs_listed = self._list_all(batch.list_namespaced_job, "list_namespaced_job", namespace, selector)
+                    pods = self._list_all(core.list_namespaced_pod, "list_namespaced_pod", namespace, selector)
+                except Exception as err:
+                    log.warning("could not list Jobs in %s: %s", namespace, _dispatch_error(err, "list Jobs"))
                     continue
-                status = to_status(found, pods_of.get(label_value(job.run.id), []), cancelling=cancelling)
-                if status.state is RunState.SUCCEEDED:
-                    status.output_notebook = self._fetch_output(job)
-                out[job.run.id] = status
+                out.update(self._statuses(group, jobs_listed, pods))
+        return out
+
+    def _list_all(self, call: Any, operation: str, namespace: str, selector: str) -> list:
+        """Every item of a label-selected list, page by page (``limit``; ``continue`` followed)."""
+        items: list = []
+        token = None
+        while True:
+            self._count(operation)
+            extra: dict[str, str] = {"_continue": token} if token else {}
+            page = call(
+                namespace, label_selector=selector, limit=self.page_size, _request_timeout=self.rpc_timeout, **extra
+            )
+            items += page.items or []
+            token = page.metadata.var_continue if page.metadata else None
+            if not token:
+                return items
+
+    def _statuses(self, group: list[Job], listed: list, pods: list) -> dict[str, Status]:
+        out: dict[str, Status] = {}
+        by_name = {j.metadata.name: j for j in listed}
+        pods_of: dict[str, list] = {}
+        for pod in pods:
+            pods_of.setdefault((pod.metadata.labels or {}).get(LABEL_RUN_ID, ""), []).append(pod)
+        for job in group:
+            found = by_name.get(job.run.external_id)
+            cancelling = (
+                job.run.cancel_requested or job.run.state is RunState.CANCELLING or job.run.external_id in self._deleted
+            )
+            if found is None:
+                if cancelling:
+                    out[job.run.id] = Status(RunState.CANCELLED, "the Job was deleted (cancel requested)")
+                else:
+                    out[job.run.id] = Status(
+                        RunState.FAILED, f"the Kubernetes Job {job.run.external_id} no longer exists (deleted?)"
+                    )
+                continue
+            status = to_status(found, pods_of.get(label_value(job.run.id), []), cancelling=cancelling)
+            if status.state is RunState.SUCCEEDED:
+                status.output_notebook = self._fetch_output(job)
+            out[job.run.id] = status
         return out
 
     # ------------------------------------------------------------------ cancel
