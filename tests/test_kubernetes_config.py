@@ -247,3 +247,33 @@ def test_preflight_needs_a_cluster(tmp_path, monkeypatch, fake_kubernetes):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(LaunchError, match="no Kubernetes cluster configured"):
         KubernetesRunner().preflight(queue, None)
+
+
+def test_in_a_pod_the_in_cluster_config_and_namespace_are_used(tmp_path, monkeypatch):
+    """The agent as the Deployment of examples/kubernetes/: no kubeconfig, the service account's
+    token, ca.crt and namespace files, KUBERNETES_SERVICE_HOST/PORT (here: the FAKE API server,
+    over https with a certificate signed by that ca.crt)."""
+    from launch_jupyter.runners import kubernetes as runner_module
+    from tests.fakes.kubernetes_server import FakeKubernetes
+    from tests.fixtures.kubernetes import tls_files
+
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    ca, cert, key = tls_files(tmp_path)
+    (account / "ca.crt").write_text(Path(ca).read_text())
+    (account / "token").write_text("service-account-token")
+    (account / "namespace").write_text("team-a\n")
+    fake = FakeKubernetes(tls=(cert, key))
+    try:
+        monkeypatch.setattr(runner_module, "SERVICE_ACCOUNT", str(account))
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.port))
+        runner = KubernetesRunner()
+        config = kubernetes_config()  # names no namespace: the pod's own
+        job = kubernetes_job(config, run_id="incluster1")
+        assert runner.submit(job) == "launch-incluster1"
+        assert ("team-a", "launch-incluster1") in fake.jobs
+        assert {a.lower() for a in fake.authorizations} == {"bearer service-account-token"}  # RFC 7235: any case
+    finally:
+        fake.stop()

@@ -96,8 +96,10 @@ class FakeKubernetes:
     ``.logs[pod]``, ``.jobs``, ``.pods``, ``.fail(method, path_part, code)``, ``.pause_at(phase)``,
     ``.hang_after(method, path_part)``."""
 
-    def __init__(self):
+    def __init__(self, tls: tuple[str, str] | None = None):
+        """``tls``: (certificate file, key file) to serve https, as an API server in a cluster does."""
         self.lock = threading.Lock()
+        self.authorizations: list[str] = []  # the Authorization header of each request
         self.requests: list[tuple[str, str, dict, Any]] = []
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
@@ -120,6 +122,8 @@ class FakeKubernetes:
             def _serve(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                with fake.lock:
+                    fake.authorizations.append(self.headers.get("Authorization") or "")
                 code, body, ctype = fake._handle(method, self.path, raw)
                 if fake._hangs_on(method, self.path):
                     fake._release.wait()  # the request took effect; its answer never comes (a lost reply)
@@ -142,7 +146,14 @@ class FakeKubernetes:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     # ------------------------------------------------------------------ the test's handles

@@ -73,6 +73,7 @@ OUTPUT = "/tmp/launch-output/output.ipynb"  # in the container, when the config 
 OUTPUT_NAME = "output.ipynb"
 ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
 RPC_TIMEOUT = 60.0
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"  # token, ca.crt, namespace (in a pod)
 LIST_PAGE = 500  # items per page of a status list (limit/continue)
 SELECTOR_RUNS = 200  # run ids per set-based selector: one list call per 200 active runs (URL ≤ ~13 kB)
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
@@ -432,7 +433,7 @@ class KubernetesRunner(Runner):
             return (active or {}).get("context", {}).get("namespace") or "default"
         except Exception:  # no kubeconfig (in a pod): the pod's namespace file, else default
             try:
-                with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                with open(f"{SERVICE_ACCOUNT}/namespace") as f:
                     return f.read().strip() or "default"
             except OSError:
                 return "default"
@@ -451,8 +452,12 @@ class KubernetesRunner(Runner):
                     )
                 except Exception as err:  # no kubeconfig: are we in a pod?
                     try:
+                        from kubernetes.config.incluster_config import InClusterConfigLoader
+
                         configuration = client.Configuration()
-                        kube_config.load_incluster_config(client_configuration=configuration)
+                        InClusterConfigLoader(  # what load_incluster_config does, with our file paths
+                            token_filename=f"{SERVICE_ACCOUNT}/token", cert_filename=f"{SERVICE_ACCOUNT}/ca.crt"
+                        ).load_and_set(configuration)
                         api_client = client.ApiClient(configuration)
                     except Exception:
                         raise LaunchError(
