@@ -2,7 +2,8 @@
 
 Runs the notebook with papermill in the ``python3`` kernel, prints each cell's start and any error
 to stdout (flushed, so Cloud Logging shows progress on Vertex), and writes the executed notebook to
-PATH: a local path, a ``/gcs/<bucket>/...`` path (Vertex mounts buckets there) or a ``gs://`` URI.
+PATH: a local path, a ``/gcs/<bucket>/...`` path (Vertex mounts buckets there), a ``gs://`` or an
+``s3://`` URI (uploaded when the run ends, e.g. from a Kubernetes pod).
 Exit status: 0 success, 1 a cell raised or the run broke, 2 bad arguments, 143 terminated.
 With ``--status-file`` the exit status is also written as JSON, so whoever started this process can
 learn how it ended even if it was not around to wait for it.
@@ -133,7 +134,7 @@ def _run(args: argparse.Namespace) -> tuple[int, str]:
 
 
 def _local_output(output: str) -> tuple[Path, str | None]:
-    if output.startswith("gs://"):
+    if output.startswith(("gs://", "s3://")):
         folder = Path(tempfile.mkdtemp(prefix="launch-output-"))
         return folder / Path(output).name, output
     path = Path(output).absolute()  # papermill changes directory to --cwd while it runs
@@ -238,6 +239,12 @@ def _announce_cells(nb_man) -> None:
 
 
 def _upload(local: Path, uri: str) -> None:
+    if uri.startswith("s3://"):
+        import boto3  # heavy, and needed only for s3:// outputs (the image needs launch-jupyter[sagemaker])
+
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        boto3.client("s3").upload_file(str(local), bucket, key)
+        return
     # google-cloud-storage is heavy and needed only for gs:// outputs.
     import google.cloud.storage as storage  # not `from google.cloud import`: untyped, mypy would not find it
 

@@ -8,6 +8,8 @@ of Pods per cycle, logs, errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from launch_jupyter.core.errors import DispatchError
@@ -40,13 +42,83 @@ def test_create_track_succeed(fake_kubernetes):
     assert [s.state for s in seen] == [RunState.PENDING, RunState.RUNNING, RunState.SUCCEEDED]
 
 
-def test_output_folder_is_the_runs_output(fake_kubernetes):
+@pytest.fixture
+def gcs(monkeypatch):
+    from tests.fakes import gcs_server
+
+    server, state = gcs_server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def the_pod_writes_its_notebook(fake_kubernetes, name: str, text: str, tmp_path) -> str:
+    """What the container's entrypoint does when the notebook ends (the fake runs no container):
+    launch_jupyter.execute's own upload of the file to the ``--output`` its args name."""
+    from launch_jupyter import execute
+
+    container = fake_kubernetes.jobs[("ml", name)]["spec"]["template"]["spec"]["containers"][0]
+    target = container["args"][container["args"].index("--output") + 1]
+    local = tmp_path / "in-pod.ipynb"
+    local.write_text(text)
+    if target.startswith(("gs://", "s3://")):
+        execute._upload(local, target)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text)
+    return target
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_a_bucket_output_lands_and_comes_back_into_the_run_folder(scheme, request, fake_kubernetes, tmp_path):
+    if scheme == "gs":
+        request.getfixturevalue("gcs")
+    else:
+        request.getfixturevalue("moto")
+        from tests.fixtures.aws import boto
+
+        boto("s3").create_bucket(Bucket="bucket")
     runner = KubernetesRunner()
-    job = kubernetes_job(kubernetes_config(output="gs://bucket/nb"), run_id="out1")
+    job = kubernetes_job(kubernetes_config(output=f"{scheme}://bucket/nb/"), run_id="out1")
+    job.workdir = tmp_path / "run"
     job.run.external_id = runner.submit(job)
-    container = fake_kubernetes.jobs[("ml", "launch-out1")]["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][-1] == "gs://bucket/nb/out1/output.ipynb"
-    assert track(runner, job)[-1].output_notebook == "gs://bucket/nb/out1/output.ipynb"
+    target = the_pod_writes_its_notebook(fake_kubernetes, "launch-out1", '{"cells": []}', tmp_path)
+    assert target == f"{scheme}://bucket/nb/out1/output.ipynb"
+    final = track(runner, job)[-1]
+    assert final.state is RunState.SUCCEEDED
+    assert final.output_notebook == str(tmp_path / "run" / "outputs" / "output.ipynb")
+    assert Path(final.output_notebook).read_text() == '{"cells": []}'
+
+
+def test_a_volume_output_the_agent_also_mounts_is_copied(fake_kubernetes, tmp_path):
+    volume = tmp_path / "volume"  # the same PersistentVolume mounted in the agent and in the pod
+    config = kubernetes_config(output=str(volume / "nb"))
+    pod = config["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "results", "persistentVolumeClaim": {"claimName": "results"}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "results", "mountPath": str(volume)}]
+    assert KubernetesRunner().validate(config) == []
+    runner = KubernetesRunner()
+    job = kubernetes_job(config, run_id="vol1")
+    job.workdir = tmp_path / "run"
+    job.run.external_id = runner.submit(job)
+    the_pod_writes_its_notebook(fake_kubernetes, "launch-vol1", "{}", tmp_path)
+    assert Path(track(runner, job)[-1].output_notebook).read_text() == "{}"
+
+
+def test_an_output_that_cannot_be_fetched_is_named_not_lost(fake_kubernetes, gcs, tmp_path):
+    runner = KubernetesRunner()
+    job = kubernetes_job(kubernetes_config(output="gs://bucket/nb"), run_id="gone1")
+    job.workdir = tmp_path / "run"
+    job.run.external_id = runner.submit(job)  # the pod uploads nothing (it died before the upload)
+    assert track(runner, job)[-1].output_notebook == "gs://bucket/nb/gone1/output.ipynb"
+
+
+def test_without_output_the_run_has_no_notebook(fake_kubernetes):
+    runner = KubernetesRunner()
+    job = kubernetes_job(run_id="none1")
+    job.run.external_id = runner.submit(job)
+    assert track(runner, job)[-1].output_notebook is None
 
 
 def test_a_failed_pod_fails_the_run(fake_kubernetes):
@@ -93,19 +165,54 @@ def test_submit_is_idempotent(fake_kubernetes):
 
 
 def test_status_of_many_runs_is_one_list_of_jobs_and_one_of_pods(fake_kubernetes):
+    """Selected by the active runs' ids: Jobs of runs long over (history) are not listed."""
     fake_kubernetes.script(["Running"])
     runner = KubernetesRunner()
+    old = [kubernetes_job(run_id=f"old{i}") for i in range(5)]  # earlier runs, their Jobs still in the namespace
     jobs = [kubernetes_job(run_id=f"many{i}") for i in range(12)]
-    for job in jobs:
+    for job in old + jobs:
         job.run.external_id = runner.submit(job)
     before = len(fake_kubernetes.requests)
     statuses = runner.poll(jobs)
     assert {s.state for s in statuses.values()} == {RunState.RUNNING} and len(statuses) == 12
     calls = [(m, p, q.get("labelSelector")) for m, p, q, _ in fake_kubernetes.requests[before:]]
+    selector = f"launch-run-id in ({','.join(sorted(j.run.id for j in jobs))})"
     assert calls == [
-        ("GET", "/apis/batch/v1/namespaces/ml/jobs", "launch-run-id"),
-        ("GET", "/api/v1/namespaces/ml/pods", "launch-run-id"),
+        ("GET", "/apis/batch/v1/namespaces/ml/jobs", selector),
+        ("GET", "/api/v1/namespaces/ml/pods", selector),
     ]
+
+
+def test_the_status_lists_follow_their_pages(fake_kubernetes):
+    fake_kubernetes.script(["Running"])
+    runner = KubernetesRunner()
+    runner.page_size = 5
+    jobs = [kubernetes_job(run_id=f"page{i}") for i in range(12)]
+    for job in jobs:
+        job.run.external_id = runner.submit(job)
+    before = len(fake_kubernetes.requests)
+    statuses = runner.poll(jobs)
+    assert {s.state for s in statuses.values()} == {RunState.RUNNING} and len(statuses) == 12
+    calls = [
+        (p.rsplit("/", 1)[-1], q.get("limit"), "continue" in q) for _, p, q, _ in fake_kubernetes.requests[before:]
+    ]
+    assert calls == [("jobs", "5", False), ("jobs", "5", True), ("jobs", "5", True)] + [
+        ("pods", "5", False),
+        ("pods", "5", True),
+        ("pods", "5", True),
+    ]
+
+
+def test_many_active_runs_are_listed_in_chunks_of_the_selector(fake_kubernetes):
+    fake_kubernetes.script(["Running"])
+    runner = KubernetesRunner()
+    runner.selector_runs = 4
+    jobs = [kubernetes_job(run_id=f"chunk{i}") for i in range(10)]
+    for job in jobs:
+        job.run.external_id = runner.submit(job)
+    before = len(fake_kubernetes.requests)
+    assert len(runner.poll(jobs)) == 10
+    assert len(fake_kubernetes.requests[before:]) == 2 * 3  # ceil(10 / 4) selectors, a Job and a Pod list each
 
 
 def test_logs_come_from_the_pod(fake_kubernetes):

@@ -1,7 +1,7 @@
 """The agent with the kubernetes runner, on the real PostgreSQL store, against the FAKE Kubernetes
 API server (tests/fakes/kubernetes_server.py; no real API server can be installed here): a run end
-to end, and an agent SIGKILLed while the Job runs is followed by a new agent that reattaches: one
-Job per run."""
+to end, and an agent SIGKILLed inside the Job create (the create took effect, its answer lost) or
+while the Job runs is followed by a new agent that reattaches: one Job per run."""
 
 from __future__ import annotations
 
@@ -66,9 +66,13 @@ def test_a_run_end_to_end(kubernetes_queue):
     assert run.run.external_id == f"launch-{run.id}" and creates_for(fake, run.id) == 1
 
 
-def test_sigkill_while_running_then_a_new_agent_reattaches(kubernetes_queue):
+@pytest.mark.parametrize("moment", ["inside-create", "running"])
+def test_sigkill_then_a_new_agent_reattaches_with_one_job(kubernetes_queue, moment):
     fake, config = kubernetes_queue
-    fake.pause_at("Running")
+    if moment == "inside-create":
+        fake.hang_after("POST", "/jobs")  # the Job exists in the cluster, the create's answer never arrives
+    else:
+        fake.pause_at("Running")
     run = api.submit(EXAMPLES / "quickstart.ipynb", "kq", image=IMAGE)
     agent = subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "kq"],
@@ -77,11 +81,15 @@ def test_sigkill_while_running_then_a_new_agent_reattaches(kubernetes_queue):
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: run.refresh().state is RunState.RUNNING)
+        if moment == "inside-create":
+            wait_for(lambda: fake.calls("POST", "/jobs"))
+            assert run.refresh().run.external_id is None
+        else:
+            wait_for(lambda: run.refresh().state is RunState.RUNNING)
     finally:
         agent.send_signal(signal.SIGKILL)
         agent.wait()
-    fake.pause_at(None)
+    fake.resume()  # a second create would now be answered (409) and counted
     finish_with_new_agent()
     assert run.refresh().state is RunState.SUCCEEDED, [f"{e.state} {e.message}" for e in run.events()]
     assert creates_for(fake, run.id) == 1

@@ -47,8 +47,56 @@ def test_bad_config(case):
     assert all(p.message == "is required" for p in others) and len(others) <= 1, [str(p) for p in problems]
 
 
-def test_the_default_config_is_valid():
-    assert KubernetesRunner().validate(yaml.safe_load(DEFAULT_CONFIG)) == []
+def test_the_default_config_names_what_to_fill_in():
+    problems = KubernetesRunner().validate(yaml.safe_load(DEFAULT_CONFIG))
+    assert [(p.path, p.message.split(":")[0]) for p in problems] == [("output", "is still the placeholder <REQUIRED>")]
+    config = yaml.safe_load(DEFAULT_CONFIG.replace("<REQUIRED>", "s3://bucket/notebooks"))
+    assert KubernetesRunner().validate(config) == []
+
+
+VOLUME = {"name": "results", "persistentVolumeClaim": {"claimName": "results"}}
+
+
+@pytest.mark.parametrize(
+    "output, mounts, ok",
+    [
+        ("gs://bucket/nb", [], True),
+        ("s3://bucket", [], True),
+        ("/results/nb", ["/results"], True),
+        ("/results", ["/results/"], True),
+        ("s3://b/p", ["/results"], True),
+        ("s3:///p", [], False),  # no bucket
+        ("/results/nb", [], False),  # nothing mounted: the notebook would die with the pod
+        ("/resultsx/nb", ["/results"], False),
+        ("/tmp/out", ["/results"], False),
+        ("notebooks/out", ["/results"], False),  # relative
+        ("https://example.com/nb", [], False),
+    ],
+)
+def test_output_must_be_a_bucket_or_a_mounted_volume(output, mounts, ok):
+    config = yaml.safe_load(DEFAULT_CONFIG)
+    config["output"] = output
+    pod = config["spec"]["template"]["spec"]
+    if mounts:
+        pod["volumes"] = [VOLUME]
+        pod["containers"][0]["volumeMounts"] = [{"name": "results", "mountPath": m} for m in mounts]
+    problems = KubernetesRunner().validate(config)
+    if ok:
+        assert problems == []
+    else:
+        assert [p.path for p in problems] == ["output"]
+        assert "must be gs://..., s3://... or a path under a mounted volume" in problems[0].message
+
+
+def test_a_bad_output_creates_no_queue(tmp_path, capsys):
+    from launch_jupyter import api, cli
+
+    config = tmp_path / "q.yaml"
+    config.write_text(DEFAULT_CONFIG.replace("<REQUIRED>", "s3:/bucket/nb"))
+    assert cli.main(["queue", "create", "kq-out", "--resource", "kubernetes", "--config", str(config)]) != 0
+    err = capsys.readouterr().err
+    assert "output: must be gs://..., s3://... or a path under a mounted volume" in err
+    assert [q.name for q in api.list_queues()] == []
 
 
 def test_dry_run_is_the_exact_job(monkeypatch, tmp_path):
@@ -180,7 +228,7 @@ def test_kubernetes_dry_run_through_the_cli(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     config = tmp_path / "q.yaml"
-    config.write_text(DEFAULT_CONFIG)
+    config.write_text(DEFAULT_CONFIG.replace("<REQUIRED>", "gs://bucket/nb"))
     assert cli.main(["queue", "create", "kq", "--resource", "kubernetes", "--config", str(config)]) == 0
     capsys.readouterr()
     code = cli.main(["submit", str(EXAMPLES / "quickstart.ipynb"), "-q", "kq", "--image", IMAGE, "--dry-run"])
@@ -199,3 +247,33 @@ def test_preflight_needs_a_cluster(tmp_path, monkeypatch, fake_kubernetes):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(LaunchError, match="no Kubernetes cluster configured"):
         KubernetesRunner().preflight(queue, None)
+
+
+def test_in_a_pod_the_in_cluster_config_and_namespace_are_used(tmp_path, monkeypatch):
+    """The agent as the Deployment of examples/kubernetes/: no kubeconfig, the service account's
+    token, ca.crt and namespace files, KUBERNETES_SERVICE_HOST/PORT (here: the FAKE API server,
+    over https with a certificate signed by that ca.crt)."""
+    from launch_jupyter.runners import kubernetes as runner_module
+    from tests.fakes.kubernetes_server import FakeKubernetes
+    from tests.fixtures.kubernetes import tls_files
+
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    ca, cert, key = tls_files(tmp_path)
+    (account / "ca.crt").write_text(Path(ca).read_text())
+    (account / "token").write_text("service-account-token")
+    (account / "namespace").write_text("team-a\n")
+    fake = FakeKubernetes(tls=(cert, key))
+    try:
+        monkeypatch.setattr(runner_module, "SERVICE_ACCOUNT", str(account))
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.port))
+        runner = KubernetesRunner()
+        config = kubernetes_config()  # names no namespace: the pod's own
+        job = kubernetes_job(config, run_id="incluster1")
+        assert runner.submit(job) == "launch-incluster1"
+        assert ("team-a", "launch-incluster1") in fake.jobs
+        assert {a.lower() for a in fake.authorizations} == {"bearer service-account-token"}  # RFC 7235: any case
+    finally:
+        fake.stop()

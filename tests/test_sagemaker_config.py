@@ -296,3 +296,47 @@ def test_a_template_variable_for_the_instance_type():
     with pytest.raises(LaunchError, match=r"ResourceConfig\.InstanceType"):
         api.submit(EXAMPLES / "quickstart.ipynb", "tq", image=IMAGE, template_values={"instance": "big"})
     assert api.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    "image, extra, warned_at",
+    [
+        (IMAGE, {}, None),  # ECR
+        ("${image_uri}", {}, None),  # filled per run, checked then
+        ("ghcr.io/acme/train:1", {}, "AlgorithmSpecification.TrainingImage"),
+        ("python:3.12", {}, "AlgorithmSpecification.TrainingImage"),  # Docker Hub
+        (
+            "registry.corp.internal/train:1",
+            {"TrainingImageConfig": {"TrainingRepositoryAccessMode": "Vpc"}},
+            "VpcConfig",
+        ),
+    ],
+)
+def test_a_training_image_outside_ecr_is_warned_about(image, extra, warned_at):
+    """SageMaker pulls from ECR, or from a private registry through the job's VPC
+    (API_TrainingImageConfig: TrainingRepositoryAccessMode Vpc; the registry reachable from VpcConfig)."""
+    config = sagemaker_config()
+    config["AlgorithmSpecification"] = {"TrainingImage": image, "TrainingInputMode": "File", **extra}
+    problems = SageMakerRunner().validate(config)
+    assert [p for p in problems if p.severity == "error"] == []
+    assert [p.path for p in problems if p.severity == "warning"] == ([warned_at] if warned_at else [])
+
+
+def test_a_private_registry_through_the_vpc_is_not_warned_about():
+    config = sagemaker_config()
+    config["AlgorithmSpecification"] = {
+        "TrainingImage": "registry.corp.internal/train:1",
+        "TrainingInputMode": "File",
+        "TrainingImageConfig": {"TrainingRepositoryAccessMode": "Vpc"},
+    }
+    config["VpcConfig"] = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+    assert SageMakerRunner().validate(config) == []
+
+
+def test_a_run_image_outside_ecr_is_sent_with_a_warning(caplog):
+    from launch_jupyter.runners.sagemaker._request import build_request
+
+    with caplog.at_level("WARNING", logger="launch_jupyter.runners.sagemaker._request"):
+        request = build_request(sagemaker_job(image_uri="ghcr.io/acme/train:1", run_id="gh1"))
+    assert request["AlgorithmSpecification"]["TrainingImage"] == "ghcr.io/acme/train:1"
+    assert any("outside Amazon ECR" in r.getMessage() and "gh1" in r.getMessage() for r in caplog.records)

@@ -53,3 +53,18 @@ def test_a_basic_challenge_is_answered_with_the_credentials():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_registry_auth_for_an_ecr_host_is_the_ecr_token(moto):
+    """The wiring the builders use (RegistryAuth → ecr_auth_config → get_authorization_token), not
+    only the helper: moto's token decodes to AWS:<password>."""
+    from launch_jupyter.builders.docker import ecr_auth_config
+    from launch_jupyter.builders.registry import RegistryAuth, registry_auth
+    from tests.fixtures.aws import boto
+
+    token = boto("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    want = dict(zip(("username", "password"), base64.b64decode(token).decode().split(":", 1)))
+    assert RegistryAuth(ECR).config() == want
+    assert registry_auth(ECR).config() == want
+    assert ecr_auth_config(ECR) == want
+    assert RegistryAuth("localhost:5000").config() is None  # neither Google nor ECR: the engine's own

@@ -11,7 +11,12 @@ What it serves (paths and shapes from the Kubernetes API reference, batch/v1 Job
   ``propagationPolicy: Background`` the Job goes at once and its pods after it (garbage collection,
   "Background cascading deletion"); with ``Orphan`` the pods stay.
 - ``GET    /api/v1/namespaces/{ns}/pods[?labelSelector=]`` and ``…/pods/{name}/log``.
-- Label selectors: ``key``, ``key=value``, ``key==value``, ``key!=value``, comma-joined (AND).
+- Label selectors: ``key``, ``key=value``, ``key==value``, ``key!=value``, and the set-based
+  ``key in (v1,v2)`` / ``key notin (…)``, comma-joined (AND) ("Labels and Selectors", equality- and
+  set-based requirements).
+- Lists are paged with ``limit`` and ``continue`` ("API Concepts", retrieving large results sets in
+  chunks): a page of at most ``limit`` items, ``metadata.continue`` set while more remain (and
+  ``remainingItemCount``), the continued pages from the same snapshot.
 
 Standing in for the Job controller and the kubelet, each Job gets one pod (labels from the pod
 template plus ``batch.kubernetes.io/job-name`` and ``controller-uid``, as the controller sets) that
@@ -49,9 +54,28 @@ def _status(code: int, reason: str, message: str, details: dict | None = None) -
     }
 
 
+def _terms(selector: str) -> list[str]:
+    """The requirements of a selector: split at the commas outside ``( )``."""
+    terms, depth, current = [], 0, ""
+    for char in selector or "":
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    return [t.strip() for t in [*terms, current] if t.strip()]
+
+
 def matches(selector: str, labels: dict) -> bool:
-    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
-        if "!=" in term:
+    for term in _terms(selector):
+        words = term.split(None, 2)
+        if len(words) == 3 and words[1] in ("in", "notin"):
+            key, op, values = words
+            chosen = {v.strip() for v in values.strip().removeprefix("(").removesuffix(")").split(",")}
+            if (labels.get(key) in chosen) != (op == "in") or (op == "in" and key not in labels):
+                return False
+        elif "!=" in term:
             key, value = term.split("!=", 1)
             if labels.get(key) == value:
                 return False
@@ -69,10 +93,13 @@ def matches(selector: str, labels: dict) -> bool:
 
 class FakeKubernetes:
     """``.url``, ``.requests`` [(method, path, query, body)], ``.script(phases[, name])``,
-    ``.logs[pod]``, ``.jobs``, ``.pods``, ``.fail(method, path_part, code)``, ``.pause_at(phase)``."""
+    ``.logs[pod]``, ``.jobs``, ``.pods``, ``.fail(method, path_part, code)``, ``.pause_at(phase)``,
+    ``.hang_after(method, path_part)``."""
 
-    def __init__(self):
+    def __init__(self, tls: tuple[str, str] | None = None):
+        """``tls``: (certificate file, key file) to serve https, as an API server in a cluster does."""
         self.lock = threading.Lock()
+        self.authorizations: list[str] = []  # the Authorization header of each request
         self.requests: list[tuple[str, str, dict, Any]] = []
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
@@ -83,6 +110,9 @@ class FakeKubernetes:
         self.log_lines = ["executing the notebook", "executed notebook"]
         self.paused_at: str | None = None
         self._faults: list[dict] = []
+        self._hangs: set[tuple[str, str]] = set()
+        self._snapshots: dict[str, tuple[list, int]] = {}
+        self._release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -92,7 +122,12 @@ class FakeKubernetes:
             def _serve(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                with fake.lock:
+                    fake.authorizations.append(self.headers.get("Authorization") or "")
                 code, body, ctype = fake._handle(method, self.path, raw)
+                if fake._hangs_on(method, self.path):
+                    fake._release.wait()  # the request took effect; its answer never comes (a lost reply)
+                    return
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
@@ -111,7 +146,14 @@ class FakeKubernetes:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     # ------------------------------------------------------------------ the test's handles
@@ -152,11 +194,28 @@ class FakeKubernetes:
         with self.lock:
             self._faults.append({"method": method, "part": path_part, "code": code, "times": times})
 
+    def hang_after(self, method: str, path_part: str) -> None:
+        """Requests ``method`` on a path containing ``path_part`` take effect, then are never
+        answered (until ``stop``): a client killed inside the call, or a reply lost on the way."""
+        with self.lock:
+            self._hangs.add((method, path_part))
+
+    def resume(self) -> None:
+        """Answer every request again and let paused Jobs go on."""
+        with self.lock:
+            self._hangs.clear()
+            self.paused_at = None
+
+    def _hangs_on(self, method: str, path: str) -> bool:
+        with self.lock:
+            return any(m == method and part in path for m, part in self._hangs)
+
     def calls(self, method: str, path_part: str) -> list[tuple]:
         with self.lock:
             return [r for r in self.requests if r[0] == method and path_part in r[1]]
 
     def stop(self) -> None:
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -187,17 +246,14 @@ class FakeKubernetes:
         if method == "POST" and name is None:
             return self._create(ns, body)
         if method == "GET" and name is None:
-            self._advance(ns)
+            if not query.get("continue"):
+                self._advance(ns)  # one controller step per list, not per page
             items = [
                 j
                 for (n, _), j in sorted(self.jobs.items())
                 if n == ns and matches(query.get("labelSelector", ""), j["metadata"].get("labels") or {})
             ]
-            return (
-                200,
-                {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"}, "items": items},
-                "application/json",
-            )
+            return 200, self._page("JobList", "batch/v1", items, query), "application/json"
         job = self.jobs.get((ns, name or ""))
         if job is None:
             return (
@@ -360,6 +416,22 @@ class FakeKubernetes:
             )
         job["status"] = status
 
+    def _page(self, kind: str, api_version: str, items: list, query: dict) -> dict:
+        """One page of a list: ``continue`` is the offset of the next page in this list's snapshot."""
+        token = query.get("continue")
+        if token:
+            snapshot, offset = self._snapshots[token]
+        else:
+            snapshot, offset = json.loads(json.dumps(items)), 0
+        limit = int(query.get("limit") or 0) or len(snapshot) or 1
+        page, rest = snapshot[offset : offset + limit], snapshot[offset + limit :]
+        metadata: dict = {"resourceVersion": "1"}
+        if rest:
+            next_token = uuid.uuid4().hex
+            self._snapshots[next_token] = (snapshot, offset + limit)
+            metadata |= {"continue": next_token, "remainingItemCount": len(rest)}
+        return {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": page}
+
     def _pods(self, method: str, ns: str, name: str | None, rest: list[str], query: dict) -> tuple[int, Any, str]:
         if method != "GET":
             return 405, _status(405, "MethodNotAllowed", method), "application/json"
@@ -369,11 +441,7 @@ class FakeKubernetes:
                 for (n, _), p in sorted(self.pods.items())
                 if n == ns and matches(query.get("labelSelector", ""), p["metadata"].get("labels") or {})
             ]
-            return (
-                200,
-                {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items},
-                "application/json",
-            )
+            return 200, self._page("PodList", "v1", items, query), "application/json"
         pod = self.pods.get((ns, name))
         if pod is None:
             return 404, _status(404, "NotFound", f'pods "{name}" not found'), "application/json"

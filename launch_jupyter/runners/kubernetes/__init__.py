@@ -6,11 +6,16 @@
   building the client's model objects (``_validate``).
 - The Job is named ``launch-<run id>`` and labelled ``launch-run-id=<run id>`` (its pods too):
   ``find`` is one read by name, and the API server itself refuses a second Job of that name.
-- Status: one label-selected list of Jobs and one of Pods per namespace and cycle.
+- Status: one list of Jobs and one of Pods per namespace and cycle, selected by the active runs'
+  ids (``launch-run-id in (…)``, so it does not grow with the namespace's history) and paged
+  (``limit``/``continue``).
 - Cancel deletes the Job with ``propagationPolicy: Background`` (its pods go with it).
 - Logs are the pod's (the newest pod of the Job).
-- The executed notebook: the container writes ``LAUNCH_OUTPUT``; with ``output`` naming a
-  ``gs://`` folder the notebook is uploaded there by the entrypoint and that URI is the run's output.
+- The executed notebook: the entrypoint writes it to ``<output>/<run id>/output.ipynb``. With a
+  ``gs://`` or ``s3://`` folder it is uploaded from the pod, and when the Job succeeds the agent
+  fetches it into ``<run folder>/outputs/output.ipynb`` (as for SageMaker); a path under a mounted
+  volume is copied the same way when the agent sees that volume too, else that path is the output.
+  Without ``output`` the notebook stays in the pod (the default config asks for one).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..._extras import missing, require_extra, unchecked
@@ -42,8 +48,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = """\
 # Kubernetes: a batch/v1 Job manifest (W&B Launch's Kubernetes shape); the notebook runs in the
-# first container. namespace (and context, a kubeconfig context) are launch_jupyter's own keys.
+# first container. namespace, context (a kubeconfig context) and output are launch_jupyter's own keys.
 namespace: default
+output: <REQUIRED>  # gs://BUCKET/PREFIX or s3://BUCKET/PREFIX (or a path under a mounted volume): the notebook comes back from here
 metadata:
   labels: {}
 spec:
@@ -63,8 +70,12 @@ spec:
 LABEL_RUN_ID = "launch-run-id"
 NAME_PREFIX = "launch-"
 OUTPUT = "/tmp/launch-output/output.ipynb"  # in the container, when the config names no output folder
+OUTPUT_NAME = "output.ipynb"
 ENTRYPOINT = ["python", "-m", "launch_jupyter.execute"]
 RPC_TIMEOUT = 60.0
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"  # token, ca.crt, namespace (in a pod)
+LIST_PAGE = 500  # items per page of a status list (limit/continue)
+SELECTOR_RUNS = 200  # run ids per set-based selector: one list call per 200 active runs (URL ≤ ~13 kB)
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 # Pod waiting reasons that will not fix themselves (kubelet's image and config errors).
 STUCK_REASONS = {
@@ -109,6 +120,8 @@ class KubernetesRunner(Runner):
         super().__init__(agent_config)
         self.rpc_timeout = rpc_timeout
         self.log_interval = log_interval
+        self.page_size = LIST_PAGE
+        self.selector_runs = SELECTOR_RUNS
         self._clients: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._deleted: set[str] = set()
@@ -238,43 +251,58 @@ class KubernetesRunner(Runner):
                 key = ((job.config or {}).get("context"), self._namespace(job.config or {}))
                 groups.setdefault(key, []).append(job)
         out: dict[str, Status] = {}
-        for (_, namespace), group in groups.items():
-            batch, core = self._api(group[0].config or {})
-            try:
-                self._count("list_namespaced_job")
-                listed = batch.list_namespaced_job(
-                    namespace, label_selector=LABEL_RUN_ID, _request_timeout=self.rpc_timeout
-                )
-                self._count("list_namespaced_pod")
-                pods = core.list_namespaced_pod(
-                    namespace, label_selector=LABEL_RUN_ID, _request_timeout=self.rpc_timeout
-                )
-            except Exception as err:
-                log.warning("could not list Jobs in %s: %s", namespace, _dispatch_error(err, "list Jobs"))
-                continue
-            by_name = {j.metadata.name: j for j in listed.items or []}
-            pods_of: dict[str, list] = {}
-            for pod in pods.items or []:
-                pods_of.setdefault((pod.metadata.labels or {}).get(LABEL_RUN_ID, ""), []).append(pod)
-            for job in group:
-                found = by_name.get(job.run.external_id)
-                cancelling = (
-                    job.run.cancel_requested
-                    or job.run.state is RunState.CANCELLING
-                    or job.run.external_id in self._deleted
-                )
-                if found is None:
-                    if cancelling:
-                        out[job.run.id] = Status(RunState.CANCELLED, "the Job was deleted (cancel requested)")
-                    else:
-                        out[job.run.id] = Status(
-                            RunState.FAILED, f"the Kubernetes Job {job.run.external_id} no longer exists (deleted?)"
-                        )
+        for (_, namespace), whole in groups.items():
+            batch, core = self._api(whole[0].config or {})
+            for start in range(0, len(whole), self.selector_runs):
+                group = whole[start : start + self.selector_runs]
+                selector = f"{LABEL_RUN_ID} in ({','.join(sorted({label_value(j.run.id) for j in group}))})"
+                try:
+                    jobs_listed = self._list_all(batch.list_namespaced_job, "list_namespaced_job", namespace, selector)
+                    pods = self._list_all(core.list_namespaced_pod, "list_namespaced_pod", namespace, selector)
+                except Exception as err:
+                    log.warning("could not list Jobs in %s: %s", namespace, _dispatch_error(err, "list Jobs"))
                     continue
-                status = to_status(found, pods_of.get(label_value(job.run.id), []), cancelling=cancelling)
-                if status.state is RunState.SUCCEEDED:
-                    status.output_notebook = self._output_uri(job)
-                out[job.run.id] = status
+                out.update(self._statuses(group, jobs_listed, pods))
+        return out
+
+    def _list_all(self, call: Any, operation: str, namespace: str, selector: str) -> list:
+        """Every item of a label-selected list, page by page (``limit``; ``continue`` followed)."""
+        items: list = []
+        token = None
+        while True:
+            self._count(operation)
+            extra: dict[str, str] = {"_continue": token} if token else {}
+            page = call(
+                namespace, label_selector=selector, limit=self.page_size, _request_timeout=self.rpc_timeout, **extra
+            )
+            items += page.items or []
+            token = page.metadata.var_continue if page.metadata else None
+            if not token:
+                return items
+
+    def _statuses(self, group: list[Job], listed: list, pods: list) -> dict[str, Status]:
+        out: dict[str, Status] = {}
+        by_name = {j.metadata.name: j for j in listed}
+        pods_of: dict[str, list] = {}
+        for pod in pods:
+            pods_of.setdefault((pod.metadata.labels or {}).get(LABEL_RUN_ID, ""), []).append(pod)
+        for job in group:
+            found = by_name.get(job.run.external_id)
+            cancelling = (
+                job.run.cancel_requested or job.run.state is RunState.CANCELLING or job.run.external_id in self._deleted
+            )
+            if found is None:
+                if cancelling:
+                    out[job.run.id] = Status(RunState.CANCELLED, "the Job was deleted (cancel requested)")
+                else:
+                    out[job.run.id] = Status(
+                        RunState.FAILED, f"the Kubernetes Job {job.run.external_id} no longer exists (deleted?)"
+                    )
+                continue
+            status = to_status(found, pods_of.get(label_value(job.run.id), []), cancelling=cancelling)
+            if status.state is RunState.SUCCEEDED:
+                status.output_notebook = self._fetch_output(job)
+            out[job.run.id] = status
         return out
 
     # ------------------------------------------------------------------ cancel
@@ -359,9 +387,37 @@ class KubernetesRunner(Runner):
         folder = str((job.config or {}).get("output") or "").rstrip("/")
         return f"{folder}/{job.run.id}/output.ipynb" if folder else OUTPUT
 
-    def _output_uri(self, job: Job) -> str | None:
-        output = self._output(job)
-        return output if output.startswith("gs://") else None
+    def _fetch_output(self, job: Job) -> str | None:
+        """The executed notebook, from ``output`` into ``<run folder>/outputs``; when it cannot be
+        fetched its URI (or in-pod path) is the run's output, and None when the config names none."""
+        if not (job.config or {}).get("output"):
+            return None
+        uri = self._output(job)
+        try:
+            if uri.startswith("s3://"):
+                import boto3  # lazy: the sagemaker extra
+
+                bucket, _, key = uri[len("s3://") :].partition("/")
+                self._count("GetObject")
+                data = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            elif uri.startswith("gs://"):
+                import google.cloud.storage as storage  # lazy, heavy
+
+                bucket, _, key = uri[len("gs://") :].partition("/")
+                self._count("storage.download")
+                data = storage.Client().bucket(bucket).blob(key).download_as_bytes()
+            else:  # a volume path: readable here only if the agent mounts that volume too
+                data = Path(uri).read_bytes()
+        except Exception as err:  # the Job succeeded; its notebook stays where the pod put it
+            log.warning("run %s: could not fetch the executed notebook from %s: %s", job.run.id, uri, err)
+            return uri
+        outputs = Path(job.workdir) / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        path = outputs / OUTPUT_NAME
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+        return str(path)
 
     def _namespace(self, config: dict) -> str:
         return str(config.get("namespace") or self._default_namespace(config))
@@ -377,7 +433,7 @@ class KubernetesRunner(Runner):
             return (active or {}).get("context", {}).get("namespace") or "default"
         except Exception:  # no kubeconfig (in a pod): the pod's namespace file, else default
             try:
-                with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                with open(f"{SERVICE_ACCOUNT}/namespace") as f:
                     return f.read().strip() or "default"
             except OSError:
                 return "default"
@@ -396,8 +452,12 @@ class KubernetesRunner(Runner):
                     )
                 except Exception as err:  # no kubeconfig: are we in a pod?
                     try:
+                        from kubernetes.config.incluster_config import InClusterConfigLoader
+
                         configuration = client.Configuration()
-                        kube_config.load_incluster_config(client_configuration=configuration)
+                        InClusterConfigLoader(  # what load_incluster_config does, with our file paths
+                            token_filename=f"{SERVICE_ACCOUNT}/token", cert_filename=f"{SERVICE_ACCOUNT}/ca.crt"
+                        ).load_and_set(configuration)
                         api_client = client.ApiClient(configuration)
                     except Exception:
                         raise LaunchError(

@@ -13,8 +13,13 @@ from ...core.model import Problem
 OWN_KEYS = {
     "namespace": "the namespace the Job runs in (default: the kubeconfig context's, else default)",
     "context": "a kubeconfig context (default: the current one; in a pod: the in-cluster config)",
-    "output": "a gs:// folder the executed notebook is uploaded to (<output>/<run id>/output.ipynb)",
+    "output": (
+        "where the executed notebook goes, <output>/<run id>/output.ipynb: a gs:// or s3:// folder (uploaded from"
+        " the pod, fetched back into the run folder) or a folder under a volume the container mounts"
+    ),
 }
+PLACEHOLDER = "<REQUIRED>"
+OUTPUT_RULE = "must be gs://..., s3://... or a path under a mounted volume"
 QUANTITY_MAPS = ("limits", "requests")  # resource quantities: int-or-string in the API, str in the client
 
 
@@ -54,6 +59,7 @@ def validate_config(config: Any) -> list[Problem]:
         if value is not None and (not isinstance(value, str) or not value.strip()):
             problems.append(Problem(key, f"must be a string: {OWN_KEYS[key]}"))
     manifest = manifest_of(config)
+    problems += output_problems(config.get("output"), manifest)
     if manifest.get("apiVersion") != "batch/v1":
         problems.append(Problem("apiVersion", f"must be batch/v1 (is {manifest.get('apiVersion')!r})"))
     if manifest.get("kind") != "Job":
@@ -67,6 +73,41 @@ def validate_config(config: Any) -> list[Problem]:
             Problem("spec.template.spec.containers", "needs one container (the notebook runs in the first)")
         )
     return problems
+
+
+def output_problems(output: Any, manifest: dict) -> list[Problem]:
+    """``output`` (absent is allowed: the notebook then stays in the pod) must be a bucket folder the
+    pod uploads to, or a path under one of the first container's ``volumeMounts``."""
+    if not isinstance(output, str) or not output.strip():
+        return []
+    if output.strip() == PLACEHOLDER:
+        return [Problem("output", f"is still the placeholder {PLACEHOLDER}: fill it in ({OUTPUT_RULE})")]
+    for scheme in ("gs://", "s3://"):
+        if output.startswith(scheme):
+            bucket = output[len(scheme) :].partition("/")[0]
+            if bucket:
+                return []
+            return [Problem("output", f"{OUTPUT_RULE} ({output!r} names no bucket)")]
+    mounts = mount_paths(manifest)
+    if output.startswith("/") and any(_under(output, m) for m in mounts):
+        return []
+    where = f"the container mounts {', '.join(sorted(mounts))}" if mounts else "the container mounts no volume"
+    return [Problem("output", f"{OUTPUT_RULE} (got {output!r}; {where})")]
+
+
+def mount_paths(manifest: dict) -> list[str]:
+    """The ``mountPath`` of each of the first container's volume mounts."""
+    containers = (((manifest.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    first = containers[0] if isinstance(containers, list) and containers and isinstance(containers[0], dict) else {}
+    mounts = first.get("volumeMounts") or []
+    return [str(m["mountPath"]) for m in mounts if isinstance(m, dict) and isinstance(m.get("mountPath"), str)]
+
+
+def _under(path: str, folder: str) -> bool:
+    import posixpath
+
+    path, folder = posixpath.normpath(path), posixpath.normpath(folder)
+    return folder == "/" or path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def model_problems(data: dict, model: str) -> list[Problem]:

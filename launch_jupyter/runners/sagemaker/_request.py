@@ -6,11 +6,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import re
 
 from ...core.errors import DispatchError
 from ...core.identity import run_identity
 from ...core.model import Job
+
+log = logging.getLogger(__name__)
 
 NAME_PREFIX = "launch-"  # every job this runner makes starts so: ListTrainingJobs NameContains
 TAG_RUN_ID, TAG_QUEUE, TAG_AUTHOR, TAG_ENTITY = "launch-run-id", "launch-queue", "launch-author", "launch-entity"
@@ -72,7 +75,10 @@ def build_request(job: Job) -> dict:
     env.update(run_env(job))
     request["Environment"] = env
     request["Tags"] = _tags(request.get("Tags") or [], job)
-    problems = [p for p in check_request(request) if p.severity == "error"]
+    checked = check_request(request)
+    for warning in (p for p in checked if p.severity == "warning"):
+        log.warning("run %s: %s", job.run.id, warning)
+    problems = [p for p in checked if p.severity == "error"]
     if problems:  # only what filling the macros and adding the run's identity can break
         raise DispatchError("; ".join(str(p) for p in problems))
     return request

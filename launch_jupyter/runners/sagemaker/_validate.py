@@ -56,12 +56,54 @@ def validate_config(config: Any) -> list[Problem]:
     request = apply_defaults({k: v for k, v in config.items() if k not in OWN_KEYS and k not in SET_BY_US})
     request["TrainingJobName"] = "launch-validate"
     problems += check_shape(input_shape(), request, "")
-    return problems
+    return problems + image_problems(request)
 
 
 def check_request(request: dict) -> list[Problem]:
     """The filled request as it will be sent (names, env, tags included)."""
-    return check_shape(input_shape(), request, "")
+    return check_shape(input_shape(), request, "") + image_problems(request)
+
+
+def image_problems(request: dict) -> list[Problem]:
+    """A warning for a ``TrainingImage`` SageMaker is not documented to pull: it takes images from
+    Amazon ECR, or from a private Docker registry only with
+    ``TrainingImageConfig.TrainingRepositoryAccessMode: Vpc`` and the registry reachable from the
+    job's ``VpcConfig`` (docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrainingImageConfig.html,
+    docs.aws.amazon.com/sagemaker/latest/dg/docker-containers-adapt-your-own-private-registry.html)."""
+    from ...core.images import is_ecr_registry, parse_image
+
+    spec = request.get("AlgorithmSpecification")
+    if not isinstance(spec, dict):
+        return []
+    image = spec.get("TrainingImage")
+    if not isinstance(image, str) or not image or "${" in image:
+        return []  # filled per run (${image_uri}); checked again when the run is sent
+    registry = parse_image(image)[0]
+    if is_ecr_registry(registry):
+        return []
+    path = "AlgorithmSpecification.TrainingImage"
+    image_config = spec.get("TrainingImageConfig")
+    mode = image_config.get("TrainingRepositoryAccessMode") if isinstance(image_config, dict) else None
+    if mode == "Vpc":
+        if request.get("VpcConfig"):
+            return []
+        return [
+            Problem(
+                "VpcConfig",
+                f"{image!r} is pulled from a private registry (TrainingRepositoryAccessMode: Vpc) through the"
+                " job's VPC: set VpcConfig (subnets and security groups that reach the registry)",
+                severity="warning",
+            )
+        ]
+    return [
+        Problem(
+            path,
+            f"{image!r} is outside Amazon ECR ({registry}); SageMaker pulls training images from ECR, or from a"
+            " private registry in your VPC with AlgorithmSpecification.TrainingImageConfig."
+            "TrainingRepositoryAccessMode: Vpc and VpcConfig. Push to ACCOUNT.dkr.ecr.REGION.amazonaws.com",
+            severity="warning",
+        )
+    ]
 
 
 def _join(path: str, key: str) -> str:
