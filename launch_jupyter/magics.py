@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode, observe
 
-SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule", "sweep")
+SUBCOMMANDS = ("queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule", "sweep", "compare")
 QUEUE_SUBCOMMANDS = ("create", "list", "show", "edit", "delete")
 AGENT_SUBCOMMANDS = ("start", "stop", "status")
 
@@ -99,6 +99,13 @@ def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
     editor.add_argument("name", metavar="NAME", nargs="?")
     editor.add_argument("--resource", "-r", default="local-process", help="resource of a new queue")
     sweep = _sweep_parser(sub)
+    compare = sub.add_parser(
+        "compare", help="any runs side by side, live: state, parameters, recorded values, duration, a plot"
+    )
+    compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    compare.add_argument(
+        "--sort", metavar="[-]NAME", help="sort by a recorded value or parameter; -NAME: highest first"
+    )
     by_name: dict[str, argparse.ArgumentParser] = {
         "queue create": create,
         "submit": submit,
@@ -107,6 +114,7 @@ def _build_parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
         "logs": logs,
         "editor": editor,
         "sweep": sweep,
+        "compare": compare,
     }
     # The same parser as `launch-jupyter schedule`.
     from ._schedule_commands import add_schedule_parser
@@ -376,6 +384,13 @@ class LaunchMagics(Magics):
         run_schedule_command(args)
 
     # ---------------------------------------------------------------- sweeps
+
+    def _cmd_compare(self, args, _cell):
+        from . import api
+        from .widgets.sweep_board import SweepBoard
+
+        api.compare(args.run_ids)  # an unknown run id is one line here, not a broken widget
+        _display(SweepBoard(run_ids=list(args.run_ids), sort=args.sort or ""))
 
     def _cmd_sweep(self, args, _cell):
         from . import api

@@ -333,7 +333,7 @@ def test_tab_completes_subcommands_queue_names_resources_and_flags(ip):
     ip.run_cell("%launch queue create beta")
     assert complete(ip, "%launch q") == ["queue"]
     assert complete(ip, "%launch ") == sorted(
-        ["queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule", "sweep"]
+        ["queue", "submit", "agent", "runs", "cancel", "logs", "editor", "schedule", "sweep", "compare"]
     )
     assert complete(ip, "%launch queue ") == sorted(["create", "list", "show", "edit", "delete"])
     assert complete(ip, "%launch queue show ") == ["alpha", "beta"]

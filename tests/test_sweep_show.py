@@ -11,6 +11,7 @@ import time
 import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 from launch_jupyter import api
 from launch_jupyter.agent import Agent
@@ -167,6 +168,13 @@ def test_magic_sweep_and_the_live_widget(store, notebook, capsys):
         finally:
             board.close()
         shell.run_line_magic("launch", f"sweep show {handle.id}")  # displays a SweepBoard
+        ids = [r.id for r in handle.runs()]
+        with capture_output() as shown:
+            shell.run_line_magic("launch", f"compare {ids[0]} {ids[1]} --sort -accuracy")
+        compared = shown.outputs[0].data["text/plain"]
+        assert compared.startswith("SweepBoard(runs: 2/2 done, best "), compared
+        with pytest.raises(Exception, match="ffffffffffff"):
+            shell.run_line_magic("launch", "compare ffffffffffff")
         with pytest.raises(Exception, match="sweep show needs the sweep's id"):
             shell.run_line_magic("launch", "sweep show")
     finally:
