@@ -87,6 +87,11 @@ def test_an_untagged_parameters_cell_is_named_with_the_way_to_tag_it(tmp_path, q
         "property inspector (gear icon) → Common Tools → Cell Tags; or `launch-jupyter tag-parameters nb.ipynb`)"
     )
     assert api.list_runs() == []
+    # --new-parameter does not make it work: the untagged cell would still overwrite the value.
+    with pytest.raises(ParameterError, match="overwritten by cell 2"):
+        api.submit(path, queue, parameters={"rows": 4}, new_parameters=["rows"])
+    # a name the cell does not set is fine on purpose
+    assert api.submit(path, queue, parameters={"seed": 3}, new_parameters=["seed"]).run.parameters == {"seed": 3}
     assert tag_parameters(path) == 2
     assert read_parameters(json.loads(path.read_text())).names() == ["rows", "scale"]
     assert api.submit(path, queue, parameters={"rows": 4}).run.parameters == {"rows": 4}

@@ -76,6 +76,7 @@ class NotebookParameters:
 
     tagged: list[NotebookParameter] | None  # None: no cell is tagged ``parameters``
     untagged_cell: tuple[int, str] | None = None  # (cell number as the user sees it, first line)
+    untagged_names: tuple[str, ...] = ()  # what that untagged cell assigns (it would overwrite them)
 
     def names(self) -> list[str]:
         return [p.name for p in self.tagged or []]
@@ -119,7 +120,8 @@ def read_parameters(nb: Mapping) -> NotebookParameters:
     for number, cell in enumerate(cells, 1):
         first = _source(cell).lstrip("\n").split("\n", 1)[0]
         if cell.get("cell_type") == "code" and _MARKER.search(first):
-            return NotebookParameters(None, (number, first.strip()))
+            names = tuple(p.name for p in _assignments(_source(cell)))
+            return NotebookParameters(None, (number, first.strip()), names)
     return NotebookParameters(None)
 
 
@@ -170,6 +172,10 @@ def check_parameters(
             raise ParameterError(f"parameter {problem}")
     offered = read_parameters(nb)
     unknown = [name for name in given if name not in offered.names() and name not in new_parameters]
+    # Even a name added on purpose is overwritten when the untagged parameters cell sets it.
+    overwritten = [name for name in given if name in offered.untagged_names]
+    if offered.tagged is None and overwritten and not unknown:
+        unknown = overwritten
     if offered.tagged is None and unknown:
         hint = _TAGS_HINT.format(nb=notebook)
         if offered.untagged_cell is not None:
