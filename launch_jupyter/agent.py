@@ -330,7 +330,9 @@ class Agent:
                     self._claim_while_capacity()
                     last_claim = now
                 self._track(last_track)
-                record_progress(self.store, [a.job for a in list(self._active.values()) if a.job is not None])
+                with self._lock:  # workers add and remove runs from their own threads
+                    jobs = [a.job for a in self._active.values() if a.job is not None]
+                record_progress(self.store, jobs)
                 if until_idle and self._idle():
                     break
                 with self._lock:
