@@ -315,7 +315,9 @@ def test_10_following_logs_waits_for_late_lines_after_the_end(fake_vertex, verte
     job = make_job()
     job.run.external_id = name = runner.submit(job)
     fake_vertex.add_logs(name, ["first"])
-    fake_vertex.add_logs(name, ["late"], hidden_for=1)  # ingested after the job ended
+    # Ingested after the job ended: the 2nd poll (the first after the end) is empty, the 3rd sees it.
+    # The old rule "stop at the first empty poll after the end" loses it.
+    fake_vertex.add_logs(name, ["late"], hidden_for=2)
     assert list(runner.logs(job.run, follow=True)) == ["first", "late"]
 
 
