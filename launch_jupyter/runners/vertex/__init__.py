@@ -147,6 +147,13 @@ class VertexRunner(Runner):
             return unchecked(self.extra, self.resource)
         return validate_config(config)
 
+    def build_location(self, config: dict) -> str | None:
+        """The queue's ``spec.location``, else the agent's ``environment.region``: Kaniko's Cloud Build
+        runs next to the jobs and the registry they pull from."""
+        location = ((config or {}).get("spec") or {}).get("location")
+        env = self._env(None)
+        return str(location) if location else (env.region if env is not None and env.region else None)
+
     def configured_image(self, config: dict) -> str | None:
         """The image a queue config names outright (pool 0's image, not the ``${image_uri}`` macro)."""
         pools = ((config or {}).get("spec") or {}).get("worker_pool_specs") or []
