@@ -725,6 +725,8 @@ class Agent:
                     self._note(active, line.strip())
 
             builder = get_builder(bconf, self.config)
+            if hasattr(builder, "location"):  # a cloud builder builds in the queue's region
+                builder.location = active.runner.build_location(run.config)
             image = run.image or active.runner.configured_image(run.config)
             image_uri = builder.build(context, bconf.destination, bconf.platform, log, image=image, stop=active.halt)
         if active.lost:

@@ -96,6 +96,18 @@ def test_cloud_build_runs_in_the_agents_region(builder, context, cloud_build):
     assert cloud_build.parents == ["projects/proj-1/locations/europe-west4"]  # not the global pool
 
 
+def test_cloud_build_runs_in_the_queues_location_the_runner_names(builder, context, cloud_build):
+    from launch_jupyter.runners.vertex import VertexRunner
+
+    runner = VertexRunner(builder.agent_config)  # environment.region is europe-west4
+    queue = {"spec": {"location": "asia-northeast1"}}
+    assert runner.build_location(queue) == "asia-northeast1"
+    assert runner.build_location({}) == "europe-west4"
+    builder.location = runner.build_location(queue)  # what the agent does before each build
+    builder.build(context, None, "linux/amd64", lambda line: None)
+    assert cloud_build.parents == ["projects/proj-1/locations/asia-northeast1"]  # not the agent's region
+
+
 def test_a_transient_status_error_is_read_again(builder, context, cloud_build):
     cloud_build.get_errors = 2  # GetBuild answers 500 INTERNAL twice while the build goes on
     log: list[str] = []

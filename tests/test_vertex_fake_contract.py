@@ -245,3 +245,47 @@ def test_a_call_whose_answer_is_late_has_still_taken_effect(fake_vertex, raw):
     with pytest.raises((exceptions.DeadlineExceeded, requests.exceptions.Timeout)):  # gRPC, REST
         raw.cancel_custom_job(name=name, timeout=1.0)
     assert raw.get_custom_job(name=name).state.name == "JOB_STATE_CANCELLING"
+
+
+# Where a rule above is shown only to a raw JobServiceClient, the runner's side of it is tested here
+# (the module, then the test). The check below fails if one of them is renamed or removed.
+RUNNER_SIDE = {
+    "test_labels_rules_and_count": [
+        ("test_vertex_real_service", "test_1_labels_from_macros_are_made_valid_and_stay_distinct"),
+        ("test_vertex_real_service", "test_1_too_many_labels_are_refused_offline"),
+    ],
+    "test_display_name_is_required_and_at_most_128": [
+        ("test_vertex_wandb_configs", "test_17_display_name_after_macros_is_checked_before_anything_is_created")
+    ],
+    "test_at_most_100_env_vars": [("test_vertex_wandb_configs", "test_17_env_count_is_checked_offline")],
+    "test_accelerator_type_needs_a_count": [
+        ("test_vertex_wandb_configs", "test_25_an_accelerator_without_a_count_is_caught_offline")
+    ],
+    "test_no_global_location": [
+        ("test_vertex_real_service", "test_3_global_is_refused_in_the_queue_and_the_agent_config")
+    ],
+    "test_a_regional_endpoint_serves_its_region_only": [
+        ("test_vertex_real_service", "test_4_an_endpoint_for_one_region_is_not_used_for_another")
+    ],
+    "test_unknown_json_fields_are_refused_over_rest": [
+        ("test_vertex_wandb_configs", "test_24_camel_case_hint_suggests_only_real_fields")
+    ],
+    "test_the_documented_filter_grammar": [
+        ("test_vertex_real_service", "test_16_poll_cost_follows_active_runs_not_history")
+    ],
+    "test_cancelled_jobs_have_error_code_1": [
+        ("test_vertex_real_service", "test_14_after_a_cancel_the_run_never_moves_back_and_a_late_success_is_success")
+    ],
+    "test_lists_can_lag_behind_creates": [
+        ("test_vertex_real_service", "test_15_a_lost_create_reply_with_a_lagging_list_makes_one_job")
+    ],
+}
+
+
+def test_each_raw_only_rule_names_a_runner_test_that_exists():
+    import importlib
+
+    for contract, runner_tests in RUNNER_SIDE.items():
+        assert contract in globals(), contract
+        for module, name in runner_tests:
+            assert hasattr(importlib.import_module(f"tests.{module}"), name), f"{contract}: tests/{module}.py::{name}"

@@ -266,6 +266,25 @@ def test_a_hung_logging_read_never_holds_up_the_status(fake_vertex, vertex_runne
     fake_vertex.release()
 
 
+def test_a_hung_logging_read_is_given_up_and_the_next_cycle_reads_again(fake_vertex, vertex_runner, tmp_path):
+    runner = vertex_runner("grpc", progress_interval=0.0, rpc_timeout=1.0)
+    fake_vertex.script(["RUNNING"])
+    fake_vertex.delay("ListLogEntries", None)  # the first read hangs until the fake is released
+    job = make_job()
+    job.workdir = tmp_path / "runs" / job.run.id
+    job.workdir.mkdir(parents=True)
+    job.run.external_id = runner.submit(job)
+    try:
+        # Each poll starts a read unless one is under way: a second read means the first was given up.
+        wait_for(
+            lambda: runner.poll([job]) and len(fake_vertex.calls("ListLogEntries")) >= 2,
+            "a second Logging read after the hung one",
+            timeout=60.0,
+        )
+    finally:
+        fake_vertex.release()
+
+
 def test_a_job_cancelled_elsewhere_before_its_time_limit_stays_cancelled(fake_vertex, vertex_runner):
     """Vertex AI cancels a job at run.timeout (then the run failed: timed out); a job cancelled
     sooner, by someone in the console, was cancelled."""

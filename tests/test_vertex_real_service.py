@@ -306,6 +306,20 @@ def test_9_a_hung_create_is_deadline_exceeded_and_retried(fake_vertex, vertex_ru
     assert error_code(DeadlineExceeded("x")) == "DEADLINE_EXCEEDED" and is_transient(DeadlineExceeded("x"))
 
 
+@pytest.mark.timeout(120)  # without a deadline the read hangs: fail in minutes, not at the suite's limit
+def test_9_a_hung_logging_read_is_given_up_and_read_again(fake_vertex, vertex_runner, transport):
+    runner = vertex_runner(transport, rpc_timeout=1.0)
+    job = make_job()
+    job.run.external_id = name = runner.submit(job)
+    fake_vertex.add_logs(name, ["first"])
+    fake_vertex.delay("ListLogEntries", None)  # the first read hangs until the fake is released
+    try:
+        assert list(runner.logs(job.run)) == ["first"]
+        assert len(fake_vertex.calls("ListLogEntries")) == 2  # the hung read, then one that answered
+    finally:
+        fake_vertex.release()
+
+
 # 10 ----------------------------------------------------------------- log ingestion lag
 
 
@@ -315,7 +329,9 @@ def test_10_following_logs_waits_for_late_lines_after_the_end(fake_vertex, verte
     job = make_job()
     job.run.external_id = name = runner.submit(job)
     fake_vertex.add_logs(name, ["first"])
-    fake_vertex.add_logs(name, ["late"], hidden_for=1)  # ingested after the job ended
+    # Ingested after the job ended: the 2nd poll (the first after the end) is empty, the 3rd sees it.
+    # The old rule "stop at the first empty poll after the end" loses it.
+    fake_vertex.add_logs(name, ["late"], hidden_for=2)
     assert list(runner.logs(job.run, follow=True)) == ["first", "late"]
 
 

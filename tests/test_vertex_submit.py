@@ -318,3 +318,17 @@ def test_the_run_identity_is_the_one_every_target_gives(vertex_runner):
     )
     assert {name: env[name] for name in expected} == expected  # the local runners' names and meanings
     assert env["LAUNCH_QUEUE"] == "alice/q"  # entity/name, not the bare queue name
+
+
+def test_the_readme_dry_run_example_has_the_labels_the_dry_run_prints(vertex_runner):
+    from pathlib import Path
+
+    from launch_jupyter.runners.vertex import request_yaml
+
+    text = request_yaml(vertex_runner("grpc").dry_run(make_job()))
+    printed = [line.split(":")[0].strip() for line in text.splitlines() if line.strip().startswith("launch-")]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("custom_job:\n", 1)[1].split("```", 1)[0]
+    shown = [line.split(":")[0].strip() for line in example.splitlines() if line.strip().startswith("launch-")]
+    # Compared as sets: the labels are a proto map, whose printed order the protobuf runtime picks.
+    assert sorted(shown) == sorted(printed) == ["launch-author", "launch-entity", "launch-queue", "launch-run-id"]

@@ -87,6 +87,7 @@ class KanikoBuilder(PushingBuilder):
         self.last_build_id: str | None = None
         self.last_log_url: str | None = None
         self.wait_timeout = WAIT_TIMEOUT_SECONDS  # the deadline of the wait for one Cloud Build build
+        self.location: str | None = None  # the queue's region (the agent sets it from the runner)
 
     def check_ready(self) -> None:
         """Settings are complete and the Google packages are installed."""
@@ -166,10 +167,11 @@ class KanikoBuilder(PushingBuilder):
         )
 
     def _parent(self, project: str) -> str:
-        """Cloud Build runs in the agent's region (``environment.region``, where its Vertex AI
-        queues run), not in the global pool: ``projects/P/locations/R``."""
+        """Cloud Build runs in the queue's region (``location``, which the agent sets from the
+        runner: ``spec.location``), else the agent's ``environment.region``; ``projects/P/locations/R``.
+        The global pool only when no region is known at all."""
         environment = self.agent_config.environment if self.agent_config else None
-        region = (environment.region if environment else None) or "global"
+        region = self.location or (environment.region if environment else None) or "global"
         return f"projects/{project}/locations/{region}"
 
     def _run_build(self, project: str, args: list[str], uri: str, log: LogFn, stop: threading.Event) -> None:

@@ -55,6 +55,10 @@ class Runner:
         """An image the queue config names outright (not a macro); None when it names none."""
         return None
 
+    def build_location(self, config: dict) -> str | None:
+        """The cloud region this queue's jobs run in (a cloud builder builds there); None when none."""
+        return None
+
     def find(self, job: Job) -> str | None:
         """The external id of the job already started for ``job.run.id`` at the target, or None."""
         return None

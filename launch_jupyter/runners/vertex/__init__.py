@@ -58,6 +58,7 @@ from ._api import (
     is_transient,
     resolve_target,
     supported_location,
+    within,
 )
 from ._outputs import existing_output
 from ._progress import CellProgress
@@ -130,7 +131,8 @@ class VertexRunner(Runner):
         if progress_interval is None:  # environment.progress_interval in launch-config.yaml
             env = agent_config.environment if agent_config else None
             progress_interval = env.progress_interval if env is not None else 5.0
-        self._progress = CellProgress(progress_interval)  # at most one Logging read per this many seconds
+        # At most one Logging read per progress_interval, each given up after rpc_timeout.
+        self._progress = CellProgress(progress_interval, rpc_timeout)
         self._cancel_sent: set[str] = set()  # job names this runner asked Vertex AI to cancel
         self._warned: set[str] = set()
 
@@ -144,6 +146,13 @@ class VertexRunner(Runner):
         if missing(self.extra):
             return unchecked(self.extra, self.resource)
         return validate_config(config)
+
+    def build_location(self, config: dict) -> str | None:
+        """The queue's ``spec.location``, else the agent's ``environment.region``: Kaniko's Cloud Build
+        runs next to the jobs and the registry they pull from."""
+        location = ((config or {}).get("spec") or {}).get("location")
+        env = self._env(None)
+        return str(location) if location else (env.region if env is not None and env.region else None)
 
     def configured_image(self, config: dict) -> str | None:
         """The image a queue config names outright (pool 0's image, not the ``${image_uri}`` macro)."""
@@ -635,7 +644,7 @@ def _timestamp(when: Any) -> str:
 def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) -> list[Any]:
     from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
 
-    def fetch() -> list[Any]:
+    def read() -> list[Any]:
         return list(
             client.list_entries(
                 resource_names=[f"projects/{target.project}"],
@@ -644,6 +653,10 @@ def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) ->
                 page_size=1000,
             )
         )
+
+    def fetch() -> list[Any]:
+        # list_entries takes no deadline: a hung read is DEADLINE_EXCEEDED after rpc_timeout, retried.
+        return within(read, runner.rpc_timeout, "read the job's logs")
 
     from ...core.retry import retry
 

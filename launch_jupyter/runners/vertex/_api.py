@@ -213,6 +213,31 @@ def _make_client(target: Target) -> Any:
 # --------------------------------------------------------------------------- errors and retries
 
 
+def within(fn: Any, seconds: float, what: str) -> Any:
+    """``fn()``, waited for at most ``seconds``: google-cloud-logging's ``list_entries`` takes no
+    deadline, so a hung connection would hang its caller. Past the deadline this raises
+    DEADLINE_EXCEEDED (transient, like a JobService call's own timeout); the read is left on its
+    daemon thread and its answer, if one ever comes, is dropped."""
+    from google.api_core import exceptions  # lazy: google-api-core
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            box["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True, name="launch-vertex-bounded")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise exceptions.DeadlineExceeded(f"{what}: no answer in {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def rest_status(err: BaseException) -> str | None:
     """Over REST, the canonical code is the JSON error body's ``error.status``: the HTTP status alone
     is ambiguous (400 is INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE; google.rpc.Code)."""

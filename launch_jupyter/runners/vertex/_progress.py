@@ -11,8 +11,8 @@ does for local runs (``launch_jupyter.progress.record``).
 Reads are throttled (``interval``): Cloud Logging allows 60 ``entries.list`` requests per minute per
 project (cloud.google.com/logging/quotas, "Logging API: read requests"), shared with ``logs
 --follow`` and every other agent of the project. A read runs on a thread of its own, one at a time
-per target: google-cloud-logging's ``list_entries`` takes no deadline and retries by itself, and
-a slow or unreachable Logging endpoint must never hold up the status of the runs.
+per target, given up after ``timeout`` (google-cloud-logging's ``list_entries`` takes no deadline
+and retries by itself): a slow or unreachable Logging endpoint must never hold up the status of the runs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.model import Job, Status
 from ...core.states import RunState
+from ._api import within
 
 if TYPE_CHECKING:
     from ._api import Target
@@ -43,8 +44,9 @@ class CellProgress:
     """What one runner knows of its runs' cells: the newest cell line seen per run, and when each
     target's log was last read."""
 
-    def __init__(self, interval: float):
+    def __init__(self, interval: float, timeout: float):
         self.interval = interval
+        self.timeout = timeout  # a read hung longer than this is given up (the next cycle reads again)
         self._read_at: dict[Any, float] = {}  # target -> monotonic time of the last read
         self._seen: dict[str, tuple[str, int]] = {}  # run id -> (newest cell line's timestamp, cell)
         self._clients: dict[Any, Any] = {}
@@ -98,16 +100,22 @@ class CellProgress:
             f'AND textPayload:"{CELL_MARK}" AND timestamp>="{self._since(jobs)}"'
         )
         client = self._client(target)
+
         # max_results == page_size: the iterator stops after the first page, so this is one request.
-        return list(
-            client.list_entries(
-                resource_names=[f"projects/{target.project}"],
-                filter_=query,
-                order_by=cloud_logging.DESCENDING,
-                page_size=PAGE,
-                max_results=PAGE,
+        def read() -> list[Any]:
+            return list(
+                client.list_entries(
+                    resource_names=[f"projects/{target.project}"],
+                    filter_=query,
+                    order_by=cloud_logging.DESCENDING,
+                    page_size=PAGE,
+                    max_results=PAGE,
+                )
             )
-        )
+
+        # list_entries takes no deadline: past self.timeout the read is given up, so the target is
+        # no longer busy and the next cycle reads again.
+        return within(read, self.timeout, "read cell progress")
 
     def _since(self, jobs: list[Job]) -> str:
         """The lower time bound: the oldest of the jobs' newest cell lines seen so far, or (for a job
