@@ -16,6 +16,7 @@ import { ILauncher } from "@jupyterlab/launcher";
 import { openLaunchDialog } from "./launch.js";
 import { RUN_COMMAND, openRunDetail } from "./run_detail.js";
 import { openRunsPanel } from "./runs_panel.js";
+import { addRunsSidebar } from "./sidebar.js";
 
 export const TARGET = "launch_jupyter.save";
 
@@ -174,6 +175,9 @@ const runsPlugin = {
     });
     palette?.addItem({ command: RUNS_COMMAND, category: "Launch" });
     launcher?.add({ command: RUNS_COMMAND, category: "Other", rank: 1 });
+    // The compact sidebar: the newest runs, live; restored with the layout like any side panel.
+    const sidebar = addRunsSidebar(app, RUNS_COMMAND);
+    if (sidebar) restorer?.add(sidebar, sidebar.id);
   },
 };
 

@@ -139,7 +139,7 @@ export class RestBoardModel {
 }
 
 // Live updates from the page's one event stream; bursts become one refresh.
-function followEvents(model) {
+export function followEvents(model) {
   let timer = null;
   const stop = onRunEvents(() => {
     if (timer) return;
