@@ -93,7 +93,7 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     editor.locator(".lj-confirm-no").click()
     assert api.get_queue("pasted").name == "pasted"
 
-    # ---- the board at 200 runs: counts, paging, filters, sort, fits 1000 px, failures visible.
+    # ---- the board at 200 runs: counts, paging, filters, sort, fits a narrow and a wide cell, failures visible.
     board = cell(page, 2).locator(".lj-board")
     board.locator(".lj-page-info", has_text="1–50 of 200 runs").wait_for()
     counts = {
@@ -116,6 +116,26 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
     assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3], overflow
     board.scroll_into_view_if_needed()
     screenshot(page, "widgets-02-board-200-runs")
+    # The cell beside the open file browser is narrow (< 720 px): the optional columns go, the rest
+    # widen and stay readable, nothing overflows; a wide window brings them back.
+    who = board.locator("th.lj-col-who")
+    assert board.evaluate("el => el.clientWidth") <= 720
+    who.wait_for(state="hidden", timeout=30_000)
+    narrow = board.evaluate(
+        "el => [el.querySelector('table.lj-runs').scrollWidth, el.clientWidth,"
+        " el.querySelector('td.lj-col-run').clientWidth, el.querySelector('td.lj-col-state').clientWidth]"
+    )
+    assert narrow[0] <= narrow[1], narrow  # the table fits the cell
+    assert narrow[2] >= 0.28 * narrow[1] and narrow[3] >= 0.17 * narrow[1], narrow  # the kept columns widened
+    assert board.locator("tr.lj-run").first.locator(".lj-col-actions button").first.is_visible()
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    who.wait_for(state="visible", timeout=30_000)
+    wide = board.evaluate("el => [el.querySelector('table.lj-runs').scrollWidth, el.clientWidth]")
+    assert wide[1] > 720 and wide[0] <= wide[1], wide
+    board.scroll_into_view_if_needed()
+    screenshot(page, "widgets-02b-board-wide-cell")
+    page.set_viewport_size({"width": 1000, "height": 1000})
+    who.wait_for(state="hidden", timeout=30_000)
     board.locator(".lj-btn-next").click()
     board.locator(".lj-page-info", has_text="51–100 of 200 runs").wait_for()
     board.locator('.lj-count[data-state="failed"]').click()
