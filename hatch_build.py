@@ -30,7 +30,9 @@ def _newest(paths) -> float:
 def up_to_date() -> bool:
     """True when the built extension is newer than every source file."""
     built = BUILT / "install.json"  # written last
-    sources = [SOURCE / "package.json", *(SOURCE / "src").glob("*.js")]
+    # The styles too: style/index.css imports the widgets' launch.css.
+    sources = [SOURCE / "package.json", *(SOURCE / "src").glob("*.js"), *(SOURCE / "style").glob("*.css")]
+    sources.append(WIDGETS / "launch.css")
     return built.is_file() and built.stat().st_mtime >= _newest(sources)
 
 

@@ -293,3 +293,69 @@ def test_a_running_runs_page_follows_its_log_and_state_live(browser_page, stock_
         if go.parent.is_dir():
             go.touch()  # never leave the agent waiting on a failed test
         agent.wait(timeout=180)
+
+
+CONTRAST = """els => els.map(el => {
+  const rgb = text => (text.match(/[\\d.]+/g) || []).map(Number);
+  const background = node => {
+    for (; node; node = node.parentElement) {
+      const c = rgb(getComputedStyle(node).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const lum = c => {
+    const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const a = lum(rgb(getComputedStyle(el).color).slice(0, 3)), b = lum(background(el));
+  return [el.className, el.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+})"""
+
+
+def test_the_runs_tab_and_a_run_page_are_readable_in_the_dark_theme(browser_page, stock_jupyterlab):
+    """JupyterLab Dark, chosen from the Settings menu as a user does: every state badge, the rows'
+    text and a failed run's alert keep their contrast (≥ 4.5:1 for the badges and text, ≥ 3:1 for
+    the alert, WCAG AA), because the styles use the theme's --jp-* colours or colours that hold in both."""
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("laptop", "local-process")
+    write_run_notebooks(lab.root_dir)
+    good = api.submit(lab.root_dir / "writer.ipynb", "laptop", name="good", parameters={"rows": 2}, save=False)
+    bad = api.submit(lab.root_dir / "broken.ipynb", "laptop", name="bad", save=False)
+    agent = subprocess.run(
+        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert agent.returncode == 0, agent.stdout + agent.stderr
+    api.submit(lab.root_dir / "writer.ipynb", "laptop", name="waiting", save=False)  # queued: no agent now
+    api.cancel(api.submit(lab.root_dir / "writer.ipynb", "laptop", name="dropped", save=False).id)
+
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=60_000)
+    page.locator(".jp-LauncherCard", has_text="Launch Runs").click()
+    panel = page.locator(".lj-runs-panel")
+    try:
+        panel.locator(f'tr.lj-run[data-run-id="{good.id}"]').wait_for(timeout=60_000)
+        badges = panel.locator("tr.lj-run .lj-badge")
+        badges.first.wait_for()
+        states = set(panel.locator("tr.lj-run").evaluate_all("rows => rows.map(r => r.dataset.state)"))
+        assert states == {"succeeded", "failed", "queued", "cancelled"}, states
+        for cls, text, ratio in badges.evaluate_all(CONTRAST) + panel.locator("tr.lj-run td.lj-col-run").evaluate_all(
+            CONTRAST
+        ):
+            assert ratio >= 4.5, (cls, text, ratio)
+        screenshot(page, "runs-tab-dark")
+        panel.locator(f'tr.lj-run[data-run-id="{bad.id}"] .lj-btn-details').click()
+        alert = page.locator(f'.lj-run-detail[data-run-id="{bad.id}"] .lj-alert-error[role="alert"]')
+        alert.wait_for(timeout=60_000)
+        [(cls, text, ratio)] = alert.evaluate_all(CONTRAST)
+        assert ratio >= 3, (cls, text, ratio)
+        screenshot(page, "run-detail-failed-dark")
+    except Exception:
+        screenshot(page, "runs-tab-dark-failed-test")
+        raise
