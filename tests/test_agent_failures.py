@@ -137,18 +137,23 @@ def test_preflight_refuses_a_destination_vertex_cannot_pull_from(vertex_queue, d
         Agent(config=api.agent_config(overrides={"queues": ["vq"], "builder": builder})).preflight()
 
 
-def test_a_status_call_that_keeps_failing_ends_the_run_and_until_idle_returns(vertex_queue):
-    fake, config = vertex_queue
-    config.write_text(config.read_text() + "status_timeout: 3\n")
-    fake.script(["PENDING"] + ["RUNNING"] * 100_000)
-    run = api.submit(QUICKSTART, "vq", image=IMAGE)
-    agent = subprocess.Popen(
+def until_idle_agent(config) -> subprocess.Popen:
+    """A CLI agent on queue vq that returns when it has nothing left to do; its output in a pipe."""
+    return subprocess.Popen(
         [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq", "--until-idle"],
         env=os.environ.copy(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def test_a_status_call_that_keeps_failing_ends_the_run_and_until_idle_returns(vertex_queue):
+    fake, config = vertex_queue
+    config.write_text(config.read_text() + "status_timeout: 3\n")
+    fake.script(["PENDING"] + ["RUNNING"] * 100_000)
+    run = api.submit(QUICKSTART, "vq", image=IMAGE)
+    agent = until_idle_agent(config)
     try:
         deadline = time.monotonic() + 60
         while run.refresh().state is not RunState.RUNNING and time.monotonic() < deadline:
@@ -179,13 +184,7 @@ def test_a_list_the_service_refuses_falls_back_to_one_get_per_job_and_the_run_is
     config.write_text(config.read_text() + "status_timeout: 600\n")
     fake.script(["PENDING"] + ["RUNNING"] * 3 + ["SUCCEEDED"])
     run = api.submit(QUICKSTART, "vq", image=IMAGE)
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "launch_jupyter.cli", "-c", str(config), "agent", "-q", "vq", "--until-idle"],
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    agent = until_idle_agent(config)
     try:
         deadline = time.monotonic() + 60
         while run.refresh().run.external_id is None and time.monotonic() < deadline:

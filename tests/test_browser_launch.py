@@ -183,11 +183,12 @@ def write_run_notebooks(root) -> None:
     nbformat.write(broken, root / "broken.ipynb")
 
 
-def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(browser_page, stock_jupyterlab):
-    page, lab = browser_page, stock_jupyterlab
+def finished_runs(lab, rows: int) -> tuple:
+    """On queue laptop: "good" (writer.ipynb with ``rows``) succeeded and "bad" (broken.ipynb)
+    failed, run by a CLI agent that has returned."""
     api.create_queue("laptop", "local-process")
     write_run_notebooks(lab.root_dir)
-    good = api.submit(lab.root_dir / "writer.ipynb", "laptop", name="good", parameters={"rows": 4}, save=False)
+    good = api.submit(lab.root_dir / "writer.ipynb", "laptop", name="good", parameters={"rows": rows}, save=False)
     bad = api.submit(lab.root_dir / "broken.ipynb", "laptop", name="bad", save=False)
     agent = subprocess.run(
         [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"],
@@ -196,6 +197,12 @@ def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(
         timeout=300,
     )
     assert agent.returncode == 0, agent.stdout + agent.stderr
+    return good, bad
+
+
+def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(browser_page, stock_jupyterlab):
+    page, lab = browser_page, stock_jupyterlab
+    good, bad = finished_runs(lab, rows=4)
     assert [api.get_run(r.id).run.state.value for r in (good, bad)] == ["succeeded", "failed"]
 
     page.goto(f"{lab.url}lab?token={lab.token}")
@@ -318,17 +325,7 @@ def test_the_runs_tab_and_a_run_page_are_readable_in_the_dark_theme(browser_page
     text and a failed run's alert keep their contrast (≥ 4.5:1 for the badges and text, ≥ 3:1 for
     the alert, WCAG AA), because the styles use the theme's --jp-* colours or colours that hold in both."""
     page, lab = browser_page, stock_jupyterlab
-    api.create_queue("laptop", "local-process")
-    write_run_notebooks(lab.root_dir)
-    good = api.submit(lab.root_dir / "writer.ipynb", "laptop", name="good", parameters={"rows": 2}, save=False)
-    bad = api.submit(lab.root_dir / "broken.ipynb", "laptop", name="bad", save=False)
-    agent = subprocess.run(
-        [sys.executable, "-m", "launch_jupyter.cli", "agent", "-q", "laptop", "--until-idle"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert agent.returncode == 0, agent.stdout + agent.stderr
+    good, bad = finished_runs(lab, rows=2)
     api.submit(lab.root_dir / "writer.ipynb", "laptop", name="waiting", save=False)  # queued: no agent now
     api.cancel(api.submit(lab.root_dir / "writer.ipynb", "laptop", name="dropped", save=False).id)
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..core.config import AgentConfig
     from ..core.model import Job, Problem, Queue, Run, Status
 
@@ -131,6 +133,20 @@ class _OlderRunner(Runner):
                 return str(image)
         image = (config or {}).get("image_uri")
         return str(image) if image and "${" not in str(image) else None
+
+
+def keep_fetched_notebook(workdir: str | Path, data: bytes, name: str = "output.ipynb") -> str:
+    """Put an executed notebook fetched from a remote target into the run's folder
+    (``outputs/NAME``, written whole then renamed); returns its local path."""
+    from pathlib import Path
+
+    outputs = Path(workdir) / "outputs"
+    outputs.mkdir(parents=True, exist_ok=True)
+    path = outputs / name
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+    return str(path)
 
 
 def as_runner(obj: Any) -> Runner:

@@ -36,7 +36,7 @@ from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.identity import run_identity
 from ...core.model import Job, Problem, Status
 from ...core.states import RunState
-from .. import Runner
+from .. import Runner, keep_fetched_notebook
 from ._validate import manifest_of, model_problems, validate_config
 
 if TYPE_CHECKING:
@@ -411,13 +411,7 @@ class KubernetesRunner(Runner):
         except Exception as err:  # the Job succeeded; its notebook stays where the pod put it
             log.warning("run %s: could not fetch the executed notebook from %s: %s", job.run.id, uri, err)
             return uri
-        outputs = Path(job.workdir) / "outputs"
-        outputs.mkdir(parents=True, exist_ok=True)
-        path = outputs / OUTPUT_NAME
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
-        return str(path)
+        return keep_fetched_notebook(job.workdir, data, OUTPUT_NAME)
 
     def _namespace(self, config: dict) -> str:
         return str(config.get("namespace") or self._default_namespace(config))

@@ -33,7 +33,7 @@ from ..._extras import missing, require_extra, unchecked
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.model import Job, Problem, Status
 from ...core.states import RunState
-from .. import Runner
+from .. import Runner, keep_fetched_notebook
 from ._request import NAME_PREFIX, OUTPUT_NAME, build_request, job_name
 from ._validate import validate_config
 
@@ -300,13 +300,7 @@ class SageMakerRunner(Runner):
         except Exception as err:  # the job succeeded; its notebook stays in S3
             log.warning("run %s: could not fetch the executed notebook from %s: %s", job.run.id, uri, err)
             return uri
-        outputs = Path(job.workdir) / "outputs"
-        outputs.mkdir(parents=True, exist_ok=True)
-        path = outputs / OUTPUT_NAME
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
-        return str(path)
+        return keep_fetched_notebook(job.workdir, data, OUTPUT_NAME)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, job: Job) -> None:
