@@ -15,19 +15,10 @@ from launch_jupyter.builders.kaniko import ENDPOINT_ENV, BuildStopped, KanikoBui
 from launch_jupyter.core.config import AgentConfig, BuilderConfig, EnvironmentConfig
 from launch_jupyter.core.errors import BuildError, ConfigError
 from launch_jupyter.packaging.context import create_context, pack_context
-from tests.fakes import cloudbuild_server, gcs_server
+from tests.fakes import cloudbuild_server
 from tests.fixtures.docker import write_notebook
 
 KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
-
-
-@pytest.fixture
-def gcs(monkeypatch):
-    server, state = gcs_server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -42,17 +42,6 @@ def test_create_track_succeed(fake_kubernetes):
     assert [s.state for s in seen] == [RunState.PENDING, RunState.RUNNING, RunState.SUCCEEDED]
 
 
-@pytest.fixture
-def gcs(monkeypatch):
-    from tests.fakes import gcs_server
-
-    server, state = gcs_server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
 def the_pod_writes_its_notebook(fake_kubernetes, name: str, text: str, tmp_path) -> str:
     """What the container's entrypoint does when the notebook ends (the fake runs no container):
     launch_jupyter.execute's own upload of the file to the ``--output`` its args name."""

@@ -16,19 +16,9 @@ from launch_jupyter.core.config import AgentConfig, BuilderConfig, EnvironmentCo
 from launch_jupyter.core.errors import BuildError
 from launch_jupyter.packaging.context import create_context, pack_context
 from launch_jupyter.runners.kubernetes._kaniko import KanikoKubernetesBuilder
-from tests.fakes import gcs_server
 from tests.fixtures.docker import write_notebook
 
 KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
-
-
-@pytest.fixture
-def gcs(monkeypatch):
-    server, state = gcs_server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

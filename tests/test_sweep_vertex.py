@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from launch_jupyter import api
 from launch_jupyter.agent import Agent
 from launch_jupyter.core.states import RunState
 from launch_jupyter.record import MIME
-from tests.fakes import gcs_server
 from tests.fixtures.common import EXAMPLES
 from tests.fixtures.vertex import IMAGE
-
-
-@pytest.fixture
-def gcs(monkeypatch):
-    server, state = gcs_server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def executed_notebook(accuracy: float) -> bytes:
