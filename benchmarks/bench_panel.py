@@ -91,7 +91,7 @@ def main() -> None:
             first.locator(".lj-btn-details").click()
             page.locator(f'.lj-run-detail[data-run-id="{run_id}"] .lj-detail-events li').first.wait_for(timeout=60_000)
             detail.append(time.perf_counter() - started)
-            page.locator(".lm-TabBar-tab", has_text="Runs").first.click()
+            page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Runs").first.click()
             # A new run, then its state moved by "an agent" (this process writes the store directly).
             from launch_jupyter.core.model import Run
 

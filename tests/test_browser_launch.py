@@ -231,7 +231,7 @@ def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(
         assert page.locator(".lj-notebook-frame").get_attribute("sandbox") == ""
         screenshot(page, "run-detail-succeeded")
 
-        page.locator(".lm-TabBar-tab", has_text="Runs").first.click()
+        page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Runs").first.click()
         panel.locator(f'tr.lj-run[data-run-id="{bad.id}"] .lj-btn-details').click()
         failed = page.locator(f'.lj-run-detail[data-run-id="{bad.id}"]')
         alert = failed.locator('.lj-alert-error[role="alert"]')
@@ -249,7 +249,7 @@ def test_run_pages_show_outputs_a_failure_alert_downloads_and_delete_asks_first(
         page.locator(".jp-Dialog .jp-mod-accept").click()
         failed.wait_for(state="detached", timeout=60_000)
         assert [r.id for r in api.list_runs()] == [good.id]
-        page.locator(".lm-TabBar-tab", has_text="Runs").first.click()
+        page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Runs").first.click()
         panel.locator(f'tr.lj-run[data-run-id="{bad.id}"]').wait_for(state="detached", timeout=60_000)
     except Exception:
         screenshot(page, "run-detail-failed-test")
