@@ -135,6 +135,40 @@ class _OlderRunner(Runner):
         return str(image) if image and "${" not in str(image) else None
 
 
+class CloudRunner(Runner):
+    """A runner of a cloud target (Vertex AI, SageMaker, Kubernetes): its config is checked with its
+    SDK, so without the pip extra the check says "not checked here" instead; it counts its API calls
+    by operation (``calls``, the benchmarks' figures) and gives each RPC ``rpc_timeout``."""
+
+    DEFAULT_CONFIG = ""  # the YAML a new queue starts from
+
+    def __init__(self, agent_config: AgentConfig | None = None, *, rpc_timeout: float, log_interval: float):
+        import threading
+
+        super().__init__(agent_config)
+        self.rpc_timeout = rpc_timeout
+        self.log_interval = log_interval  # seconds between log reads when following
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+
+    def default_config(self) -> str:
+        return self.DEFAULT_CONFIG
+
+    def validate(self, config: dict) -> list[Problem]:
+        from .._extras import missing, unchecked
+
+        if self.extra and missing(self.extra):
+            return unchecked(self.extra, self.resource)
+        return self.check_config(config)
+
+    def check_config(self, config: dict) -> list[Problem]:
+        """The offline check with the SDK at hand (each problem with its key path)."""
+        return []
+
+    def _count(self, operation: str) -> None:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+
+
 def keep_fetched_notebook(workdir: str | Path, data: bytes, name: str = "output.ipynb") -> str:
     """Put an executed notebook fetched from a remote target into the run's folder
     (``outputs/NAME``, written whole then renamed); returns its local path."""

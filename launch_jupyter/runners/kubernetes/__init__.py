@@ -25,18 +25,17 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._extras import missing, require_extra, unchecked
+from ..._extras import require_extra
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.identity import run_identity
 from ...core.model import Job, Problem, Status
 from ...core.states import RunState
-from .. import Runner, keep_fetched_notebook
+from .. import CloudRunner, keep_fetched_notebook
 from ._validate import manifest_of, model_problems, validate_config
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def label_value(text: str) -> str:
     return f"{clean[:54]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-class KubernetesRunner(Runner):
+class KubernetesRunner(CloudRunner):
     """Runs jobs as Kubernetes Jobs; see the module docstring."""
 
     resource = "kubernetes"
@@ -114,27 +113,20 @@ class KubernetesRunner(Runner):
     list_lag_seconds = 0.0  # find reads the Job by name
     call_timeout = 4 * RPC_TIMEOUT
 
+    DEFAULT_CONFIG = DEFAULT_CONFIG
+
     def __init__(
         self, agent_config: AgentConfig | None = None, *, rpc_timeout: float = RPC_TIMEOUT, log_interval: float = 2.0
     ):
-        super().__init__(agent_config)
-        self.rpc_timeout = rpc_timeout
-        self.log_interval = log_interval
+        super().__init__(agent_config, rpc_timeout=rpc_timeout, log_interval=log_interval)
         self.page_size = LIST_PAGE
         self.selector_runs = SELECTOR_RUNS
         self._clients: dict[Any, Any] = {}
-        self._lock = threading.Lock()
         self._deleted: set[str] = set()
-        self.calls: dict[str, int] = {}
 
     # ------------------------------------------------------------------ config
-    def default_config(self) -> str:
-        return DEFAULT_CONFIG
-
-    def validate(self, config: dict) -> list[Problem]:
+    def check_config(self, config: dict) -> list[Problem]:
         """Offline: the manifest built as the client's V1Job, each problem with its key path."""
-        if missing(self.extra):
-            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -373,9 +365,6 @@ class KubernetesRunner(Runner):
             response.release_conn()
 
     # ------------------------------------------------------------------ internals
-    def _count(self, operation: str) -> None:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
-
     def _labels(self, job: Job) -> dict[str, str]:
         return {
             LABEL_RUN_ID: label_value(job.run.id),

@@ -23,17 +23,16 @@ import datetime as _dt
 import io
 import logging
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._extras import missing, require_extra, unchecked
+from ..._extras import require_extra
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.model import Job, Problem, Status
 from ...core.states import RunState
-from .. import Runner, keep_fetched_notebook
+from .. import CloudRunner, keep_fetched_notebook
 from ._request import NAME_PREFIX, OUTPUT_NAME, build_request, job_name
 from ._validate import validate_config
 
@@ -125,7 +124,7 @@ class _Target(tuple):
         return self[1]
 
 
-class SageMakerRunner(Runner):
+class SageMakerRunner(CloudRunner):
     """Runs jobs as SageMaker training jobs; see the module docstring."""
 
     resource = "sagemaker"
@@ -134,25 +133,18 @@ class SageMakerRunner(Runner):
     list_lag_seconds = 0.0  # find is DescribeTrainingJob by name, which sees a job at once
     call_timeout = 4 * RPC_TIMEOUT
 
+    DEFAULT_CONFIG = DEFAULT_CONFIG
+
     def __init__(
         self, agent_config: AgentConfig | None = None, *, rpc_timeout: float = RPC_TIMEOUT, log_interval: float = 5.0
     ):
-        super().__init__(agent_config)
-        self.rpc_timeout = rpc_timeout
-        self.log_interval = log_interval
+        super().__init__(agent_config, rpc_timeout=rpc_timeout, log_interval=log_interval)
         self._clients: dict[tuple, Any] = {}
-        self._lock = threading.Lock()
         self._stopped: set[str] = set()  # job names this runner asked SageMaker to stop
-        self.calls: dict[str, int] = {}  # API calls by operation (for the benchmark's figures)
 
     # ------------------------------------------------------------------ config
-    def default_config(self) -> str:
-        return DEFAULT_CONFIG
-
-    def validate(self, config: dict) -> list[Problem]:
+    def check_config(self, config: dict) -> list[Problem]:
         """Offline check against botocore's service model for CreateTrainingJob, with key paths."""
-        if missing(self.extra):
-            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def configured_image(self, config: dict) -> str | None:
@@ -384,9 +376,6 @@ class SageMakerRunner(Runner):
             raise _dispatch_error(err, "read the job's logs", target) from None
 
     # ------------------------------------------------------------------ internals
-    def _count(self, operation: str) -> None:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
-
     def _target(self, job: Job) -> _Target:
         return self._target_of(job.config or {})
 

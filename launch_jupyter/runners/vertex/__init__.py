@@ -42,11 +42,11 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..._extras import missing, require_extra, unchecked
+from ..._extras import require_extra
 from ...core.errors import DispatchError, LaunchError, RunError
 from ...core.model import Job, Problem, Queue, Run, Status
 from ...core.states import RunState
-from .. import Runner
+from .. import CloudRunner
 from ._api import (
     RPC_TIMEOUT,
     Clients,
@@ -96,11 +96,12 @@ TERMINAL_JOB_STATES = (
 )
 
 
-class VertexRunner(Runner):
+class VertexRunner(CloudRunner):
     """Runs jobs as Vertex AI CustomJobs; see the module docstring for how the SDK is driven."""
 
     resource = "vertex"
     extra = "vertex"
+    DEFAULT_CONFIG = DEFAULT_CONFIG  # the seed's default vertex queue config (the bucket left to fill in)
     needs_image = True
     list_lag_seconds = 10.0  # a job just created may be missing from ListCustomJobs this long
 
@@ -116,9 +117,7 @@ class VertexRunner(Runner):
         log_deadline: float = 120.0,
         progress_interval: float | None = None,
     ):
-        super().__init__(agent_config)
-        self.log_interval = log_interval
-        self.rpc_timeout = rpc_timeout
+        super().__init__(agent_config, rpc_timeout=rpc_timeout, log_interval=log_interval)
         self.lookup_attempts = lookup_attempts  # a lost create: the list may lag behind the create
         self.lookup_interval = lookup_interval
         self.log_grace = log_grace  # log ingestion lags the job's end
@@ -137,14 +136,8 @@ class VertexRunner(Runner):
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ config
-    def default_config(self) -> str:
-        """The seed's default vertex queue config (the bucket left to fill in)."""
-        return DEFAULT_CONFIG
-
-    def validate(self, config: dict) -> list[Problem]:
+    def check_config(self, config: dict) -> list[Problem]:
         """Offline check against the installed SDK: key paths, snake_case, proto fields, types."""
-        if missing(self.extra):
-            return unchecked(self.extra, self.resource)
         return validate_config(config)
 
     def build_location(self, config: dict) -> str | None:
