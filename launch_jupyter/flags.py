@@ -58,17 +58,18 @@ def add_queue_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_parameter_flag(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
+    """``-p/--parameter``, repeatable, each taking ``NAME=VALUE`` words or ``NAME VALUE``."""
+    p.add_argument("-p", "--parameter", action="append", nargs="+", default=[], metavar=metavar, help=help)
+
+
 def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``sweep`` shares with ``%launch sweep``."""
     p.add_argument("-q", "--queue")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar="NAME=VALUES",
-        help="values to sweep: -p lr=0.1,0.01, -p epochs=range(1,6), or with --random "
+    _add_parameter_flag(
+        p,
+        "NAME=VALUES",
+        "values to sweep: -p lr=0.1,0.01, -p epochs=range(1,6), or with --random "
         "uniform(a,b), loguniform(a,b), choice(a,b,...)",
     )
     how = p.add_mutually_exclusive_group()
@@ -127,14 +128,8 @@ def join_sort_values(argv: Sequence[str]) -> list[str]:
 
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
     """The flags ``submit`` shares with ``%launch submit``."""
-    p.add_argument(
-        "-p",
-        "--parameter",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)",
+    _add_parameter_flag(
+        p, "KEY=VALUE", "a notebook parameter: -p lr 0.1 or -p lr=0.1 (a name its parameters cell sets)"
     )
     _add_run_flags(p)
     p.add_argument("--name", help="a name for the run (default: the notebook's name)")

@@ -56,9 +56,9 @@ from ._api import (
     error_code,
     is_api_error,
     is_transient,
+    read_log_entries,
     resolve_target,
     supported_location,
-    within,
 )
 from ._outputs import existing_output
 from ._progress import CellProgress
@@ -635,21 +635,11 @@ def _timestamp(when: Any) -> str:
 
 
 def _list_logs(runner: VertexRunner, client: Any, target: Target, query: str) -> list[Any]:
-    from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
-
-    def read() -> list[Any]:
-        return list(
-            client.list_entries(
-                resource_names=[f"projects/{target.project}"],
-                filter_=query,
-                order_by=cloud_logging.ASCENDING,
-                page_size=1000,
-            )
-        )
-
     def fetch() -> list[Any]:
         # list_entries takes no deadline: a hung read is DEADLINE_EXCEEDED after rpc_timeout, retried.
-        return within(read, runner.rpc_timeout, "read the job's logs")
+        return read_log_entries(
+            client, target.project, query, seconds=runner.rpc_timeout, what="read the job's logs", page_size=1000
+        )
 
     from ...core.retry import retry
 

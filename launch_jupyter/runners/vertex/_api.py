@@ -213,6 +213,23 @@ def _make_client(target: Target) -> Any:
 # --------------------------------------------------------------------------- errors and retries
 
 
+def read_log_entries(
+    client: Any, project: str, query: str, *, seconds: float, what: str, newest_first: bool = False, **paging: Any
+) -> list[Any]:
+    """One Cloud Logging ``list_entries`` read of ``project`` (oldest first unless ``newest_first``),
+    given up after ``seconds`` (``within``); ``paging``: page_size, max_results."""
+    from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
+
+    order = cloud_logging.DESCENDING if newest_first else cloud_logging.ASCENDING
+
+    def read() -> list[Any]:
+        return list(
+            client.list_entries(resource_names=[f"projects/{project}"], filter_=query, order_by=order, **paging)
+        )
+
+    return within(read, seconds, what)
+
+
 def within(fn: Any, seconds: float, what: str) -> Any:
     """``fn()``, waited for at most ``seconds``: google-cloud-logging's ``list_entries`` takes no
     deadline, so a hung connection would hang its caller. Past the deadline this raises

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.model import Job, Status
 from ...core.states import RunState
-from ._api import within
+from ._api import read_log_entries
 
 if TYPE_CHECKING:
     from ._api import Target
@@ -92,7 +92,6 @@ class CellProgress:
 
     # ------------------------------------------------------------------ the read
     def _read(self, target: Target, jobs: list[Job]) -> list[Any]:
-        from google.cloud import logging as cloud_logging  # lazy: google-cloud-logging
 
         ids = " OR ".join(f'"{_job_id(j.run.external_id)}"' for j in jobs)
         query = (
@@ -102,20 +101,18 @@ class CellProgress:
         client = self._client(target)
 
         # max_results == page_size: the iterator stops after the first page, so this is one request.
-        def read() -> list[Any]:
-            return list(
-                client.list_entries(
-                    resource_names=[f"projects/{target.project}"],
-                    filter_=query,
-                    order_by=cloud_logging.DESCENDING,
-                    page_size=PAGE,
-                    max_results=PAGE,
-                )
-            )
-
         # list_entries takes no deadline: past self.timeout the read is given up, so the target is
         # no longer busy and the next cycle reads again.
-        return within(read, self.timeout, "read cell progress")
+        return read_log_entries(
+            client,
+            target.project,
+            query,
+            seconds=self.timeout,
+            what="read cell progress",
+            newest_first=True,
+            page_size=PAGE,
+            max_results=PAGE,
+        )
 
     def _since(self, jobs: list[Job]) -> str:
         """The lower time bound: the oldest of the jobs' newest cell lines seen so far, or (for a job
