@@ -65,16 +65,9 @@ def configure(
 
 
 def agent_config(store_url: str | None = None, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
-    """The agent config: defaults < launch-config.yaml < env vars < ``configure()`` < ``overrides``."""
-    from .core.config import load_agent_config
-
-    merged: dict[str, Any] = {}
-    if _settings["entity"]:
-        merged["entity"] = _settings["entity"]
-    if store_url or _settings["store_url"]:
-        merged["store"] = store_url or _settings["store_url"]
-    merged.update(overrides or {})
-    return load_agent_config(_settings["config_path"], overrides=merged)
+    """The agent config: defaults < launch-config.yaml < env vars < ``configure()`` < ``overrides``
+    (``Launcher.agent_config`` of a launcher on ``store_url``; no store is opened)."""
+    return Launcher(store=store_url).agent_config(overrides)
 
 
 def open_store(store_url: str | None = None) -> QueueStore:
