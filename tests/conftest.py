@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.jupyter",
     "tests.fixtures.aws",  # moto_server and the SageMaker edge fake
     "tests.fixtures.kubernetes",  # the fake Kubernetes API server
+    "tests.fixtures.billing",  # the fake Cloud Billing Catalog API (after vertex: its CA)
 ]
