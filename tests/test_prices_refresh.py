@@ -79,7 +79,14 @@ def test_decoys_are_ignored(fake_catalog):
     assert prices["_meta"]["ambiguous"] == []
     # No decoy's price shows up anywhere (commitments, sole tenancy, custom, N2D, vWS, licences).
     decoy_prices = {row.price for row in DECOYS} - {0.0}
-    read = {v for kind in us.values() for pair in kind.values() for v in pair.values()}
+    both = fetch(fake_catalog, ["us-central1", "europe-west4"])
+    read = {
+        price
+        for region in ("us-central1", "europe-west4")
+        for kind in both[region].values()
+        for pair in kind.values()
+        for price in pair.values()
+    }
     assert not read & decoy_prices
 
 

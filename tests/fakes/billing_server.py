@@ -11,8 +11,8 @@ Its catalog is a realistic subset of the Compute Engine SKUs (service ``6F81-584
 us-central1 (in the public catalog, "... running in Americas") and europe-west4 ("... running in
 Netherlands"): the on-demand and spot prices of the predefined N1/E2/N2/A2/G2 cores and RAM and of
 the GPUs Vertex AI trains on, among decoys a price reader must ignore (commitments, sole tenancy,
-custom and extended machines, a virtual-workstation GPU, a premium-image licence, egress, disks and
-one SKU in a unit it must not read as hourly), spread over several pages. The prices are close to
+custom and extended machines, a virtual-workstation GPU, a Dynamic Workload Scheduler GPU, a
+premium-image licence, egress, disks and one SKU in a unit it must not read as hourly), spread over several pages. The prices are close to
 the public list prices; they are this fake's figures (``FIGURES``), not a source of truth.
 
 Rules it enforces (each cites its source next to the code): the ``parent`` format and known
@@ -217,8 +217,8 @@ DECOYS = [
     ),
     SkuRow("Commitment v1: A2 Cpu in Americas for 1 Year", "Commit1Yr", "CPU", AMERICAS, "h", 0.019915),
     # Sole-tenant nodes and their premium.
-    SkuRow("N1 Sole Tenancy Instance Core running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.034773),
-    SkuRow("N1 Sole Tenancy Instance Ram running in Americas", "OnDemand", "RAM", AMERICAS, "GiBy.h", 0.004661),
+    SkuRow("N1 Sole Tenancy Instance Core running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.0348),
+    SkuRow("N1 Sole Tenancy Instance Ram running in Americas", "OnDemand", "RAM", AMERICAS, "GiBy.h", 0.00466),
     SkuRow("Sole Tenancy Instance Core Premium running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.003161),
     # Custom and extended-memory machine types cost more than predefined ones.
     SkuRow("Custom Instance Core running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.033174),
@@ -228,9 +228,20 @@ DECOYS = [
     SkuRow("Spot Preemptible N2 Custom Instance Core running in Americas", "Preemptible", "CPU", AMERICAS, "h", 0.008),
     # Other machine families whose names start like ours.
     SkuRow("N2D AMD Instance Core running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.027502),
-    SkuRow("Memory-optimized Instance Core running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.0348),
+    SkuRow("Memory-optimized Instance Core running in Americas", "OnDemand", "CPU", AMERICAS, "h", 0.0356),
     # A virtual-workstation GPU (a licence on top of the GPU) and a premium image's licence.
     SkuRow("Nvidia Tesla T4 Virtual Workstation GPU running in Americas", "OnDemand", "GPU", AMERICAS, "h", 0.55),
+    # GPUs under the Dynamic Workload Scheduler (a price of its own), and one Vertex AI's table
+    # does not name.
+    SkuRow(
+        "Nvidia Tesla A100 80GB GPU attached to DWS Defined Duration VMs running in Americas",
+        "OnDemand",
+        "GPU",
+        AMERICAS,
+        "h",
+        2.7496,
+    ),
+    SkuRow("Nvidia H100 80GB GPU running in Americas", "OnDemand", "GPU", AMERICAS, "h", 11.06),
     SkuRow(
         "Licensing Fee for Windows Server 2022 Datacenter Edition (CPU cost)",
         "OnDemand",

@@ -52,8 +52,11 @@ UNITS = {"cores": "h", "ram": "GiBy.h", "accelerators": "h"}
 _MACHINE = re.compile(r"(?P<family>[A-Z][0-9]+) (?:Predefined )?Instance (?P<part>Core|Ram) running in .+")
 # A GPU: "Nvidia Tesla T4 GPU running in Americas", "Nvidia Tesla A100 80GB GPU running in ...",
 # "Nvidia L4 GPU running in ...". The name must be one of ACCELERATORS exactly, so "Nvidia Tesla
-# T4 Virtual Workstation GPU" (a licence on top of the GPU) is not a T4.
-_GPU = re.compile(r"Nvidia (?P<name>.+?) GPU running in .+")
+# T4 Virtual Workstation GPU" (a licence on top of the GPU) is not a T4, and "GPU running in" must
+# follow it, so "Nvidia Tesla A100 80GB GPU attached to DWS Defined Duration VMs running in ..."
+# (Dynamic Workload Scheduler) is not the on-demand price. "Nvidia" in any case: both spellings
+# appear in published descriptions.
+_GPU = re.compile(r"(?i:Nvidia) (?P<name>.+?) GPU running in .+")
 # Spot VMs are billed on the SKUs of usage_type "Preemptible", whose descriptions start with
 # "Spot Preemptible " (before Spot VMs, "Preemptible "); on-demand ones are "OnDemand" and start
 # with neither. Any other usage type (Commit1Yr, Commit3Yr, ...) is a commitment, not ours.
@@ -74,6 +77,11 @@ def fetch_components(
     Catalog API: ``{region: {"cores"|"ram": {family: {"on_demand", "spot"}}, "accelerators":
     {accelerator_type: {...}}}, "_meta": {...}}``, None where the catalog has no such SKU and ``{}``
     for a region with none at all (named in ``_meta["missing_regions"]``).
+
+    ``_meta``: ``fetched_at`` (ISO 8601, UTC), ``service``, ``skus_read``, ``pages``,
+    ``missing_regions``, ``skipped`` (component SKUs not priced in their kind's unit:
+    ``{sku, description, usage_unit, reason}``) and ``ambiguous`` (a second SKU for a slot already
+    filled: ``{region, slot, kept, dropped}``; the first is kept).
 
     Authenticates with ``api_key`` or ``credentials`` (else application default credentials);
     ``endpoint`` replaces cloudbilling.googleapis.com; ``timeout`` bounds each page's call
@@ -97,7 +105,10 @@ def fetch_components(
     except LaunchError:
         raise
     except Exception as err:  # the SDK's and google-auth's errors, turned into one line each
-        raise _error(err, timeout, secret) from None
+        message = _error(err, timeout, secret)
+        if message is None:
+            raise  # not an API or credentials error: a bug, keep its traceback
+        raise message from None
 
 
 def _client(api_key: str | None, endpoint: str | None, credentials: Any) -> Any:
@@ -268,8 +279,9 @@ def _hourly_price(sku: Any, unit: str) -> tuple[float | None, str]:
     return (money.units * 1_000_000_000 + money.nanos) / 1e9, ""
 
 
-def _error(err: Exception, timeout: float, secret: str) -> LaunchError:
-    """One line a user can act on for an SDK or google-auth error (never naming the API key)."""
+def _error(err: Exception, timeout: float, secret: str) -> LaunchError | None:
+    """One line a user can act on for an SDK or google-auth error (never naming the API key);
+    None for any other exception."""
     from google.api_core import exceptions
     from google.auth import exceptions as auth_exceptions
 
@@ -300,4 +312,6 @@ def _error(err: Exception, timeout: float, secret: str) -> LaunchError:
                 "nothing was refreshed; try again, or give a longer timeout"
             )
         return LaunchError(f"the Cloud Billing Catalog API failed the request ({detail})")
-    return LaunchError(clean(f"the Cloud Billing Catalog API could not be read: {type(err).__name__}: {err}"))
+    if isinstance(err, exceptions.GoogleAPIError):  # e.g. a RetryError without an answer
+        return LaunchError(clean(f"the Cloud Billing Catalog API could not be read: {type(err).__name__}: {err}"))
+    return None
