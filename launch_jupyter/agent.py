@@ -90,11 +90,12 @@ def build_job(
     values = macro_values(
         run_id=run.id, entity=queue.entity, queue=queue.name, author=run.author, notebook=notebook, image_uri=image_uri
     )
-    runner_config = {k: v for k, v in run.config.items() if k != "builder"}
+    from .core.cost import runner_config
+
     return Job(
         run=run,
         queue=queue,
-        config=fill_macros(runner_config, values),
+        config=fill_macros(runner_config(run.config), values),
         workdir=workdir or config.data_dir / "runs" / run.id,
         context_dir=context_dir,
         notebook=notebook,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .core.config import AgentConfig, current_user
+from .core.cost import Estimate, check_budget
 from .core.errors import ConfigError, LaunchError, NotebookError, QueueError, QueueExistsError
 from .core.model import Event, Problem, Queue, Run, TemplateVar
 from .core.states import TERMINAL, Priority, RunState
@@ -122,8 +123,11 @@ def _template_vars(items: Sequence[TemplateVar | str | dict]) -> list[TemplateVa
 
 
 def _split_builder(config: dict) -> tuple[dict, dict]:
-    """A queue config may carry ``builder:`` overrides (e.g. ``base_image``); the runner never sees them."""
-    rest = {k: v for k, v in config.items() if k != "builder"}
+    """A queue config may carry ``builder:`` overrides (e.g. ``base_image``) and a ``budget:``; the
+    runner never sees them."""
+    from .core.cost import runner_config
+
+    rest = runner_config(config)
     builder = config.get("builder") or {}
     if not isinstance(builder, dict):
         raise ConfigError("must be a mapping of builder settings", path="builder")
@@ -152,10 +156,11 @@ def _problems_for(
 def _filled_config_problems(resource: str, filled: dict) -> list[Problem]:
     """Problems of a config whose template variables are filled: its builder section, then the runner's."""
     from .core.config import builder_problems
+    from .core.cost import budget_problems
     from .runners import get_runner
 
     rest, builder = _split_builder(filled)
-    return builder_problems(builder) + get_runner(resource).validate(rest)
+    return builder_problems(builder) + budget_problems(filled.get("budget")) + get_runner(resource).validate(rest)
 
 
 def validate_config(
@@ -413,6 +418,8 @@ class DryRun:
     request: dict[str, Any]
     resource: str
     queue: str
+    estimate: Estimate | None = None  # its price (None: the resource has no price table)
+    over_budget: str | None = None  # why the queue's budget refuses it (a preview shows, a submit raises)
 
     @property
     def yaml(self) -> str:
@@ -420,8 +427,22 @@ class DryRun:
 
         return dump_config(self.request)
 
+    @property
+    def cost_text(self) -> str:
+        """The estimate for people: the hourly price, the worst case, the table's source."""
+        if self.estimate is None:
+            return f"cost: no price table for {self.resource} runs"
+        lines = ["cost:", *self.estimate.lines_text()]
+        if self.over_budget:
+            lines.append(f"over budget: {self.over_budget}")
+        return "\n".join(lines)
+
     def __str__(self) -> str:
-        return self.yaml
+        """The request's YAML followed by its price as YAML comments (when its resource has a price table)."""
+        if self.estimate is None:
+            return self.yaml
+        comments = "\n".join(f"# {line}" if line else "#" for line in self.cost_text.splitlines())
+        return f"{self.yaml.rstrip()}\n{comments}\n"
 
 
 # ---------------------------------------------------------------- the client
@@ -496,6 +517,7 @@ class _Prepared:
     run: Run
     context: Any
     tmp: Path
+    estimate: Estimate | None = None
 
 
 class Launcher:
@@ -739,6 +761,8 @@ class Launcher:
             except ConfigError as err:
                 raise ConfigError(str(err), path="image") from None
         config = resolve_run_config(q, template_values, resource_args)
+        estimate = self.estimate_config(q.resource, config)
+        check_budget(estimate, config.get("budget"))  # before the save: an over-budget run changes nothing
         path, note = _locate_notebook(notebook, user_ns, _saver(save))
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
         builder = config.get("builder") or {}
@@ -773,8 +797,9 @@ class Launcher:
             image=image,
             content_hash=context.content_hash,
             message=note,
+            cost=estimate.record() if estimate is not None else None,
         )
-        return _Prepared(self.store, q, run, context, tmp)
+        return _Prepared(self.store, q, run, context, tmp, estimate)
 
     def submit(
         self, notebook: str | Path | None = None, queue: str | None = None, **options: Unpack[SubmitOptions]
@@ -820,7 +845,52 @@ class Launcher:
         job = build_job(
             run, queue, cfg, context_dir=context_dir, notebook=notebook, image_uri=run.image or "${image_uri}"
         )
-        return DryRun(get_runner(queue.resource, cfg).dry_run(job), queue.resource, queue.path)
+        runner = get_runner(queue.resource, cfg)
+        estimate = self.estimate_config(queue.resource, run.config)
+        try:
+            check_budget(estimate, run.config.get("budget"))
+            over = None
+        except ConfigError as err:
+            over = str(err)
+        return DryRun(runner.dry_run(job), queue.resource, queue.path, estimate, over)
+
+    def estimate_config(self, resource: str, config: Mapping[str, Any]) -> Estimate | None:
+        """The price of a run of ``config`` (a queue's, merged and filled) on ``resource``; None when
+        that resource has no price table. Pure: no SDK, no network."""
+        from .core.cost import runner_config
+        from .runners import get_runner
+
+        return get_runner(resource, self.config).estimate(runner_config(config))
+
+    def estimate(
+        self,
+        queue: str | None = None,
+        *,
+        template_values: Mapping[str, Any] | None = None,
+        resource_args: Mapping[str, Any] | None = None,
+    ) -> Estimate | None:
+        """What a run on ``queue`` with these overrides costs (per hour, and at worst for its
+        timeout), checked like a submit's config; nothing queued. None when the queue's resource has
+        no price table."""
+        q = self._queue_ref(queue)
+        config = resolve_run_config(q, template_values, resource_args)
+        return self.estimate_config(q.resource, config)
+
+    def budget_verdict(
+        self,
+        queue: str | None = None,
+        *,
+        template_values: Mapping[str, Any] | None = None,
+        resource_args: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Why the queue's budget would refuse such a run (the submit's message), or None if it fits."""
+        q = self._queue_ref(queue)
+        config = resolve_run_config(q, template_values, resource_args)
+        try:
+            check_budget(self.estimate_config(q.resource, config), config.get("budget"))
+        except ConfigError as err:
+            return str(err)
+        return None
 
     def preview_request(
         self,
@@ -1043,6 +1113,7 @@ class Launcher:
         prio = _priority(priority)
         q = self._queue_ref(queue)
         config = resolve_run_config(q, template_values, resource_args)
+        check_budget(self.estimate_config(q.resource, config), config.get("budget"))  # each tick is a run
         path, _ = _locate_notebook(notebook, None, None)
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
         context_bytes, content_hash = None, None
@@ -1273,6 +1344,8 @@ class Launcher:
         q = self._queue_ref(queue)
         prio = _priority(priority)
         config = resolve_run_config(q, template_values, resource_args)
+        estimate = self.estimate_config(q.resource, config)
+        check_budget(estimate, config.get("budget"))  # before the save: an over-budget run changes nothing
         path, note = _locate_notebook(notebook, user_ns, _saver(save))
         nb = read_notebook_json(path)
         checked = [check_parameters(nb, path.name, point, new_parameters) for point in chosen]
@@ -1297,6 +1370,7 @@ class Launcher:
                 image=image,
                 content_hash=content_hash,
                 message=note,
+                cost=estimate.record() if estimate is not None else None,
             )
             for i, point in enumerate(checked, 1)
         ]
@@ -1508,6 +1582,18 @@ def dry_run(
     """``Launcher.dry_run`` for one call (``submit``'s keyword options; nothing is queued)."""
     with Launcher(store=store_url) as client:
         return client.dry_run(notebook, queue, **options)
+
+
+def estimate(
+    queue: str | None = None,
+    *,
+    template_values: Mapping[str, Any] | None = None,
+    resource_args: Mapping[str, Any] | None = None,
+    store_url: str | None = None,
+) -> Estimate | None:
+    """``Launcher.estimate`` for one call."""
+    with Launcher(store=store_url) as client:
+        return client.estimate(queue, template_values=template_values, resource_args=resource_args)
 
 
 def preview_request(

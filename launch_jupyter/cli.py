@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--author")
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--json", action="store_true")
+    runs.add_argument("--cost", action="store_true", help="machine hours and estimated cost, by queue and author")
 
     run = sub.add_parser("run", help="one run")
     rsub = run.add_subparsers(dest="run_command", required=True, parser_class=_Parser)
@@ -128,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     from ._schedule_commands import add_schedule_parser
 
     add_schedule_parser(sub, _Parser)
+    from ._cost_commands import add_cost_parsers
+
+    add_cost_parsers(sub, _Parser)
     return p
 
 
@@ -406,6 +410,8 @@ def _run_dict(run: Any) -> dict:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from . import api
 
+    if args.cost:
+        return _cmd_runs_cost(args)
     runs = api.list_runs(queue=args.queue, state=args.state, author=args.author, limit=args.limit)
     if args.json:
         _print_json([_run_dict(r) for r in runs])
@@ -432,6 +438,38 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs_cost(args: argparse.Namespace) -> int:
+    """Finished runs' machine hours and estimated cost summed by queue and author (every run that
+    matches the filters, not the newest ``--limit``)."""
+    from . import api
+    from ._cost_commands import cost_rows
+    from .core.cost import money
+
+    finished = [s for s in RunState if s.is_terminal]
+    runs = api.list_runs(queue=args.queue, state=args.state or finished, author=args.author)
+    rows = cost_rows(runs)
+    if args.json:
+        _print_json(rows)
+        return 0
+    _table(
+        [
+            [
+                g["queue"],
+                g["author"],
+                str(g["runs"]),
+                f"{g['machine_hours']:.2f}",
+                money(g["estimated"]),
+                str(g["unpriced"]) if g["unpriced"] else "",
+            ]
+            for g in rows
+        ],
+        ["QUEUE", "AUTHOR", "RUNS", "MACHINE HOURS", "EST. COST", "NO PRICE"],
+    )
+    total = sum(g["estimated"] for g in rows)
+    print(f"total: {money(total)} over {sum(g['runs'] for g in rows)} finished runs (estimates, not a bill)")
+    return 0
+
+
 def _progress_of(runs: list) -> dict[str, str]:
     """The progress bar of each running run (live cell progress; issue 19)."""
     from . import api, progress
@@ -442,6 +480,7 @@ def _progress_of(runs: list) -> dict[str, str]:
 
 def _cmd_run_show(args: argparse.Namespace) -> int:
     from . import api
+    from .core.cost import describe_record
     from .core.secrets import mask_secrets
 
     handle = api.get_run(args.run_id)
@@ -470,6 +509,7 @@ def _cmd_run_show(args: argparse.Namespace) -> int:
         ("log", r.log_path or "-"),
         ("stage", r.stage or "-"),
         ("message", r.message or "-"),
+        ("cost", describe_record(r.cost)),
     ]:
         print(f"{key + ':':17}{value}")
     _print_progress(r)
@@ -631,6 +671,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._schedule_commands import run_schedule_command
 
             return run_schedule_command(args)
+        if args.command == "estimate":
+            from ._cost_commands import run_estimate
+
+            return run_estimate(args)
+        if args.command == "prices":
+            from ._cost_commands import run_prices
+
+            return run_prices(args)
     except LaunchError as err:
         # One line whatever the message echoes back (a name or value with a newline in it).
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")

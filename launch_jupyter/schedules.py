@@ -296,10 +296,14 @@ def _run_exists(store: QueueStore, run_id: str) -> bool:
 
 def _make_run(store: QueueStore, schedule: Schedule, tick: dict) -> tuple[Run, bytes | None]:
     """The run of one tick and its build context: the snapshot, or the file packaged as it is now."""
+    from .core.cost import check_budget, runner_config
+    from .runners import get_runner
     from .store._schedules import snapshot
 
     queue = store.get_queue_by_id(schedule.queue_id)
     config = resolve_config(queue, schedule.template_values, schedule.resource_args)
+    estimate = get_runner(queue.resource).estimate(runner_config(config))
+    check_budget(estimate, config.get("budget"))  # the queue's budget may have changed since: the tick fails
     context: bytes | None
     content_hash: str | None
     if schedule.follow_file:
@@ -322,6 +326,7 @@ def _make_run(store: QueueStore, schedule: Schedule, tick: dict) -> tuple[Run, b
         config=config,
         content_hash=content_hash,
         message=f'fired by schedule "{schedule.path}" ({tick["message"]})',
+        cost=estimate.record() if estimate is not None else None,
     )
     return run, context
 

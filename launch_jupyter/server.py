@@ -633,7 +633,9 @@ class SubmitHandler(_Handler):
             save=False,
         )
         if dry_run:
-            self.send({"request": result.yaml})
+            estimate = result.estimate.to_dict() if result.estimate is not None else None
+            cost = result.cost_text if result.estimate is not None else None
+            self.send({"request": result.yaml, "cost": cost, "estimate": estimate})
         else:
             self.send(run_view(result.run), 201)
 

@@ -123,6 +123,10 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     sweep_id: str | None = None  # the sweep this run is one point of
+    running_at: float | None = None  # when it first reached ``running`` (what machine hours count from)
+    # Its price at submit (core.cost.Estimate.record: hourly, machines, region, source) and, once it
+    # ended, machine_hours and estimated (None: no price); None for a resource with no price table.
+    cost: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,8 @@ def run_override_problems(resource_args: dict[str, Any]) -> list[Problem]:
     """A Problem for each ``builder.*`` key a per-run override may not set."""
     from .model import Problem
 
+    if "budget" in resource_args:
+        return [Problem("budget", "is the queue's to set, not a run's; edit the queue, or ask its owner")]
     builder = resource_args.get("builder")
     if builder is None:
         return []

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..core.config import AgentConfig
+    from ..core.cost import Estimate
     from ..core.model import Job, Problem, Queue, Run, Status
 
 GROUP = "launch_jupyter.runners"
@@ -97,6 +98,11 @@ class Runner:
     def dry_run(self, job: Job) -> dict:
         """The exact request ``submit`` would send, as plain data."""
         return {}
+
+    def estimate(self, config: dict) -> Estimate | None:
+        """What a run of this (filled) config costs per hour and at worst, from the runner's price
+        table; None when this target has no price table (a local run, or none shipped yet)."""
+        return None
 
 
 class _OlderRunner(Runner):

@@ -15,7 +15,7 @@ RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
 UPDATABLE_RUN_FIELDS = RUN_FIELDS - {"id", "state", "queue_id", "created_at", "updated_at", "lease_generation"}
 
 
-JSON_FIELDS = ("config", "template_vars", "parameters", "template_values", "resource_args")
+JSON_FIELDS = ("config", "template_vars", "parameters", "template_values", "resource_args", "cost")
 
 
 def check_json(values: dict[str, Any], error: type[LaunchError], owner: str) -> None:
@@ -79,6 +79,7 @@ def queued_copy(run: Run, now: float, **more: Any) -> Run:
         lease_expires_at=None,
         started_at=None,
         finished_at=None,
+        running_at=None,
         cancel_requested=False,
         **more,
     )

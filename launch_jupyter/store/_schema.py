@@ -30,7 +30,8 @@ from ..core.states import RunState
 #    A store made before keeps its contexts inline (``parts`` NULL) and reads them as before; every
 #    context written from then on goes to blobs, and ``launch-jupyter gc`` drops the old ones with
 #    their runs. Nothing is rewritten in place, so an upgrade is the ALTER TABLE below and no copy.
-SCHEMA_VERSION = 3
+# 4: runs.running_at and runs.cost (the price at submit; machine hours and estimated cost at the end).
+SCHEMA_VERSION = 4
 
 # Any fixed number: it only has to be the same in every process that creates the schema.
 _SCHEMA_LOCK_KEY = 0x4C4A5354  # "LJST"
@@ -104,6 +105,8 @@ runs = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("sweep_id", String),  # the sweep this run is one point of (None: a single submit)
+    Column("running_at", Float),  # first reached running: machine hours count from here
+    Column("cost", _Json),  # core.cost: the price at submit, machine hours and estimate at the end
     sqlite_autoincrement=True,
 )
 
@@ -341,6 +344,8 @@ _ADDED_COLUMNS = {
         "lease_generation": "INTEGER NOT NULL DEFAULT 0",
         "host": "VARCHAR",
         "sweep_id": "VARCHAR",
+        "running_at": "FLOAT",
+        "cost": "JSON",
     },
     "run_events": {
         "agent_id": "VARCHAR",

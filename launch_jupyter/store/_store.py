@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..core.cost import finished_cost
 from ..core.errors import LaunchError, QueueError, RunError
 from ..core.model import Event, Queue, Run
 from ..core.states import TERMINAL, RunState
@@ -509,9 +510,16 @@ class QueueStore(SweepMethods, RetentionMethods):
             values["message"] = message  # the run's message is its latest state's: never a stale one
             if state.is_active and row.started_at is None:
                 values.setdefault("started_at", now)
+            if state == RunState.RUNNING and row.running_at is None:
+                values.setdefault("running_at", now)
             if state.is_terminal:
                 values.setdefault("finished_at", now)
                 values["lease_expires_at"] = None
+                cost = finished_cost(
+                    values.get("cost", row.cost), row.resource, state.value, row.running_at, values["finished_at"]
+                )
+                if cost is not None:
+                    values["cost"] = cost
             _set(conn, run_id, now, **values)
             event_id = _event(conn, run_id, now, state, message, fence[0] if fence else None)
             run = run_from_row(_lock_run(conn, run_id))

@@ -112,7 +112,14 @@ export class LaunchBody extends Widget {
     this.submitButton.addEventListener("click", () => void this.submit());
     this.status = el("div", { class: "lj-launch-status", "aria-live": "polite" });
     this.previewBox = el("pre", { class: "lj-launch-request", hidden: true });
-    root.append(el("div", { class: "lj-launch-actions" }, this.previewButton, this.submitButton), this.status, this.previewBox);
+    // What the run costs (per hour, at worst for its timeout), above the request it was priced from.
+    this.costBox = el("pre", { class: "lj-launch-cost", hidden: true });
+    root.append(
+      el("div", { class: "lj-launch-actions" }, this.previewButton, this.submitButton),
+      this.status,
+      this.costBox,
+      this.previewBox,
+    );
     this.renderQueueParts();
   }
 
@@ -200,6 +207,8 @@ export class LaunchBody extends Widget {
       const answer = await request("submit", { method: "POST", body: { ...body, dry_run: true } });
       this.previewBox.textContent = answer.request;
       this.previewBox.hidden = false;
+      this.costBox.textContent = answer.cost || "";
+      this.costBox.hidden = !answer.cost;
       this.status.textContent = "the exact request (nothing queued)";
     } catch (err) {
       this.fail(err);

@@ -67,6 +67,7 @@ from ._validate import validate_config
 
 if TYPE_CHECKING:
     from ...core.config import AgentConfig, EnvironmentConfig
+    from ...core.cost import Estimate
 
 __all__ = ["VertexRunner", "DEFAULT_CONFIG", "request_yaml"]
 log = logging.getLogger(__name__)
@@ -218,6 +219,17 @@ class VertexRunner(CloudRunner):
         _sdk_submit(spec, run, Target(target.project, target.location, credentials="anonymous"), scoped)
         request = aiplatform_v1.CreateCustomJobRequest(parent=recorder.parent, custom_job=recorder.job)
         return type(request).to_dict(request, use_integers_for_enums=False, always_print_fields_with_no_presence=False)
+
+    def estimate(self, config: dict) -> Estimate:
+        """The price of the config's machines in its region, against the price table (no SDK)."""
+        from ...core.config import data_home
+        from ._pricing import estimate, load_table
+
+        spec = config.get("spec") or {}
+        env = self.agent_config.environment if self.agent_config else None
+        location = spec.get("location") or getattr(env, "region", None) or "us-central1"
+        home = self.agent_config.data_dir if self.agent_config else data_home()
+        return estimate(config, str(location), load_table(home))
 
     # ------------------------------------------------------------------ status
     def poll(self, jobs: list[Job]) -> dict[str, Status]:
