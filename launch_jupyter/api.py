@@ -237,10 +237,11 @@ def resolve_run_config(
 ) -> dict:
     """The queue config merged with this run's overrides and template values, validated like a queue config."""
     from ._extras import require_for_runs
-    from .core.overrides import deep_merge, run_override_problems
+    from .core.overrides import deep_merge, nest_key_paths, run_override_problems
     from .core.queue_config import secret_problems
     from .core.templates import fill_template_vars
 
+    resource_args = nest_key_paths(dict(resource_args or {}))  # a form's "spec.worker_pool_specs[0]…" keys
     _raise_problems(run_override_problems(dict(resource_args or {})), "--resource-arg")
     _raise_problems(
         secret_problems(dict(resource_args or {})) + secret_problems(dict(template_values or {})),

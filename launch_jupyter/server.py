@@ -30,7 +30,9 @@ Routes (all JSON unless said)::
                                            absolute one: 400 naming ``name``)
     GET    notebook?path=P                 the notebook's parameters cell: names, defaults, types
     POST   submit                          {notebook (path under the server root), queue, parameters, …,
-                                            dry_run} -> 201 run | 200 {request}
+                                            dry_run} -> 201 run | 200 {request, cost, estimate}
+    POST   estimate                        {queue, template_values, resource_args} -> {estimate, summary,
+                                           text, over_budget}: the run's price (no SDK, nothing queued)
     GET    agents[?queue=Q]                the agents registry
     POST   agents/start {queues}, agents/stop
                                            an agent thread inside this server
@@ -640,6 +642,31 @@ class SubmitHandler(_Handler):
             self.send(run_view(result.run), 201)
 
 
+def _estimate_view(queue: str, template_values: dict | None, resource_args: dict | None) -> dict:
+    from . import api
+
+    with api.Launcher() as client:
+        estimate = client.estimate(queue, template_values=template_values, resource_args=resource_args)
+        over = client.budget_verdict(queue, template_values=template_values, resource_args=resource_args)
+    if estimate is None:
+        return {"estimate": None, "summary": None, "text": None, "over_budget": over}
+    return {"estimate": estimate.to_dict(), "summary": estimate.summary(), "text": str(estimate), "over_budget": over}
+
+
+class EstimateHandler(_Handler):
+    @web.authenticated
+    async def post(self):
+        data = self.body()
+        self.send(
+            await self.call(
+                _estimate_view,
+                self.field(data, "queue", str),
+                self.field(data, "template_values", dict),
+                self.field(data, "resource_args", dict),
+            )
+        )
+
+
 class AgentsHandler(_Handler):
     @web.authenticated
     async def get(self):
@@ -801,6 +828,7 @@ ROUTES = [
     (r"runs/([0-9a-zA-Z]+)/file", FileHandler),
     (r"notebook", NotebookHandler),
     (r"submit", SubmitHandler),
+    (r"estimate", EstimateHandler),
     (r"agents", AgentsHandler),
     (r"agents/start", AgentStartHandler),
     (r"agents/stop", AgentStopHandler),

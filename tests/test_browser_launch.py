@@ -356,3 +356,62 @@ def test_the_runs_tab_and_a_run_page_are_readable_in_the_dark_theme(browser_page
     except Exception:
         screenshot(page, "runs-tab-dark-failed-test")
         raise
+
+
+A100_CONFIG = """\
+spec:
+  worker_pool_specs:
+    - machine_spec:
+        machine_type: a2-highgpu-1g
+        accelerator_type: NVIDIA_TESLA_A100
+        accelerator_count: 1
+      replica_count: 1
+      container_spec:
+        image_uri: ${image_uri}
+  staging_bucket: gs://my-bucket
+run:
+  timeout: 3600
+"""
+
+
+def test_the_launch_dialog_shows_the_price_and_an_over_budget_run_is_refused_with_the_figures(
+    browser_page, stock_jupyterlab
+):
+    page, lab = browser_page, stock_jupyterlab
+    api.create_queue("a100", "vertex", config=A100_CONFIG)
+    api.create_queue("capped", "vertex", config=A100_CONFIG + "budget:\n  max_run_cost: 2\n")
+    write_notebook(lab.root_dir / "train.ipynb")
+    page.goto(lab.lab_url("train.ipynb"))
+    page.locator(".jp-Notebook .jp-Cell").nth(1).wait_for(timeout=120_000)
+    page.locator(".jp-NotebookPanel-toolbar .lj-launch-button").click()
+    dialog = page.locator(".lj-launch")
+    price = dialog.locator(".lj-launch-price")
+    try:
+        dialog.locator(".lj-launch-queue").select_option("alice/a100")
+        # a2-highgpu-1g + one A100 in us-central1 from the shipped table: $4.22/h, run.timeout 1 h.
+        page.wait_for_function(
+            "() => (document.querySelector('.lj-launch-price')?.innerText || '').includes('$4.22/h')", timeout=60_000
+        )
+        assert "Cost: $4.22/h (on-demand, us-central1) · worst case $4.22 for run.timeout 1 h" in price.inner_text()
+        # Two A100s on the bigger machine: the price follows the override as it is typed.
+        dialog.locator('[data-key="r:spec.worker_pool_specs[0].machine_spec.machine_type"]').fill("a2-highgpu-2g")
+        dialog.locator('[data-key="r:spec.worker_pool_specs[0].machine_spec.accelerator_count"]').fill("2")
+        page.wait_for_function(
+            "() => (document.querySelector('.lj-launch-price')?.innerText || '').includes('$8.45/h')", timeout=60_000
+        )
+        dialog.locator(".lj-launch-preview").click()
+        dialog.locator(".lj-launch-cost").wait_for(timeout=60_000)
+        assert "worst case for run.timeout 1 h: $8.45" in dialog.locator(".lj-launch-cost").inner_text()
+        dialog.locator(".lj-launch-queue").select_option("alice/capped")
+        alert = price.locator(".lj-launch-error")
+        alert.wait_for(timeout=60_000)
+        assert "over the queue's max_run_cost of $2.00" in alert.inner_text()
+        screenshot(page, "launch-dialog-price")
+        dialog.locator(".lj-launch-submit").click()
+        refused = dialog.locator(".lj-launch-status .lj-launch-error")
+        refused.wait_for(timeout=60_000)
+        assert "budget.max_run_cost" in refused.inner_text() and "$4.22" in refused.inner_text()
+    except Exception:
+        screenshot(page, "launch-dialog-price-failed")
+        raise
+    assert api.list_runs() == []  # refused: nothing queued

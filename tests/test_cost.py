@@ -286,3 +286,21 @@ def test_prices_refresh_writes_a_table_from_the_catalog_that_estimates_then_use(
     code, _, err = cli(capsys, "prices", "refresh", "--api-key-env", "NO_SUCH_KEY", "--endpoint", fake_catalog.endpoint)
     assert code != 0 and "--api-key-env" in err and "NO_SUCH_KEY" in err
     assert refreshed_path(api.agent_config().data_dir).read_text() == before
+
+
+def test_overrides_given_as_key_paths_as_the_launch_dialog_sends_them_are_priced_and_submitted():
+    """The dialog's Vertex overrides arrive as {"spec.worker_pool_specs[0]…": value}; before, they
+    landed as one odd top-level key and the run was refused."""
+    api.create_queue("a100", "vertex", config=A100_YAML)
+    flat = {
+        "spec.worker_pool_specs[0].machine_spec.machine_type": "a2-highgpu-2g",
+        "spec.worker_pool_specs[0].machine_spec.accelerator_count": 2,
+    }
+    assert api.estimate("a100", resource_args=flat).hourly == pytest.approx(
+        (24 * 0.031611 + 170 * 0.004237 + 2 * 2.933908) * 1.15, abs=1e-5
+    )
+    handle = api.submit(QUICKSTART, "a100", save=False, image=IMAGE, resource_args=flat)
+    pool = handle.run.config["spec"]["worker_pool_specs"][0]
+    assert pool["machine_spec"]["machine_type"] == "a2-highgpu-2g" and pool["machine_spec"]["accelerator_count"] == 2
+    with pytest.raises(ConfigError, match=r'resource_args: "spec\.\.x" is not a key path'):
+        api.estimate("a100", resource_args={"spec..x": 1})

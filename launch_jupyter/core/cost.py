@@ -144,6 +144,21 @@ class Estimate:
             out.append(f"prices: {self.source}")
         return out
 
+    def summary(self) -> str:
+        """One line: the hourly price and the worst case (the Launch dialog's price line)."""
+        kind = "Spot" if self.spot else "on-demand"
+        hourly = self.hourly
+        if hourly is None:
+            items = "; ".join(x.why_unknown for x in self.unknown)
+            return f"unknown price ({items})"
+        text = f"{money(hourly, self.currency)}/h ({kind}, {self.region})"
+        worst = self.worst_case
+        if worst is not None and self.timeout_s is not None:
+            text += f" · worst case {money(worst, self.currency)} for run.timeout {hours(self.timeout_s)}"
+        elif worst is not None:
+            text += f" · no run.timeout: worst case {money(worst, self.currency)} ({hours(self.limit_s or 0)})"
+        return text
+
     def __str__(self) -> str:
         return "\n".join(self.lines_text())
 

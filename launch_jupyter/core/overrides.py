@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import keyword
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
@@ -188,9 +188,13 @@ def _parse_quoted(text: str, where: str) -> str:
 
 def assignments_to_dict(items: Iterable[str], flag: str) -> dict[str, Any]:
     """Many ``PATH=VALUE`` assignments → one nested override for ``deep_merge`` (the last one wins)."""
+    return _nest([(item, *parse_assignment(item, flag)) for item in items], flag)
+
+
+def _nest(assignments: Iterable[tuple[str, list[str | int], Any]], flag: str) -> dict[str, Any]:
+    """(text, path, value) assignments → one nested override (the last one wins)."""
     result: dict[str, Any] = {}
-    for item in items:
-        path, value = parse_assignment(item, flag)
+    for item, path, value in assignments:
         node: dict[Any, Any] = result  # below the top, list positions are int keys
         for depth, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
@@ -202,6 +206,25 @@ def assignments_to_dict(items: Iterable[str], flag: str) -> dict[str, Any]:
             node = child
         node[path[-1]] = value
     return result
+
+
+def nest_key_paths(overrides: Mapping[str, Any], what: str = "resource_args") -> dict[str, Any]:
+    """Overrides whose top-level keys may be key paths (``{"spec.worker_pool_specs[0].machine_spec.
+    machine_type": "n1-highmem-8"}``, what a form sends) → the nested override ``deep_merge`` takes;
+    nested keys pass as they are. A key that is not a path is refused naming it."""
+    assignments: list[tuple[str, list[str | int], Any]] = []
+    for key, value in overrides.items():
+        text = str(key)
+        if "." in text or "[" in text:
+            path = _parse_path(text)
+            if path is None:
+                raise ConfigError(
+                    f'"{text}" is not a key path; join keys with "." and write list positions as [0]', path=what
+                )
+        else:
+            path = [text]
+        assignments.append((text, path, copy.deepcopy(value)))
+    return _nest(assignments, what)
 
 
 def parse_parameters(items: Sequence[str]) -> dict[str, Any]:

@@ -89,7 +89,9 @@ export class LaunchBody extends Widget {
     for (const q of this.queues) this.select.append(el("option", { value: q.queue, text: queueLabel(q) }));
     this.select.addEventListener("change", () => this.renderQueueParts());
     this.note = el("div", { class: "lj-launch-note" });
-    root.append(el("label", { class: "lj-launch-row" }, el("span", { text: "Queue" }), this.select), this.note);
+    // The run's price for the chosen queue and overrides (a queue with no price table shows nothing).
+    this.priceLine = el("div", { class: "lj-launch-price", "aria-live": "polite", hidden: true });
+    root.append(el("label", { class: "lj-launch-row" }, el("span", { text: "Queue" }), this.select), this.note, this.priceLine);
 
     root.append(el("h4", { text: "Parameters" }));
     if (!this.notebook.tagged) {
@@ -150,13 +152,16 @@ export class LaunchBody extends Widget {
       input.classList.toggle("lj-invalid", !result.ok);
       input.setAttribute("aria-invalid", result.ok ? "false" : "true");
       this.refreshButtons();
+      if (kind !== "p") this.refreshPrice();
     };
     input.addEventListener("input", check);
     input.addEventListener("change", check);
     // A checkbox sends its value once the user changed it; until then the notebook's default holds.
     if (input.tagName === "SELECT") this.values[key] = input.value;
-    const label = type ? `${name} (${type})` : name;
-    return el("label", { class: "lj-launch-row", title: hint || "" }, el("span", { text: label }), input, problem);
+    // An override is shown by its label ("Machine type"), its key path in the tooltip.
+    const shownName = kind === "r" && hint ? hint : name;
+    const label = type ? `${shownName} (${type})` : shownName;
+    return el("label", { class: "lj-launch-row", title: kind === "r" ? name : hint || "" }, el("span", { text: label }), input, problem);
   }
 
   renderQueueParts() {
@@ -182,6 +187,36 @@ export class LaunchBody extends Widget {
       for (const o of VERTEX_OVERRIDES) this.queueParts.append(this.field("r", o.key, o.type, "", o.label));
     }
     this.refreshButtons();
+    this.refreshPrice();
+  }
+
+  // Ask the server for the run's price, a moment after the last change (typing an override).
+  refreshPrice() {
+    clearTimeout(this.priceTimer);
+    this.priceTimer = setTimeout(() => void this.showPrice(), 250);
+  }
+
+  async showPrice() {
+    const { body, errors } = this.form();
+    if (errors.length || !body.queue) return;
+    const asked = (this.priceAsked = (this.priceAsked || 0) + 1);
+    try {
+      const answer = await request("estimate", {
+        method: "POST",
+        body: { queue: body.queue, template_values: body.template_values, resource_args: body.resource_args },
+      });
+      if (asked !== this.priceAsked) return; // a later change asked again
+      const parts = [];
+      if (answer.summary) parts.push(el("span", { text: `Cost: ${answer.summary}` }));
+      if (answer.over_budget) parts.push(el("span", { class: "lj-launch-error", role: "alert", text: ` Over budget: ${answer.over_budget}` }));
+      this.priceLine.replaceChildren(...parts);
+      this.priceLine.title = answer.text || "";
+      this.priceLine.hidden = parts.length === 0;
+    } catch (err) {
+      if (asked !== this.priceAsked) return;
+      this.priceLine.replaceChildren(el("span", { class: "lj-launch-problem", text: `Cost: ${err.message || err}` }));
+      this.priceLine.hidden = false;
+    }
   }
 
   form() {
@@ -211,6 +246,8 @@ export class LaunchBody extends Widget {
       this.costBox.hidden = !answer.cost;
       this.status.textContent = "the exact request (nothing queued)";
     } catch (err) {
+      this.costBox.hidden = true;
+      this.previewBox.hidden = true;
       this.fail(err);
     }
   }
