@@ -311,7 +311,7 @@ class LaunchMagics(Magics):
             save=request_save,  # JupyterLab's extension saves the notebook and says when it is written
         )
         if isinstance(result, api.DryRun):
-            print(result.yaml.rstrip())
+            print(str(result).rstrip())  # the request, and its price as # comments
             return None
         took = time.perf_counter() - started
         run = result.run

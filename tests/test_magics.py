@@ -383,6 +383,8 @@ def test_vertex_walkthrough_runs_offline_up_to_the_real_submit(tmp_path, sqlite_
     text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "parent: projects/my-project/locations/us-central1" in text
     assert "accelerator_type: NVIDIA_TESLA_T4" in text
+    # Each dry run ends with its price from the shipped table (the T4 at $0.35 × 1.15 an hour).
+    assert "# hourly (on-demand, us-central1): $" in text and "NVIDIA_TESLA_T4 × 1: $0.4025/h each" in text
     assert "service_account: launch-runner@my-project.iam.gserviceaccount.com" in text
     assert api.get_queue("vertex", store_url=sqlite_url).config["spec"]["staging_bucket"] == "gs://my-bucket"
     assert api.list_runs(store_url=sqlite_url) == []
