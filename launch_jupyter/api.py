@@ -15,18 +15,19 @@ heavy is imported at module import time.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .core.config import AgentConfig, current_user
 from .core.cost import Estimate, check_budget
-from .core.errors import ConfigError, LaunchError, NotebookError, QueueError, QueueExistsError
+from .core.errors import ConfigError, LaunchError, NotebookError, QueueError, QueueExistsError, RunError
 from .core.model import Event, Problem, Queue, Run, TemplateVar
 from .core.states import TERMINAL, Priority, RunState
 
@@ -1023,8 +1024,45 @@ class Launcher:
         its executed notebook first (``kind`` "notebook"). See ``launch_jupyter.run_files``."""
         from .run_files import list_files
 
-        files, truncated = list_files(self.store.get_run(run_id), self.store, self.config.data_dir)
-        return {"files": [f.view() for f in files], "truncated": truncated}
+        run = self.store.get_run(run_id)
+        remote, problem = self._remote_files(run)
+        files, truncated = list_files(run, self.store, self.config.data_dir, remote)
+        return {"files": [f.view() for f in files], "truncated": truncated, "remote_error": problem}
+
+    def _remote_files(self, run: Run) -> tuple[list[tuple[str, int, float, str]] | None, str | None]:
+        """What the run's runner lists at its target, or why it could not (the page still shows the rest)."""
+        from .run_files import MAX_FILES
+        from .runners import get_runner
+
+        try:
+            return get_runner(run.resource, self.config).remote_files(run, MAX_FILES), None
+        except Exception as err:  # noqa: BLE001 - an unreachable bucket must not hide the local files
+            from .core.secrets import mask_secrets
+
+            return None, mask_secrets(f"cannot list the run's files at its target: {type(err).__name__}: {err}")
+
+    def run_file_chunks(self, run_id: str, name: str) -> tuple[str, Iterator[bytes]]:
+        """The file ``name`` of ``run_files(run_id)`` as (its base name, its bytes a chunk at a time): a
+        local file, or one at the run's target read through its runner. Errors as ``run_file``."""
+        from .run_files import check_name, find_file, list_files
+        from .runners import get_runner
+
+        check_name(name)
+        run = self.store.get_run(run_id)
+        local, _ = list_files(run, self.store, self.config.data_dir)
+        if any(f.name == name and f.path is not None for f in local):
+            path = self.run_file(run_id, name)
+            return path.name, _chunks(path)
+        remote, problem = self._remote_files(run)
+        if problem:
+            raise RunError(problem)
+        found = find_file(run, self.store, self.config.data_dir, name, remote)
+        chunks = get_runner(run.resource, self.config).read_remote_file(run, found.location)
+        try:  # the first read says whether the object can be read at all: an error before any byte is sent
+            first = next(chunks, b"")
+        except Exception as err:  # noqa: BLE001 - the target's own error, said as one line
+            raise RunError(f"cannot read {found.location}: {type(err).__name__}: {err}") from None
+        return PurePosixPath(found.name).name, itertools.chain([first], chunks)
 
     def run_file(self, run_id: str, name: str) -> Path:
         """The local path of the file ``name`` of ``run_files(run_id)``; ConfigError (path "name") for a
@@ -1652,6 +1690,12 @@ def run_files(run_id: str, *, store_url: str | None = None) -> dict:
     """``Launcher.run_files`` for one call."""
     with Launcher(store=store_url) as client:
         return client.run_files(run_id)
+
+
+def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(size):
+            yield chunk
 
 
 def run_file(run_id: str, name: str, *, store_url: str | None = None) -> Path:

@@ -12,8 +12,9 @@ Where a run writes, on the machine that ran it (the agent's ``data_dir/runs/<id>
 - ``outputs/``: the local-container runner's ``/outputs`` mount; everything there but the executed
   notebook and the entrypoint's status file.
 
-A remote run (Vertex, SageMaker, Kubernetes) keeps its files in its bucket: only its executed
-notebook's URI is listed, without a local file to serve.
+A remote run keeps its files at its target: a Vertex run's are the objects under its folder in Cloud
+Storage (its ``base_output_dir``), which its runner lists (``Runner.remote_files``) and the server
+streams through on download; a SageMaker or Kubernetes run's executed notebook is listed by its URI.
 """
 
 from __future__ import annotations
@@ -73,14 +74,22 @@ def check_name(name: object, parameter: str = "name") -> str:
     return path.as_posix()
 
 
-def list_files(run: Run, store, data_dir: Path | None) -> tuple[list[RunFile], bool]:
-    """The executed notebook first, then the files the run wrote by name; and whether the list was
-    cut at MAX_FILES."""
+def list_files(
+    run: Run, store, data_dir: Path | None, remote: list[tuple[str, int, float, str]] | None = None
+) -> tuple[list[RunFile], bool]:
+    """The executed notebook first, then the files the run wrote by name (``remote``: those its
+    runner found at its target); and whether the list was cut at MAX_FILES."""
     found: list[RunFile] = []
     folder = _run_folder(run, data_dir)
     notebook = _notebook(run, folder)
     if notebook is not None:
         found.append(notebook)
+    if remote:
+        # The executed notebook is listed once (its fetched copy, above), and the entrypoint's status file never.
+        same = {"output.ipynb", *_STATUS_FILES} if notebook is not None else set(_STATUS_FILES)
+        files = [RunFile(n, size, mod, "file", None, uri) for n, size, mod, uri in sorted(remote) if n not in same]
+        files = [f for f in files if not _skipped(PurePosixPath(f.name))]
+        return found + files[:MAX_FILES], len(files) > MAX_FILES
     if folder is None:
         return found, False
     seen = {notebook.path.resolve()} if notebook and notebook.path else set()
@@ -99,13 +108,16 @@ def list_files(run: Run, store, data_dir: Path | None) -> tuple[list[RunFile], b
     return found + written, False
 
 
-def find_file(run: Run, store, data_dir: Path | None, name: str) -> RunFile:
-    """The listed file called ``name``; RunError when the run wrote none of that name here."""
+def find_file(
+    run: Run, store, data_dir: Path | None, name: str, remote: list[tuple[str, int, float, str]] | None = None
+) -> RunFile:
+    """The listed file called ``name``; RunError when the run wrote none of that name here (without
+    ``remote``, also for one that is only at its target)."""
     name = check_name(name)
-    files, _ = list_files(run, store, data_dir)
+    files, _ = list_files(run, store, data_dir, remote)
     for item in files:
         if item.name == name:
-            if item.path is None:
+            if item.path is None and remote is None:
                 raise RunError(f"run {run.id}'s {name} is not on this machine: it is at {item.location}")
             return item
     raise RunError(f"run {run.id} wrote no file {name!r} that this server can see (it does not exist here)")
@@ -133,7 +145,7 @@ def _run_folder(run: Run, data_dir: Path | None) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _skipped(rel: Path) -> bool:
+def _skipped(rel: PurePosixPath | Path) -> bool:
     return any(part in _SKIPPED_PARTS for part in rel.parts)
 
 

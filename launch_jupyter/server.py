@@ -460,14 +460,15 @@ class FileHandler(_Handler):
     async def get(self, run_id: str):
         from . import api
 
-        path = await self.call(api.run_file, run_id, self.get_argument("name", ""))
-        self.set_header("Content-Type", _content_type(path))
-        self.set_header("Content-Disposition", _attachment(path.name))
-        self.set_header("X-Content-Type-Options", "nosniff")  # a written .html is a download, never a page here
-        with path.open("rb") as stream:
-            while chunk := await asyncio.to_thread(stream.read, DOWNLOAD_CHUNK):
+        with api.Launcher() as client:
+            name, chunks = await self.call(client.run_file_chunks, run_id, self.get_argument("name", ""))
+            self.set_header("Content-Type", _content_type(Path(name)))
+            self.set_header("Content-Disposition", _attachment(name))
+            self.set_header("X-Content-Type-Options", "nosniff")  # a written .html is a download, never a page here
+            done = object()
+            while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
                 try:
-                    self.write(chunk)
+                    self.write(chunk)  # type: ignore[arg-type]
                     await self.flush()
                 except StreamClosedError:
                     return

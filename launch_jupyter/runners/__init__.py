@@ -99,6 +99,15 @@ class Runner:
         """The exact request ``submit`` would send, as plain data."""
         return {}
 
+    def remote_files(self, run: Run, limit: int) -> list[tuple[str, int, float, str]] | None:
+        """The files ``run`` wrote at its target (its folder in a bucket), at most ``limit + 1``, as
+        ``(name relative to the run's folder, size, modified, URI)``; None: this target keeps none."""
+        return None
+
+    def read_remote_file(self, run: Run, uri: str) -> Iterator[bytes]:
+        """The bytes of one of ``remote_files`` (by its URI), a chunk at a time."""
+        raise NotImplementedError(f"the {self.resource} runner keeps no files at its target")
+
     def estimate(self, config: dict) -> Estimate | None:
         """What a run of this (filled) config costs per hour and at worst, from the runner's price
         table; None when this target has no price table (a local run, or none shipped yet)."""

@@ -1,7 +1,7 @@
 """A fake Google Cloud Storage JSON API for offline tests (``STORAGE_EMULATOR_HOST=http://…``).
 
 Enough of the real protocol for the real ``google-cloud-storage`` client: bucket get, multipart and
-resumable uploads, object metadata and ``alt=media`` downloads. Objects live in memory; every
+resumable uploads, object metadata and ``alt=media`` downloads, and objects.list by prefix in pages. Objects live in memory; every
 request is recorded as ``(method, path)``.
 """
 
@@ -24,6 +24,7 @@ class GcsState:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.requests: list[tuple[str, str]] = []
         self.uploads: dict[str, dict] = {}  # resumable upload id -> {"bucket", "name", "data"}
+        self.updated: dict[tuple[str, str], str] = {}  # RFC 3339 "updated" of an object, when a test sets one
         self.lock = threading.Lock()
 
     def resource(self, bucket: str, name: str) -> dict:
@@ -33,7 +34,22 @@ class GcsState:
             "md5Hash": base64.b64encode(hashlib.md5(data).digest()).decode(),
             "generation": "1", "contentType": "application/octet-stream",
             "id": f"{bucket}/{name}/1", "selfLink": f"/storage/v1/b/{bucket}/o/{quote(name, safe='')}",
+            "updated": self.updated.get((bucket, name), "2026-12-01T00:00:00.000Z"),
         }  # fmt: skip
+
+    def list_page(self, bucket: str, query: dict) -> dict:
+        """objects.list (https://cloud.google.com/storage/docs/json_api/v1/objects/list): the bucket's
+        objects whose names start with ``prefix``, "in lexicographical order by name"; at most
+        ``maxResults`` per page, and never more than 1,000 ("the service uses this parameter or 1,000
+        items, whichever is smaller"); ``nextPageToken`` while more remain."""
+        prefix = (query.get("prefix") or [""])[0]
+        size = min(int((query.get("maxResults") or ["1000"])[0]), 1000)
+        start = (query.get("pageToken") or [""])[0]
+        names = sorted(n for b, n in self.objects if b == bucket and n.startswith(prefix) and n > start)
+        page = {"kind": "storage#objects", "items": [self.resource(bucket, n) for n in names[:size]]}
+        if len(names) > size:
+            page["nextPageToken"] = names[size - 1]
+        return page
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -52,6 +68,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _media(self, data: bytes) -> None:
+        """An object's bytes; a ``Range: bytes=A-B`` request gets that part as 206 Partial Content
+        with ``Content-Range`` (https://cloud.google.com/storage/docs/json_api/v1/objects/get: "Range"
+        header for partial downloads; RFC 9110 §14). The client's ``Blob.open("rb")`` reads so."""
+        wanted = self.headers.get("Range") or ""
+        if not wanted.startswith("bytes="):
+            return self._send(200, data)
+        first, _, last = wanted.removeprefix("bytes=").partition("-")
+        start = int(first or 0)
+        end = min(int(last), len(data) - 1) if last else len(data) - 1
+        if start >= len(data):
+            return self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+        self._send(206, data[start : end + 1], {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
+
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
@@ -64,15 +94,17 @@ class _Handler(BaseHTTPRequestHandler):
         parts = url.path.split("/")
         if url.path.startswith("/download/storage/v1/b/") and len(parts) >= 8:
             key = (parts[5], unquote("/".join(parts[7:])))
-            return self._send(200, self.state.objects[key]) if key in self.state.objects else self._not_found()
+            return self._media(self.state.objects[key]) if key in self.state.objects else self._not_found()
         if url.path.startswith("/storage/v1/b/") and len(parts) == 5:
             return self._send(200, {"kind": "storage#bucket", "name": parts[4], "id": parts[4]})
+        if url.path.startswith("/storage/v1/b/") and len(parts) == 6 and parts[5] == "o":
+            return self._send(200, self.state.list_page(parts[4], parse_qs(url.query)))
         if url.path.startswith("/storage/v1/b/") and len(parts) >= 7:
             key = (parts[4], unquote("/".join(parts[6:])))
             if key not in self.state.objects:
                 return self._not_found()
             if parse_qs(url.query).get("alt") == ["media"]:
-                return self._send(200, self.state.objects[key])
+                return self._media(self.state.objects[key])
             return self._send(200, self.state.resource(*key))
         self._not_found()
 

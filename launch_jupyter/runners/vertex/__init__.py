@@ -220,6 +220,56 @@ class VertexRunner(CloudRunner):
         request = aiplatform_v1.CreateCustomJobRequest(parent=recorder.parent, custom_job=recorder.job)
         return type(request).to_dict(request, use_integers_for_enums=False, always_print_fields_with_no_presence=False)
 
+    # ------------------------------------------------------------------ files
+    def _run_folder(self, run: Run) -> tuple[str, Target]:
+        """The run's folder in Cloud Storage (``gs://…/<run id>``, as its request set it) and where
+        to ask for it."""
+        from ...core.cost import runner_config
+        from ._request import run_folder, run_macro_values
+
+        spec = fill_macros(runner_config(run.config).get("spec") or {}, run_macro_values(run, run.queue_name))
+        return run_folder(spec, run.id), resolve_target(spec, self._env(None), run.external_id)
+
+    def remote_files(self, run: Run, limit: int) -> list[tuple[str, int, float, str]] | None:
+        """What the run wrote under its folder (its ``base_output_dir``: where ``AIP_MODEL_DIR``,
+        ``AIP_CHECKPOINT_DIR`` and the run's ``/gcs/…`` files land): one objects.list, by name."""
+        if run.external_id is None:
+            return None  # never dispatched: nothing can be in its folder
+        from google.cloud import storage  # lazy: only when a run page asks
+
+        from ._api import credentials
+
+        folder, target = self._run_folder(run)
+        if not folder.startswith("gs://"):
+            return None
+        bucket, _, prefix = folder.removeprefix("gs://").partition("/")
+        prefix = prefix.rstrip("/") + "/"
+        client = storage.Client(project=target.project, credentials=credentials(target.credentials))
+        found = []
+        listing = client.list_blobs(bucket, prefix=prefix, max_results=limit + 1, timeout=self.rpc_timeout, retry=None)
+        for blob in listing:  # no library retry: an unreachable bucket is said at once, the page goes on
+            name = blob.name[len(prefix) :]
+            if not name or name.endswith("/"):
+                continue  # a "folder" placeholder object, not a file
+            modified = blob.updated.timestamp() if blob.updated else 0.0
+            found.append((name, int(blob.size or 0), modified, f"gs://{bucket}/{blob.name}"))
+        return found
+
+    def read_remote_file(self, run: Run, uri: str) -> Iterator[bytes]:
+        from google.cloud import storage
+
+        from ._api import credentials
+
+        folder, target = self._run_folder(run)
+        if not uri.startswith(folder.rstrip("/") + "/"):
+            raise RunError(f"{uri} is not in run {run.id}'s folder {folder}")
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        client = storage.Client(project=target.project, credentials=credentials(target.credentials))
+        # No library retry: a download that fails says so at once (the page shows the error).
+        with client.bucket(bucket).blob(name).open("rb", timeout=self.rpc_timeout, retry=None) as stream:
+            while chunk := stream.read(1 << 20):
+                yield chunk
+
     def estimate(self, config: dict) -> Estimate:
         """The price of the config's machines in its region, against the price table (no SDK)."""
         from ...core.config import data_home

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
-from ...core.model import Job
+from ...core.model import Job, Run
 from ...core.templates import fill_macros
 
 LABEL_RUN_ID = "launch-run-id"
@@ -53,14 +53,21 @@ def label_value(text: str, *, key: bool = False) -> str:
 
 def macro_values(job: Job, project: str | None = None) -> dict[str, str | None]:
     """The dispatch macros and their values for this job, W&B's names included."""
-    run = job.run
+    return run_macro_values(job.run, job.queue.name, job.image_uri, job.notebook, project)
+
+
+def run_macro_values(
+    run: Run, queue: str, image_uri: str | None = None, notebook: str | None = None, project: str | None = None
+) -> dict[str, str | None]:
+    """The dispatch macros of a run (``macro_values`` of its job; for a run read back from the store,
+    e.g. to find its folder in Cloud Storage)."""
     return {
-        "image_uri": job.image_uri or run.image_uri or run.image,
+        "image_uri": image_uri or run.image_uri or run.image,
         "run_id": run.id,
-        "queue": job.queue.name,
+        "queue": queue,
         "entity": run.entity,
         "author": run.author,
-        "notebook": job.notebook or run.notebook or None,
+        "notebook": notebook or run.notebook or None,
         "entity_name": run.entity,  # W&B: ${entity_name} = our ${entity}
         "run_name": run.name or run.id,  # W&B: the run's name
         "project_name": project,  # W&B: the GCP project the job runs in
