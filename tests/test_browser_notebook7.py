@@ -136,6 +136,8 @@ def test_the_runs_tab_opens_from_a_notebook7_page_in_a_new_browser_tab_and_follo
     open_notebook(page, server, "train.ipynb", 2)
     # A notebook page holds only its notebook: View > Launch Runs opens the /tree page's Runs tab.
     page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
+    errors = []
+    page.context.on("console", lambda m: errors.append(m.text) if m.type == "error" and m.page != page else None)
     with page.context.expect_page(timeout=60_000) as opened:
         page.locator(".lm-Menu-itemLabel", has_text="Launch Runs").click()
     tree = opened.value
@@ -148,6 +150,7 @@ def test_the_runs_tab_opens_from_a_notebook7_page_in_a_new_browser_tab_and_follo
         row = tree.locator(f'.lj-runs-panel tr.lj-run[data-run-id="{run.id}"]')
         row.locator(".lj-state-queued").wait_for(timeout=60_000)
         assert "nb7-run" in row.inner_text()
+        assert errors == []  # the extension's plugins start cleanly on Notebook 7's /tree page
         with agent_serving("laptop"):
             row.locator(".lj-state-succeeded").wait_for(timeout=300_000)
         # A run's page is one more tab there.

@@ -127,6 +127,10 @@ const launchPlugin = {
       rank: 3,
     });
     palette?.addItem({ command: LAUNCH_COMMAND, category: "Launch" });
+    // Notebook 7's /tree page opens notebooks in their own browser tabs, never as a panel here; and a
+    // widget extension added there makes its document manager re-read settings that page lacks
+    // ("Cannot convert undefined or null to object" in the console, defaultViewers undefined).
+    if (notebookPage() === "tree") return;
     app.docRegistry.addWidgetExtension("Notebook", {
       createNew: (panel) => {
         const button = new ToolbarButton({
