@@ -190,12 +190,14 @@ export class RunDetail extends Widget {
         h("button", { class: "lj-btn-delete", disabled: active, title: active ? "cancel the run first" : "forget this run",
           onclick: () => void this.delete() }, "Delete")));
     this.showMessage("");
-    this.body.replaceChildren(
+    // (replaceChildren would write a null, the alert of a run that needs none, as the text "null")
+    this.body.replaceChildren(...[
       this.alert(run), this.facts(run),
       h("h3", {}, "Parameters"), this.parameters(run),
       h("h3", {}, "Outputs"), this.outputs(run),
       h("h3", {}, "Timeline"), this.timeline(run),
-      h("h3", {}, active ? "Log (following)" : "Log"), h("pre", { class: "lj-log lj-detail-log" }));
+      h("h3", {}, active ? "Log (following)" : "Log"), h("pre", { class: "lj-log lj-detail-log" }),
+    ].filter(Boolean));
     this.drawLog();
   }
 
