@@ -36,15 +36,23 @@ def up_to_date() -> bool:
     return built.is_file() and built.stat().st_mtime >= _newest(sources)
 
 
+def node_modules_stale(folder: Path) -> bool:
+    """True when ``folder``'s node_modules is missing or older than its package-lock.json (npm writes
+    node_modules/.package-lock.json at each install): a dependency was added since the last npm ci."""
+    installed, lock = folder / "node_modules" / ".package-lock.json", folder / "package-lock.json"
+    return not installed.is_file() or (lock.is_file() and lock.stat().st_mtime > installed.stat().st_mtime)
+
+
 def build_labextension() -> None:
-    """npm install (first time only), then @jupyterlab/builder's build-labextension."""
+    """npm install (first time, and again when package-lock.json changed), then @jupyterlab/builder's
+    build-labextension."""
     import jupyterlab
 
     npm = shutil.which("npm")
     node = shutil.which("node")
     if npm is None or node is None:
         raise RuntimeError("building the JupyterLab extension needs Node.js and npm on PATH")
-    if not (SOURCE / "node_modules" / "@jupyterlab" / "builder").is_dir():
+    if not (SOURCE / "node_modules" / "@jupyterlab" / "builder").is_dir() or node_modules_stale(SOURCE):
         lock = (SOURCE / "package-lock.json").is_file()
         subprocess.run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=SOURCE, check=True)
     core = Path(jupyterlab.__file__).parent / "staging"

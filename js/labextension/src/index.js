@@ -11,9 +11,12 @@ import { ICommandPalette, ToolbarButton, WidgetTracker } from "@jupyterlab/apput
 import { IFileBrowserFactory } from "@jupyterlab/filebrowser";
 import { INotebookTracker } from "@jupyterlab/notebook";
 
+import { INotebookTree } from "@jupyter-notebook/tree";
 import { ILauncher } from "@jupyterlab/launcher";
+import { IMainMenu } from "@jupyterlab/mainmenu";
 
 import { openLaunchDialog } from "./launch.js";
+import { notebookPage, openFromQuery, setNotebookTree } from "./main_area.js";
 import { RUN_COMMAND, openRunDetail } from "./run_detail.js";
 import { openRunsPanel } from "./runs_panel.js";
 import { addRunsSidebar } from "./sidebar.js";
@@ -124,6 +127,10 @@ const launchPlugin = {
       rank: 3,
     });
     palette?.addItem({ command: LAUNCH_COMMAND, category: "Launch" });
+    // Notebook 7's /tree page opens notebooks in their own browser tabs, never as a panel here; and a
+    // widget extension added there makes its document manager re-read settings that page lacks
+    // ("Cannot convert undefined or null to object" in the console, defaultViewers undefined).
+    if (notebookPage() === "tree") return;
     app.docRegistry.addWidgetExtension("Notebook", {
       createNew: (panel) => {
         const button = new ToolbarButton({
@@ -145,15 +152,20 @@ const runsPlugin = {
   id: "launch-jupyter:runs-panel",
   description: "The Runs tab: every run of the store, live, with no kernel.",
   autoStart: true,
-  optional: [ICommandPalette, ILauncher, ILayoutRestorer],
-  activate: (app, palette, launcher, restorer) => {
+  // All optional: JupyterLab has a launcher and a layout restorer; Notebook 7 has neither, and its
+  // file browser page (/tree) has the tab panel INotebookTree (main_area.js says where pages go).
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer, IMainMenu, INotebookTree],
+  activate: (app, palette, launcher, restorer, mainMenu, notebookTree) => {
+    setNotebookTree(notebookTree);
+    // Notebook 7 restores no layout; a page other than /tree must not open browser tabs on load.
+    if (notebookPage()) restorer = null;
     const tracker = new WidgetTracker({ namespace: "launch-jupyter-runs" });
     app.commands.addCommand(RUNS_COMMAND, {
       label: "Launch Runs",
       caption: "Every run of the launch queues, live (no kernel needed)",
       execute: () => {
         const widget = openRunsPanel(app);
-        if (!tracker.has(widget)) void tracker.add(widget);
+        if (widget && !tracker.has(widget)) void tracker.add(widget);
         return widget;
       },
     });
@@ -166,7 +178,7 @@ const runsPlugin = {
       execute: (args) => {
         if (!args?.run_id) return null;
         const widget = openRunDetail(app, String(args.run_id));
-        if (!pages.has(widget)) void pages.add(widget);
+        if (widget && !pages.has(widget)) void pages.add(widget);
         return widget;
       },
     });
@@ -175,6 +187,14 @@ const runsPlugin = {
     });
     palette?.addItem({ command: RUNS_COMMAND, category: "Launch" });
     launcher?.add({ command: RUNS_COMMAND, category: "Other", rank: 1 });
+    // The View menu too: Notebook 7 has no launcher, and its palette is one more step away.
+    mainMenu?.viewMenu.addGroup([{ command: RUNS_COMMAND }], 100);
+    // Notebook 7's /tree page: Runs is a tab beside Files and Running, and ?launch=runs or
+    // ?launch-run=ID (a Notebook 7 page other than /tree opened it) is opened.
+    if (notebookTree) {
+      void tracker.add(openRunsPanel(app, { activate: false }));
+      openFromQuery(app, RUNS_COMMAND, RUN_COMMAND);
+    }
     // The compact sidebar: the newest runs, live; restored with the layout like any side panel.
     const sidebar = addRunsSidebar(app, RUNS_COMMAND);
     if (sidebar) restorer?.add(sidebar, sidebar.id);

@@ -13,6 +13,7 @@ import { badgeClass, formatDuration, formatTime, isTerminal, runTimes, vertexCon
 import { formatSize } from "../../run_board.js";
 import { onRunEvents } from "./events.js";
 import { request } from "./launch.js";
+import { activateInMain, findInMain, showInMain, treeUrl } from "./main_area.js";
 
 const LOG_TAIL = 200;
 const LOG_EVERY_MS = 2000; // a running job's log grows without state events: re-read its tail this often
@@ -79,18 +80,17 @@ export class NotebookView extends Widget {
 
 function openNotebookView(app, run) {
   const id = `launch-jupyter-notebook-${run.id}`;
-  const open = [...app.shell.widgets("main")].find((w) => w.id === id);
+  const open = findInMain(app, id);
   if (open) {
-    app.shell.activateById(id);
+    activateInMain(app, open);
     return open;
   }
   const widget = new MainAreaWidget({ content: new NotebookView(run.id) });
   widget.id = id;
   widget.title.label = `${run.name || run.id.slice(0, 8)} (executed, read-only)`;
   widget.title.closable = true;
-  app.shell.add(widget, "main");
-  app.shell.activateById(id);
-  return widget;
+  // Where no second page fits (Notebook 7 outside /tree), the executed notebook's HTML in a browser tab.
+  return showInMain(app, widget, `${ServerConnection.makeSettings().baseUrl}launch/api/runs/${run.id}/output?format=html`);
 }
 
 export class RunDetail extends Widget {
@@ -190,12 +190,14 @@ export class RunDetail extends Widget {
         h("button", { class: "lj-btn-delete", disabled: active, title: active ? "cancel the run first" : "forget this run",
           onclick: () => void this.delete() }, "Delete")));
     this.showMessage("");
-    this.body.replaceChildren(
+    // (replaceChildren would write a null, the alert of a run that needs none, as the text "null")
+    this.body.replaceChildren(...[
       this.alert(run), this.facts(run),
       h("h3", {}, "Parameters"), this.parameters(run),
       h("h3", {}, "Outputs"), this.outputs(run),
       h("h3", {}, "Timeline"), this.timeline(run),
-      h("h3", {}, active ? "Log (following)" : "Log"), h("pre", { class: "lj-log lj-detail-log" }));
+      h("h3", {}, active ? "Log (following)" : "Log"), h("pre", { class: "lj-log lj-detail-log" }),
+    ].filter(Boolean));
     this.drawLog();
   }
 
@@ -299,9 +301,9 @@ export const RUN_COMMAND = "launch-jupyter:open-run";
 // Open a run's page (or bring its open one forward).
 export function openRunDetail(app, runId) {
   const id = `launch-jupyter-run-${runId}`;
-  const open = [...app.shell.widgets("main")].find((w) => w.id === id);
+  const open = findInMain(app, id);
   if (open) {
-    app.shell.activateById(id);
+    activateInMain(app, open);
     return open;
   }
   const content = new RunDetail(app, runId);
@@ -313,7 +315,5 @@ export function openRunDetail(app, runId) {
   widget.title.label = `Run ${runId.slice(0, 8)}`;
   widget.title.caption = `launch_jupyter run ${runId}`;
   widget.title.closable = true;
-  app.shell.add(widget, "main");
-  app.shell.activateById(id);
-  return widget;
+  return showInMain(app, widget, treeUrl({ "launch-run": runId }));
 }

@@ -14,6 +14,7 @@ import { Widget } from "@lumino/widgets";
 import board from "../../run_board.js";
 import { onRunEvents } from "./events.js";
 import { request } from "./launch.js";
+import { activateInMain, showInMain, treeUrl } from "./main_area.js";
 import { RUN_COMMAND, askFirst } from "./run_detail.js";
 
 const VIEW_KEYS = ["states", "queue_filter", "text", "sort", "descending", "page"];
@@ -181,10 +182,11 @@ export class RunsPanel extends Widget {
 
 let opened = null;
 
-// Open the Runs tab (or bring the open one forward).
-export function openRunsPanel(app) {
+// Open the Runs tab (or bring the open one forward); null where it opens in another browser tab
+// (Notebook 7, on a page other than /tree: main_area.js). `activate` false only adds it.
+export function openRunsPanel(app, { activate = true } = {}) {
   if (opened && !opened.isDisposed) {
-    app.shell.activateById(opened.id);
+    if (activate) activateInMain(app, opened);
     return opened;
   }
   const widget = new MainAreaWidget({ content: new RunsPanel(app) });
@@ -192,8 +194,6 @@ export function openRunsPanel(app) {
   widget.title.label = "Runs";
   widget.title.caption = "launch_jupyter: every run, live";
   widget.title.closable = true;
-  app.shell.add(widget, "main");
-  app.shell.activateById(widget.id);
-  opened = widget;
-  return widget;
+  opened = showInMain(app, widget, treeUrl({ launch: "runs" }), { activate });
+  return opened;
 }
