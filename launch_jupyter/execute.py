@@ -185,7 +185,7 @@ UNUSED_IMPORTS = ("rfc3987_syntax",)
 
 def _skip_unused_imports() -> None:
     for name in UNUSED_IMPORTS:
-        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _read_cells(path: Path) -> list:
