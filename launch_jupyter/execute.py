@@ -147,6 +147,7 @@ def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, kernel: 
     # papermill (and nbclient, zmq) are imported only here: the entrypoint is their only user.
     import logging
 
+    _skip_unused_imports()
     import papermill
     from papermill.engines import papermill_engines
     from papermill.exceptions import PapermillExecutionError
@@ -171,6 +172,20 @@ def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, kernel: 
         number = _user_numbers(_read_cells(output)).get(err.cell_index, err.cell_index + 1)
         return f"cell {number} ({_first_line(err.source)}) raised {err.ename}: {err.evalue}"
     return ""
+
+
+# Imported through papermill → nbformat → jsonschema when installed (jsonschema[format-nongpl], which
+# jupyter-events pulls in), only to check the "iri" format, which no notebook schema uses (nbformat
+# validates without a format checker): it builds a lark grammar when imported, 1.0-1.6 s of this
+# process's 2 s of papermill imports on a loaded 2-core machine (python -X importtime). jsonschema
+# imports it under `suppress(ImportError)` (jsonschema/_format.py), which a None in sys.modules gives.
+# This process runs nothing but papermill; the notebook's kernel is a process of its own.
+UNUSED_IMPORTS = ("rfc3987_syntax",)
+
+
+def _skip_unused_imports() -> None:
+    for name in UNUSED_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _read_cells(path: Path) -> list:

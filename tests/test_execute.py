@@ -181,3 +181,35 @@ def test_a_gs_output_is_uploaded_through_the_storage_api(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     uploaded = nbformat.reads(FakeGCS.objects[("results", "runs/r1/out.ipynb")].decode(), as_version=4)
     assert "hello, Cloud!" in outputs_text(uploaded)
+
+
+SKIPPED_IMPORTS_IN_CHILD = """
+import json, sys
+from launch_jupyter import execute
+code = execute.main(sys.argv[1:])
+print(json.dumps({"code": code, "loaded": [n for n in execute.UNUSED_IMPORTS if sys.modules.get(n) is not None],
+                  "papermill": "papermill" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_does_not_import_what_papermill_pulls_in_unused(tmp_path):
+    # rfc3987_syntax builds a lark grammar on import (1-1.6 s of the entrypoint's start) only for
+    # jsonschema's "iri" format check, which notebook validation never uses.
+    from importlib.util import find_spec
+
+    if find_spec("rfc3987_syntax") is None:
+        pytest.skip("rfc3987_syntax is not installed here: nothing to keep out")
+    out = tmp_path / "executed.ipynb"
+    done = subprocess.run(
+        [sys.executable, "-c", SKIPPED_IMPORTS_IN_CHILD, "--notebook", str(EXAMPLES / "quickstart.ipynb")]
+        + ["--output", str(out), "--cwd", str(tmp_path), "--parameters", json.dumps({"name": "Ada"})],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "loaded": [], "papermill": True}, done.stdout + done.stderr
+    nbformat.validate(nbformat.read(out, as_version=4))  # papermill wrote a valid notebook without it
+    assert "hello, Ada!" in outputs_text(nbformat.read(out, as_version=4))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -565,6 +566,31 @@ def test_wait_for_work_is_woken_by_an_enqueue_in_another_process(store_url):
     assert child.returncode == 0
     assert store.get_run(run_id).state is RunState.QUEUED
     store.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the SQLite watcher uses inotify on Linux")
+def test_a_sqlite_enqueue_in_another_process_announces_its_commit_to_the_watchers(sqlite_url):
+    # The commit's own writes can all reach a watcher before the commit is visible (SQLite makes it
+    # visible through the -shm mmap, which inotify does not report), so the watcher would sleep through
+    # the run: the enqueue touches the database file once it has committed (an IN_ATTRIB on it).
+    from launch_jupyter._process import _Inotify
+    from launch_jupyter.store._backend import IN_ATTRIB
+
+    database = Path(sqlite_url.split("///", 1)[1])
+    with open_store(sqlite_url) as store:
+        make_queue(store)
+    notify = _Inotify()
+    try:
+        notify.add(str(database.parent), IN_ATTRIB)
+        notify.read()  # nothing of before counts
+        child = subprocess.run(
+            [sys.executable, "-c", ENQUEUE_IN_CHILD, sqlite_url], capture_output=True, text=True, timeout=60
+        )
+        assert child.returncode == 0, child.stderr
+        touched = [name for _wd, mask, name in notify.read() if mask & IN_ATTRIB]
+    finally:
+        notify.close()
+    assert database.name in touched
 
 
 # --- opening --------------------------------------------------------------------------------------
