@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from .core.config import AgentConfig, current_user
 from .core.cost import Estimate, check_budget
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     SaveFunction = Callable[[Path], SaveReply | None]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_T = TypeVar("_T")
 
 # Process-wide defaults set by the magics' traitlets (or a script) through configure().
 _settings: dict[str, Any] = {"store_url": None, "entity": None, "config_path": None, "default_queue": None}
@@ -1503,6 +1504,12 @@ def agent_status() -> dict | None:
 # Each opens a Launcher on ``store_url`` (default: the process's store), calls its method and closes it.
 
 
+def _one_call(store_url: str | None, call: Callable[[Launcher], _T]) -> _T:
+    """``call(launcher)`` on a Launcher opened on ``store_url``, closed when the call returns or raises."""
+    with Launcher(store=store_url) as client:
+        return call(client)
+
+
 def create_queue(
     name: str,
     resource: str = "local-process",
@@ -1515,8 +1522,9 @@ def create_queue(
     store_url: str | None = None,
 ) -> Queue:
     """``Launcher.create_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.create_queue(
+    return _one_call(
+        store_url,
+        lambda client: client.create_queue(
             name,
             resource,
             entity=entity,
@@ -1524,19 +1532,18 @@ def create_queue(
             prioritization=prioritization,
             template_vars=template_vars,
             exist_ok=exist_ok,
-        )
+        ),
+    )
 
 
 def get_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> Queue:
     """``Launcher.get_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_queue(name, entity=entity)
+    return _one_call(store_url, lambda client: client.get_queue(name, entity=entity))
 
 
 def list_queues(*, store_url: str | None = None) -> list[Queue]:
     """``Launcher.list_queues`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_queues()
+    return _one_call(store_url, lambda client: client.list_queues())
 
 
 def update_queue(
@@ -1549,16 +1556,17 @@ def update_queue(
     store_url: str | None = None,
 ) -> Queue:
     """``Launcher.update_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.update_queue(
+    return _one_call(
+        store_url,
+        lambda client: client.update_queue(
             name, entity=entity, config=config, prioritization=prioritization, template_vars=template_vars
-        )
+        ),
+    )
 
 
 def delete_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> None:
     """``Launcher.delete_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        client.delete_queue(name, entity=entity)
+    _one_call(store_url, lambda client: client.delete_queue(name, entity=entity))
 
 
 def submit(
@@ -1569,8 +1577,7 @@ def submit(
     **options: Unpack[SubmitOptions],
 ) -> RunHandle:
     """``Launcher.submit`` for one call (the same keyword options)."""
-    with Launcher(store=store_url) as client:
-        return client.submit(notebook, queue, **options)
+    return _one_call(store_url, lambda client: client.submit(notebook, queue, **options))
 
 
 def dry_run(
@@ -1581,8 +1588,7 @@ def dry_run(
     **options: Unpack[SubmitOptions],
 ) -> DryRun:
     """``Launcher.dry_run`` for one call (``submit``'s keyword options; nothing is queued)."""
-    with Launcher(store=store_url) as client:
-        return client.dry_run(notebook, queue, **options)
+    return _one_call(store_url, lambda client: client.dry_run(notebook, queue, **options))
 
 
 def estimate(
@@ -1593,16 +1599,16 @@ def estimate(
     store_url: str | None = None,
 ) -> Estimate | None:
     """``Launcher.estimate`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.estimate(queue, template_values=template_values, resource_args=resource_args)
+    return _one_call(
+        store_url, lambda client: client.estimate(queue, template_values=template_values, resource_args=resource_args)
+    )
 
 
 def preview_request(
     queue: str | None = None, *, store_url: str | None = None, **options: Unpack[PreviewOptions]
 ) -> DryRun:
     """``Launcher.preview_request`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.preview_request(queue, **options)
+    return _one_call(store_url, lambda client: client.preview_request(queue, **options))
 
 
 def list_runs(
@@ -1614,50 +1620,42 @@ def list_runs(
     store_url: str | None = None,
 ) -> list[Run]:
     """``Launcher.list_runs`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_runs(queue=queue, state=state, author=author, limit=limit)
+    return _one_call(store_url, lambda client: client.list_runs(queue=queue, state=state, author=author, limit=limit))
 
 
 def get_run(run_id: str, *, store_url: str | None = None) -> RunHandle:
     """``Launcher.get_run`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_run(run_id)
+    return _one_call(store_url, lambda client: client.get_run(run_id))
 
 
 def events(run_id: str, *, store_url: str | None = None) -> list[Event]:
     """``Launcher.events`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.events(run_id)
+    return _one_call(store_url, lambda client: client.events(run_id))
 
 
 def events_since(after_id: int, *, store_url: str | None = None) -> list[Event]:
     """``Launcher.events_since`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.events_since(after_id)
+    return _one_call(store_url, lambda client: client.events_since(after_id))
 
 
 def cancel(run_id: str, *, store_url: str | None = None) -> RunHandle:
     """``Launcher.cancel`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.cancel(run_id)
+    return _one_call(store_url, lambda client: client.cancel(run_id))
 
 
 def delete_run(run_id: str, *, store_url: str | None = None) -> Run:
     """``Launcher.delete_run`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.delete_run(run_id)
+    return _one_call(store_url, lambda client: client.delete_run(run_id))
 
 
 def run_files(run_id: str, *, store_url: str | None = None) -> dict:
     """``Launcher.run_files`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.run_files(run_id)
+    return _one_call(store_url, lambda client: client.run_files(run_id))
 
 
 def run_file(run_id: str, name: str, *, store_url: str | None = None) -> Path:
     """``Launcher.run_file`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.run_file(run_id, name)
+    return _one_call(store_url, lambda client: client.run_file(run_id, name))
 
 
 def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> Iterator[str]:
@@ -1668,14 +1666,12 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
 
 def gc(older_than: str | float = "30d", *, dry_run: bool = False, store_url: str | None = None) -> GcReport:
     """``Launcher.gc`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.gc(older_than, dry_run=dry_run)
+    return _one_call(store_url, lambda client: client.gc(older_than, dry_run=dry_run))
 
 
 def run_progress(run_ids: str | Sequence[str], *, store_url: str | None = None) -> dict[str, dict]:
     """``Launcher.run_progress`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.run_progress(run_ids)
+    return _one_call(store_url, lambda client: client.run_progress(run_ids))
 
 
 def create_schedule(
@@ -1688,68 +1684,57 @@ def create_schedule(
     **options: Unpack[ScheduleOptions],
 ) -> Schedule:
     """``Launcher.create_schedule`` for one call (the same keyword options)."""
-    with Launcher(store=store_url) as client:
-        return client.create_schedule(name, notebook, queue, cron=cron, **options)
+    return _one_call(store_url, lambda client: client.create_schedule(name, notebook, queue, cron=cron, **options))
 
 
 def list_schedules(*, author: str | None = None, store_url: str | None = None) -> list[Schedule]:
     """``Launcher.list_schedules`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_schedules(author=author)
+    return _one_call(store_url, lambda client: client.list_schedules(author=author))
 
 
 def get_schedule(name: str, *, store_url: str | None = None) -> Schedule:
     """``Launcher.get_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_schedule(name)
+    return _one_call(store_url, lambda client: client.get_schedule(name))
 
 
 def pause_schedule(name: str, *, store_url: str | None = None) -> Schedule:
     """``Launcher.pause_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.pause_schedule(name)
+    return _one_call(store_url, lambda client: client.pause_schedule(name))
 
 
 def resume_schedule(name: str, *, store_url: str | None = None) -> Schedule:
     """``Launcher.resume_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.resume_schedule(name)
+    return _one_call(store_url, lambda client: client.resume_schedule(name))
 
 
 def delete_schedule(name: str, *, store_url: str | None = None) -> None:
     """``Launcher.delete_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        client.delete_schedule(name)
+    _one_call(store_url, lambda client: client.delete_schedule(name))
 
 
 def schedule_ticks(name: str, *, limit: int | None = 20, store_url: str | None = None) -> list[dict]:
     """``Launcher.schedule_ticks`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.schedule_ticks(name, limit=limit)
+    return _one_call(store_url, lambda client: client.schedule_ticks(name, limit=limit))
 
 
 def schedule_of_run(run_id: str, *, store_url: str | None = None) -> dict | None:
     """``Launcher.schedule_of_run`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.schedule_of_run(run_id)
+    return _one_call(store_url, lambda client: client.schedule_of_run(run_id))
 
 
 def agents(queue: str | None = None, *, store_url: str | None = None) -> list[dict]:
     """``Launcher.agents`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.agents(queue)
+    return _one_call(store_url, lambda client: client.agents(queue))
 
 
 def serving_agents(queue: str, *, store_url: str | None = None) -> list[dict]:
     """``Launcher.serving_agents`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.serving_agents(queue)
+    return _one_call(store_url, lambda client: client.serving_agents(queue))
 
 
 def serving_note(queue: str, *, store_url: str | None = None) -> str | None:
     """``Launcher.serving_note`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.serving_note(queue)
+    return _one_call(store_url, lambda client: client.serving_note(queue))
 
 
 def sweep(
@@ -1761,29 +1746,24 @@ def sweep(
     **options: Unpack[SweepOptions],
 ) -> SweepHandle:
     """``Launcher.sweep`` for one call (the same keyword options)."""
-    with Launcher(store=store_url) as client:
-        return client.sweep(notebook, queue, parameters=parameters, **options)
+    return _one_call(store_url, lambda client: client.sweep(notebook, queue, parameters=parameters, **options))
 
 
 def get_sweep(sweep_id: str, *, sort: str | None = None, store_url: str | None = None) -> dict:
     """``Launcher.get_sweep`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_sweep(sweep_id, sort=sort)
+    return _one_call(store_url, lambda client: client.get_sweep(sweep_id, sort=sort))
 
 
 def list_sweeps(*, limit: int | None = 50, store_url: str | None = None) -> list[dict]:
     """``Launcher.list_sweeps`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_sweeps(limit=limit)
+    return _one_call(store_url, lambda client: client.list_sweeps(limit=limit))
 
 
 def cancel_sweep(sweep_id: str, *, store_url: str | None = None) -> dict:
     """``Launcher.cancel_sweep`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.cancel_sweep(sweep_id)
+    return _one_call(store_url, lambda client: client.cancel_sweep(sweep_id))
 
 
 def compare(run_ids: Sequence[str], *, sort: str | None = None, store_url: str | None = None) -> dict:
     """``Launcher.compare`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.compare(run_ids, sort=sort)
+    return _one_call(store_url, lambda client: client.compare(run_ids, sort=sort))
