@@ -572,14 +572,10 @@ class QueueStore(SweepMethods, RetentionMethods):
     def events_for(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
         """The histories of many runs in one statement: run id → its events, oldest first
         (every id asked for is a key; a run without events maps to [])."""
-        found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
-        if not found:
-            return found
-        query = select(run_events).where(run_events.c.run_id.in_(list(found))).order_by(run_events.c.id)
+        if not run_ids:
+            return {}
         with self._backend.read() as conn:
-            for row in conn.execute(query):
-                found[row.run_id].append(event_from_row(row))
-        return found
+            return _events_by_run(conn, run_ids)
 
     def last_event_id(self) -> int:
         """The id of the newest event (0 when there is none): where a follower starts."""
@@ -630,13 +626,7 @@ class QueueStore(SweepMethods, RetentionMethods):
             page = min(max(0, page), max(0, (total - 1) // max(1, limit)))
             query = _page_query(queue, chosen, text, sort, descending, page * limit, limit)
             found = [run_from_row(r) for r in conn.execute(query)]
-            events: dict[str, list[Event]] = {run.id: [] for run in found}
-            if found:
-                rows = conn.execute(
-                    select(run_events).where(run_events.c.run_id.in_(list(events))).order_by(run_events.c.id)
-                )
-                for row in rows:
-                    events[row.run_id].append(event_from_row(row))
+            events = _events_by_run(conn, [run.id for run in found])
         return counts, page, found, events
 
     def request_cancel(self, run_id: str) -> Run:
@@ -746,6 +736,16 @@ def _counts(conn: Connection, queue: str | None, text: str | None) -> dict[tuple
     query = _run_filters(select(path.label("queue"), runs.c.state, func.count().label("n")), queue, text)
     query = query.group_by(runs.c.entity, runs.c.queue_name, runs.c.state)
     return {(row.queue, row.state): int(row.n) for row in conn.execute(query)}
+
+
+def _events_by_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, list[Event]]:
+    """Run id → its events, oldest first, in one statement (none for no ids); every id is a key."""
+    found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
+    if found:
+        query = select(run_events).where(run_events.c.run_id.in_(list(found))).order_by(run_events.c.id)
+        for row in conn.execute(query):
+            found[row.run_id].append(event_from_row(row))
+    return found
 
 
 def _no_queue(path: str) -> QueueError:
