@@ -582,25 +582,8 @@ class QueueStore(SweepMethods, RetentionMethods):
         with self._backend.read() as conn:
             return int(conn.execute(select(func.max(run_events.c.id))).scalar() or 0)
 
-    def run_page(
-        self,
-        *,
-        queue: str | None = None,
-        states: Iterable[RunState | str] | None = None,
-        text: str | None = None,
-        sort: str = "created",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[Run]:
-        """One page of runs in one statement: of ``queue`` ("entity/name" or a name), in ``states``,
-        whose id, name, author, queue or message contains ``text``; sorted by ``sort``."""
-        query = _page_query(queue, states, text, sort, descending, offset, limit)
-        with self._backend.read() as conn:
-            return [run_from_row(r) for r in conn.execute(query)]
-
     def run_counts(self, *, queue: str | None = None, text: str | None = None) -> dict[tuple[str, str], int]:
-        """How many runs per (queue "entity/name", state), with the filters of ``run_page`` but the
+        """How many runs per (queue "entity/name", state), with the filters of ``board_page`` but the
         state: one statement that gives a board its counts per state, its queues and its total."""
         with self._backend.read() as conn:
             return _counts(conn, queue, text)
@@ -618,7 +601,9 @@ class QueueStore(SweepMethods, RetentionMethods):
     ) -> tuple[dict[tuple[str, str], int], int, list[Run], dict[str, list[Event]]]:
         """What a run board shows, in one read transaction of three statements whatever the page's
         size: the counts (as ``run_counts``), the page number actually shown (the last one when
-        ``page`` is past the end), the page of runs (as ``run_page``) and their events."""
+        ``page`` is past the end), the page of runs and their events. The page holds the runs of
+        ``queue`` ("entity/name" or a name), in ``states``, whose id, name, author, queue or message
+        contains ``text``, sorted by ``sort``."""
         chosen = None if states is None else [RunState(s).value for s in states]
         with self._backend.read() as conn:
             counts = _counts(conn, queue, text)
