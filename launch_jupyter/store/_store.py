@@ -307,18 +307,8 @@ class QueueStore(SweepMethods, RetentionMethods):
             return []
         now = time.time()
         with self._backend.write() as conn:
-            held = (
-                conn.execute(
-                    runs.update()
-                    .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
-                    .values(lease_expires_at=now + lease_s)
-                    .returning(runs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-        held_ids = set(held)
-        return [run_id for run_id in run_ids if run_id in held_ids]
+            held = _renew_leases(conn, run_ids, agent_id, now + lease_s)
+        return held
 
     def release(self, run_id: str, agent_id: str) -> None:
         """The agent stops: expire its lease now. A run not yet built goes back to the queue."""
@@ -451,17 +441,8 @@ class QueueStore(SweepMethods, RetentionMethods):
             conn.execute(agents.update().where(agents.c.id == agent_id).values(heartbeat_at=now))
             if not run_ids:
                 return []
-            held = set(
-                conn.execute(
-                    runs.update()
-                    .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
-                    .values(lease_expires_at=now + lease_s)
-                    .returning(runs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-        return [run_id for run_id in run_ids if run_id in held]
+            held = _renew_leases(conn, run_ids, agent_id, now + lease_s)
+        return held
 
     def agent_stopped(self, agent_id: str) -> None:
         """The agent stopped cleanly."""
@@ -731,6 +712,21 @@ def _events_by_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, list[E
         for row in conn.execute(query):
             found[row.run_id].append(event_from_row(row))
     return found
+
+
+def _renew_leases(conn: Connection, run_ids: Sequence[str], agent_id: str, expires_at: float) -> list[str]:
+    """Move to ``expires_at`` the leases ``agent_id`` still holds among ``run_ids``: those ids, in their order."""
+    held = set(
+        conn.execute(
+            runs.update()
+            .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+            .values(lease_expires_at=expires_at)
+            .returning(runs.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    return [run_id for run_id in run_ids if run_id in held]
 
 
 def _no_queue(path: str) -> QueueError:
