@@ -16,10 +16,9 @@ heavy is imported at module import time.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from .agent import Agent
     from .gc import GcReport
     from .handshake import SaveReply
+    from .packaging import BuildContext
     from .schedules import Schedule
     from .store import QueueStore
 
@@ -518,7 +518,6 @@ class _Prepared:
     queue: Queue
     run: Run
     context: Any
-    tmp: Path
     estimate: Estimate | None = None
 
 
@@ -730,6 +729,7 @@ class Launcher:
 
     # --- submitting ----------------------------------------------------------------------------------
 
+    @contextmanager
     def _prepare(
         self,
         notebook: str | Path | None,
@@ -748,9 +748,10 @@ class Launcher:
         allow_nested: bool = False,
         keep_outputs: bool = False,
         allow_secrets: Sequence[str] = (),
-    ) -> _Prepared:
-        """Everything a submit checks and packs, before anything is stored (the caller removes ``tmp``)."""
-        from .packaging import check_parameters, create_context, read_notebook_json
+    ) -> Iterator[_Prepared]:
+        """Everything a submit checks and packs, before anything is stored (its context is removed
+        when the ``with`` block ends)."""
+        from .packaging import check_parameters, read_notebook_json
 
         _refuse_inside_run(allow_nested)
         q = self._queue_ref(queue)
@@ -767,41 +768,27 @@ class Launcher:
         check_budget(estimate, config.get("budget"))  # before the save: an over-budget run changes nothing
         path, note = _locate_notebook(notebook, user_ns, _saver(save))
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
-        builder = config.get("builder") or {}
-        tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
-        try:
-            context = create_context(
-                path,
-                tmp / "context",
-                include=include,
-                base_image=builder.get("base_image"),
-                keep_outputs=keep_outputs,
-                allow_secrets=allow_secrets,
-                protected=self._store_paths(),
+        with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+            run = Run(
+                id="",
+                queue_id=q.id or 0,
+                queue_name=q.name,
+                entity=q.entity,
+                author=current_user(),
+                resource=q.resource,
+                priority=prio,
+                name=name or path.stem,
+                notebook=str(path),
+                parameters=checked,
+                template_values=dict(template_values or {}),
+                resource_args=dict(resource_args or {}),
+                config=config,
+                image=image,
+                content_hash=context.content_hash,
+                message=note,
+                cost=estimate.record() if estimate is not None else None,
             )
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        run = Run(
-            id="",
-            queue_id=q.id or 0,
-            queue_name=q.name,
-            entity=q.entity,
-            author=current_user(),
-            resource=q.resource,
-            priority=prio,
-            name=name or path.stem,
-            notebook=str(path),
-            parameters=checked,
-            template_values=dict(template_values or {}),
-            resource_args=dict(resource_args or {}),
-            config=config,
-            image=image,
-            content_hash=context.content_hash,
-            message=note,
-            cost=estimate.record() if estimate is not None else None,
-        )
-        return _Prepared(self.store, q, run, context, tmp, estimate)
+            yield _Prepared(self.store, q, run, context, estimate)
 
     def submit(
         self, notebook: str | Path | None = None, queue: str | None = None, **options: Unpack[SubmitOptions]
@@ -818,11 +805,8 @@ class Launcher:
         """
         from .packaging import pack_context
 
-        prepared = self._prepare(notebook, queue, **options)
-        try:
+        with self._prepare(notebook, queue, **options) as prepared:
             run = prepared.store.enqueue(prepared.run, pack_context(prepared.context.directory))
-        finally:
-            shutil.rmtree(prepared.tmp, ignore_errors=True)
         _wake_local_agents()
         return self._handle(run)
 
@@ -831,12 +815,9 @@ class Launcher:
     ) -> DryRun:
         """What ``submit`` with these arguments would send to the queue's target, checked the same
         way; nothing is queued or stored."""
-        prepared = self._prepare(notebook, queue, **options)
-        try:
+        with self._prepare(notebook, queue, **options) as prepared:
             run = replace(prepared.run, id="dry-run")
             return self._request(prepared.queue, run, prepared.context.directory, prepared.context.notebook)
-        finally:
-            shutil.rmtree(prepared.tmp, ignore_errors=True)
 
     def _request(self, queue: Queue, run: Run, context_dir: Path, notebook: str) -> DryRun:
         """The one way a request is shown without sending it: the runner's dry run of the job."""
@@ -945,32 +926,27 @@ class Launcher:
             paths.append(Path(url[len("sqlite:///") :]))
         return paths
 
-    def _packed_context(
+    def _context(
         self,
         path: Path,
         config: Mapping,
         include: Sequence[str] = (),
         keep_outputs: bool = False,
         allow_secrets: Sequence[str] = (),
-    ) -> tuple[bytes, str]:
-        """The notebook's build context packed once (a schedule's snapshot, a sweep's one context), with
-        a submit's protections (the store and data dir never ship), and its content hash."""
-        from .packaging import create_context, pack_context
+    ) -> AbstractContextManager[BuildContext]:
+        """The notebook's build context in a temporary folder removed after the ``with`` block (a submit's,
+        a schedule's snapshot, a sweep's one context), with a submit's protections (the store and data
+        dir never ship) and the config's builder.base_image."""
+        from .packaging import temporary_context
 
-        tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
-        try:
-            context = create_context(
-                path,
-                tmp / "context",
-                include=include,
-                base_image=(config.get("builder") or {}).get("base_image"),
-                keep_outputs=keep_outputs,
-                allow_secrets=allow_secrets,
-                protected=self._store_paths(),
-            )
-            return pack_context(context.directory), context.content_hash
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return temporary_context(
+            path,
+            include=include,
+            base_image=(config.get("builder") or {}).get("base_image"),
+            keep_outputs=keep_outputs,
+            allow_secrets=allow_secrets,
+            protected=self._store_paths(),
+        )
 
     # --- runs ----------------------------------------------------------------------------------------
 
@@ -1096,7 +1072,7 @@ class Launcher:
         tick that came while no agent served the queue, ``skip`` drops such ticks. Everything is checked
         before anything is stored."""
         from .core.inside import inside_run
-        from .packaging import check_parameters, read_notebook_json
+        from .packaging import check_parameters, pack_context, read_notebook_json
         from .schedules import Schedule, check_cron, check_missed, check_timezone, local_timezone, next_fire_after
         from .store._schedules import insert_schedule
 
@@ -1120,7 +1096,8 @@ class Launcher:
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
         context_bytes, content_hash = None, None
         if not follow_file:
-            context_bytes, content_hash = self._packed_context(path, config, include, keep_outputs, allow_secrets)
+            with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+                context_bytes, content_hash = pack_context(context.directory), context.content_hash
         row = insert_schedule(
             self.store,
             dict(
@@ -1333,7 +1310,7 @@ class Launcher:
         ``"choice(a,b)"``). A grid (the default) takes every combination; ``random=N`` draws N points
         with ``seed``. Each point is checked like a single submit; on any error nothing is queued.
         ``max_parallel`` caps how many of the sweep's runs are active at once, across all agents."""
-        from .packaging import check_parameters, read_notebook_json
+        from .packaging import check_parameters, pack_context, read_notebook_json
         from .sweeps import DEFAULT_MAX_POINTS, describe_space, parse_space, points
 
         _refuse_inside_run(allow_nested)
@@ -1352,7 +1329,8 @@ class Launcher:
         nb = read_notebook_json(path)
         checked = [check_parameters(nb, path.name, point, new_parameters) for point in chosen]
         sweep_name = name or f"{path.stem} sweep"
-        packed, content_hash = self._packed_context(path, config, include, keep_outputs, allow_secrets)
+        with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+            packed, content_hash = pack_context(context.directory), context.content_hash
         width = len(str(len(checked)))
         runs = [
             Run(
