@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from .core.config import AgentConfig, current_user
 from .core.cost import Estimate, check_budget
@@ -37,12 +36,14 @@ if TYPE_CHECKING:
     from .agent import Agent
     from .gc import GcReport
     from .handshake import SaveReply
+    from .packaging import BuildContext
     from .schedules import Schedule
     from .store import QueueStore
 
     SaveFunction = Callable[[Path], SaveReply | None]
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_T = TypeVar("_T")
 
 # Process-wide defaults set by the magics' traitlets (or a script) through configure().
 _settings: dict[str, Any] = {"store_url": None, "entity": None, "config_path": None, "default_queue": None}
@@ -518,7 +519,6 @@ class _Prepared:
     queue: Queue
     run: Run
     context: Any
-    tmp: Path
     estimate: Estimate | None = None
 
 
@@ -730,6 +730,7 @@ class Launcher:
 
     # --- submitting ----------------------------------------------------------------------------------
 
+    @contextmanager
     def _prepare(
         self,
         notebook: str | Path | None,
@@ -748,9 +749,10 @@ class Launcher:
         allow_nested: bool = False,
         keep_outputs: bool = False,
         allow_secrets: Sequence[str] = (),
-    ) -> _Prepared:
-        """Everything a submit checks and packs, before anything is stored (the caller removes ``tmp``)."""
-        from .packaging import check_parameters, create_context, read_notebook_json
+    ) -> Iterator[_Prepared]:
+        """Everything a submit checks and packs, before anything is stored (its context is removed
+        when the ``with`` block ends)."""
+        from .packaging import check_parameters, read_notebook_json
 
         _refuse_inside_run(allow_nested)
         q = self._queue_ref(queue)
@@ -767,41 +769,27 @@ class Launcher:
         check_budget(estimate, config.get("budget"))  # before the save: an over-budget run changes nothing
         path, note = _locate_notebook(notebook, user_ns, _saver(save))
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
-        builder = config.get("builder") or {}
-        tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
-        try:
-            context = create_context(
-                path,
-                tmp / "context",
-                include=include,
-                base_image=builder.get("base_image"),
-                keep_outputs=keep_outputs,
-                allow_secrets=allow_secrets,
-                protected=self._store_paths(),
+        with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+            run = Run(
+                id="",
+                queue_id=q.id or 0,
+                queue_name=q.name,
+                entity=q.entity,
+                author=current_user(),
+                resource=q.resource,
+                priority=prio,
+                name=name or path.stem,
+                notebook=str(path),
+                parameters=checked,
+                template_values=dict(template_values or {}),
+                resource_args=dict(resource_args or {}),
+                config=config,
+                image=image,
+                content_hash=context.content_hash,
+                message=note,
+                cost=estimate.record() if estimate is not None else None,
             )
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        run = Run(
-            id="",
-            queue_id=q.id or 0,
-            queue_name=q.name,
-            entity=q.entity,
-            author=current_user(),
-            resource=q.resource,
-            priority=prio,
-            name=name or path.stem,
-            notebook=str(path),
-            parameters=checked,
-            template_values=dict(template_values or {}),
-            resource_args=dict(resource_args or {}),
-            config=config,
-            image=image,
-            content_hash=context.content_hash,
-            message=note,
-            cost=estimate.record() if estimate is not None else None,
-        )
-        return _Prepared(self.store, q, run, context, tmp, estimate)
+            yield _Prepared(self.store, q, run, context, estimate)
 
     def submit(
         self, notebook: str | Path | None = None, queue: str | None = None, **options: Unpack[SubmitOptions]
@@ -818,11 +806,8 @@ class Launcher:
         """
         from .packaging import pack_context
 
-        prepared = self._prepare(notebook, queue, **options)
-        try:
+        with self._prepare(notebook, queue, **options) as prepared:
             run = prepared.store.enqueue(prepared.run, pack_context(prepared.context.directory))
-        finally:
-            shutil.rmtree(prepared.tmp, ignore_errors=True)
         _wake_local_agents()
         return self._handle(run)
 
@@ -831,12 +816,9 @@ class Launcher:
     ) -> DryRun:
         """What ``submit`` with these arguments would send to the queue's target, checked the same
         way; nothing is queued or stored."""
-        prepared = self._prepare(notebook, queue, **options)
-        try:
+        with self._prepare(notebook, queue, **options) as prepared:
             run = replace(prepared.run, id="dry-run")
             return self._request(prepared.queue, run, prepared.context.directory, prepared.context.notebook)
-        finally:
-            shutil.rmtree(prepared.tmp, ignore_errors=True)
 
     def _request(self, queue: Queue, run: Run, context_dir: Path, notebook: str) -> DryRun:
         """The one way a request is shown without sending it: the runner's dry run of the job."""
@@ -945,32 +927,27 @@ class Launcher:
             paths.append(Path(url[len("sqlite:///") :]))
         return paths
 
-    def _packed_context(
+    def _context(
         self,
         path: Path,
         config: Mapping,
         include: Sequence[str] = (),
         keep_outputs: bool = False,
         allow_secrets: Sequence[str] = (),
-    ) -> tuple[bytes, str]:
-        """The notebook's build context packed once (a schedule's snapshot, a sweep's one context), with
-        a submit's protections (the store and data dir never ship), and its content hash."""
-        from .packaging import create_context, pack_context
+    ) -> AbstractContextManager[BuildContext]:
+        """The notebook's build context in a temporary folder removed after the ``with`` block (a submit's,
+        a schedule's snapshot, a sweep's one context), with a submit's protections (the store and data
+        dir never ship) and the config's builder.base_image."""
+        from .packaging import temporary_context
 
-        tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
-        try:
-            context = create_context(
-                path,
-                tmp / "context",
-                include=include,
-                base_image=(config.get("builder") or {}).get("base_image"),
-                keep_outputs=keep_outputs,
-                allow_secrets=allow_secrets,
-                protected=self._store_paths(),
-            )
-            return pack_context(context.directory), context.content_hash
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return temporary_context(
+            path,
+            include=include,
+            base_image=(config.get("builder") or {}).get("base_image"),
+            keep_outputs=keep_outputs,
+            allow_secrets=allow_secrets,
+            protected=self._store_paths(),
+        )
 
     # --- runs ----------------------------------------------------------------------------------------
 
@@ -1133,7 +1110,7 @@ class Launcher:
         tick that came while no agent served the queue, ``skip`` drops such ticks. Everything is checked
         before anything is stored."""
         from .core.inside import inside_run
-        from .packaging import check_parameters, read_notebook_json
+        from .packaging import check_parameters, pack_context, read_notebook_json
         from .schedules import Schedule, check_cron, check_missed, check_timezone, local_timezone, next_fire_after
         from .store._schedules import insert_schedule
 
@@ -1157,7 +1134,8 @@ class Launcher:
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
         context_bytes, content_hash = None, None
         if not follow_file:
-            context_bytes, content_hash = self._packed_context(path, config, include, keep_outputs, allow_secrets)
+            with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+                context_bytes, content_hash = pack_context(context.directory), context.content_hash
         row = insert_schedule(
             self.store,
             dict(
@@ -1370,7 +1348,7 @@ class Launcher:
         ``"choice(a,b)"``). A grid (the default) takes every combination; ``random=N`` draws N points
         with ``seed``. Each point is checked like a single submit; on any error nothing is queued.
         ``max_parallel`` caps how many of the sweep's runs are active at once, across all agents."""
-        from .packaging import check_parameters, read_notebook_json
+        from .packaging import check_parameters, pack_context, read_notebook_json
         from .sweeps import DEFAULT_MAX_POINTS, describe_space, parse_space, points
 
         _refuse_inside_run(allow_nested)
@@ -1389,7 +1367,8 @@ class Launcher:
         nb = read_notebook_json(path)
         checked = [check_parameters(nb, path.name, point, new_parameters) for point in chosen]
         sweep_name = name or f"{path.stem} sweep"
-        packed, content_hash = self._packed_context(path, config, include, keep_outputs, allow_secrets)
+        with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+            packed, content_hash = pack_context(context.directory), context.content_hash
         width = len(str(len(checked)))
         runs = [
             Run(
@@ -1541,6 +1520,12 @@ def agent_status() -> dict | None:
 # Each opens a Launcher on ``store_url`` (default: the process's store), calls its method and closes it.
 
 
+def _one_call(store_url: str | None, call: Callable[[Launcher], _T]) -> _T:
+    """``call(launcher)`` on a Launcher opened on ``store_url``, closed when the call returns or raises."""
+    with Launcher(store=store_url) as client:
+        return call(client)
+
+
 def create_queue(
     name: str,
     resource: str = "local-process",
@@ -1553,8 +1538,9 @@ def create_queue(
     store_url: str | None = None,
 ) -> Queue:
     """``Launcher.create_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.create_queue(
+    return _one_call(
+        store_url,
+        lambda client: client.create_queue(
             name,
             resource,
             entity=entity,
@@ -1562,19 +1548,18 @@ def create_queue(
             prioritization=prioritization,
             template_vars=template_vars,
             exist_ok=exist_ok,
-        )
+        ),
+    )
 
 
 def get_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> Queue:
     """``Launcher.get_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_queue(name, entity=entity)
+    return _one_call(store_url, lambda client: client.get_queue(name, entity=entity))
 
 
 def list_queues(*, store_url: str | None = None) -> list[Queue]:
     """``Launcher.list_queues`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_queues()
+    return _one_call(store_url, lambda client: client.list_queues())
 
 
 def update_queue(
@@ -1587,16 +1572,17 @@ def update_queue(
     store_url: str | None = None,
 ) -> Queue:
     """``Launcher.update_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.update_queue(
+    return _one_call(
+        store_url,
+        lambda client: client.update_queue(
             name, entity=entity, config=config, prioritization=prioritization, template_vars=template_vars
-        )
+        ),
+    )
 
 
 def delete_queue(name: str, *, entity: str | None = None, store_url: str | None = None) -> None:
     """``Launcher.delete_queue`` for one call."""
-    with Launcher(store=store_url) as client:
-        client.delete_queue(name, entity=entity)
+    _one_call(store_url, lambda client: client.delete_queue(name, entity=entity))
 
 
 def submit(
@@ -1607,8 +1593,7 @@ def submit(
     **options: Unpack[SubmitOptions],
 ) -> RunHandle:
     """``Launcher.submit`` for one call (the same keyword options)."""
-    with Launcher(store=store_url) as client:
-        return client.submit(notebook, queue, **options)
+    return _one_call(store_url, lambda client: client.submit(notebook, queue, **options))
 
 
 def dry_run(
@@ -1619,8 +1604,7 @@ def dry_run(
     **options: Unpack[SubmitOptions],
 ) -> DryRun:
     """``Launcher.dry_run`` for one call (``submit``'s keyword options; nothing is queued)."""
-    with Launcher(store=store_url) as client:
-        return client.dry_run(notebook, queue, **options)
+    return _one_call(store_url, lambda client: client.dry_run(notebook, queue, **options))
 
 
 def estimate(
@@ -1631,16 +1615,16 @@ def estimate(
     store_url: str | None = None,
 ) -> Estimate | None:
     """``Launcher.estimate`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.estimate(queue, template_values=template_values, resource_args=resource_args)
+    return _one_call(
+        store_url, lambda client: client.estimate(queue, template_values=template_values, resource_args=resource_args)
+    )
 
 
 def preview_request(
     queue: str | None = None, *, store_url: str | None = None, **options: Unpack[PreviewOptions]
 ) -> DryRun:
     """``Launcher.preview_request`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.preview_request(queue, **options)
+    return _one_call(store_url, lambda client: client.preview_request(queue, **options))
 
 
 def list_runs(
@@ -1652,44 +1636,37 @@ def list_runs(
     store_url: str | None = None,
 ) -> list[Run]:
     """``Launcher.list_runs`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_runs(queue=queue, state=state, author=author, limit=limit)
+    return _one_call(store_url, lambda client: client.list_runs(queue=queue, state=state, author=author, limit=limit))
 
 
 def get_run(run_id: str, *, store_url: str | None = None) -> RunHandle:
     """``Launcher.get_run`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_run(run_id)
+    return _one_call(store_url, lambda client: client.get_run(run_id))
 
 
 def events(run_id: str, *, store_url: str | None = None) -> list[Event]:
     """``Launcher.events`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.events(run_id)
+    return _one_call(store_url, lambda client: client.events(run_id))
 
 
 def events_since(after_id: int, *, store_url: str | None = None) -> list[Event]:
     """``Launcher.events_since`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.events_since(after_id)
+    return _one_call(store_url, lambda client: client.events_since(after_id))
 
 
 def cancel(run_id: str, *, store_url: str | None = None) -> RunHandle:
     """``Launcher.cancel`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.cancel(run_id)
+    return _one_call(store_url, lambda client: client.cancel(run_id))
 
 
 def delete_run(run_id: str, *, store_url: str | None = None) -> Run:
     """``Launcher.delete_run`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.delete_run(run_id)
+    return _one_call(store_url, lambda client: client.delete_run(run_id))
 
 
 def run_files(run_id: str, *, store_url: str | None = None) -> dict:
     """``Launcher.run_files`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.run_files(run_id)
+    return _one_call(store_url, lambda client: client.run_files(run_id))
 
 
 def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
@@ -1700,8 +1677,7 @@ def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
 
 def run_file(run_id: str, name: str, *, store_url: str | None = None) -> Path:
     """``Launcher.run_file`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.run_file(run_id, name)
+    return _one_call(store_url, lambda client: client.run_file(run_id, name))
 
 
 def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> Iterator[str]:
@@ -1712,14 +1688,12 @@ def logs(run_id: str, *, follow: bool = False, store_url: str | None = None) -> 
 
 def gc(older_than: str | float = "30d", *, dry_run: bool = False, store_url: str | None = None) -> GcReport:
     """``Launcher.gc`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.gc(older_than, dry_run=dry_run)
+    return _one_call(store_url, lambda client: client.gc(older_than, dry_run=dry_run))
 
 
 def run_progress(run_ids: str | Sequence[str], *, store_url: str | None = None) -> dict[str, dict]:
     """``Launcher.run_progress`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.run_progress(run_ids)
+    return _one_call(store_url, lambda client: client.run_progress(run_ids))
 
 
 def create_schedule(
@@ -1732,68 +1706,57 @@ def create_schedule(
     **options: Unpack[ScheduleOptions],
 ) -> Schedule:
     """``Launcher.create_schedule`` for one call (the same keyword options)."""
-    with Launcher(store=store_url) as client:
-        return client.create_schedule(name, notebook, queue, cron=cron, **options)
+    return _one_call(store_url, lambda client: client.create_schedule(name, notebook, queue, cron=cron, **options))
 
 
 def list_schedules(*, author: str | None = None, store_url: str | None = None) -> list[Schedule]:
     """``Launcher.list_schedules`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_schedules(author=author)
+    return _one_call(store_url, lambda client: client.list_schedules(author=author))
 
 
 def get_schedule(name: str, *, store_url: str | None = None) -> Schedule:
     """``Launcher.get_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_schedule(name)
+    return _one_call(store_url, lambda client: client.get_schedule(name))
 
 
 def pause_schedule(name: str, *, store_url: str | None = None) -> Schedule:
     """``Launcher.pause_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.pause_schedule(name)
+    return _one_call(store_url, lambda client: client.pause_schedule(name))
 
 
 def resume_schedule(name: str, *, store_url: str | None = None) -> Schedule:
     """``Launcher.resume_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.resume_schedule(name)
+    return _one_call(store_url, lambda client: client.resume_schedule(name))
 
 
 def delete_schedule(name: str, *, store_url: str | None = None) -> None:
     """``Launcher.delete_schedule`` for one call."""
-    with Launcher(store=store_url) as client:
-        client.delete_schedule(name)
+    _one_call(store_url, lambda client: client.delete_schedule(name))
 
 
 def schedule_ticks(name: str, *, limit: int | None = 20, store_url: str | None = None) -> list[dict]:
     """``Launcher.schedule_ticks`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.schedule_ticks(name, limit=limit)
+    return _one_call(store_url, lambda client: client.schedule_ticks(name, limit=limit))
 
 
 def schedule_of_run(run_id: str, *, store_url: str | None = None) -> dict | None:
     """``Launcher.schedule_of_run`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.schedule_of_run(run_id)
+    return _one_call(store_url, lambda client: client.schedule_of_run(run_id))
 
 
 def agents(queue: str | None = None, *, store_url: str | None = None) -> list[dict]:
     """``Launcher.agents`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.agents(queue)
+    return _one_call(store_url, lambda client: client.agents(queue))
 
 
 def serving_agents(queue: str, *, store_url: str | None = None) -> list[dict]:
     """``Launcher.serving_agents`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.serving_agents(queue)
+    return _one_call(store_url, lambda client: client.serving_agents(queue))
 
 
 def serving_note(queue: str, *, store_url: str | None = None) -> str | None:
     """``Launcher.serving_note`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.serving_note(queue)
+    return _one_call(store_url, lambda client: client.serving_note(queue))
 
 
 def sweep(
@@ -1805,29 +1768,24 @@ def sweep(
     **options: Unpack[SweepOptions],
 ) -> SweepHandle:
     """``Launcher.sweep`` for one call (the same keyword options)."""
-    with Launcher(store=store_url) as client:
-        return client.sweep(notebook, queue, parameters=parameters, **options)
+    return _one_call(store_url, lambda client: client.sweep(notebook, queue, parameters=parameters, **options))
 
 
 def get_sweep(sweep_id: str, *, sort: str | None = None, store_url: str | None = None) -> dict:
     """``Launcher.get_sweep`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.get_sweep(sweep_id, sort=sort)
+    return _one_call(store_url, lambda client: client.get_sweep(sweep_id, sort=sort))
 
 
 def list_sweeps(*, limit: int | None = 50, store_url: str | None = None) -> list[dict]:
     """``Launcher.list_sweeps`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.list_sweeps(limit=limit)
+    return _one_call(store_url, lambda client: client.list_sweeps(limit=limit))
 
 
 def cancel_sweep(sweep_id: str, *, store_url: str | None = None) -> dict:
     """``Launcher.cancel_sweep`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.cancel_sweep(sweep_id)
+    return _one_call(store_url, lambda client: client.cancel_sweep(sweep_id))
 
 
 def compare(run_ids: Sequence[str], *, sort: str | None = None, store_url: str | None = None) -> dict:
     """``Launcher.compare`` for one call."""
-    with Launcher(store=store_url) as client:
-        return client.compare(run_ids, sort=sort)
+    return _one_call(store_url, lambda client: client.compare(run_ids, sort=sort))

@@ -13,8 +13,6 @@ starts from the next tick after now.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -342,8 +340,9 @@ def resolve_config(queue: Queue, template_values: dict, resource_args: dict) -> 
 def package_notebook(schedule: Schedule, config: dict) -> tuple[bytes, str, dict]:
     """Package the schedule's notebook file as it is now: (context tar.gz, content hash, parameters).
     NotebookError when the file is gone or its parameters no longer fit."""
+    from .api import agent_config
     from .core.errors import NotebookError
-    from .packaging import check_parameters, create_context, pack_context, read_notebook_json
+    from .packaging import check_parameters, pack_context, read_notebook_json, temporary_context
 
     path = Path(schedule.notebook)
     if not path.is_file():
@@ -351,22 +350,14 @@ def package_notebook(schedule: Schedule, config: dict) -> tuple[bytes, str, dict
     parameters = check_parameters(
         read_notebook_json(path), path.name, dict(schedule.parameters), schedule.new_parameters
     )
-    builder = config.get("builder") or {}
-    tmp = Path(tempfile.mkdtemp(prefix="launch-schedule-"))
-    try:
-        from .api import agent_config
-
-        # The data dir never ships (as for a submit); a followed file's outputs are stripped.
-        context = create_context(
-            path,
-            tmp / "context",
-            include=schedule.include,
-            base_image=builder.get("base_image"),
-            protected=[agent_config().data_dir],
-        )
+    # The data dir never ships (as for a submit); a followed file's outputs are stripped.
+    with temporary_context(
+        path,
+        include=schedule.include,
+        base_image=(config.get("builder") or {}).get("base_image"),
+        protected=[agent_config().data_dir],
+    ) as context:
         return pack_context(context.directory), context.content_hash, parameters
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def describe_time(schedule: Schedule, t: float | None) -> str:

@@ -26,6 +26,7 @@ class BuildContext:
 _EXPORTS = {
     "create_context": "context",
     "pack_context": "context",
+    "temporary_context": "context",
     "unpack_context": "context",
     "DEFAULT_EXCLUDES": "context",
     "resolve_requirements": "requirements",

@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -394,6 +396,32 @@ def pack_context(directory: Path) -> bytes:
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
     return raw.getvalue()
+
+
+@contextmanager
+def temporary_context(
+    notebook: Path,
+    *,
+    include: Sequence[str] = (),
+    base_image: str | None = None,
+    keep_outputs: bool = False,
+    allow_secrets: Sequence[str] = (),
+    protected: Sequence[Path] = (),
+) -> Iterator[BuildContext]:
+    """``create_context`` in a new temporary folder, removed when the ``with`` block ends."""
+    tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
+    try:
+        yield create_context(
+            notebook,
+            tmp / "context",
+            include=include,
+            base_image=base_image,
+            keep_outputs=keep_outputs,
+            allow_secrets=allow_secrets,
+            protected=protected,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def unpack_context(data: bytes, dest: Path) -> Path:

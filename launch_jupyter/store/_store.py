@@ -307,18 +307,8 @@ class QueueStore(SweepMethods, RetentionMethods):
             return []
         now = time.time()
         with self._backend.write() as conn:
-            held = (
-                conn.execute(
-                    runs.update()
-                    .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
-                    .values(lease_expires_at=now + lease_s)
-                    .returning(runs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-        held_ids = set(held)
-        return [run_id for run_id in run_ids if run_id in held_ids]
+            held = _renew_leases(conn, run_ids, agent_id, now + lease_s)
+        return held
 
     def release(self, run_id: str, agent_id: str) -> None:
         """The agent stops: expire its lease now. A run not yet built goes back to the queue."""
@@ -451,17 +441,8 @@ class QueueStore(SweepMethods, RetentionMethods):
             conn.execute(agents.update().where(agents.c.id == agent_id).values(heartbeat_at=now))
             if not run_ids:
                 return []
-            held = set(
-                conn.execute(
-                    runs.update()
-                    .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
-                    .values(lease_expires_at=now + lease_s)
-                    .returning(runs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-        return [run_id for run_id in run_ids if run_id in held]
+            held = _renew_leases(conn, run_ids, agent_id, now + lease_s)
+        return held
 
     def agent_stopped(self, agent_id: str) -> None:
         """The agent stopped cleanly."""
@@ -572,39 +553,18 @@ class QueueStore(SweepMethods, RetentionMethods):
     def events_for(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
         """The histories of many runs in one statement: run id → its events, oldest first
         (every id asked for is a key; a run without events maps to [])."""
-        found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
-        if not found:
-            return found
-        query = select(run_events).where(run_events.c.run_id.in_(list(found))).order_by(run_events.c.id)
+        if not run_ids:
+            return {}
         with self._backend.read() as conn:
-            for row in conn.execute(query):
-                found[row.run_id].append(event_from_row(row))
-        return found
+            return _events_by_run(conn, run_ids)
 
     def last_event_id(self) -> int:
         """The id of the newest event (0 when there is none): where a follower starts."""
         with self._backend.read() as conn:
             return int(conn.execute(select(func.max(run_events.c.id))).scalar() or 0)
 
-    def run_page(
-        self,
-        *,
-        queue: str | None = None,
-        states: Iterable[RunState | str] | None = None,
-        text: str | None = None,
-        sort: str = "created",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[Run]:
-        """One page of runs in one statement: of ``queue`` ("entity/name" or a name), in ``states``,
-        whose id, name, author, queue or message contains ``text``; sorted by ``sort``."""
-        query = _page_query(queue, states, text, sort, descending, offset, limit)
-        with self._backend.read() as conn:
-            return [run_from_row(r) for r in conn.execute(query)]
-
     def run_counts(self, *, queue: str | None = None, text: str | None = None) -> dict[tuple[str, str], int]:
-        """How many runs per (queue "entity/name", state), with the filters of ``run_page`` but the
+        """How many runs per (queue "entity/name", state), with the filters of ``board_page`` but the
         state: one statement that gives a board its counts per state, its queues and its total."""
         with self._backend.read() as conn:
             return _counts(conn, queue, text)
@@ -622,7 +582,9 @@ class QueueStore(SweepMethods, RetentionMethods):
     ) -> tuple[dict[tuple[str, str], int], int, list[Run], dict[str, list[Event]]]:
         """What a run board shows, in one read transaction of three statements whatever the page's
         size: the counts (as ``run_counts``), the page number actually shown (the last one when
-        ``page`` is past the end), the page of runs (as ``run_page``) and their events."""
+        ``page`` is past the end), the page of runs and their events. The page holds the runs of
+        ``queue`` ("entity/name" or a name), in ``states``, whose id, name, author, queue or message
+        contains ``text``, sorted by ``sort``."""
         chosen = None if states is None else [RunState(s).value for s in states]
         with self._backend.read() as conn:
             counts = _counts(conn, queue, text)
@@ -630,13 +592,7 @@ class QueueStore(SweepMethods, RetentionMethods):
             page = min(max(0, page), max(0, (total - 1) // max(1, limit)))
             query = _page_query(queue, chosen, text, sort, descending, page * limit, limit)
             found = [run_from_row(r) for r in conn.execute(query)]
-            events: dict[str, list[Event]] = {run.id: [] for run in found}
-            if found:
-                rows = conn.execute(
-                    select(run_events).where(run_events.c.run_id.in_(list(events))).order_by(run_events.c.id)
-                )
-                for row in rows:
-                    events[row.run_id].append(event_from_row(row))
+            events = _events_by_run(conn, [run.id for run in found])
         return counts, page, found, events
 
     def request_cancel(self, run_id: str) -> Run:
@@ -746,6 +702,31 @@ def _counts(conn: Connection, queue: str | None, text: str | None) -> dict[tuple
     query = _run_filters(select(path.label("queue"), runs.c.state, func.count().label("n")), queue, text)
     query = query.group_by(runs.c.entity, runs.c.queue_name, runs.c.state)
     return {(row.queue, row.state): int(row.n) for row in conn.execute(query)}
+
+
+def _events_by_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, list[Event]]:
+    """Run id → its events, oldest first, in one statement (none for no ids); every id is a key."""
+    found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
+    if found:
+        query = select(run_events).where(run_events.c.run_id.in_(list(found))).order_by(run_events.c.id)
+        for row in conn.execute(query):
+            found[row.run_id].append(event_from_row(row))
+    return found
+
+
+def _renew_leases(conn: Connection, run_ids: Sequence[str], agent_id: str, expires_at: float) -> list[str]:
+    """Move to ``expires_at`` the leases ``agent_id`` still holds among ``run_ids``: those ids, in their order."""
+    held = set(
+        conn.execute(
+            runs.update()
+            .where(runs.c.id.in_(list(run_ids)), runs.c.agent_id == agent_id, runs.c.state.in_(ACTIVE_STATES))
+            .values(lease_expires_at=expires_at)
+            .returning(runs.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    return [run_id for run_id in run_ids if run_id in held]
 
 
 def _no_queue(path: str) -> QueueError:

@@ -118,16 +118,10 @@ def _check_spec(spec: Any) -> list[Problem]:
         return [Problem("spec", "missing: a vertex config needs spec.worker_pool_specs and spec.staging_bucket")]
     if not isinstance(spec, dict):
         return [Problem("spec", f"expected a mapping of CustomJob arguments, got {_kind(spec)}")]
-    problems: list[Problem] = []
     allowed = {**spec_keys(), **{k: run_keys()[k] for k in SPEC_TO_RUN}}
-    for key, value in spec.items():
-        path = join_path("spec", str(key))
-        if key in SPEC_REFUSED:
-            problems.append(Problem(path, SPEC_REFUSED[key]))
-        elif key not in allowed:
-            problems.append(_unknown(path, key, allowed, "a CustomJob argument"))
-        elif key not in ("worker_pool_specs", "staging_bucket", "labels"):
-            problems += _check_value(path, value, allowed[key])
+    problems = _check_keys(
+        "spec", spec, allowed, SPEC_REFUSED, "a CustomJob argument", ("worker_pool_specs", "staging_bucket", "labels")
+    )
     problems += _check_pools(spec.get("worker_pool_specs"))
     problems += _check_bucket(spec)
     problems += _check_labels("spec.labels", spec.get("labels"))
@@ -289,17 +283,7 @@ def _check_location(location: Any) -> list[Problem]:
 def _check_run(run: Any) -> list[Problem]:
     if not isinstance(run, dict):
         return [Problem("run", f"expected a mapping of CustomJob.submit arguments, got {_kind(run)}")]
-    problems: list[Problem] = []
-    allowed = run_keys()
-    for key, value in run.items():
-        path = join_path("run", str(key))
-        if key in RUN_REFUSED:
-            problems.append(Problem(path, RUN_REFUSED[key]))
-        elif key not in allowed:
-            problems.append(_unknown(path, key, allowed, "a CustomJob.submit/run argument"))
-        else:
-            problems += _check_value(path, value, allowed[key])
-    return problems
+    return _check_keys("run", run, run_keys(), RUN_REFUSED, "a CustomJob.submit/run argument")
 
 
 # --------------------------------------------------------------------------- SDK signatures
@@ -530,6 +514,28 @@ def registry_problem(uri: str, path: str) -> Problem | None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _check_keys(
+    section: str,
+    given: dict,
+    allowed: dict[str, Any],
+    refused: dict[str, str],
+    what: str,
+    checked_apart: tuple[str, ...] = (),
+) -> list[Problem]:
+    """Each key of ``section``: refused (with the reason), unknown (``what`` it should be), or its
+    value checked against the argument's type; the ``checked_apart`` keys have checks of their own."""
+    problems: list[Problem] = []
+    for key, value in given.items():
+        path = join_path(section, str(key))
+        if key in refused:
+            problems.append(Problem(path, refused[key]))
+        elif key not in allowed:
+            problems.append(_unknown(path, key, allowed, what))
+        elif key not in checked_apart:
+            problems += _check_value(path, value, allowed[key])
+    return problems
 
 
 def _unknown(path: str, key: Any, choices, what: str = "a key") -> Problem:
