@@ -1004,7 +1004,9 @@ class Launcher:
         run = self.store.get_run(run_id)
         remote, problem = self._remote_files(run)
         files, truncated = list_files(run, self.store, self.config.data_dir, remote)
-        return {"files": [f.view() for f in files], "truncated": truncated, "remote_error": problem}
+        # A file at the target downloads through this server when its runner lists (and reads) them.
+        views = [{**f.view(), "downloadable": f.path is not None or remote is not None} for f in files]
+        return {"files": views, "truncated": truncated, "remote_error": problem}
 
     def _remote_files(self, run: Run) -> tuple[list[tuple[str, int, float, str]] | None, str | None]:
         """What the run's runner lists at its target, or why it could not (the page still shows the rest)."""

@@ -41,7 +41,8 @@ def test_the_files_a_vertex_run_wrote_to_its_bucket_folder_are_listed_and_downlo
     assert names == [("output.ipynb", "notebook", False), ("metrics.json", "file", False),
                      ("model/weights.bin", "file", False)]  # fmt: skip
     weights = listed["files"][2]
-    assert weights["size"] == 3000
+    assert weights["size"] == 3000 and weights["modified"] > 0
+    assert all(f["downloadable"] for f in listed["files"])  # through this server, from the bucket
     assert weights["location"] == f"gs://my-bucket/launch-runs/{handle.id}/model/weights.bin"
     with api.Launcher() as client:
         name, chunks = client.run_file_chunks(handle.id, "model/weights.bin")

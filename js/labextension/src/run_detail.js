@@ -239,18 +239,21 @@ export class RunDetail extends Widget {
         isTerminal(run.state) ? "this run left no executed notebook and wrote no files here" : "nothing yet: the run is not over");
     }
     const rows = files.map((f) => h("tr", { class: "lj-detail-file", "data-name": f.name, "data-kind": f.kind },
-      h("td", {}, f.kind === "notebook" ? h("strong", {}, `${f.name} (executed notebook)`) : f.name),
-      h("td", { class: "lj-num" }, f.local ? formatSize(f.size) : ""),
-      h("td", {}, f.local ? formatTime(f.modified) : h("span", { class: "lj-muted" }, f.location)),
+      h("td", {}, f.kind === "notebook" ? h("strong", {}, `${f.name} (executed notebook)`) : f.name,
+        f.local ? null : h("div", { class: "lj-muted lj-detail-location" }, f.location)),
+      h("td", { class: "lj-num" }, f.local || f.size ? formatSize(f.size) : ""),
+      h("td", {}, f.modified ? formatTime(f.modified) : ""),
       h("td", { class: "lj-col-actions" },
         f.kind === "notebook" && f.local
           ? h("button", { class: "lj-btn-view", onclick: () => openNotebookView(this.app, run) }, "View") : null,
-        f.local ? h("button", { class: "lj-btn-download", onclick: () => void this.guard(() => download(run.id, f.name)) }, "Download") : null)));
+        f.downloadable ?? f.local
+          ? h("button", { class: "lj-btn-download", onclick: () => void this.guard(() => download(run.id, f.name)) }, "Download") : null)));
     return h("div", {},
       h("table", { class: "lj-table lj-detail-files" },
         h("thead", {}, h("tr", {}, h("th", {}, "file"), h("th", {}, "size"), h("th", {}, "written"), h("th", {}, ""))),
         h("tbody", {}, rows)),
-      this.files.truncated ? h("div", { class: "lj-muted" }, "only the first files are listed") : null);
+      this.files.truncated ? h("div", { class: "lj-muted" }, "only the first files are listed") : null,
+      this.files.remote_error ? h("div", { class: "lj-muted lj-detail-remote-error" }, this.files.remote_error) : null);
   }
 
   timeline(run) {
