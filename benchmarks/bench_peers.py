@@ -48,7 +48,14 @@ MAX_CLAIM_S = 2.0
 SCHEDULER_HOME = (
     Path.home() / ".cache" / "launch-jupyter-bench" / f"jupyter-scheduler-py{sys.version_info[0]}{sys.version_info[1]}"
 )
-SHARED = "machine shared with six other engineers' work while measured"
+
+
+def _load_note() -> str:
+    """The 1-minute load average when a figure was taken: on a 2-core machine shared with other work,
+    the absolute times move with it, the interleaved ratios much less."""
+    import os
+
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when measured"
 
 
 # ------------------------------------------------------------------ notebooks
@@ -433,7 +440,7 @@ def _latency_rows(results: dict[str, list[dict]], rounds: int) -> tuple[list[dic
             "s",
             n=len(floor),
             spread=spread_text(floor),
-            note=SHARED,
+            note=_load_note(),
         )
     ]
     problems = []
@@ -568,7 +575,7 @@ def _throughput_rows(scheduler: Scheduler | None, sleeper: Path, work: Path, cou
                 baseline=f"xargs -P {parallel} papermill",
                 baseline_value=took["xargs"],
                 n=1,
-                note="from the agent's start to the last succeeded; " + SHARED,
+                note="from the agent's start to the last succeeded; " + _load_note(),
             )
         )
     if scheduler is not None:

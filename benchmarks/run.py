@@ -42,6 +42,7 @@ AREAS = [
     ("lab", "bench_lab_submit", "8. %launch submit of the current notebook in a stock JupyterLab"),
     ("peers", "bench_peers", "9. beside papermill and jupyter-scheduler: latency to file and state, throughput"),
     ("targets", "bench_targets", "10. SageMaker and Kubernetes: calls per status cycle, jobs per run after a crash"),
+    ("cost", "bench_cost", "11. what a run costs: estimate time, budget check on submit"),
 ]
 
 

@@ -4,6 +4,7 @@ figures and change nothing, and the machine hours and cost a run records when it
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -210,7 +211,7 @@ def test_a_run_may_not_lift_its_queues_budget():
 
 def test_a_refreshed_table_is_preferred_and_its_spot_prices_are_used():
     data_dir = api.agent_config().data_dir
-    table = load_table()
+    table = copy.deepcopy(load_table())  # the loaded table is shared: never change it in place
     table["source"], table["as_of"] = "a refresh", "2026-12-01T00:00:00+00:00"
     table["regions"]["us-central1"]["machines"]["n1-standard-4"]["spot"] = 0.05
     path = refreshed_path(data_dir)

@@ -6,6 +6,7 @@ target is one new module plus one entry point.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -204,19 +205,34 @@ def as_runner(obj: Any) -> Runner:
 
 
 def known_runners() -> list[str]:
+    return sorted(_registered())
+
+
+def _registered() -> dict[str, Any]:
+    """The runner entry points by name. Reading installed metadata takes ≈15 ms and every submit asks
+    (its config check and its price), so it is read once per ``sys.path`` (a plugin put on the path
+    later is still found)."""
+    import sys
+
+    return _scan(tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(_path: tuple[str, ...]) -> dict[str, Any]:
     from importlib.metadata import entry_points
 
-    return sorted(ep.name for ep in entry_points(group=GROUP))
+    found: dict[str, Any] = {}
+    for ep in entry_points(group=GROUP):
+        found.setdefault(ep.name, ep)  # the first one wins, as before
+    return found
 
 
 def get_runner(resource: str, agent_config: AgentConfig | None = None) -> Any:
     """The runner registered for ``resource``; an unknown name lists the known ones. The agent uses
     it through ``as_runner`` (runners of the older shape are not ``Runner`` subclasses yet)."""
-    from importlib.metadata import entry_points
-
-    matches = [ep for ep in entry_points(group=GROUP) if ep.name == resource]
-    if not matches:
+    ep = _registered().get(resource)
+    if ep is None:
         known = ", ".join(known_runners())
         raise ConfigError(f'unknown resource "{resource}", choose one of: {known}', path="resource")
-    cls = matches[0].load()
+    cls = ep.load()
     return cls(agent_config) if agent_config is not None else cls()

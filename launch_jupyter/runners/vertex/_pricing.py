@@ -12,6 +12,7 @@ shapes below; a machine type whose shape or family price is not known has no pri
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -125,17 +126,25 @@ def refreshed_path(data_home: Path) -> Path:
 
 
 def load_table(data_home: Path | None = None) -> dict[str, Any]:
-    """The refreshed table when there is one (``launch-jupyter prices refresh``), else the shipped one."""
+    """The refreshed table when there is one (``launch-jupyter prices refresh``), else the shipped one.
+    Read once per file version (its mtime and size): every submit prices its run."""
     if data_home is not None:
         path = refreshed_path(data_home)
-        if path.is_file():
-            try:
-                table = json.loads(path.read_text())
-                if isinstance(table, dict) and isinstance(table.get("regions"), dict):
-                    return table
-            except (OSError, ValueError):
-                pass  # a broken refresh never hides the shipped table
-    return json.loads(SHIPPED.read_text())
+        try:
+            stat = path.stat()
+            table = _read(str(path), stat.st_mtime_ns, stat.st_size)
+            if isinstance(table, dict) and isinstance(table.get("regions"), dict):
+                return table
+        except (OSError, ValueError):
+            pass  # none, or a broken refresh: it never hides the shipped table
+    stat = SHIPPED.stat()
+    return _read(str(SHIPPED), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, _mtime_ns: int, _size: int) -> Any:
+    """A table file's JSON (callers must not change it: the same object serves every call)."""
+    return json.loads(Path(path).read_text())
 
 
 def source_line(table: Mapping[str, Any]) -> str:
