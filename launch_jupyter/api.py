@@ -769,7 +769,7 @@ class Launcher:
         check_budget(estimate, config.get("budget"))  # before the save: an over-budget run changes nothing
         path, note = _locate_notebook(notebook, user_ns, _saver(save))
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
-        with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+        with self._context(path, q.resource, config, include, keep_outputs, allow_secrets) as context:
             run = Run(
                 id="",
                 queue_id=q.id or 0,
@@ -930,6 +930,7 @@ class Launcher:
     def _context(
         self,
         path: Path,
+        resource: str,
         config: Mapping,
         include: Sequence[str] = (),
         keep_outputs: bool = False,
@@ -937,11 +938,14 @@ class Launcher:
     ) -> AbstractContextManager[BuildContext]:
         """The notebook's build context in a temporary folder removed after the ``with`` block (a submit's,
         a schedule's snapshot, a sweep's one context), with a submit's protections (the store and data
-        dir never ship) and the config's builder.base_image."""
+        dir never ship) and the config's builder.base_image. A wheel of launch-jupyter (an editable
+        install's) goes in only for a target that builds an image: a local process runs this install."""
         from .packaging import temporary_context
+        from .runners import as_runner, get_runner
 
         return temporary_context(
             path,
+            wheel=as_runner(get_runner(resource)).needs_image,
             include=include,
             base_image=(config.get("builder") or {}).get("base_image"),
             keep_outputs=keep_outputs,
@@ -1136,7 +1140,7 @@ class Launcher:
         checked = check_parameters(read_notebook_json(path), path.name, dict(parameters or {}), new_parameters)
         context_bytes, content_hash = None, None
         if not follow_file:
-            with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+            with self._context(path, q.resource, config, include, keep_outputs, allow_secrets) as context:
                 context_bytes, content_hash = pack_context(context.directory), context.content_hash
         row = insert_schedule(
             self.store,
@@ -1369,7 +1373,7 @@ class Launcher:
         nb = read_notebook_json(path)
         checked = [check_parameters(nb, path.name, point, new_parameters) for point in chosen]
         sweep_name = name or f"{path.stem} sweep"
-        with self._context(path, config, include, keep_outputs, allow_secrets) as context:
+        with self._context(path, q.resource, config, include, keep_outputs, allow_secrets) as context:
             packed, content_hash = pack_context(context.directory), context.content_hash
         width = len(str(len(checked)))
         runs = [

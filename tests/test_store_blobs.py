@@ -250,7 +250,8 @@ def test_a_missing_part_or_blob_is_refused_by_name(store, contexts):
 
 
 def test_a_store_made_before_blobs_keeps_reading_its_inline_contexts(tmp_path, contexts):
-    """Schema 2 → 3: the tables are added, old contexts are read inline as before, new ones go to blobs."""
+    """Schema 2 → 4: the tables and columns are added (3: blobs; 4: runs.running_at and runs.cost),
+    old contexts are read inline as before, new ones go to blobs."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = open_store(url)
     queue = make_queue(store)
@@ -265,6 +266,8 @@ def test_a_store_made_before_blobs_keeps_reading_its_inline_contexts(tmp_path, c
         conn.execute("DROP INDEX ix_run_contexts_archive")
         conn.execute("ALTER TABLE run_contexts DROP COLUMN parts")
         conn.execute("ALTER TABLE run_contexts DROP COLUMN archive")
+        conn.execute("ALTER TABLE runs DROP COLUMN running_at")
+        conn.execute("ALTER TABLE runs DROP COLUMN cost")
         conn.execute("UPDATE store_meta SET value = '2' WHERE key = 'schema_version'")
         conn.execute("INSERT INTO run_contexts (run_id, data) VALUES (?, ?)", (old.id, contexts["quickstart"]))
     store = open_store(url)
@@ -275,7 +278,8 @@ def test_a_store_made_before_blobs_keeps_reading_its_inline_contexts(tmp_path, c
         assert count(store, blobs) > 0
         with store._backend.read() as conn:
             version = conn.execute(text("SELECT value FROM store_meta WHERE key = 'schema_version'")).scalar()
-        assert int(version) == SCHEMA_VERSION == 3
+        assert int(version) == SCHEMA_VERSION == 4
+        assert store.get_run(old.id).cost is None and store.get_run(old.id).running_at is None
     finally:
         store.close()
 

@@ -407,6 +407,7 @@ def temporary_context(
     keep_outputs: bool = False,
     allow_secrets: Sequence[str] = (),
     protected: Sequence[Path] = (),
+    wheel: bool = True,
 ) -> Iterator[BuildContext]:
     """``create_context`` in a new temporary folder, removed when the ``with`` block ends."""
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
@@ -419,6 +420,7 @@ def temporary_context(
             keep_outputs=keep_outputs,
             allow_secrets=allow_secrets,
             protected=protected,
+            wheel=wheel,
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
