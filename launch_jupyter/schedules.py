@@ -305,7 +305,7 @@ def _make_run(store: QueueStore, schedule: Schedule, tick: dict) -> tuple[Run, b
     context: bytes | None
     content_hash: str | None
     if schedule.follow_file:
-        context, content_hash, parameters = package_notebook(schedule, config)
+        context, content_hash, parameters = package_notebook(schedule, config, queue.resource)
     else:
         context, content_hash, parameters = snapshot(store, schedule.id), schedule.content_hash, schedule.parameters
     run = Run(
@@ -337,12 +337,14 @@ def resolve_config(queue: Queue, template_values: dict, resource_args: dict) -> 
     return fill_template_vars(deep_merge(queue.config, dict(resource_args)), queue.template_vars, template_values)
 
 
-def package_notebook(schedule: Schedule, config: dict) -> tuple[bytes, str, dict]:
-    """Package the schedule's notebook file as it is now: (context tar.gz, content hash, parameters).
-    NotebookError when the file is gone or its parameters no longer fit."""
+def package_notebook(schedule: Schedule, config: dict, resource: str) -> tuple[bytes, str, dict]:
+    """Package the schedule's notebook file as it is now, as a submit to ``resource`` would: (context
+    tar.gz, content hash, parameters). NotebookError when the file is gone or its parameters no
+    longer fit."""
     from .api import agent_config
     from .core.errors import NotebookError
     from .packaging import check_parameters, pack_context, read_notebook_json, temporary_context
+    from .runners import as_runner, get_runner
 
     path = Path(schedule.notebook)
     if not path.is_file():
@@ -356,6 +358,7 @@ def package_notebook(schedule: Schedule, config: dict) -> tuple[bytes, str, dict
         include=schedule.include,
         base_image=(config.get("builder") or {}).get("base_image"),
         protected=[agent_config().data_dir],
+        wheel=as_runner(get_runner(resource)).needs_image,  # as a submit packs it
     ) as context:
         return pack_context(context.directory), context.content_hash, parameters
 
