@@ -86,7 +86,9 @@ def run(repeat: int = 30) -> dict:
 
     rows = []
     value, spread = ms(pricing)
-    rows.append(figure("cost: price a config against the table (estimate_config)", value, "ms", n=repeat, spread=spread))
+    rows.append(
+        figure("cost: price a config against the table (estimate_config)", value, "ms", n=repeat, spread=spread)
+    )
     value, spread = ms(whole)
     rows.append(
         figure(
