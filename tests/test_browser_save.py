@@ -81,9 +81,10 @@ def edit_first_cell(page, marker: str) -> None:
 def open_stock(page, lab, name: str) -> None:
     page.goto(lab.lab_url(name))
     page.locator(".jp-Notebook .jp-Cell").nth(2).wait_for(timeout=120_000)
-    # The kernel is connected and idle: the notebook toolbar's kernel indicator says so.
-    page.locator(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-        timeout=120_000
+    # The kernel is connected and idle: the notebook's kernel indicator says so. Attached, not visible,
+    # and not only in the toolbar: in a narrow window JupyterLab moves it to the toolbar's overflow.
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        state="attached", timeout=120_000
     )
     assert page.evaluate("() => window.jupyterapp === undefined")  # a stock JupyterLab
 
