@@ -16,6 +16,7 @@ import pytest
 
 from launch_jupyter import api
 from tests.fixtures.jupyterlab import screenshot
+from tests.test_cost import A100_YAML
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -358,20 +359,7 @@ def test_the_runs_tab_and_a_run_page_are_readable_in_the_dark_theme(browser_page
         raise
 
 
-A100_CONFIG = """\
-spec:
-  worker_pool_specs:
-    - machine_spec:
-        machine_type: a2-highgpu-1g
-        accelerator_type: NVIDIA_TESLA_A100
-        accelerator_count: 1
-      replica_count: 1
-      container_spec:
-        image_uri: ${image_uri}
-  staging_bucket: gs://my-bucket
-run:
-  timeout: 3600
-"""
+A100_CONFIG = A100_YAML.replace("timeout: 7200", "timeout: 3600")  # one hour: worst case = hourly price
 
 
 def test_the_launch_dialog_shows_the_price_and_an_over_budget_run_is_refused_with_the_figures(

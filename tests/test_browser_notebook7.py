@@ -10,7 +10,6 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-import nbformat
 import pytest
 
 from launch_jupyter import api
@@ -18,6 +17,7 @@ from launch_jupyter.core.states import RunState
 from tests.fixtures.jupyterlab import screenshot
 from tests.test_browser_launch import context_notebook, write_notebook
 from tests.test_browser_save import run_cell
+from tests.test_browser_save import write_notebook as write_submitting_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,16 +95,7 @@ def test_the_launch_button_of_a_notebook7_page_submits_and_the_sidebar_sees_the_
 
 
 def write_self_submitting(path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("rows = 10")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell("%load_ext launch_jupyter\n%launch queue create laptop --resource local-process"),
-        nbformat.v4.new_code_cell("%launch submit -q laptop -p rows=4"),
-    ]
-    nbformat.write(nb, path)
+    write_submitting_notebook(path, queue="laptop")
 
 
 def test_launch_submit_in_a_notebook7_cell_sends_the_unsaved_edit(browser_page, stock_notebook7):

@@ -22,15 +22,16 @@ SUBMITS = 30
 SUBMITTED = re.compile(r"submitted run (\w+) to alice/selfq \((\d+\.\d+) s\)")
 
 
-def write_notebook(path) -> None:
+def write_notebook(path, queue: str = "selfq") -> None:
+    """A notebook that creates ``queue`` and submits itself to it from its own cell."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("rows = 10")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         params,
-        nbformat.v4.new_code_cell("%load_ext launch_jupyter\n%launch queue create selfq --resource local-process"),
-        nbformat.v4.new_code_cell("%launch submit -q selfq -p rows=4"),
+        nbformat.v4.new_code_cell(f"%load_ext launch_jupyter\n%launch queue create {queue} --resource local-process"),
+        nbformat.v4.new_code_cell(f"%launch submit -q {queue} -p rows=4"),
     ]
     nbformat.write(nb, path)
 
