@@ -10,13 +10,14 @@ from typing import Any
 
 
 def add_cost_parsers(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    from .flags import add_override_flags
+
     estimate = sub.add_parser(
         "estimate", help="what a run of a notebook on a queue costs per hour and at worst (nothing is queued)"
     )
     estimate.add_argument("notebook")
     estimate.add_argument("-q", "--queue", required=True)
-    estimate.add_argument("--set-var", action="append", default=[], metavar="NAME=VALUE")
-    estimate.add_argument("--resource-arg", action="append", default=[], metavar="PATH=VALUE")
+    add_override_flags(estimate)
     estimate.add_argument("--json", action="store_true")
 
     prices = sub.add_parser("prices", help="the Vertex AI price table runs are estimated with")
@@ -83,11 +84,11 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 def run_prices(args: argparse.Namespace) -> int:
     from . import api
-    from .runners.vertex._pricing import load_table, refreshed_path, source_line
+    from .runners.vertex._pricing import source_line
 
-    data_dir = api.agent_config().data_dir
     if args.prices_command == "show":
-        table = load_table(data_dir)
+        with api.Launcher() as client:
+            table = client.price_table()
         region = (table.get("regions") or {}).get(args.region)
         if args.json:
             print(
@@ -114,15 +115,12 @@ def run_prices(args: argparse.Namespace) -> int:
                 od, spot = p.get("on_demand"), p.get("spot")
                 print(f"  {name:22} {'-' if od is None else f'{od:.4f}':>9} / {'-' if spot is None else f'{spot:.4f}'}")
         return 0
-    return _refresh(args, data_dir, refreshed_path(data_dir))
+    return _refresh(args)
 
 
-def _refresh(args: argparse.Namespace, data_dir: Any, target: Any) -> int:
-    import datetime
-
+def _refresh(args: argparse.Namespace) -> int:
+    from . import api
     from .core.errors import ConfigError
-    from .runners.vertex._catalog import fetch_components
-    from .runners.vertex._pricing import table_from_components
 
     api_key = None
     if args.api_key_env:
@@ -130,43 +128,14 @@ def _refresh(args: argparse.Namespace, data_dir: Any, target: Any) -> int:
         if not api_key:
             raise ConfigError(f"the environment variable {args.api_key_env} is not set", path="--api-key-env")
     regions = args.region or ["us-central1"]
-    components = fetch_components(regions, api_key=api_key, endpoint=args.endpoint, timeout=args.timeout)
-    meta = components.get("_meta") or {}
-    fetched = str(meta.get("fetched_at") or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    table = table_from_components(
-        components,
-        source="the Cloud Billing Catalog API (Compute Engine SKUs) x 1.15, the Vertex AI training rate",
-        as_of=fetched,
-    )
-    if not table["regions"]:
-        missing = ", ".join(regions)
-        print(f"the catalog had no Compute Engine prices for {missing}; the price table is unchanged")
+    with api.Launcher() as client:
+        done = client.refresh_prices(regions, api_key=api_key, endpoint=args.endpoint, timeout=args.timeout)
+    if done["written"] is None:
+        print(f"the catalog had no Compute Engine prices for {', '.join(regions)}; the price table is unchanged")
         return 1
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table, indent=1) + "\n")
-    tmp.replace(target)  # a reader sees the old table or the new one, never half of one
-    for region, prices in table["regions"].items():
-        print(f"{region}: {len(prices['machines'])} machine types, {len(prices['accelerators'])} accelerators")
-    for region in meta.get("missing_regions") or []:
+    for region, (machines, accelerators) in done["regions"].items():
+        print(f"{region}: {machines} machine types, {accelerators} accelerators")
+    for region in done["missing"]:
         print(f"{region}: not in the catalog (estimates there say unknown price)")
-    print(f"wrote {target} (as of {fetched})")
+    print(f"wrote {done['written']} (as of {done['as_of']})")
     return 0
-
-
-def cost_rows(runs: list[Any]) -> list[dict[str, Any]]:
-    """Finished runs' recorded cost summed by (queue, author): runs, machine hours, estimated cost."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for run in runs:
-        key = (f"{run.entity}/{run.queue_name}", run.author)
-        g = groups.setdefault(
-            key, {"queue": key[0], "author": key[1], "runs": 0, "machine_hours": 0.0, "estimated": 0.0, "unpriced": 0}
-        )
-        g["runs"] += 1
-        cost = run.cost or {}
-        g["machine_hours"] += float(cost.get("machine_hours") or 0.0)
-        if cost.get("estimated") is None:
-            g["unpriced"] += 1
-        else:
-            g["estimated"] += float(cost["estimated"])
-    return sorted(groups.values(), key=lambda g: (-g["estimated"], g["queue"], g["author"]))

@@ -860,6 +860,56 @@ class Launcher:
         config = resolve_run_config(q, template_values, resource_args)
         return self.estimate_config(q.resource, config)
 
+    def run_costs(
+        self, *, queue: str | None = None, state: Any = None, author: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Finished runs' machine hours and estimated cost summed by queue and author (every run that
+        matches, not a page); ``state`` defaults to every finished state."""
+        from .core.cost import sum_costs
+
+        states = state or [s for s in RunState if s.is_terminal]
+        return sum_costs(self.list_runs(queue=queue, state=states, author=author))
+
+    def price_table(self) -> dict[str, Any]:
+        """The Vertex AI price table estimates use: the refreshed one, else the one that ships."""
+        from .runners.vertex._pricing import load_table
+
+        return load_table(self.config.data_dir)
+
+    def refresh_prices(
+        self, regions: Sequence[str], *, api_key: str | None = None, endpoint: str | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """Read current prices for ``regions`` from the Cloud Billing Catalog API and write the table
+        estimates use from then on (all at once: a reader sees the old table or the new one). Returns
+        ``{written: path or None (the catalog had none), as_of, regions: {region: (machines,
+        accelerators)}, missing: [...]}``."""
+        import datetime
+        import json
+
+        from .runners.vertex._catalog import fetch_components
+        from .runners.vertex._pricing import refreshed_path, table_from_components
+
+        components = fetch_components(list(regions), api_key=api_key, endpoint=endpoint, timeout=timeout)
+        meta = components.get("_meta") or {}
+        as_of = str(
+            meta.get("fetched_at") or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        )
+        table = table_from_components(
+            components,
+            source="the Cloud Billing Catalog API (Compute Engine SKUs) x 1.15, the Vertex AI training rate",
+            as_of=as_of,
+        )
+        found = {r: (len(p["machines"]), len(p["accelerators"])) for r, p in table["regions"].items()}
+        missing = list(meta.get("missing_regions") or [])
+        if not found:
+            return {"written": None, "as_of": as_of, "regions": {}, "missing": missing}
+        target = refreshed_path(self.config.data_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table, indent=1) + "\n")
+        tmp.replace(target)
+        return {"written": str(target), "as_of": as_of, "regions": found, "missing": missing}
+
     def budget_verdict(
         self,
         queue: str | None = None,

@@ -442,12 +442,10 @@ def _cmd_runs_cost(args: argparse.Namespace) -> int:
     """Finished runs' machine hours and estimated cost summed by queue and author (every run that
     matches the filters, not the newest ``--limit``)."""
     from . import api
-    from ._cost_commands import cost_rows
     from .core.cost import money
 
-    finished = [s for s in RunState if s.is_terminal]
-    runs = api.list_runs(queue=args.queue, state=args.state or finished, author=args.author)
-    rows = cost_rows(runs)
+    with api.Launcher() as client:
+        rows = client.run_costs(queue=args.queue, state=args.state, author=args.author)
     if args.json:
         _print_json(rows)
         return 0

@@ -19,6 +19,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         help="allow -p NAME although the notebook's parameters cell does not set NAME",
     )
     p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
+    add_override_flags(p)
+    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
+    p.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="extra files to ship, relative to the notebook"
+    )
+
+
+def add_override_flags(p: argparse.ArgumentParser) -> None:
+    """``--set-var`` and ``--resource-arg``: what shapes a run's config (a submit's, an estimate's)."""
     p.add_argument(
         "--set-var",
         action="append",
@@ -32,10 +41,6 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="PATH=VALUE",
         help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8",
-    )
-    p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
-    p.add_argument(
-        "--include", action="append", default=[], metavar="GLOB", help="extra files to ship, relative to the notebook"
     )
 
 

@@ -9,7 +9,7 @@ price, so a queue with a budget refuses such a run and says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,6 +288,25 @@ def describe_record(cost: Mapping[str, Any] | None) -> str:
 # are not billed for the time. You are charged for training time if you cancel the operation."
 # (https://cloud.google.com/vertex-ai/pricing). Other targets bill every hour a machine ran.
 NOT_BILLED_WHEN_FAILED = frozenset({"vertex"})
+
+
+def sum_costs(runs: Iterable[Any]) -> list[dict[str, Any]]:
+    """Runs' recorded cost summed by (queue, author): runs, machine hours, estimated cost, and how many
+    had no price; the dearest first."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for run in runs:
+        key = (f"{run.entity}/{run.queue_name}", run.author)
+        g = groups.setdefault(
+            key, {"queue": key[0], "author": key[1], "runs": 0, "machine_hours": 0.0, "estimated": 0.0, "unpriced": 0}
+        )
+        g["runs"] += 1
+        cost = run.cost or {}
+        g["machine_hours"] += float(cost.get("machine_hours") or 0.0)
+        if cost.get("estimated") is None:
+            g["unpriced"] += 1
+        else:
+            g["estimated"] += float(cost["estimated"])
+    return sorted(groups.values(), key=lambda g: (-g["estimated"], g["queue"], g["author"]))
 
 
 def finished_cost(
