@@ -309,3 +309,36 @@ def test_positions_that_went_through_json_still_merge_into_a_list():
     assert merged["spec"]["worker_pool_specs"][0]["machine_spec"]["machine_type"] == "n1-standard-4"
     # Digit keys over a mapping are ordinary keys.
     assert deep_merge({"labels": {"a": "1"}}, {"labels": {"0": "x"}}) == {"labels": {"a": "1", "0": "x"}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["3", "-7", "010", "1.5", "1e3", ".5", "true", "False", "TRUE", "null", "~", "on", "yes", "0x10", "1_000", "a b"],
+)
+def test_a_value_is_typed_as_a_queue_configs_yaml_types_it(text):
+    """One scalar rule: ``--resource-arg``/``-p`` values and a queue config's plain scalars."""
+    from launch_jupyter.core.queue_config import load_yaml
+
+    assert parse_value(text) == load_yaml(f"x: {text}")["x"]
+
+
+def test_infinity_and_nan_are_floats_as_in_yaml():
+    import math
+
+    from launch_jupyter.core.queue_config import load_yaml
+
+    assert parse_value(".inf") == load_yaml("x: .inf")["x"] == math.inf
+    assert parse_value("-.Inf") == -math.inf
+    assert math.isnan(parse_value(".nan")) and math.isnan(load_yaml("x: .NaN")["x"])
+
+
+def test_where_p_typing_differs_from_papermills_is_what_the_readme_says():
+    from papermill.cli import _resolve_type  # what `papermill -p` does with a value
+
+    ours = {"true": True, "null": None, "~": None, "[1, 2]": [1, 2], '"x"': "x", "inf": "inf", "1_000": "1_000"}
+    for text, value in ours.items():
+        assert parse_value(text) == value
+        assert _resolve_type(text) != value, text
+    for text in ("3", "0.1", "True", "False", "yes", "on", "1e3"):  # the same in both
+        assert parse_value(text) == _resolve_type(text), text
+    assert parse_parameters(["x=None"]) == {"x": None} == {"x": _resolve_type("None")}

@@ -1,9 +1,10 @@
 """Per-run overrides from the command line: ``--resource-arg``/``--set-var`` assignments,
 ``-p`` notebook parameters, and the merge of an override over a queue config.
 
-Values are typed like YAML 1.2 plain scalars: ``3`` is a number, ``true``/``false`` are
-booleans, ``null`` is None, ``[...]``/``{...}`` are a list/mapping (JSON or YAML flow style),
-``'...'``/``"..."`` force text, and anything else is the text as written (so a value such as
+Values are typed as a queue config's YAML types its plain scalars (``queue_config.plain_scalar``,
+the YAML 1.2 core schema): ``3`` is a number, ``true``/``false`` are booleans, ``null`` is None;
+``[...]``/``{...}`` are a list/mapping (JSON or YAML flow style), ``'...'``/``"..."`` force text,
+an empty value is the empty text, and anything else is the text as written (so a value such as
 ``"a: b"`` stays one string and can never add structure).
 """
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .keys import format_path, join_path, kind_of
-from .queue_config import load_yaml
+from .queue_config import load_yaml, plain_scalar
 
 if TYPE_CHECKING:
     from .model import Problem
@@ -25,11 +26,6 @@ if TYPE_CHECKING:
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"\[([0-9]+)\]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?")
-_TRUE = ("true", "True", "TRUE")
-_FALSE = ("false", "False", "FALSE")
-_NULL = ("null", "Null", "NULL", "~")
 _ASSIGNMENT_HELP = "expected PATH=VALUE, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=a2-highgpu-1g"
 
 
@@ -156,17 +152,9 @@ def parse_value(text: str, where: str = "value") -> Any:
         return _parse_collection(stripped, where)
     if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
         return _parse_quoted(stripped, where)
-    if _INT.fullmatch(stripped):
-        return int(stripped)
-    if _FLOAT.fullmatch(stripped):
-        return float(stripped)
-    if stripped in _TRUE:
-        return True
-    if stripped in _FALSE:
-        return False
-    if stripped in _NULL:
-        return None
-    return stripped
+    if not stripped:
+        return ""  # "x=" sets the empty text (where a YAML file's "x:" would be null)
+    return plain_scalar(stripped)
 
 
 def _parse_collection(text: str, where: str) -> Any:

@@ -48,6 +48,29 @@ _CORE_RESOLVERS: list[tuple[str, str, str]] = [
 ]
 
 
+_PLAIN = [(tag.rsplit(":", 1)[1], re.compile(pattern)) for tag, pattern, _ in _CORE_RESOLVERS]
+
+
+def plain_scalar(text: str) -> Any:
+    """``text`` typed as the config reader types an unquoted scalar (the YAML 1.2 core schema, the
+    one rule for both): ``true``/``false`` a bool, a decimal integer an int, a float (``.inf``,
+    ``.nan`` too), ``null``/``~``/nothing None, anything else the text itself."""
+    for kind, pattern in _PLAIN:
+        if not pattern.match(text):
+            continue
+        if kind == "bool":
+            return text.lower() == "true"
+        if kind == "int":
+            return int(text, 10)
+        if kind == "null":
+            return None
+        lowered = text.lower()
+        if lowered.endswith(".inf"):
+            return float("-inf") if text.startswith("-") else float("inf")
+        return float("nan") if lowered == ".nan" else float(text)
+    return text
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader with core-schema scalars and duplicate-key detection."""
 
