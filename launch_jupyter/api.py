@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from .core.closing import Closing
 from .core.config import AgentConfig, current_user
 from .core.cost import Estimate, check_budget
 from .core.errors import ConfigError, LaunchError, NotebookError, QueueError, QueueExistsError, RunError
@@ -522,7 +523,7 @@ class _Prepared:
     estimate: Estimate | None = None
 
 
-class Launcher:
+class Launcher(Closing):
     """A client of one store: queues, runs, sweeps, schedules, and the agents it starts.
 
     ``store`` is a URL (default: ``configure()``'s, ``LAUNCH_JUPYTER_DB`` or launch-config.yaml's)
@@ -547,12 +548,6 @@ class Launcher:
         self._config: AgentConfig | None = None
         self._agent: Agent | None = None
         self._closed = False
-
-    def __enter__(self) -> Launcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Launcher {self.store!r}>" if self._store is not None else "<Launcher (store not opened yet)>"

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,6 +17,7 @@ from .core.errors import BuildError, DispatchError, LaunchError, StoreError
 from .core.states import RunState
 from .flags import (
     add_queue_flags,
+    add_repeated,
     add_submit_flags,
     add_sweep_flags,
     add_table_flags,
@@ -142,13 +143,7 @@ def _add_team_commands(sub: Any) -> None:
     init = ssub.add_parser("init", help="create the tables; with --team also roles, grants and row-level security")
     init.add_argument("--team", action="store_true", help="install row-level security (run as the store's owner)")
     init.add_argument("--group", default="launch_jupyter_users", help="the role every person's role joins")
-    init.add_argument(
-        "--add-person",
-        action="append",
-        default=[],
-        metavar="ROLE",
-        help="let this database role use the store (grants it the group)",
-    )
+    add_repeated(init, "--add-person", "ROLE", "let this database role use the store (grants it the group)")
     init.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
     entity = sub.add_parser("entity", help="team entities and their members (a --team store)")
     esub = entity.add_subparsers(dest="entity_command", required=True, parser_class=_Parser)
@@ -617,6 +612,80 @@ def _with_progress_bar(line: str) -> str:
     return f"{bar({'cell': found[0], 'total': found[1]})} {line}"
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import api
+
+    if args.run_command != "delete":
+        return _cmd_run_show(args)
+    gone = api.delete_run(args.run_id)
+    print(f"run {gone.id} deleted ({gone.state}); its files on the agent's machine stay")
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from . import api
+
+    run = api.cancel(args.run_id)
+    print(f"run {run.id}: {'cancelled' if run.state.is_terminal else 'cancel requested'}")
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from . import api
+
+    for line in api.logs(args.run_id, follow=args.follow):
+        print(_with_progress_bar(line.rstrip("\n")) if args.follow else line.rstrip("\n"), flush=True)
+    return 0
+
+
+def _cmd_tag_parameters(args: argparse.Namespace) -> int:
+    from .packaging import tag_parameters
+
+    number = tag_parameters(Path(args.notebook), args.cell)
+    print(f"tagged cell {number} of {args.notebook} `parameters`")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import api
+
+    print_table(api.compare(args.run_ids, sort=args.sort), args)
+    return 0
+
+
+# Each command's handler: a function of this module, or "module:function" of one imported only
+# when its command runs (the CLI's start-up stays small).
+_HANDLERS: dict[str, str] = {
+    "queue": "_cmd_queue",
+    "runs": "_cmd_runs",
+    "run": "_cmd_run",
+    "cancel": "_cmd_cancel",
+    "logs": "_cmd_logs",
+    "submit": "_cmd_submit",
+    "tag-parameters": "_cmd_tag_parameters",
+    "sweep": "_cmd_sweep",
+    "sweeps": "_cmd_sweeps",
+    "compare": "_cmd_compare",
+    "agent": "_cmd_agent",
+    "agents": "_cmd_agents",
+    "gc": "_cmd_gc",
+    "store": "_cmd_team",
+    "entity": "_cmd_team",
+    "schedule": "._schedule_commands:run_schedule_command",
+    "estimate": "._cost_commands:run_estimate",
+    "prices": "._cost_commands:run_prices",
+}
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    module, _, name = _HANDLERS[command].rpartition(":")
+    if not module:
+        return globals()[name]
+    import importlib
+
+    return getattr(importlib.import_module(module, __package__), name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``launch-jupyter``."""
     args = _parser().parse_args(join_sort_values(sys.argv[1:] if argv is None else argv))
@@ -624,59 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     api.configure(store_url=args.store, config_path=args.config)
     try:
-        if args.command == "queue":
-            return _cmd_queue(args)
-        if args.command == "runs":
-            return _cmd_runs(args)
-        if args.command == "run" and args.run_command == "delete":
-            gone = api.delete_run(args.run_id)
-            print(f"run {gone.id} deleted ({gone.state}); its files on the agent's machine stay")
-            return 0
-        if args.command == "run":
-            return _cmd_run_show(args)
-        if args.command == "cancel":
-            run = api.cancel(args.run_id)
-            print(f"run {run.id}: {'cancelled' if run.state.is_terminal else 'cancel requested'}")
-            return 0
-        if args.command == "logs":
-            for line in api.logs(args.run_id, follow=args.follow):
-                print(_with_progress_bar(line.rstrip("\n")) if args.follow else line.rstrip("\n"), flush=True)
-            return 0
-        if args.command == "submit":
-            return _cmd_submit(args)
-        if args.command == "tag-parameters":
-            from .packaging import tag_parameters
-
-            number = tag_parameters(Path(args.notebook), args.cell)
-            print(f"tagged cell {number} of {args.notebook} `parameters`")
-            return 0
-        if args.command == "sweep":
-            return _cmd_sweep(args)
-        if args.command == "sweeps":
-            return _cmd_sweeps(args)
-        if args.command == "compare":
-            print_table(api.compare(args.run_ids, sort=args.sort), args)
-            return 0
-        if args.command == "agent":
-            return _cmd_agent(args)
-        if args.command == "agents":
-            return _cmd_agents(args)
-        if args.command == "gc":
-            return _cmd_gc(args)
-        if args.command in ("store", "entity"):
-            return _cmd_team(args)
-        if args.command == "schedule":
-            from ._schedule_commands import run_schedule_command
-
-            return run_schedule_command(args)
-        if args.command == "estimate":
-            from ._cost_commands import run_estimate
-
-            return run_estimate(args)
-        if args.command == "prices":
-            from ._cost_commands import run_prices
-
-            return run_prices(args)
+        return _handler(args.command)(args)
     except LaunchError as err:
         # One line whatever the message echoes back (a name or value with a newline in it).
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")
@@ -684,7 +701,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return RUNTIME_ERROR if isinstance(err, _RUNTIME_ERRORS) else USAGE_ERROR
     except BrokenPipeError:
         return 0
-    return USAGE_ERROR
 
 
 if __name__ == "__main__":

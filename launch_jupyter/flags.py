@@ -9,38 +9,30 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def add_repeated(p: argparse.ArgumentParser, flag: str, metavar: str, help: str, **more: Any) -> None:
+    """A flag given once per value (``--include a --include b``), collected into a list."""
+    p.add_argument(flag, action="append", default=[], metavar=metavar, help=help, **more)
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     """What every run a submit or a sweep queues takes the same way."""
-    p.add_argument(
-        "--new-parameter",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="allow -p NAME although the notebook's parameters cell does not set NAME",
+    add_repeated(
+        p, "--new-parameter", "NAME", "allow -p NAME although the notebook's parameters cell does not set NAME"
     )
     p.add_argument("--priority", choices=["critical", "high", "medium", "low"])
     add_override_flags(p)
     p.add_argument("--image", metavar="URI", help="run in this image instead of building one")
-    p.add_argument(
-        "--include", action="append", default=[], metavar="GLOB", help="extra files to ship, relative to the notebook"
-    )
+    add_repeated(p, "--include", "GLOB", "extra files to ship, relative to the notebook")
 
 
 def add_override_flags(p: argparse.ArgumentParser) -> None:
     """``--set-var`` and ``--resource-arg``: what shapes a run's config (a submit's, an estimate's)."""
-    p.add_argument(
-        "--set-var",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a value for one of the queue's template variables",
-    )
-    p.add_argument(
+    add_repeated(p, "--set-var", "NAME=VALUE", "a value for one of the queue's template variables")
+    add_repeated(
+        p,
         "--resource-arg",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8",
+        "PATH=VALUE",
+        "override for this run, e.g. spec.worker_pool_specs[0].machine_spec.machine_type=n1-highmem-8",
     )
 
 
@@ -49,12 +41,8 @@ def add_queue_flags(p: argparse.ArgumentParser) -> None:
     there, from the cell here)."""
     p.add_argument("--entity", "-e", help="team or user that owns the queue (default: you; a team shares it)")
     p.add_argument("--prioritization", action="store_true", help="serve runs by priority, then FIFO")
-    p.add_argument(
-        "--template-var",
-        action="append",
-        default=[],
-        metavar="NAME:TYPE:DEFAULT[:MIN:MAX]",
-        help="a template variable used as {{NAME}} in the config",
+    add_repeated(
+        p, "--template-var", "NAME:TYPE:DEFAULT[:MIN:MAX]", "a template variable used as {{NAME}} in the config"
     )
     p.add_argument(
         "--exist-ok",
@@ -144,12 +132,11 @@ def add_submit_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ship the notebook with its saved outputs (by default they are stripped)",
     )
-    p.add_argument(
+    add_repeated(
+        p,
         "--allow-secret",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="a file that may ship although its content looks like a credential (a false positive)",
+        "GLOB",
+        "a file that may ship although its content looks like a credential (a false positive)",
     )
 
 

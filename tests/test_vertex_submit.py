@@ -84,9 +84,9 @@ def test_dry_run_is_the_request_submit_sends(fake_vertex, vertex_runner):
 
 
 def test_dry_run_yaml(vertex_runner):
-    from launch_jupyter.runners.vertex import request_yaml
+    from launch_jupyter.core.queue_config import dump_config  # what a dry run prints
 
-    text = request_yaml(vertex_runner("grpc").dry_run(make_job()))
+    text = dump_config(vertex_runner("grpc").dry_run(make_job()))
     assert text.startswith("parent: projects/proj/locations/us-central1\ncustom_job:\n")
     assert "output_uri_prefix: gs://my-bucket/launch-runs/run-1" in text
 
@@ -323,9 +323,9 @@ def test_the_run_identity_is_the_one_every_target_gives(vertex_runner):
 def test_the_readme_dry_run_example_has_the_labels_the_dry_run_prints(vertex_runner):
     from pathlib import Path
 
-    from launch_jupyter.runners.vertex import request_yaml
+    from launch_jupyter.core.queue_config import dump_config  # what a dry run prints
 
-    text = request_yaml(vertex_runner("grpc").dry_run(make_job()))
+    text = dump_config(vertex_runner("grpc").dry_run(make_job()))
     printed = [line.split(":")[0].strip() for line in text.splitlines() if line.strip().startswith("launch-")]
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     example = readme.split("custom_job:\n", 1)[1].split("```", 1)[0]

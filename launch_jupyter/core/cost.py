@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
@@ -79,23 +79,8 @@ class Estimate:
         return hourly * self.limit_s / 3600.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "resource": self.resource,
-            "region": self.region,
-            "currency": self.currency,
-            "spot": self.spot,
-            "machines": self.machines,
-            "hourly": _round(self.hourly),
-            "timeout_s": self.timeout_s,
-            "default_timeout_s": self.default_timeout_s,
-            "worst_case": _round(self.worst_case),
-            "lines": [
-                {"what": x.what, "count": x.count, "unit_price": x.unit_price, "why_unknown": x.why_unknown}
-                for x in self.lines
-            ],
-            "source": self.source,
-            "notes": list(self.notes),
-        }
+        """Every field (the lines as dicts), with the hourly price and the worst case."""
+        return {**asdict(self), "hourly": _round(self.hourly), "worst_case": _round(self.worst_case)}
 
     def record(self) -> dict[str, Any]:
         """What a run keeps from its estimate at submit (``Run.cost``); ``finish`` adds the hours."""

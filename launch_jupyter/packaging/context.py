@@ -399,29 +399,12 @@ def pack_context(directory: Path) -> bytes:
 
 
 @contextmanager
-def temporary_context(
-    notebook: Path,
-    *,
-    include: Sequence[str] = (),
-    base_image: str | None = None,
-    keep_outputs: bool = False,
-    allow_secrets: Sequence[str] = (),
-    protected: Sequence[Path] = (),
-    wheel: bool = True,
-) -> Iterator[BuildContext]:
-    """``create_context`` in a new temporary folder, removed when the ``with`` block ends."""
+def temporary_context(notebook: Path, **options: Any) -> Iterator[BuildContext]:
+    """``create_context(notebook, …, **options)`` in a new temporary folder, removed when the
+    ``with`` block ends."""
     tmp = Path(tempfile.mkdtemp(prefix="launch-context-"))
     try:
-        yield create_context(
-            notebook,
-            tmp / "context",
-            include=include,
-            base_image=base_image,
-            keep_outputs=keep_outputs,
-            allow_secrets=allow_secrets,
-            protected=protected,
-            wheel=wheel,
-        )
+        yield create_context(notebook, tmp / "context", **options)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..core.errors import LaunchError
 from ..core.model import Event, Queue, Run, TemplateVar
 from ..core.states import Priority, RunState
 
 RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
+_R = TypeVar("_R", Queue, Run, Event)
+# The fields each record keeps in a column of its table (Queue.outcome is what a call did, not stored).
+_COLUMNS: dict[type, frozenset[str]] = {
+    Queue: frozenset(f.name for f in dataclasses.fields(Queue)) - {"outcome"},
+    Run: RUN_FIELDS,
+    Event: frozenset(f.name for f in dataclasses.fields(Event)),
+}
+# A run no agent has taken: queued, with none of the fields an agent's hold and its work set.
+_UNHELD: dict[str, Any] = {
+    "state": RunState.QUEUED,
+    "agent_id": None,
+    "lease_expires_at": None,
+    "started_at": None,
+    "finished_at": None,
+    "running_at": None,
+    "cancel_requested": False,
+}
 # Fields a caller may set through transition()/update(); the rest belong to the store's own bookkeeping.
 UPDATABLE_RUN_FIELDS = RUN_FIELDS - {"id", "state", "queue_id", "created_at", "updated_at", "lease_generation"}
 
@@ -31,67 +49,83 @@ def check_json(values: dict[str, Any], error: type[LaunchError], owner: str) -> 
                 ) from None
 
 
+def _as_stored(value: Any) -> Any:
+    return value
+
+
+def _or_mapping(value: Any) -> Any:
+    return value or {}
+
+
+def _or_text(value: Any) -> Any:
+    return value or ""
+
+
+# How a field is written to its column and read back, where that is not the value as it is (the
+# rest are stored as they are). A NULL or empty column reads as the record's empty value.
+_WRITE: dict[type, dict[str, Callable[[Any], Any]]] = {
+    Queue: {"prioritization": bool, "template_vars": lambda tvars: [v.to_dict() for v in tvars]},
+    Run: {
+        "state": lambda state: RunState(state).value,
+        "priority": lambda priority: int(Priority.parse(priority)),
+        "cancel_requested": bool,
+    },
+    Event: {},
+}
+_READ: dict[type, dict[str, Callable[[Any], Any]]] = {
+    Queue: {
+        "config": _or_mapping,
+        "config_text": _or_text,
+        "prioritization": bool,
+        "template_vars": lambda dicts: [TemplateVar.from_dict(d) for d in dicts or []],
+    },
+    Run: {
+        "state": RunState,
+        "priority": Priority,
+        "cancel_requested": bool,
+        "message": _or_text,
+        "lease_generation": lambda generation: generation or 0,
+        **dict.fromkeys(("parameters", "template_values", "resource_args", "config"), _or_mapping),
+    },
+    Event: {"state": RunState, "message": _or_text},
+}
+
+
+def _row_values(record: Queue | Run | Event) -> dict[str, Any]:
+    """Column values for a record's row: every field its table has a column for."""
+    write = _WRITE[type(record)]
+    return {name: write.get(name, _as_stored)(getattr(record, name)) for name in _COLUMNS[type(record)]}
+
+
+def _from_row(cls: type[_R], row: Any) -> _R:
+    """A ``cls`` from a row of its table (the columns a query selected)."""
+    m, read = row._mapping, _READ[cls]
+    return cls(**{name: read.get(name, _as_stored)(m[name]) for name in _COLUMNS[cls] if name in m})
+
+
 def queue_values(queue: Queue) -> dict[str, Any]:
     """Column values for a queue row (without id)."""
-    return {
-        "entity": queue.entity,
-        "name": queue.name,
-        "resource": queue.resource,
-        "config": queue.config,
-        "config_text": queue.config_text,
-        "prioritization": bool(queue.prioritization),
-        "template_vars": [v.to_dict() for v in queue.template_vars],
-        "created_by": queue.created_by,
-        "created_at": queue.created_at,
-        "updated_at": queue.updated_at,
-    }
+    values = _row_values(queue)
+    values.pop("id")
+    return values
 
 
 def queue_from_row(row: Any) -> Queue:
     """A Queue from a ``queues`` row."""
-    m = row._mapping
-    return Queue(
-        id=m["id"],
-        entity=m["entity"],
-        name=m["name"],
-        resource=m["resource"],
-        config=m["config"] or {},
-        config_text=m["config_text"] or "",
-        prioritization=bool(m["prioritization"]),
-        template_vars=[TemplateVar.from_dict(d) for d in (m["template_vars"] or [])],
-        created_by=m["created_by"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    return _from_row(Queue, row)
 
 
 def queued_copy(run: Run, now: float, **more: Any) -> Run:
     """``run`` as it enters a queue: an id if it has none, queued now, held by nobody."""
     import uuid
 
-    return dataclasses.replace(
-        run,
-        id=run.id or uuid.uuid4().hex[:12],
-        state=RunState.QUEUED,
-        created_at=now,
-        updated_at=now,
-        agent_id=None,
-        lease_expires_at=None,
-        started_at=None,
-        finished_at=None,
-        running_at=None,
-        cancel_requested=False,
-        **more,
-    )
+    fields = {"id": run.id or uuid.uuid4().hex[:12], "created_at": now, "updated_at": now, **_UNHELD, **more}
+    return dataclasses.replace(run, **fields)
 
 
 def run_values(run: Run) -> dict[str, Any]:
     """Column values for a run row."""
-    values = {name: getattr(run, name) for name in RUN_FIELDS}
-    values["state"] = RunState(run.state).value
-    values["priority"] = int(Priority.parse(run.priority))
-    values["cancel_requested"] = bool(run.cancel_requested)
-    return values
+    return _row_values(run)
 
 
 def column_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -107,26 +141,9 @@ def column_values(fields: dict[str, Any]) -> dict[str, Any]:
 
 def run_from_row(row: Any) -> Run:
     """A Run from a ``runs`` row."""
-    m = row._mapping
-    values = {name: m[name] for name in RUN_FIELDS}
-    values["state"] = RunState(m["state"])
-    values["priority"] = Priority(m["priority"])
-    values["cancel_requested"] = bool(m["cancel_requested"])
-    for name in ("parameters", "template_values", "resource_args", "config"):
-        values[name] = values[name] or {}
-    values["message"] = values["message"] or ""
-    values["lease_generation"] = values["lease_generation"] or 0
-    return Run(**values)
+    return _from_row(Run, row)
 
 
 def event_from_row(row: Any) -> Event:
     """An Event from a ``run_events`` row."""
-    m = row._mapping
-    return Event(
-        id=m["id"],
-        run_id=m["run_id"],
-        time=m["time"],
-        state=RunState(m["state"]),
-        message=m["message"] or "",
-        agent_id=m["agent_id"],
-    )
+    return _from_row(Event, row)

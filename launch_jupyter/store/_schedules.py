@@ -139,14 +139,13 @@ def claim_due(
             ).rowcount
             if moved != 1:
                 continue  # another agent moved it first
+            claim = {"schedule_id": schedule["id"], "agent_id": agent_id, "claimed_at": now}
             if decided.skipped is not None:
-                _insert_tick(
-                    conn, schedule["id"], decided.skipped, "skipped", None, agent_id, now, decided.skip_message
-                )
+                _insert_tick(conn, **claim, fire_time=decided.skipped, state="skipped", message=decided.skip_message)
             if decided.fire is not None:
                 run_id = uuid.uuid4().hex[:12]
                 tick_id = _insert_tick(
-                    conn, schedule["id"], decided.fire, "claimed", run_id, agent_id, now, decided.message
+                    conn, **claim, fire_time=decided.fire, state="claimed", run_id=run_id, message=decided.message
                 )
                 if tick_id is not None:
                     claimed.append((_tick(conn, tick_id), schedule))
@@ -188,32 +187,16 @@ def _tick(conn: Connection, tick_id: int) -> dict:
     return dict(conn.execute(select(schedule_ticks).where(schedule_ticks.c.id == tick_id)).one()._mapping)
 
 
-def _insert_tick(
-    conn: Connection,
-    schedule_id: int,
-    fire_time: float,
-    state: str,
-    run_id: str | None,
-    agent_id: str,
-    now: float,
-    message: str,
-) -> int | None:
-    """Insert-or-nothing on (schedule_id, fire_time): the new tick's id, or None if the tick exists."""
+def _insert_tick(conn: Connection, **tick: Any) -> int | None:
+    """Insert-or-nothing on (schedule_id, fire_time) of a ``schedule_ticks`` row given as its column
+    values: the new tick's id, or None if the tick exists."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # the same API
     statement = (
         insert(schedule_ticks)
-        .values(
-            schedule_id=schedule_id,
-            fire_time=fire_time,
-            state=state,
-            run_id=run_id,
-            agent_id=agent_id,
-            message=message,
-            claimed_at=now,
-        )
+        .values(**tick)
         .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
         .returning(schedule_ticks.c.id)
     )

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..core.closing import Closing
 from ..core.cost import finished_cost
 from ..core.errors import LaunchError, QueueError, RunError
 from ..core.model import Event, Queue, Run
@@ -50,7 +51,7 @@ class LeaseLost(LaunchError):
         )
 
 
-class QueueStore(SweepMethods, RetentionMethods):
+class QueueStore(Closing, SweepMethods, RetentionMethods):
     """The durable truth: queues, runs and events in one SQL database (SQLite file or PostgreSQL).
 
     Every method is one transaction. Handles are cheap; handles on one URL in one process share a
@@ -63,12 +64,6 @@ class QueueStore(SweepMethods, RetentionMethods):
         self.dialect: str = self._backend.dialect
         self._seen = self._backend.generation
         self._closed = False
-
-    def __enter__(self) -> QueueStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"QueueStore({self._backend.engine.url.render_as_string(hide_password=True)!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import traitlets
 
@@ -213,18 +214,20 @@ class QueueEditor(ActionWidget):
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise ConfigError(f"not {doing}: {where}{what}{more}")
 
+    def _saved_fields(self) -> dict[str, Any]:
+        """What Create and Update both send: the form's fields as the api takes them."""
+        return {
+            "entity": self.entity or None,
+            "config": self.config_text,
+            "prioritization": self.prioritization,
+            "template_vars": self._vars(),
+            "store_url": self._store_url,
+        }
+
     def create(self, config: str | None = None) -> Queue:
         """Create the queue (the Create button, which sends the config text on screen)."""
         self._take_text(config, "created")
-        queue = api.create_queue(
-            self.name,
-            self.resource,
-            entity=self.entity or None,
-            config=self.config_text,
-            prioritization=self.prioritization,
-            template_vars=self._vars(),
-            store_url=self._store_url,
-        )
+        queue = api.create_queue(self.name, self.resource, **self._saved_fields())
         self.entity = queue.entity
         self.exists = True
         self.notice = f"created queue {queue.path}"
@@ -233,14 +236,7 @@ class QueueEditor(ActionWidget):
     def update(self, config: str | None = None) -> Queue:
         """Save the changes to the stored queue (the Update button, which sends the text on screen)."""
         self._take_text(config, "updated")
-        queue = api.update_queue(
-            self.name,
-            entity=self.entity or None,
-            config=self.config_text,
-            prioritization=self.prioritization,
-            template_vars=self._vars(),
-            store_url=self._store_url,
-        )
+        queue = api.update_queue(self.name, **self._saved_fields())
         self.notice = f"updated queue {queue.path}"
         return queue
 

@@ -137,13 +137,25 @@ def _unknown(key: str, members: Any, where: str) -> str:
     return f'"{key}" is not a member of {where}{did_you_mean(key, members, None)}'
 
 
-def _sized(shape: Any, size: int, path: str, what: str) -> list[Problem]:
+def _bounded(shape: Any, amount: float, path: str, least: str, most: str) -> list[Problem]:
+    """The model's ``min``/``max`` for a length or a number; ``least`` and ``most`` word the problem
+    (``{limit}``, ``{amount}``)."""
     meta = shape.metadata
-    if "min" in meta and size < meta["min"]:
-        return [Problem(path, f"needs at least {meta['min']} {what} (has {size})")]
-    if "max" in meta and size > meta["max"]:
-        return [Problem(path, f"takes at most {meta['max']} {what} (has {size})")]
+    if "min" in meta and amount < meta["min"]:
+        return [Problem(path, least.format(limit=meta["min"], amount=amount))]
+    if "max" in meta and amount > meta["max"]:
+        return [Problem(path, most.format(limit=meta["max"], amount=amount))]
     return []
+
+
+def _sized(shape: Any, size: int, path: str, what: str) -> list[Problem]:
+    return _bounded(
+        shape,
+        size,
+        path,
+        f"needs at least {{limit}} {what} (has {{amount}})",
+        f"takes at most {{limit}} {what} (has {{amount}})",
+    )
 
 
 def _list(shape: Any, value: Any, path: str) -> list[Problem]:
@@ -209,12 +221,9 @@ def _number(shape: Any, value: Any, path: str) -> list[Problem]:
 
 
 def _ranged(shape: Any, value: float, path: str) -> list[Problem]:
-    meta = shape.metadata
-    if "min" in meta and value < meta["min"]:
-        return [Problem(path, f"must be at least {meta['min']} (is {value})")]
-    if "max" in meta and value > meta["max"]:
-        return [Problem(path, f"must be at most {meta['max']} (is {value})")]
-    return []
+    return _bounded(
+        shape, value, path, "must be at least {limit} (is {amount})", "must be at most {limit} (is {amount})"
+    )
 
 
 def _boolean(shape: Any, value: Any, path: str) -> list[Problem]:

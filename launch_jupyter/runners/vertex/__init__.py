@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from ...core.config import AgentConfig, EnvironmentConfig
     from ...core.cost import Estimate
 
-__all__ = ["VertexRunner", "DEFAULT_CONFIG", "request_yaml"]
+__all__ = ["VertexRunner", "DEFAULT_CONFIG"]
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = """\
@@ -750,13 +750,6 @@ def _line(payload: Any) -> str:
 
         return payload.get("message") or json.dumps(payload, sort_keys=True)
     return str(payload or "").rstrip("\n")
-
-
-def request_yaml(data: dict) -> str:
-    """A dry-run request as YAML, keys in the request's own order."""
-    import yaml  # lazy: only the CLI's --dry-run needs it
-
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
 def _check_destination(queue: Queue, agent_config: AgentConfig) -> None:
