@@ -186,3 +186,7 @@ def test_widgets_in_a_stock_jupyterlab(browser_page, stock_jupyterlab):
         assert widget.locator("button:enabled").count() == 0, index
     cell(page, 3).scroll_into_view_if_needed()
     screenshot(page, "widgets-03-disconnected")
+    # The widgets say "disconnected" as the restart begins; let it finish before the server stops
+    # (a server stopped mid-restart hits jupyter_client's InvalidStateError on the kernel's pending
+    # `ready` future, never exits, and is killed only after the fixture's 15 s).
+    wait_for(lambda: "Kernel restarted" in lab.log.read_text(errors="replace"), 120, "the kernel restart to finish")
