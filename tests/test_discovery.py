@@ -67,7 +67,11 @@ def test_outside_a_kernel_the_namespace_hints_are_used(tmp_path):
 def kernel_output(server, kernel_id, code):
     client = BlockingKernelClient(connection_file=str(server.runtime_dir / f"kernel-{kernel_id}.json"))
     client.load_connection_file()
-    client.start_channels()
+    # No heartbeat channel: a client that is not the kernel's manager judges the kernel by heartbeats
+    # answered within 1 s (HBChannel.time_to_dead), and on a loaded machine one late answer made
+    # wait_for_ready raise "Kernel died before replying to kernel_info". The server owns the kernel;
+    # the kernel_info reply alone (up to the 60 s) says it is there.
+    client.start_channels(hb=False)
     try:
         client.wait_for_ready(timeout=60)
         chunks = []
