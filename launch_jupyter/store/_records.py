@@ -49,10 +49,6 @@ def check_json(values: dict[str, Any], error: type[LaunchError], owner: str) -> 
                 ) from None
 
 
-def _as_stored(value: Any) -> Any:
-    return value
-
-
 def _or_mapping(value: Any) -> Any:
     return value or {}
 
@@ -93,14 +89,19 @@ _READ: dict[type, dict[str, Callable[[Any], Any]]] = {
 
 def _row_values(record: Queue | Run | Event) -> dict[str, Any]:
     """Column values for a record's row: every field its table has a column for."""
-    write = _WRITE[type(record)]
-    return {name: write.get(name, _as_stored)(getattr(record, name)) for name in _COLUMNS[type(record)]}
+    values = {name: getattr(record, name) for name in _COLUMNS[type(record)]}
+    for name, write in _WRITE[type(record)].items():
+        values[name] = write(values[name])
+    return values
 
 
 def _from_row(cls: type[_R], row: Any) -> _R:
-    """A ``cls`` from a row of its table (the columns a query selected)."""
-    m, read = row._mapping, _READ[cls]
-    return cls(**{name: read.get(name, _as_stored)(m[name]) for name in _COLUMNS[cls] if name in m})
+    """A ``cls`` from a row of its table."""
+    m = row._mapping
+    values = {name: m[name] for name in _COLUMNS[cls]}
+    for name, read in _READ[cls].items():
+        values[name] = read(values[name])
+    return cls(**values)
 
 
 def queue_values(queue: Queue) -> dict[str, Any]:
