@@ -204,3 +204,15 @@ def test_run_delete_refuses_an_active_run_and_forgets_an_ended_one(capsys):
     assert api.list_runs() == []
     code, _, err = cli(capsys, "run", "delete", run_id)
     assert code == 2 and run_id[:8] in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_every_command_has_a_handler_that_imports():
+    """The dispatch table names a callable for each command the parser knows, and nothing else."""
+    import argparse
+
+    from launch_jupyter.cli import _HANDLERS, _handler, _parser
+
+    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(_HANDLERS)
+    for command in commands.choices:
+        assert callable(_handler(command)), command
