@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def add_repeated(p: argparse.ArgumentParser, flag: str, metavar: str, help: str, **more: Any) -> None:
+def add_repeated(p: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
     """A flag given once per value (``--include a --include b``), collected into a list."""
-    p.add_argument(flag, action="append", default=[], metavar=metavar, help=help, **more)
+    p.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
